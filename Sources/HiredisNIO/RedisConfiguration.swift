@@ -1,0 +1,133 @@
+public import NIOCore
+
+/// Where a Redis server is and how to talk to it.
+public struct RedisConfiguration: Sendable, Hashable {
+    public var host: String
+    public var port: Int
+    public var username: String?
+    public var password: String?
+    public var database: Int
+    /// How long the TCP connect may take.
+    public var connectTimeout: TimeAmount
+    /// How long a reply may take once a command is written; `nil` waits forever.
+    /// When it passes, every pending command fails and the connection closes, since
+    /// later replies could no longer be matched to their commands.
+    public var commandTimeout: TimeAmount?
+
+    public init(
+        host: String = "127.0.0.1",
+        port: Int = 6379,
+        username: String? = nil,
+        password: String? = nil,
+        database: Int = 0,
+        connectTimeout: TimeAmount = .seconds(5),
+        commandTimeout: TimeAmount? = .seconds(5)
+    ) {
+        self.host = host
+        self.port = port
+        self.username = username
+        self.password = password
+        self.database = database
+        self.connectTimeout = connectTimeout
+        self.commandTimeout = commandTimeout
+    }
+
+    /// Reads `redis://[[user]:password@]host[:port][/database]`.
+    ///
+    /// User and password may be percent-encoded; an IPv6 host goes in brackets.
+    /// `rediss://` (TLS) is recognised and refused with ``RedisClientError/Code/unsupported``.
+    public init(url: String) throws {
+        self.init()
+        var rest = Substring(url)
+        if rest.hasPrefix("rediss://") {
+            throw RedisClientError(.unsupported, "rediss:// (TLS) is not supported yet; use redis:// on a trusted network")
+        }
+        guard rest.hasPrefix("redis://") else {
+            throw RedisClientError(.invalidURL, "a Redis URL starts with redis://, got '\(url)'")
+        }
+        rest = rest.dropFirst("redis://".count)
+        if let end = rest.firstIndex(where: { $0 == "?" || $0 == "#" }) {
+            rest = rest[..<end]
+        }
+        var path = Substring("")
+        if let slash = rest.firstIndex(of: "/") {
+            path = rest[rest.index(after: slash)...]
+            rest = rest[..<slash]
+        }
+        if let at = rest.lastIndex(of: "@") {
+            let userInfo = rest[..<at]
+            rest = rest[rest.index(after: at)...]
+            if let colon = userInfo.firstIndex(of: ":") {
+                let user = try Self.percentDecoded(userInfo[..<colon])
+                self.username = user.isEmpty ? nil : user
+                self.password = try Self.percentDecoded(userInfo[userInfo.index(after: colon)...])
+            } else if !userInfo.isEmpty {
+                // `redis://secret@host` is the common shorthand for a password alone.
+                self.password = try Self.percentDecoded(userInfo)
+            }
+        }
+        var portText: Substring? = nil
+        if rest.hasPrefix("[") {
+            guard let close = rest.firstIndex(of: "]") else {
+                throw RedisClientError(.invalidURL, "unclosed '[' in IPv6 host of '\(url)'")
+            }
+            self.host = String(rest[rest.index(after: rest.startIndex)..<close])
+            let after = rest[rest.index(after: close)...]
+            if after.hasPrefix(":") { portText = after.dropFirst() }
+            else if !after.isEmpty { throw RedisClientError(.invalidURL, "unexpected text after host in '\(url)'") }
+        } else if let colon = rest.lastIndex(of: ":") {
+            self.host = String(rest[..<colon])
+            portText = rest[rest.index(after: colon)...]
+        } else {
+            self.host = String(rest)
+        }
+        if self.host.isEmpty { self.host = "127.0.0.1" }
+        if let portText {
+            guard let port = Int(portText), (1...65535).contains(port) else {
+                throw RedisClientError(.invalidURL, "bad port '\(portText)' in '\(url)'")
+            }
+            self.port = port
+        }
+        if !path.isEmpty {
+            guard let database = Int(path), database >= 0 else {
+                throw RedisClientError(.invalidURL, "bad database '\(path)' in '\(url)'")
+            }
+            self.database = database
+        }
+    }
+
+    private static func percentDecoded(_ text: Substring) throws -> String {
+        var bytes: [UInt8] = []
+        var iterator = text.utf8.makeIterator()
+        while let byte = iterator.next() {
+            guard byte == UInt8(ascii: "%") else {
+                bytes.append(byte)
+                continue
+            }
+            guard let high = iterator.next().flatMap(Self.hexValue), let low = iterator.next().flatMap(Self.hexValue)
+            else {
+                throw RedisClientError(.invalidURL, "bad percent escape in credentials of the Redis URL")
+            }
+            bytes.append(high << 4 | low)
+        }
+        return String(decoding: bytes, as: UTF8.self)
+    }
+
+    private static func hexValue(_ byte: UInt8) -> UInt8? {
+        switch byte {
+        case UInt8(ascii: "0")...UInt8(ascii: "9"): byte - UInt8(ascii: "0")
+        case UInt8(ascii: "a")...UInt8(ascii: "f"): byte - UInt8(ascii: "a") + 10
+        case UInt8(ascii: "A")...UInt8(ascii: "F"): byte - UInt8(ascii: "A") + 10
+        default: nil
+        }
+    }
+}
+
+extension RedisConfiguration: CustomStringConvertible {
+    /// The URL without the password, safe for logs.
+    public var description: String {
+        let credentials = self.password == nil ? "" : "\(self.username ?? ""):***@"
+        let host = self.host.contains(":") ? "[\(self.host)]" : self.host
+        return "redis://\(credentials)\(host):\(self.port)/\(self.database)"
+    }
+}

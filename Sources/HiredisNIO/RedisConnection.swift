@@ -1,0 +1,157 @@
+public import Logging
+public import NIOCore
+internal import NIOPosix
+
+/// One non-blocking connection to Redis, for commands (and pipelining).
+///
+/// Safe to use from any thread or task: commands hop to the connection's event loop,
+/// are written in order, and their replies come back in the same order. Nothing here
+/// blocks an event loop. A dropped connection fails every pending command with
+/// ``RedisClientError/Code/connectionClosed``; the connection does not reconnect
+/// (``RedisSubscriber`` does, for pub/sub).
+public final class RedisConnection: Sendable {
+    /// The event loop that owns the socket.
+    public let eventLoop: any EventLoop
+    let channel: any Channel
+    private let logger: Logger
+
+    private init(channel: any Channel, logger: Logger) {
+        self.channel = channel
+        self.eventLoop = channel.eventLoop
+        self.logger = logger
+    }
+
+    /// Connects, then sends AUTH and SELECT as the configuration asks.
+    ///
+    /// - Parameters:
+    ///   - configuration: where and how to connect.
+    ///   - eventLoop: the loop that will own the socket.
+    ///   - logger: receives connection-level messages (debug and below).
+    public static func connect(
+        configuration: RedisConfiguration,
+        eventLoop: any EventLoop,
+        logger: Logger
+    ) async throws -> RedisConnection {
+        let channel = try await self.connectChannel(configuration: configuration, eventLoop: eventLoop).get()
+        logger.debug("redis.connected", metadata: ["redis.server": "\(configuration)"])
+        return RedisConnection(channel: channel, logger: logger)
+    }
+
+    /// Opens a socket with the command pipeline and runs the AUTH/SELECT handshake.
+    /// The future completes on `eventLoop`; on failure the socket is closed.
+    static func connectChannel(
+        configuration: RedisConfiguration,
+        eventLoop: any EventLoop,
+        selectDatabase: Bool = true
+    ) -> EventLoopFuture<any Channel> {
+        let bootstrap = ClientBootstrap(group: eventLoop)
+            .connectTimeout(configuration.connectTimeout)
+            .channelOption(.socketOption(.tcp_nodelay), value: 1)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(RESPReplyDecoder()))
+                    try channel.pipeline.syncOperations.addHandler(
+                        RedisCommandHandler(commandTimeout: configuration.commandTimeout),
+                        name: RedisConnection.commandHandlerName
+                    )
+                }
+            }
+        return bootstrap.connect(host: configuration.host, port: configuration.port)
+            .flatMapErrorThrowing { error in
+                if case ChannelError.connectTimeout(let amount) = error {
+                    throw RedisClientError(.connectTimeout, "could not connect to \(configuration) within \(amount)")
+                }
+                throw RedisClientError(.connectionClosed, "could not connect to \(configuration)", underlying: error)
+            }
+            .flatMap { channel in
+                var commands: [(String, [RESPArgument])] = []
+                if let password = configuration.password {
+                    commands.append(("AUTH", configuration.username.map { [RESPArgument($0), RESPArgument(password)] } ?? [RESPArgument(password)]))
+                }
+                if selectDatabase && configuration.database != 0 {
+                    commands.append(("SELECT", [RESPArgument(configuration.database)]))
+                }
+                let replies = commands.map { command, arguments in
+                    var buffer = channel.allocator.buffer(capacity: 64)
+                    RESPCommandEncoder.encode(command, arguments: arguments, into: &buffer)
+                    let promise = channel.eventLoop.makePromise(of: RESPValue.self)
+                    channel.write(RedisCommandHandler.Request(encoded: buffer, promise: promise), promise: nil)
+                    return promise.futureResult.flatMapThrowing { try Self.throwingServerError($0) }
+                }
+                return EventLoopFuture.andAllSucceed(replies, on: channel.eventLoop)
+                    .map { channel }
+                    .flatMapError { error in
+                        channel.close(promise: nil)
+                        return channel.eventLoop.makeFailedFuture(error)
+                    }
+            }
+    }
+
+    static let commandHandlerName = "redis.command"
+
+    /// Sends one command and waits for its reply.
+    ///
+    /// - Returns: the reply; an error reply is thrown as ``RedisClientError/Code/serverError``.
+    public func send(_ command: String, arguments: [RESPArgument] = []) async throws -> RESPValue {
+        try Self.throwingServerError(try await self.sendFuture(command, arguments: arguments).get())
+    }
+
+    /// Sends one command and waits for its reply; arguments given inline.
+    public func send(_ command: String, _ arguments: RESPArgument...) async throws -> RESPValue {
+        try await self.send(command, arguments: arguments)
+    }
+
+    /// Sends one command; the future completes on ``eventLoop`` with the raw reply
+    /// (an error reply is a value here, not a failure). For callers already on the loop.
+    package func sendFuture(_ command: String, arguments: [RESPArgument]) -> EventLoopFuture<RESPValue> {
+        var buffer = self.channel.allocator.buffer(capacity: 64)
+        RESPCommandEncoder.encode(command, arguments: arguments, into: &buffer)
+        return self.sendFuture(encoded: buffer)
+    }
+
+    /// Sends an already encoded command (see ``RESPCommandEncoder``).
+    package func sendFuture(encoded: ByteBuffer) -> EventLoopFuture<RESPValue> {
+        let promise = self.eventLoop.makePromise(of: RESPValue.self)
+        let request = RedisCommandHandler.Request(encoded: encoded, promise: promise)
+        self.channel.write(request, promise: nil)
+        return promise.futureResult
+    }
+
+    /// Sends several commands back to back and returns their replies in order.
+    /// Error replies stay values in the result so one bad command does not hide the others.
+    public func pipeline(_ commands: [(command: String, arguments: [RESPArgument])]) async throws -> [RESPValue] {
+        let futures = commands.map { self.sendFuture($0.command, arguments: $0.arguments) }
+        var replies: [RESPValue] = []
+        replies.reserveCapacity(futures.count)
+        for future in futures {
+            replies.append(try await future.get())
+        }
+        return replies
+    }
+
+    /// Whether the socket is still open.
+    public var isActive: Bool { self.channel.isActive }
+
+    /// Closes the socket; pending commands fail with ``RedisClientError/Code/connectionClosed``.
+    public func close() async {
+        do {
+            try await self.channel.close()
+        } catch ChannelError.alreadyClosed {
+            return
+        } catch {
+            self.logger.debug("redis.close.failed", metadata: ["error": "\(error)"])
+        }
+    }
+
+    /// Waits until the connection has closed, for whatever reason.
+    public func waitUntilClosed() async {
+        try? await self.channel.closeFuture.get()
+    }
+
+    static func throwingServerError(_ value: RESPValue) throws -> RESPValue {
+        if case .error(let message) = value {
+            throw RedisClientError(.serverError, message)
+        }
+        return value
+    }
+}

@@ -1,0 +1,195 @@
+internal import NIOCore
+
+/// Whether a subscription names one channel (SUBSCRIBE) or a glob pattern (PSUBSCRIBE).
+public enum RedisSubscriptionKind: Sendable, Hashable {
+    case channel
+    case pattern
+}
+
+/// The subscriber's logic without I/O: which names are wanted, which the server has
+/// confirmed, and what to do when the connection comes and goes.
+///
+/// Every name in flight (SUBSCRIBE or UNSUBSCRIBE sent, no acknowledgement yet) is
+/// counted; a name is *ready* when it is wanted, nothing for it is in flight, and the
+/// connection is up. After a (re)connect every wanted name is sent again; the machine
+/// becomes active once all of them are acknowledged.
+struct SubscriberStateMachine {
+    struct Key: Hashable {
+        var kind: RedisSubscriptionKind
+        var name: String
+    }
+
+    enum Phase: Equatable {
+        case idle
+        case connecting
+        case resubscribing
+        case active
+        case backingOff
+        case closed
+    }
+
+    struct SubscribeAction: Equatable {
+        /// Names to send in one command now.
+        var send: [String] = []
+        /// Names already ready; their waiters can be resumed at once.
+        var ready: [String] = []
+        /// Names whose waiters must fail now (no connection to wait on).
+        var fail: [String] = []
+    }
+
+    struct ConnectedAction: Equatable {
+        var channels: [String]
+        var patterns: [String]
+        /// Set when nothing needs confirming: the subscriber is ready at once.
+        var becameActive: Bool
+        var isReconnect: Bool
+    }
+
+    struct AckAction: Equatable {
+        var nameReady: Bool
+        /// Set when this acknowledgement finished a resubscription.
+        var becameActive: Bool
+        var isReconnect: Bool
+    }
+
+    private(set) var phase = Phase.idle
+    private(set) var channels = Set<String>()
+    private(set) var patterns = Set<String>()
+    private var inFlight: [Key: Int] = [:]
+    private var inFlightTotal = 0
+    private var hasBeenActive = false
+    private var failedAttempts = 0
+    let initialDelay: TimeAmount
+    let maximumDelay: TimeAmount
+
+    init(initialDelay: TimeAmount, maximumDelay: TimeAmount) {
+        self.initialDelay = initialDelay
+        self.maximumDelay = maximumDelay
+    }
+
+    private var isConnected: Bool { self.phase == .resubscribing || self.phase == .active }
+
+    /// Starting connects once; later calls do nothing.
+    mutating func start() -> Bool {
+        guard self.phase == .idle else { return false }
+        self.phase = .connecting
+        return true
+    }
+
+    func isReady(_ key: Key) -> Bool {
+        self.isConnected && self.wanted(key.kind).contains(key.name) && (self.inFlight[key] ?? 0) == 0
+    }
+
+    private func wanted(_ kind: RedisSubscriptionKind) -> Set<String> {
+        kind == .channel ? self.channels : self.patterns
+    }
+
+    private mutating func setWanted(_ kind: RedisSubscriptionKind, _ update: (inout Set<String>) -> Void) {
+        switch kind {
+        case .channel: update(&self.channels)
+        case .pattern: update(&self.patterns)
+        }
+    }
+
+    mutating func subscribe(_ kind: RedisSubscriptionKind, _ names: [String]) -> SubscribeAction {
+        var action = SubscribeAction()
+        var new: [String] = []
+        self.setWanted(kind) { wanted in
+            for name in names where wanted.insert(name).inserted { new.append(name) }
+        }
+        switch self.phase {
+        case .closed, .backingOff:
+            action.fail = names
+        case .idle, .connecting:
+            break  // sent with everything else once connected
+        case .resubscribing, .active:
+            action.send = new
+            self.markInFlight(kind, new)
+            action.ready = names.filter { self.isReady(Key(kind: kind, name: $0)) }
+        }
+        return action
+    }
+
+    /// Returns the names to send in one UNSUBSCRIBE now.
+    mutating func unsubscribe(_ kind: RedisSubscriptionKind, _ names: [String]) -> [String] {
+        var removed: [String] = []
+        self.setWanted(kind) { wanted in
+            for name in names where wanted.remove(name) != nil { removed.append(name) }
+        }
+        guard self.isConnected else { return [] }
+        self.markInFlight(kind, removed)
+        return removed
+    }
+
+    private mutating func markInFlight(_ kind: RedisSubscriptionKind, _ names: [String]) {
+        for name in names {
+            self.inFlight[Key(kind: kind, name: name), default: 0] += 1
+        }
+        self.inFlightTotal += names.count
+    }
+
+    mutating func connected() -> ConnectedAction {
+        precondition(self.phase == .connecting, "connected while \(self.phase)")
+        self.failedAttempts = 0
+        self.phase = .resubscribing
+        let channels = self.channels.sorted()
+        let patterns = self.patterns.sorted()
+        self.markInFlight(.channel, channels)
+        self.markInFlight(.pattern, patterns)
+        let isReconnect = self.hasBeenActive
+        let becameActive = self.inFlightTotal == 0
+        if becameActive { self.becomeActive() }
+        return ConnectedAction(
+            channels: channels,
+            patterns: patterns,
+            becameActive: becameActive,
+            isReconnect: isReconnect
+        )
+    }
+
+    private mutating func becomeActive() {
+        self.phase = .active
+        self.hasBeenActive = true
+    }
+
+    /// The server acknowledged a SUBSCRIBE/PSUBSCRIBE or UNSUBSCRIBE/PUNSUBSCRIBE for `name`.
+    mutating func acknowledged(_ kind: RedisSubscriptionKind, _ name: String) -> AckAction {
+        let key = Key(kind: kind, name: name)
+        var action = AckAction(nameReady: false, becameActive: false, isReconnect: self.hasBeenActive)
+        guard self.isConnected, let count = self.inFlight[key] else { return action }
+        if count <= 1 { self.inFlight[key] = nil } else { self.inFlight[key] = count - 1 }
+        self.inFlightTotal -= 1
+        action.nameReady = self.isReady(key)
+        if self.phase == .resubscribing && self.inFlightTotal == 0 {
+            self.becomeActive()
+            action.becameActive = true
+        }
+        return action
+    }
+
+    /// The connection dropped or a connect attempt failed. Returns the delay before
+    /// the next attempt, or `nil` when the subscriber is closed.
+    mutating func connectionLost() -> TimeAmount? {
+        self.inFlight.removeAll()
+        self.inFlightTotal = 0
+        guard self.phase != .closed else { return nil }
+        self.phase = .backingOff
+        let shift = min(self.failedAttempts, 16)
+        self.failedAttempts += 1
+        let delay = self.initialDelay.nanoseconds << shift
+        return .nanoseconds(min(delay, self.maximumDelay.nanoseconds))
+    }
+
+    /// The back-off delay passed; returns whether to connect now.
+    mutating func backoffElapsed() -> Bool {
+        guard self.phase == .backingOff else { return false }
+        self.phase = .connecting
+        return true
+    }
+
+    mutating func close() {
+        self.phase = .closed
+        self.inFlight.removeAll()
+        self.inFlightTotal = 0
+    }
+}
