@@ -15,9 +15,10 @@ public final class RESPReplyDecoder: ByteToMessageDecoder {
 
     private let reader: UnsafeMutablePointer<redisReader>
 
-    public init() throws {
+    public init() {
+        // redisReaderCreate returns NULL only when malloc fails.
         guard let reader = CHiredis_redisReaderCreate() else {
-            throw RedisClientError(.protocolError, "hiredis could not allocate a reply reader")
+            preconditionFailure("hiredis could not allocate a reply reader")
         }
         self.reader = reader
     }
@@ -107,7 +108,11 @@ extension RESPValue {
         }
     }
 
-    private static func bytes(_ pointer: UnsafeMutablePointer<CChar>?, _ length: Int, allocator: ByteBufferAllocator)
+    private static func bytes(
+        _ pointer: UnsafeMutablePointer<CChar>?,
+        _ length: Int,
+        allocator: ByteBufferAllocator
+    )
         -> ByteBuffer
     {
         guard let pointer, length > 0 else { return allocator.buffer(capacity: 0) }

@@ -45,7 +45,7 @@ final class RedisCommandHandler: ChannelDuplexHandler, RemovableChannelHandler {
             promise?.fail(error)
             return
         }
-        let deadline = self.commandTimeout.map { NIODeadline.now() + $0 } ?? .distantFuture
+        let deadline = self.commandTimeout.map { context.eventLoop.now + $0 } ?? .distantFuture
         self.pending.append(Pending(promise: request.promise, deadline: deadline))
         context.write(Self.wrapOutboundOut(request.encoded), promise: promise)
         self.armTimer(context: context)
@@ -105,7 +105,7 @@ final class RedisCommandHandler: ChannelDuplexHandler, RemovableChannelHandler {
         self.timer = context.eventLoop.assumeIsolated().scheduleTask(deadline: head.deadline) {
             self.timer = nil
             guard let head = self.pending.first else { return }
-            if head.deadline <= .now() {
+            if head.deadline <= context.eventLoop.now {
                 self.fail(RedisClientError(.commandTimeout, "Redis did not answer in time"), context: context)
             } else {
                 self.armTimer(context: context)

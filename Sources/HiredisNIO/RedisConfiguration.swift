@@ -40,7 +40,10 @@ public struct RedisConfiguration: Sendable, Hashable {
         self.init()
         var rest = Substring(url)
         if rest.hasPrefix("rediss://") {
-            throw RedisClientError(.unsupported, "rediss:// (TLS) is not supported yet; use redis:// on a trusted network")
+            throw RedisClientError(
+                .unsupported,
+                "rediss:// (TLS) is not supported yet; use redis:// on a trusted network"
+            )
         }
         guard rest.hasPrefix("redis://") else {
             throw RedisClientError(.invalidURL, "a Redis URL starts with redis://, got '\(url)'")
@@ -73,8 +76,11 @@ public struct RedisConfiguration: Sendable, Hashable {
             }
             self.host = String(rest[rest.index(after: rest.startIndex)..<close])
             let after = rest[rest.index(after: close)...]
-            if after.hasPrefix(":") { portText = after.dropFirst() }
-            else if !after.isEmpty { throw RedisClientError(.invalidURL, "unexpected text after host in '\(url)'") }
+            if after.hasPrefix(":") {
+                portText = after.dropFirst()
+            } else if !after.isEmpty {
+                throw RedisClientError(.invalidURL, "unexpected text after host in '\(url)'")
+            }
         } else if let colon = rest.lastIndex(of: ":") {
             self.host = String(rest[..<colon])
             portText = rest[rest.index(after: colon)...]

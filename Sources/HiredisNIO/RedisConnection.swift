@@ -66,7 +66,14 @@ public final class RedisConnection: Sendable {
             .flatMap { channel in
                 var commands: [(String, [RESPArgument])] = []
                 if let password = configuration.password {
-                    commands.append(("AUTH", configuration.username.map { [RESPArgument($0), RESPArgument(password)] } ?? [RESPArgument(password)]))
+                    commands.append(
+                        (
+                            "AUTH",
+                            configuration.username.map { [RESPArgument($0), RESPArgument(password)] } ?? [
+                                RESPArgument(password)
+                            ]
+                        )
+                    )
                 }
                 if selectDatabase && configuration.database != 0 {
                     commands.append(("SELECT", [RESPArgument(configuration.database)]))
@@ -113,7 +120,13 @@ public final class RedisConnection: Sendable {
     package func sendFuture(encoded: ByteBuffer) -> EventLoopFuture<RESPValue> {
         let promise = self.eventLoop.makePromise(of: RESPValue.self)
         let request = RedisCommandHandler.Request(encoded: encoded, promise: promise)
-        self.channel.write(request, promise: nil)
+        // A write on a closed channel never reaches the handler; its failure must still
+        // fail the command. (If the handler already failed it, this second failure is ignored.)
+        let written = self.eventLoop.makePromise(of: Void.self)
+        written.futureResult.whenFailure { error in
+            promise.fail(RedisClientError(.connectionClosed, "the connection to Redis is closed", underlying: error))
+        }
+        self.channel.write(request, promise: written)
         return promise.futureResult
     }
 

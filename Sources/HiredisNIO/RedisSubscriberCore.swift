@@ -161,7 +161,9 @@ final class RedisSubscriberCore {
         )
         self.onEvent(.disconnected(error))
         // Jitter spreads the reconnects of many nodes after a Redis restart.
-        let jittered = TimeAmount.nanoseconds(delay.nanoseconds / 2 + Int64.random(in: 0...max(1, delay.nanoseconds / 2)))
+        let jittered = TimeAmount.nanoseconds(
+            delay.nanoseconds / 2 + Int64.random(in: 0...max(1, delay.nanoseconds / 2))
+        )
         self.backoffTimer = self.eventLoop.assumeIsolated().scheduleTask(in: jittered) {
             self.backoffTimer = nil
             if self.machine.backoffElapsed() { self.connect() }

@@ -25,7 +25,10 @@ public enum ServerSentEventEncoder {
     /// Nothing is written if the event is invalid.
     /// - Returns: the number of bytes written.
     @discardableResult
-    public static func encode(_ event: ServerSentEvent, into buffer: inout ByteBuffer) throws(ServerSentEventError)
+    public static func encode(
+        _ event: ServerSentEvent,
+        into buffer: inout ByteBuffer
+    ) throws(ServerSentEventError)
         -> Int
     {
         try self.validate(event)
@@ -56,7 +59,10 @@ public enum ServerSentEventEncoder {
     }
 
     /// A new buffer holding the frame for `event`.
-    public static func encode(_ event: ServerSentEvent, allocator: ByteBufferAllocator) throws(ServerSentEventError)
+    public static func encode(
+        _ event: ServerSentEvent,
+        allocator: ByteBufferAllocator
+    ) throws(ServerSentEventError)
         -> ByteBuffer
     {
         var buffer = allocator.buffer(capacity: 32 + (event.data?.utf8.count ?? 0))
@@ -75,7 +81,11 @@ public enum ServerSentEventEncoder {
             while index < bytes.count {
                 let byte = bytes[index]
                 if byte == 0x0A || byte == 0x0D {
-                    self.writeLine(prefix: prefix, UnsafeBufferPointer(rebasing: bytes[lineStart..<index]), into: &buffer)
+                    self.writeLine(
+                        prefix: prefix,
+                        UnsafeBufferPointer(rebasing: bytes[lineStart..<index]),
+                        into: &buffer
+                    )
                     if byte == 0x0D, index + 1 < bytes.count, bytes[index + 1] == 0x0A { index += 1 }
                     lineStart = index + 1
                 }
@@ -85,7 +95,11 @@ public enum ServerSentEventEncoder {
         }
     }
 
-    private static func writeLine(prefix: StaticString, _ line: UnsafeBufferPointer<UInt8>, into buffer: inout ByteBuffer) {
+    private static func writeLine(
+        prefix: StaticString,
+        _ line: UnsafeBufferPointer<UInt8>,
+        into buffer: inout ByteBuffer
+    ) {
         buffer.writeStaticString(prefix)
         buffer.writeInteger(UInt8(ascii: " "))
         buffer.writeBytes(UnsafeRawBufferPointer(line))

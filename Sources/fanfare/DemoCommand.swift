@@ -31,7 +31,11 @@ struct DemoCommand: AsyncParsableCommand {
         )
         subscriber.start()
         try await subscriber.subscribe([channel])
-        let publisher = try await RedisConnection.connect(configuration: configuration, eventLoop: eventLoop, logger: logger)
+        let publisher = try await RedisConnection.connect(
+            configuration: configuration,
+            eventLoop: eventLoop,
+            logger: logger
+        )
         for number in 1...max(1, self.count) {
             let payload = "{\"n\":\(number),\"text\":\"hello from Redis\"}"
             _ = try await publisher.send("PUBLISH", RESPArgument(channel), RESPArgument(payload))

@@ -1,0 +1,42 @@
+import NIOCore
+import Testing
+
+@testable import HiredisNIO
+
+@Suite struct RedisPubSubPushTests {
+    private func bulk(_ text: String) -> RESPValue { .bulkString(ByteBuffer(string: text)) }
+
+    @Test func recognisesEveryPush() throws {
+        #expect(
+            try RedisPubSubPush(.array([self.bulk("message"), self.bulk("c"), self.bulk("p")]))
+                == .message(channel: "c", payload: ByteBuffer(string: "p"))
+        )
+        #expect(
+            try RedisPubSubPush(.array([self.bulk("pmessage"), self.bulk("c*"), self.bulk("c1"), self.bulk("p")]))
+                == .patternMessage(pattern: "c*", channel: "c1", payload: ByteBuffer(string: "p"))
+        )
+        #expect(
+            try RedisPubSubPush(.array([self.bulk("subscribe"), self.bulk("c"), .integer(1)]))
+                == .subscribed(.channel, "c")
+        )
+        #expect(
+            try RedisPubSubPush(.array([self.bulk("psubscribe"), self.bulk("c*"), .integer(1)]))
+                == .subscribed(.pattern, "c*")
+        )
+        #expect(
+            try RedisPubSubPush(.array([self.bulk("unsubscribe"), self.bulk("c"), .integer(0)]))
+                == .unsubscribed(.channel, "c")
+        )
+        #expect(
+            try RedisPubSubPush(.array([self.bulk("punsubscribe"), .null, .integer(0)])) == .unsubscribed(.pattern, "")
+        )
+        #expect(try RedisPubSubPush(.array([self.bulk("pong"), self.bulk("")])) == .pong)
+        #expect(try RedisPubSubPush(.simpleString("PONG")) == .pong)
+    }
+
+    @Test func refusesAnythingElse() {
+        #expect(throws: RedisClientError.self) { try RedisPubSubPush(.integer(1)) }
+        #expect(throws: RedisClientError.self) { try RedisPubSubPush(.array([self.bulk("message"), self.bulk("c")])) }
+        #expect(throws: RedisClientError.self) { try RedisPubSubPush(.error("ERR nope")) }
+    }
+}

@@ -1,0 +1,122 @@
+import NIOCore
+import Testing
+
+@testable import HiredisNIO
+
+@Suite struct SubscriberStateMachineTests {
+    private func makeMachine() -> SubscriberStateMachine {
+        SubscriberStateMachine(initialDelay: .milliseconds(50), maximumDelay: .milliseconds(400))
+    }
+
+    @Test func subscriptionsMadeBeforeConnectingGoOutOnConnect() {
+        var machine = self.makeMachine()
+        #expect(machine.start() == true)
+        #expect(machine.start() == false)
+        let early = machine.subscribe(.channel, ["b", "a"])
+        #expect(early.send.isEmpty && early.ready.isEmpty && early.fail.isEmpty)
+        _ = machine.subscribe(.pattern, ["p*"])
+
+        let connected = machine.connected()
+        #expect(connected.channels == ["a", "b"])
+        #expect(connected.patterns == ["p*"])
+        #expect(!connected.becameActive)
+        #expect(!connected.isReconnect)
+
+        #expect(machine.acknowledged(.channel, "a") == .init(nameReady: true, becameActive: false, isReconnect: false))
+        #expect(machine.acknowledged(.channel, "b").nameReady)
+        let last = machine.acknowledged(.pattern, "p*")
+        #expect(last.becameActive && !last.isReconnect)
+        #expect(machine.phase == .active)
+    }
+
+    @Test func anEmptySubscriberIsActiveAsSoonAsItConnects() {
+        var machine = self.makeMachine()
+        _ = machine.start()
+        let connected = machine.connected()
+        #expect(connected.becameActive)
+        #expect(machine.phase == .active)
+    }
+
+    @Test func subscribingTwiceSendsOnceAndWaitsForTheAcknowledgement() {
+        var machine = self.makeMachine()
+        _ = machine.start()
+        _ = machine.connected()
+        let first = machine.subscribe(.channel, ["x"])
+        #expect(first.send == ["x"])
+        #expect(first.ready.isEmpty)
+        let second = machine.subscribe(.channel, ["x"])
+        #expect(second.send.isEmpty)
+        #expect(second.ready.isEmpty)  // still in flight
+        #expect(machine.acknowledged(.channel, "x").nameReady)
+        #expect(machine.subscribe(.channel, ["x"]).ready == ["x"])
+    }
+
+    @Test func aNameIsNotReadyUntilEveryCommandForItIsAcknowledged() {
+        var machine = self.makeMachine()
+        _ = machine.start()
+        _ = machine.connected()
+        #expect(machine.subscribe(.channel, ["x"]).send == ["x"])
+        #expect(machine.unsubscribe(.channel, ["x"]) == ["x"])
+        #expect(machine.subscribe(.channel, ["x"]).send == ["x"])
+        #expect(!machine.acknowledged(.channel, "x").nameReady)  // SUBSCRIBE
+        #expect(!machine.acknowledged(.channel, "x").nameReady)  // UNSUBSCRIBE
+        #expect(machine.acknowledged(.channel, "x").nameReady)  // SUBSCRIBE again
+    }
+
+    @Test func unsubscribingSomethingNotSubscribedSendsNothing() {
+        var machine = self.makeMachine()
+        _ = machine.start()
+        _ = machine.connected()
+        #expect(machine.unsubscribe(.channel, ["never"]).isEmpty)
+    }
+
+    @Test func reconnectsWithDoublingDelayAndResubscribes() {
+        var machine = self.makeMachine()
+        _ = machine.start()
+        _ = machine.subscribe(.channel, ["a"])
+        _ = machine.connected()
+        _ = machine.acknowledged(.channel, "a")
+
+        #expect(machine.connectionLost() == .milliseconds(50))
+        #expect(machine.subscribe(.channel, ["b"]).fail == ["b"])  // no connection to wait on
+        #expect(machine.backoffElapsed() == true)
+        #expect(machine.connectionLost() == .milliseconds(100))
+        #expect(machine.backoffElapsed() == true)
+        #expect(machine.connectionLost() == .milliseconds(200))
+        #expect(machine.backoffElapsed() == true)
+        #expect(machine.connectionLost() == .milliseconds(400))
+        #expect(machine.backoffElapsed() == true)
+        #expect(machine.connectionLost() == .milliseconds(400))
+        #expect(machine.backoffElapsed() == true)
+
+        let connected = machine.connected()
+        #expect(connected.channels == ["a", "b"])
+        #expect(connected.isReconnect)
+        _ = machine.acknowledged(.channel, "a")
+        let done = machine.acknowledged(.channel, "b")
+        #expect(done.becameActive && done.isReconnect)
+        // A successful connection resets the back-off.
+        #expect(machine.connectionLost() == .milliseconds(50))
+    }
+
+    @Test func lateAcknowledgementsFromAnOldConnectionAreIgnored() {
+        var machine = self.makeMachine()
+        _ = machine.start()
+        _ = machine.connected()
+        _ = machine.subscribe(.channel, ["a"])
+        _ = machine.connectionLost()
+        let late = machine.acknowledged(.channel, "a")
+        #expect(!late.nameReady)
+        #expect(!late.becameActive)
+    }
+
+    @Test func closingStopsEverything() {
+        var machine = self.makeMachine()
+        _ = machine.start()
+        _ = machine.connected()
+        machine.close()
+        #expect(machine.connectionLost() == nil)
+        #expect(machine.backoffElapsed() == false)
+        #expect(machine.subscribe(.channel, ["a"]).fail == ["a"])
+    }
+}

@@ -1,0 +1,237 @@
+import Foundation
+import HiredisNIO
+import Logging
+import NIOCore
+import NIOPosix
+import Synchronization
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A redis-server this test started, on a free loopback port, in its own temp dir.
+///
+/// Tests never touch a server they did not start. Under CI (`CI=true`) a missing
+/// redis-server is a failure; elsewhere the tests that need it are skipped visibly.
+/// The process is spawned with `posix_spawn` and reaped with `waitpid`.
+final class RedisServerProcess: Sendable {
+    let port: Int
+    let pid: pid_t
+    let directory: String
+
+    static let executable: String? = {
+        let path = ProcessInfo.processInfo.environment["PATH"] ?? ""
+        let candidates =
+            path.split(separator: ":").map { "\($0)/redis-server" } + [
+                "/usr/bin/redis-server", "/usr/local/bin/redis-server",
+            ]
+        return candidates.first { access($0, X_OK) == 0 }
+    }()
+
+    static let isRequired = ProcessInfo.processInfo.environment["CI"] == "true"
+
+    /// Tests that need a server run when one is installed, and always under CI (where
+    /// they then fail loudly if it is missing).
+    static let enabled = RedisServerProcess.executable != nil || RedisServerProcess.isRequired
+
+    var url: String { "redis://127.0.0.1:\(self.port)" }
+    var configuration: RedisConfiguration { RedisConfiguration(host: "127.0.0.1", port: self.port) }
+
+    init(arguments: [String] = [], onPort port: Int? = nil) async throws {
+        guard let executable = Self.executable else {
+            throw TestFailure("redis-server is not installed; run scripts/install-dependencies.sh")
+        }
+        self.directory = FileManager.default.temporaryDirectory.appendingPathComponent("fanfare-redis-\(UUID())").path
+        try FileManager.default.createDirectory(atPath: self.directory, withIntermediateDirectories: true)
+        // A port found free can be taken before the server binds it; then the server
+        // exits at once and we try another port.
+        var attempt = 0
+        while true {
+            attempt += 1
+            let candidate = try port ?? Self.freePort()
+            let argv =
+                [
+                    executable, "--port", "\(candidate)", "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+                    "--dir", self.directory, "--logfile", "\(self.directory)/redis.log",
+                ] + arguments
+            let pid = try Self.spawn(argv)
+            do {
+                try await Self.waitUntilReady(pid: pid, port: candidate)
+                self.port = candidate
+                self.pid = pid
+                return
+            } catch let error as ServerExited where port == nil && attempt < 5 {
+                _ = error
+                continue
+            } catch {
+                Self.signalAndReap(pid, SIGKILL)
+                try? FileManager.default.removeItem(atPath: self.directory)
+                throw error
+            }
+        }
+    }
+
+    private static func spawn(_ argv: [String]) throws -> pid_t {
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0)
+        // Test threads (dispatch workers) block signals and posix_spawn passes the mask
+        // on; the server must start with every signal unblocked and at its default.
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        var noSignals = sigset_t()
+        sigemptyset(&noSignals)
+        var allSignals = sigset_t()
+        sigfillset(&allSignals)
+        posix_spawnattr_setsigmask(&attributes, &noSignals)
+        posix_spawnattr_setsigdefault(&attributes, &allSignals)
+        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
+        var cArguments = argv.map { strdup($0) } + [nil]
+        defer { for argument in cArguments { free(argument) } }
+        var pid: pid_t = 0
+        let status = posix_spawn(&pid, argv[0], &actions, &attributes, &cArguments, environ)
+        guard status == 0 else { throw TestFailure("posix_spawn redis-server failed: \(status)") }
+        return pid
+    }
+
+    /// Stops the server (SIGTERM), reaps it and removes its directory. Safe to call twice.
+    func stop() {
+        self.signalAndReap(SIGTERM)
+        try? FileManager.default.removeItem(atPath: self.directory)
+    }
+
+    /// Kills the server at once (SIGKILL), as a crash would.
+    func kill() {
+        self.signalAndReap(SIGKILL)
+    }
+
+    private func signalAndReap(_ signal: Int32) {
+        Self.signalAndReap(self.pid, signal)
+    }
+
+    private static func signalAndReap(_ pid: pid_t, _ signal: Int32) {
+        guard Glibc.kill(pid, 0) == 0 else { return }
+        _ = Glibc.kill(pid, signal)
+        var status: Int32 = 0
+        _ = waitpid(pid, &status, 0)
+    }
+
+    deinit { self.stop() }
+
+    private struct ServerExited: Error {}
+
+    private static func waitUntilReady(pid: pid_t, port: Int) async throws {
+        let deadline = ContinuousClock.now + .seconds(10)
+        while ContinuousClock.now < deadline {
+            var status: Int32 = 0
+            if waitpid(pid, &status, WNOHANG) == pid {
+                throw ServerExited()
+            }
+            if let connection = try? await RedisConnection.connect(
+                configuration: RedisConfiguration(host: "127.0.0.1", port: port),
+                eventLoop: MultiThreadedEventLoopGroup.singleton.next(),
+                logger: Logger(label: "test")
+            ) {
+                // A server with requirepass answers PING with NOAUTH, which still proves it is up.
+                let reply = try? await connection.sendFuture("PING", arguments: []).get()
+                await connection.close()
+                switch reply {
+                case .simpleString("PONG"): return
+                case .error(let message) where message.hasPrefix("NOAUTH"): return
+                default: break
+                }
+            }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        throw TestFailure("redis-server did not start on port \(port)")
+    }
+
+    private static let handedOut = Mutex(Set<Int>())
+
+    /// A free loopback port below the kernel's ephemeral range, never the same one twice
+    /// in this process. Staying out of the ephemeral range means no outgoing connection
+    /// can be holding the port (or connect to itself on it) before the server binds it.
+    static func freePort() throws -> Int {
+        for _ in 0..<1_000 {
+            let port = Int.random(in: 20_000..<32_000)
+            guard Self.handedOut.withLock({ $0.insert(port).inserted }) else { continue }
+            if let channel = try? ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+                .bind(host: "127.0.0.1", port: port).wait()
+            {
+                try? channel.close().wait()
+                return port
+            }
+        }
+        throw TestFailure("no free port found")
+    }
+
+    /// A loopback port where nothing listens, held bound (not listening) until released.
+    static func closedPort() throws -> (port: Int, release: () -> Void) {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { throw TestFailure("socket() failed") }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        address.sin_port = 0
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafeMutablePointer(to: &address) { pointer in
+            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { raw in
+                bind(fd, raw, length) == 0 && getsockname(fd, raw, &length) == 0
+            }
+        }
+        guard bound else {
+            close(fd)
+            throw TestFailure("bind() failed")
+        }
+        return (Int(UInt16(bigEndian: address.sin_port)), { close(fd) })
+    }
+}
+
+struct TestFailure: Error, CustomStringConvertible {
+    var description: String
+    init(_ description: String) { self.description = description }
+}
+
+/// Runs `body`, failing if it takes longer than `seconds` (a hang guard, not a timing
+/// assertion). A body that ignores cancellation is abandoned rather than awaited.
+func withDeadline<T: Sendable>(
+    seconds: Int = 10,
+    _ what: String,
+    _ body: @escaping @Sendable () async throws -> T
+) async throws -> T {
+    let once = Once()
+    return try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<T, any Error>) in
+        let work = Task {
+            let result: Result<T, any Error>
+            do {
+                result = .success(try await body())
+            } catch {
+                result = .failure(error)
+            }
+            if once.claim() { continuation.resume(with: result) }
+        }
+        Task {
+            try? await Task.sleep(for: .seconds(seconds))
+            if once.claim() {
+                work.cancel()
+                continuation.resume(throwing: TestFailure("timed out after \(seconds) s waiting for \(what)"))
+            }
+        }
+    }
+}
+
+/// True for the first caller of ``claim()`` only.
+final class Once: Sendable {
+    private let done = Mutex(false)
+    func claim() -> Bool {
+        self.done.withLock { done in
+            defer { done = true }
+            return !done
+        }
+    }
+}

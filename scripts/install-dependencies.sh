@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Installs what Fanfare needs to build, run and test, if it is missing.
+# Debian/Ubuntu: apt-get (as root, or through sudo). Swift itself must already be installed.
+set -euo pipefail
+
+missing=()
+pkg-config --exists hiredis 2>/dev/null || missing+=(libhiredis-dev)
+command -v pkg-config >/dev/null || missing+=(pkg-config)
+command -v redis-server >/dev/null || missing+=(redis-server)
+command -v redis-cli >/dev/null || missing+=(redis-tools)
+
+if ((${#missing[@]})); then
+    echo "installing: ${missing[*]}"
+    if [[ $(id -u) -eq 0 ]]; then sudo=(); else sudo=(sudo); fi
+    if command -v apt-get >/dev/null; then
+        "${sudo[@]}" apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq "${missing[@]}" >/dev/null
+    elif command -v brew >/dev/null; then
+        brew install hiredis redis
+    else
+        echo "please install: ${missing[*]}" >&2
+        exit 1
+    fi
+fi
+
+command -v swift >/dev/null || {
+    echo "Swift 6 is required: https://www.swift.org/install/" >&2
+    exit 1
+}

@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# The test command: installs what is missing, checks formatting, builds with warnings
+# as errors, and runs every test. Tests that need Redis start their own redis-server on
+# free loopback ports and stop it; under CI (CI=true) they fail if redis-server is missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+scripts/install-dependencies.sh
+
+echo "== format"
+swift format lint --strict --recursive Package.swift Sources Tests Benchmarks
+
+echo "== build"
+swift build --build-tests -Xswiftc -warnings-as-errors --explicit-target-dependency-import-check error
+
+echo "== test"
+swift test --skip-build -Xswiftc -warnings-as-errors --explicit-target-dependency-import-check error
