@@ -60,6 +60,8 @@ import Testing
         #expect(!channel.isActive)
         let late = self.send(channel, "PING")
         #expect(throws: RedisClientError.self) { try late.wait() }
+        // Let the pipeline tear down (scheduled on the loop when a handler closes).
+        channel.embeddedEventLoop.run()
         _ = try? channel.finish()
     }
 
