@@ -13,12 +13,14 @@ let package = Package(
     products: [
         .library(name: "HiredisNIO", targets: ["HiredisNIO"]),
         .library(name: "ServerSentEvents", targets: ["ServerSentEvents"]),
+        .library(name: "Fanfare", targets: ["Fanfare"]),
         .executable(name: "fanfare", targets: ["fanfare"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
     ],
     targets: [
         .systemLibrary(
@@ -43,9 +45,25 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        .target(
+            name: "Fanfare",
+            dependencies: [
+                "HiredisNIO",
+                "ServerSentEvents",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         .executableTarget(
             name: "fanfare",
             dependencies: [
+                "Fanfare",
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
                 "HiredisNIO",
                 "ServerSentEvents",
                 .product(name: "NIOCore", package: "swift-nio"),

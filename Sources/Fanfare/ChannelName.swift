@@ -1,0 +1,50 @@
+/// Channel names and the one place they become Redis names.
+///
+/// A channel is `client:<id>`, `user:<id>`, `broadcast`, or a topic the client asked for.
+/// Every Redis key and pub/sub channel is built here, so moving to Redis Cluster (sharded
+/// pub/sub, one log per shard) changes this file and the history code only.
+enum ChannelName {
+    static let broadcast = "broadcast"
+
+    static func client(_ id: String) -> String { "client:\(id)" }
+    static func user(_ id: String) -> String { "user:\(id)" }
+
+    /// Whether `name` is a valid channel name: 1–128 of `A–Z a–z 0–9 _ . : @ -`.
+    static func isValid(_ name: String) -> Bool {
+        let utf8 = name.utf8
+        guard (1...128).contains(utf8.count) else { return false }
+        return utf8.allSatisfy { byte in
+            switch byte {
+            case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"),
+                UInt8(ascii: "0")...UInt8(ascii: "9"):
+                true
+            case UInt8(ascii: "_"), UInt8(ascii: "."), UInt8(ascii: ":"), UInt8(ascii: "@"), UInt8(ascii: "-"):
+                true
+            default:
+                false
+            }
+        }
+    }
+
+    /// Whether `id` can be a client or user id: the same alphabet, without `:`, 1–100 long.
+    static func isValidID(_ id: String) -> Bool {
+        id.utf8.count <= 100 && !id.contains(":") && self.isValid(id)
+    }
+}
+
+/// Builds every Redis key and pub/sub channel name from one prefix.
+struct RedisNames: Sendable {
+    let prefix: String
+
+    func pubsubChannel(_ channel: String) -> String { "\(self.prefix):c:\(channel)" }
+    /// The inverse of ``pubsubChannel(_:)``; `nil` for names that are not ours.
+    func channel(fromPubSub name: String) -> String? {
+        let head = "\(self.prefix):c:"
+        guard name.hasPrefix(head) else { return nil }
+        return String(name.dropFirst(head.count))
+    }
+    var history: String { "\(self.prefix):history" }
+    var nodes: String { "\(self.prefix):nodes" }
+    func nodeInfo(_ id: String) -> String { "\(self.prefix):node:\(id)" }
+    func nodeCounts(_ id: String) -> String { "\(self.prefix):node:\(id):counts" }
+}

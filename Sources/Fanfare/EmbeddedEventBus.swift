@@ -1,0 +1,82 @@
+public import NIOCore
+internal import ServerSentEvents
+import Synchronization
+
+/// The in-memory bus of an embedded node: ids, fan-out and counts without Redis.
+///
+/// Ids have the same shape as the Redis ones (`<milliseconds>-<sequence>`) and increase
+/// strictly. Delivery is synchronous into the hub, which hops to each loop itself.
+final class EmbeddedEventBus: EventBus {
+    private struct State {
+        var deliver: (@Sendable (String, ByteBuffer) -> Void)?
+        var subscribed: [String: Int] = [:]
+        var lastMilliseconds: Int64 = 0
+        var sequence: Int64 = 0
+    }
+
+    private let state = Mutex(State())
+    private let eventLoop: any EventLoop
+    /// Answers how many local connections a channel has (the registry is local here).
+    private let connectionCount: @Sendable (String) -> Int
+
+    init(eventLoop: any EventLoop, connectionCount: @escaping @Sendable (String) -> Int) {
+        self.eventLoop = eventLoop
+        self.connectionCount = connectionCount
+    }
+
+    func start(
+        deliver: @escaping @Sendable (String, ByteBuffer) -> Void,
+        resubscribed: @escaping @Sendable () -> Void
+    ) async throws {
+        self.state.withLock { $0.deliver = deliver }
+    }
+
+    func subscribe(_ channels: [String]) -> EventLoopFuture<Void> {
+        self.state.withLock { state in
+            for channel in channels { state.subscribed[channel, default: 0] += 1 }
+        }
+        return self.eventLoop.makeSucceededVoidFuture()
+    }
+
+    func unsubscribe(_ channels: [String]) {
+        self.state.withLock { state in
+            for channel in channels {
+                let count = (state.subscribed[channel] ?? 0) - 1
+                state.subscribed[channel] = count > 0 ? count : nil
+            }
+        }
+    }
+
+    var isReady: Bool { true }
+
+    func publish(_ request: PublishRequest) async throws -> PublishResult {
+        // Ids are assigned and frames delivered under one lock, so delivery follows id order.
+        let (id, sent) = try self.state.withLock { state in
+            let milliseconds = max(WallClock.milliseconds(), state.lastMilliseconds)
+            if milliseconds == state.lastMilliseconds {
+                state.sequence += 1
+            } else {
+                state.lastMilliseconds = milliseconds
+                state.sequence = 0
+            }
+            let id = "\(milliseconds)-\(state.sequence)"
+            let frame = try EventFrame.encode(id: id, event: request.event, data: request.data)
+            state.deliver?(request.channel, frame)
+            return (id, state.subscribed[request.channel] != nil)
+        }
+        return PublishResult(id: id, sent: sent, connections: self.connectionCount(request.channel))
+    }
+
+    func shutdown() async {
+        self.state.withLock { $0.deliver = nil }
+    }
+}
+
+/// Encodes the frame of a published event exactly like the Redis function does.
+enum EventFrame {
+    static func encode(id: String, event: String, data: String) throws -> ByteBuffer {
+        var buffer = ByteBuffer()
+        try buffer.writeServerSentEvent(ServerSentEvent(id: id, event: event.isEmpty ? nil : event, data: data))
+        return buffer
+    }
+}

@@ -1,0 +1,75 @@
+public import NIOCore
+
+/// Every setting of a node. `fanfare serve` fills it from flags and `FANFARE_*` variables.
+public struct FanfareConfiguration: Sendable {
+    /// Address to bind, e.g. `0.0.0.0`.
+    public var host: String
+    /// Port to bind; 0 picks a free one (see ``FanfareNode/localAddress``).
+    public var port: Int
+    /// Redis URL; `nil` runs the node embedded (one node, in-memory bus).
+    public var redisURL: String?
+    /// This node's id in the registry and in `__connected` events.
+    public var nodeID: String
+    /// Prefix of every Redis key and channel the cluster uses.
+    public var redisPrefix: String
+    /// How often heartbeats are written to idle streams.
+    public var heartbeatInterval: TimeAmount
+    /// Send heartbeats as `event: __heartbeat` (visible to apps) instead of comments.
+    public var heartbeatAsEvent: Bool
+    /// The `retry:` (milliseconds) sent at the start of each stream.
+    public var retryMilliseconds: Int
+    /// Unsent bytes above which a connection counts as a slow consumer and is closed.
+    public var slowConsumerBytes: Int
+    /// How often the node refreshes its row in the registry.
+    public var registryInterval: TimeAmount
+    /// How long a row lives without refresh; a dead node drops out after this.
+    public var registryTTL: TimeAmount
+    /// Events kept in the history log (approximate upper bound).
+    public var historyMaxLength: Int
+    /// Origins allowed by CORS; `*` allows (and reflects) any origin.
+    public var corsOrigins: [String]
+    /// Largest request body accepted.
+    public var maxBodyBytes: Int
+    /// Event loops (threads) serving connections; defaults to one per core.
+    public var eventLoops: Int
+
+    public init(
+        host: String = "0.0.0.0",
+        port: Int = 8080,
+        redisURL: String? = nil,
+        nodeID: String = FanfareConfiguration.generatedNodeID(),
+        redisPrefix: String = "fanfare",
+        heartbeatInterval: TimeAmount = .seconds(15),
+        heartbeatAsEvent: Bool = false,
+        retryMilliseconds: Int = 2_000,
+        slowConsumerBytes: Int = 1 << 20,
+        registryInterval: TimeAmount = .seconds(1),
+        registryTTL: TimeAmount = .seconds(5),
+        historyMaxLength: Int = 10_000,
+        corsOrigins: [String] = ["*"],
+        maxBodyBytes: Int = 64 * 1024,
+        eventLoops: Int = System.coreCount
+    ) {
+        self.host = host
+        self.port = port
+        self.redisURL = redisURL
+        self.nodeID = nodeID
+        self.redisPrefix = redisPrefix
+        self.heartbeatInterval = heartbeatInterval
+        self.heartbeatAsEvent = heartbeatAsEvent
+        self.retryMilliseconds = retryMilliseconds
+        self.slowConsumerBytes = slowConsumerBytes
+        self.registryInterval = registryInterval
+        self.registryTTL = registryTTL
+        self.historyMaxLength = historyMaxLength
+        self.corsOrigins = corsOrigins
+        self.maxBodyBytes = maxBodyBytes
+        self.eventLoops = eventLoops
+    }
+
+    /// A short random id such as `node-3f9a1c`.
+    public static func generatedNodeID() -> String {
+        let alphabet = Array("0123456789abcdef")
+        return "node-" + String((0..<6).map { _ in alphabet[Int.random(in: 0..<16)] })
+    }
+}

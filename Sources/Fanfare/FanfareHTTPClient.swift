@@ -1,0 +1,190 @@
+public import NIOCore
+internal import NIOHTTP1
+public import NIOPosix
+public import ServerSentEvents
+
+/// A small HTTP/1.1 client for the CLI and the tests: one request and its response, or
+/// an SSE stream. Plain HTTP only (nodes sit behind nginx for TLS).
+public enum FanfareHTTPClient {
+    /// A parsed `http://host[:port]/path?query`.
+    public struct Target: Sendable {
+        public var host: String
+        public var port: Int
+        public var pathAndQuery: String
+
+        public init(url: String) throws {
+            guard url.hasPrefix("http://") else {
+                throw FanfareError(.badRequest, "only http:// URLs are supported: \(url)")
+            }
+            let rest = url.dropFirst("http://".count)
+            let slash = rest.firstIndex(of: "/") ?? rest.endIndex
+            let authority = rest[..<slash]
+            self.pathAndQuery = slash == rest.endIndex ? "/" : String(rest[slash...])
+            if let colon = authority.lastIndex(of: ":"), let port = Int(authority[authority.index(after: colon)...]) {
+                self.host = String(authority[..<colon])
+                self.port = port
+            } else {
+                self.host = String(authority)
+                self.port = 80
+            }
+        }
+    }
+
+    public struct Response: Sendable {
+        public var status: Int
+        public var headers: [(String, String)]
+        public var body: String
+
+        public func header(_ name: String) -> String? {
+            self.headers.first { $0.0.lowercased() == name.lowercased() }?.1
+        }
+    }
+
+    /// Sends one request and returns the whole response.
+    public static func request(
+        _ method: String,
+        _ url: String,
+        body: String? = nil,
+        headers: [(String, String)] = [],
+        group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton
+    ) async throws -> Response {
+        let target = try Target(url: url)
+        let promise = group.next().makePromise(of: Response.self)
+        let channel = try await ClientBootstrap(group: group)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHTTPClientHandlers()
+                    try channel.pipeline.syncOperations.addHandler(ResponseCollector(promise: promise))
+                }
+            }
+            .connect(host: target.host, port: target.port).get()
+        var head = HTTPRequestHead(version: .http1_1, method: HTTPMethod(rawValue: method), uri: target.pathAndQuery)
+        head.headers.add(name: "Host", value: "\(target.host):\(target.port)")
+        head.headers.add(name: "Connection", value: "close")
+        for (name, value) in headers { head.headers.add(name: name, value: value) }
+        if let body {
+            head.headers.add(name: "Content-Length", value: String(body.utf8.count))
+            if !headers.contains(where: { $0.0.lowercased() == "content-type" }) {
+                head.headers.add(name: "Content-Type", value: "application/json")
+            }
+        }
+        channel.write(HTTPClientRequestPart.head(head), promise: nil)
+        if let body { channel.write(HTTPClientRequestPart.body(.byteBuffer(ByteBuffer(string: body))), promise: nil) }
+        channel.writeAndFlush(HTTPClientRequestPart.end(nil), promise: nil)
+        defer { channel.close(promise: nil) }
+        return try await promise.futureResult.get()
+    }
+
+    /// Opens an SSE stream; every parsed event goes to `onEvent` (on an event loop).
+    /// Returns once the response head arrived; close the returned channel to stop.
+    public static func stream(
+        _ url: String,
+        headers: [(String, String)] = [],
+        group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
+        onEvent: @escaping @Sendable (ServerSentEvent) -> Void
+    ) async throws -> EventStream {
+        let target = try Target(url: url)
+        let opened = group.next().makePromise(of: Int.self)
+        let channel = try await ClientBootstrap(group: group)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHTTPClientHandlers()
+                    try channel.pipeline.syncOperations.addHandler(EventCollector(opened: opened, onEvent: onEvent))
+                }
+            }
+            .connect(host: target.host, port: target.port).get()
+        var head = HTTPRequestHead(version: .http1_1, method: .GET, uri: target.pathAndQuery)
+        head.headers.add(name: "Host", value: "\(target.host):\(target.port)")
+        head.headers.add(name: "Accept", value: "text/event-stream")
+        for (name, value) in headers { head.headers.add(name: name, value: value) }
+        channel.write(HTTPClientRequestPart.head(head), promise: nil)
+        channel.writeAndFlush(HTTPClientRequestPart.end(nil), promise: nil)
+        let status = try await opened.futureResult.get()
+        return EventStream(channel: channel, status: status)
+    }
+
+    /// An open SSE stream.
+    public struct EventStream: Sendable {
+        let channel: any Channel
+        /// The response status; anything but 200 means no events will come.
+        public let status: Int
+
+        public func close() async {
+            try? await self.channel.close()
+        }
+
+        /// Completes when the server (or the network) closed the stream.
+        public func waitUntilClosed() async {
+            try? await self.channel.closeFuture.get()
+        }
+    }
+}
+
+private final class ResponseCollector: ChannelInboundHandler {
+    typealias InboundIn = HTTPClientResponsePart
+
+    private let promise: EventLoopPromise<FanfareHTTPClient.Response>
+    private var response = FanfareHTTPClient.Response(status: 0, headers: [], body: "")
+    private var body = ByteBuffer()
+
+    init(promise: EventLoopPromise<FanfareHTTPClient.Response>) {
+        self.promise = promise
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        switch Self.unwrapInboundIn(data) {
+        case .head(let head):
+            self.response.status = Int(head.status.code)
+            self.response.headers = head.headers.map { ($0.name, $0.value) }
+        case .body(var chunk):
+            self.body.writeBuffer(&chunk)
+        case .end:
+            self.response.body = String(buffer: self.body)
+            self.promise.succeed(self.response)
+        }
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        self.promise.fail(FanfareError(.unavailable, "the connection closed before the response ended"))
+        context.fireChannelInactive()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        self.promise.fail(error)
+        context.close(promise: nil)
+    }
+}
+
+private final class EventCollector: ChannelInboundHandler {
+    typealias InboundIn = HTTPClientResponsePart
+
+    private let opened: EventLoopPromise<Int>
+    private let onEvent: @Sendable (ServerSentEvent) -> Void
+    private var parser = ServerSentEventParser()
+
+    init(opened: EventLoopPromise<Int>, onEvent: @escaping @Sendable (ServerSentEvent) -> Void) {
+        self.opened = opened
+        self.onEvent = onEvent
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        switch Self.unwrapInboundIn(data) {
+        case .head(let head):
+            self.opened.succeed(Int(head.status.code))
+        case .body(let chunk):
+            self.parser.parse(chunk) { self.onEvent($0) }
+        case .end:
+            context.close(promise: nil)
+        }
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        self.opened.fail(FanfareError(.unavailable, "the connection closed before the response started"))
+        context.fireChannelInactive()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        self.opened.fail(error)
+        context.close(promise: nil)
+    }
+}

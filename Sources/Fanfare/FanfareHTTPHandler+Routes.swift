@@ -1,0 +1,186 @@
+internal import Logging
+internal import NIOCore
+internal import NIOHTTP1
+import Synchronization
+
+extension FanfareHTTPHandler {
+    func route(context: ChannelHandlerContext, request: HTTPRequest) {
+        let segments = request.segments.map(String.init)
+        if request.method == .OPTIONS {
+            self.preflight(context: context, request: request)
+            return
+        }
+        switch segments {
+        case ["api", "sse", "subscribe", segments.last ?? ""] where segments.count == 4:
+            self.requireMethod(.GET, context: context, request: request) {
+                self.startStream(context: context, request: request, clientID: segments[3])
+            }
+        case ["api", "notifications", "stream"], ["api", "events"]:
+            self.requireMethod(.GET, context: context, request: request) {
+                self.startStream(context: context, request: request, clientID: request.query["clientId"])
+            }
+        case ["api", "sse", "notify"]:
+            self.requireMethod(.POST, context: context, request: request) {
+                self.notify(context: context, request: request)
+            }
+        case ["api", "sse", "metrics"]:
+            self.requireMethod(.GET, context: context, request: request) {
+                self.respondAsync(context: context, request: request) { [services] in
+                    try await Self.metrics(services)
+                }
+            }
+        case ["api", "sse", "clients"]:
+            self.requireMethod(.GET, context: context, request: request) {
+                self.respondAsync(context: context, request: request) { [services] in
+                    try await Self.clients(services)
+                }
+            }
+        case ["api", "sse", "clients", segments.last ?? ""] where segments.count == 4:
+            let id = segments[3]
+            self.requireMethod(.GET, context: context, request: request) {
+                self.respondAsync(context: context, request: request) { [services] in
+                    try await Self.client(services, id: id)
+                }
+            }
+        case ["healthz"]:
+            self.requireMethod(.GET, context: context, request: request) {
+                self.respond(context: context, request: request, .json(.ok, #"{"ok":true}"#))
+            }
+        case ["readyz"]:
+            self.requireMethod(.GET, context: context, request: request) {
+                let ready = self.services.isReady
+                let body: [String: Any] = [
+                    "ready": ready, "node": self.services.identity.id,
+                    "mode": self.services.isEmbedded ? "embedded" : "cluster",
+                    "draining": self.services.draining.load(ordering: .relaxed),
+                ]
+                self.respond(
+                    context: context,
+                    request: request,
+                    .json(ready ? .ok : .serviceUnavailable, JSON.serialize(body))
+                )
+            }
+        default:
+            self.respond(context: context, request: request, .error(FanfareError(.notFound, "no such route")))
+        }
+    }
+
+    private func requireMethod(
+        _ method: HTTPMethod,
+        context: ChannelHandlerContext,
+        request: HTTPRequest,
+        _ body: () -> Void
+    ) {
+        guard request.method == method else {
+            var response = HTTPResponse.error(FanfareError(.methodNotAllowed, "use \(method) for this route"))
+            response.headers.add(name: "Allow", value: "\(method), OPTIONS")
+            self.respond(context: context, request: request, response)
+            return
+        }
+        body()
+    }
+
+    private func preflight(context: ChannelHandlerContext, request: HTTPRequest) {
+        var response = HTTPResponse(status: .noContent, body: "")
+        if self.services.allowedOrigin(request.headers.first(name: "origin")) != nil {
+            response.headers.add(name: "Access-Control-Allow-Methods", value: "GET, POST, OPTIONS")
+            response.headers.add(
+                name: "Access-Control-Allow-Headers",
+                value: "Content-Type, Authorization, Last-Event-ID, Cache-Control"
+            )
+            response.headers.add(name: "Access-Control-Max-Age", value: "600")
+        }
+        self.respond(context: context, request: request, response)
+    }
+
+    /// Runs `body` off the loop and answers with its response; FanfareErrors become their
+    /// JSON error, anything else a 500.
+    func respondAsync(
+        context: ChannelHandlerContext,
+        request: HTTPRequest,
+        _ body: @escaping @Sendable () async throws -> HTTPResponse
+    ) {
+        let promise = context.eventLoop.makePromise(of: HTTPResponse.self)
+        let logger = self.services.logger
+        promise.completeWithTask {
+            do {
+                return try await body()
+            } catch let error as FanfareError {
+                return .error(error)
+            } catch {
+                logger.error("http.route.failed", metadata: ["error": "\(error)"])
+                return .error(FanfareError(.internal, "internal error"))
+            }
+        }
+        promise.futureResult.assumeIsolated().whenSuccess { response in
+            self.respond(context: context, request: request, response)
+        }
+    }
+
+    // MARK: Notify
+
+    private func notify(context: ChannelHandlerContext, request: HTTPRequest) {
+        let target: NotifyTarget
+        do {
+            target = try NotifyTarget(body: request.body)
+        } catch let error as FanfareError {
+            self.respond(context: context, request: request, .error(error))
+            return
+        } catch {
+            self.respond(context: context, request: request, .error(FanfareError(.badRequest, "invalid body")))
+            return
+        }
+        let bus = self.services.bus
+        let services = self.services
+        self.respondAsync(context: context, request: request) {
+            let result = try await bus.publish(target.request)
+            services.eventsPublished.wrappingAdd(1, ordering: .relaxed)
+            var body: [String: Any] = [
+                "ok": true, "sent": result.sent, "id": result.id, "connections": result.connections,
+            ]
+            if let clientID = target.clientID { body["clientId"] = clientID }
+            return .json(.ok, JSON.serialize(body))
+        }
+    }
+
+    // MARK: Counts
+
+    private static func metrics(_ services: NodeServices) async throws -> HTTPResponse {
+        let snapshot = try await services.registry.snapshot()
+        let now = WallClock.milliseconds()
+        let total = snapshot.totalConnections
+        let clients = snapshot.clients.count
+        let nodes: [[String: Any]] = snapshot.nodes.map { row in
+            [
+                "nodeId": row.id, "address": row.address, "version": row.version, "startedAt": row.startedAt,
+                "uptimeSeconds": max(0, (now - row.startedAt) / 1000), "connections": row.connections,
+                "clients": row.clients, "lastSeen": row.lastSeen,
+            ]
+        }
+        let average = clients == 0 ? 0 : (Double(total) / Double(clients) * 100).rounded() / 100
+        let body: [String: Any] = [
+            "totalConnections": total, "totalClients": clients, "averageConnectionsPerClient": average,
+            "nodes": nodes,
+        ]
+        return .json(.ok, JSON.serialize(body))
+    }
+
+    private static func clients(_ services: NodeServices) async throws -> HTTPResponse {
+        let snapshot = try await services.registry.snapshot()
+        let clients: [[String: Any]] = snapshot.clients.sorted { $0.key < $1.key }.map {
+            ["clientId": $0.key, "connections": $0.value]
+        }
+        return .json(.ok, JSON.serialize(["totalClients": clients.count, "clients": clients] as [String: Any]))
+    }
+
+    private static func client(_ services: NodeServices, id: String) async throws -> HTTPResponse {
+        guard ChannelName.isValidID(id) else { throw FanfareError(.badRequest, "invalid client id") }
+        let rows = try await services.registry.client(id)
+        guard !rows.isEmpty else { throw FanfareError(.notFound, "client \(id) is not connected") }
+        let nodes: [[String: Any]] = rows.map { ["nodeId": $0.node, "connections": $0.connections] }
+        let body: [String: Any] = [
+            "clientId": id, "connections": rows.reduce(0) { $0 + $1.connections }, "nodes": nodes,
+        ]
+        return .json(.ok, JSON.serialize(body))
+    }
+}

@@ -1,0 +1,93 @@
+internal import Logging
+internal import NIOCore
+internal import NIOHTTP1
+import Synchronization
+
+extension FanfareHTTPHandler {
+    /// Turns this connection into an SSE stream.
+    ///
+    /// The response head and a `retry:` go out at once (so `onopen` fires, even through
+    /// proxies); `__connected` follows once the node is subscribed to every channel of the
+    /// stream. The response has no length: it ends when the connection closes, so frames
+    /// are written to the socket as they are, without chunk framing.
+    func startStream(context: ChannelHandlerContext, request: HTTPRequest, clientID requested: String?) {
+        if self.services.draining.load(ordering: .relaxed) {
+            self.respond(context: context, request: request, .error(FanfareError(.unavailable, "the node is draining")))
+            return
+        }
+        let clientID = requested ?? "anon-\(UInt64.random(in: 0...UInt64.max) % 1_000_000_000_000)"
+        guard ChannelName.isValidID(clientID) else {
+            self.respond(context: context, request: request, .error(FanfareError(.badRequest, "invalid client id")))
+            return
+        }
+        var channels = [ChannelName.client(clientID)]
+        if let userID = request.query["userId"], !userID.isEmpty {
+            guard ChannelName.isValidID(userID) else {
+                self.respond(context: context, request: request, .error(FanfareError(.badRequest, "invalid userId")))
+                return
+            }
+            channels.append(ChannelName.user(userID))
+        }
+        for topic in (request.query["channels"] ?? "").split(separator: ",") {
+            let name = topic.trimmingWhitespace()
+            guard !name.isEmpty else { continue }
+            guard ChannelName.isValid(name) else {
+                let error = FanfareError(.badRequest, "invalid channel name: use 1-128 of A-Z a-z 0-9 _ . : @ -")
+                self.respond(context: context, request: request, .error(error))
+                return
+            }
+            guard !name.hasPrefix("client:"), !name.hasPrefix("user:") else {
+                let error = FanfareError(.forbidden, "client: and user: channels are joined through ids, not topics")
+                self.respond(context: context, request: request, .error(error))
+                return
+            }
+            if !channels.contains(name) { channels.append(name) }
+        }
+        if !channels.contains(ChannelName.broadcast) { channels.append(ChannelName.broadcast) }
+
+        // From here on the connection speaks raw SSE: the response encoder leaves the pipeline.
+        context.pipeline.syncOperations.removeHandler(name: Self.encoderName, promise: nil)
+        var head = ByteBuffer()
+        head.writeStaticString("HTTP/1.1 200 OK\r\n")
+        head.writeStaticString("Content-Type: text/event-stream; charset=utf-8\r\n")
+        head.writeStaticString("Cache-Control: no-cache, no-transform\r\n")
+        head.writeStaticString("Connection: keep-alive\r\n")
+        head.writeStaticString("X-Accel-Buffering: no\r\n")
+        if let origin = self.services.allowedOrigin(request.headers.first(name: "origin")) {
+            head.writeString("Access-Control-Allow-Origin: \(origin)\r\nVary: Origin\r\n")
+        }
+        head.writeStaticString("\r\n")
+        head.writeString("retry: \(self.services.configuration.retryMilliseconds)\n\n")
+        context.writeAndFlush(NIOAny(head), promise: nil)
+
+        let stream = SSEStream(context: context, clientID: clientID, channels: channels)
+        self.state = .streaming(stream)
+        let services = self.services
+        services.hub.register(stream).assumeIsolated().whenComplete { result in
+            guard case .streaming(let current) = self.state, current === stream else { return }
+            switch result {
+            case .success:
+                let body: [String: Any] = [
+                    "clientId": clientID, "nodeId": services.identity.id, "channels": channels,
+                    "time": WallClock.milliseconds(),
+                ]
+                var frame = ByteBuffer()
+                frame.writeString("event: __connected\ndata: \(JSON.serialize(body))\n\n")
+                stream.write(frame)
+                stream.flush()
+            case .failure(let error):
+                // The subscription stays wanted and is made again when Redis is back.
+                services.logger.warning(
+                    "sse.subscribe.failed",
+                    metadata: ["client.id": "\(clientID)", "error": "\(error)"]
+                )
+            }
+        }
+    }
+}
+
+extension Substring {
+    func trimmingWhitespace() -> String {
+        String(self.drop(while: { $0 == " " }).reversed().drop(while: { $0 == " " }).reversed())
+    }
+}

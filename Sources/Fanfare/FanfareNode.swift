@@ -1,0 +1,195 @@
+internal import HiredisNIO
+public import Logging
+public import NIOCore
+internal import NIOHTTP1
+internal import NIOPosix
+public import ServiceLifecycle
+import Synchronization
+
+/// One Fanfare node: the HTTP/SSE server, its hub, its bus and its registry row.
+///
+/// Without a Redis URL it runs embedded (one node, in-memory bus). As a `Service` it
+/// runs until graceful shutdown; tests call ``start()`` and ``shutdown()`` directly.
+public final class FanfareNode: Service, Sendable {
+    public static let version = "0.1.0"
+
+    public let configuration: FanfareConfiguration
+    private let logger: Logger
+    private let group: MultiThreadedEventLoopGroup
+    private let state = Mutex<RunState>(RunState())
+
+    private struct RunState {
+        var server: (any Channel)?
+        var services: NodeServices?
+        var registryTask: Task<Void, Never>?
+    }
+
+    public init(configuration: FanfareConfiguration, logger: Logger) {
+        self.configuration = configuration
+        self.logger = logger
+        self.group = MultiThreadedEventLoopGroup(numberOfThreads: max(1, configuration.eventLoops))
+    }
+
+    /// The address the server is bound to, once started.
+    public var localAddress: SocketAddress? {
+        self.state.withLock { $0.server?.localAddress }
+    }
+
+    /// Binds the server and connects the bus; returns the bound address.
+    @discardableResult
+    public func start() async throws -> SocketAddress {
+        var logger = self.logger
+        logger[metadataKey: "node.id"] = "\(self.configuration.nodeID)"
+        let names = RedisNames(prefix: self.configuration.redisPrefix)
+        let busLoop = self.group.next()
+
+        // The hub and the bus refer to each other through closures set up below.
+        let bus: any EventBus
+        var redisBus: RedisEventBus?
+        let counter = HubCounter()
+        if let url = self.configuration.redisURL {
+            let redis = try RedisConfiguration(url: url)
+            let made = RedisEventBus(
+                configuration: redis,
+                names: names,
+                historyMaxLength: self.configuration.historyMaxLength,
+                eventLoop: busLoop,
+                logger: logger
+            )
+            redisBus = made
+            bus = made
+        } else {
+            bus = EmbeddedEventBus(eventLoop: busLoop) { channel in counter.hub?.connections(on: channel) ?? 0 }
+        }
+        let hub = NodeHub(group: self.group, bus: bus, logger: logger)
+        counter.hub = hub
+        try await bus.start(
+            deliver: { channel, frame in hub.receive(channel: channel, frame: frame) },
+            resubscribed: {}
+        )
+
+        let server = try await self.bind(hubOwner: hub)
+        let address = server.localAddress
+        let identity = NodeIdentity(
+            id: self.configuration.nodeID,
+            address: "\(self.configuration.host):\(address?.port ?? self.configuration.port)",
+            version: Self.version,
+            startedAt: WallClock.milliseconds()
+        )
+        let registry: any ClusterRegistry
+        if let redisBus {
+            registry = RedisRegistry(
+                identity: identity,
+                hub: hub,
+                bus: redisBus,
+                names: names,
+                interval: .nanoseconds(self.configuration.registryInterval.nanoseconds),
+                ttlMilliseconds: self.configuration.registryTTL.nanoseconds / 1_000_000,
+                logger: logger
+            )
+        } else {
+            registry = EmbeddedRegistry(identity: identity, hub: hub)
+        }
+        let services = NodeServices(
+            configuration: self.configuration,
+            identity: identity,
+            hub: hub,
+            registry: registry,
+            isEmbedded: redisBus == nil,
+            logger: logger
+        )
+        self.servicesBox.set(services)
+        hub.startHeartbeats(every: self.configuration.heartbeatInterval, frame: self.heartbeatFrame())
+        // The registry refreshes on its own schedule for the node's whole life.
+        let registryTask = Task { await registry.run() }
+        self.state.withLock {
+            $0.server = server
+            $0.services = services
+            $0.registryTask = registryTask
+        }
+        if redisBus == nil {
+            logger.notice("fanfare.embedded", metadata: ["reason": "no Redis URL: one node, in-memory bus and history"])
+        }
+        logger.info("fanfare.started", metadata: ["address": "\(address.map { "\($0)" } ?? "?")"])
+        guard let address else { throw FanfareError(.internal, "the server has no local address") }
+        return address
+    }
+
+    /// Set once `start` built the services; read by each new connection.
+    private let servicesBox = ServicesBox()
+
+    private func bind(hubOwner hub: NodeHub) async throws -> any Channel {
+        let limit = self.configuration.slowConsumerBytes
+        let servicesBox = self.servicesBox
+        let bootstrap = ServerBootstrap(group: self.group)
+            .serverChannelOption(.backlog, value: 1024)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+            .childChannelOption(.writeBufferWaterMark, value: .init(low: limit / 2, high: limit))
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    guard let services = servicesBox.get() else {
+                        throw FanfareError(.unavailable, "the node is starting")
+                    }
+                    let sync = channel.pipeline.syncOperations
+                    try sync.addHandler(HTTPResponseEncoder(), name: FanfareHTTPHandler.encoderName)
+                    try sync.addHandler(
+                        ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .dropBytes)),
+                        name: FanfareHTTPHandler.decoderName
+                    )
+                    try sync.addHandler(FanfareHTTPHandler(services: services))
+                }
+            }
+        return try await bootstrap.bind(host: self.configuration.host, port: self.configuration.port).get()
+    }
+
+    private func heartbeatFrame() -> ByteBuffer {
+        var frame = ByteBuffer()
+        if self.configuration.heartbeatAsEvent {
+            frame.writeStaticString("event: __heartbeat\ndata: {}\n\n")
+        } else {
+            frame.writeStaticString(": heartbeat\n\n")
+        }
+        return frame
+    }
+
+    /// Stops accepting, closes every stream, leaves the registry, closes Redis.
+    public func shutdown() async {
+        let (server, services, registryTask) = self.state.withLock { state in
+            defer { state = RunState() }
+            return (state.server, state.services, state.registryTask)
+        }
+        services?.draining.store(true, ordering: .relaxed)
+        try? await server?.close()
+        registryTask?.cancel()
+        if let services {
+            services.hub.stopHeartbeats()
+            services.hub.forEachStream { hub in
+                for stream in hub.allStreams { stream.context.close(promise: nil) }
+            }
+            await services.registry.leave()
+            await services.bus.shutdown()
+        }
+        try? await self.group.shutdownGracefully()
+    }
+
+    public func run() async throws {
+        try await self.start()
+        try? await gracefulShutdown()
+        await self.shutdown()
+    }
+}
+
+/// Lets the embedded bus ask the hub (made after it) for counts.
+private final class HubCounter: @unchecked Sendable {
+    // @unchecked: `hub` is written once in `start()` before the bus is started, and
+    // only read afterwards.
+    var hub: NodeHub?
+}
+
+/// The node's services, published to the connection initializer once built.
+private final class ServicesBox: Sendable {
+    private let services = Mutex<NodeServices?>(nil)
+    func set(_ services: NodeServices) { self.services.withLock { $0 = services } }
+    func get() -> NodeServices? { self.services.withLock { $0 } }
+}

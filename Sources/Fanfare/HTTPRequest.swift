@@ -1,0 +1,66 @@
+internal import NIOHTTP1
+
+/// The parts of a request the routes need: method, path segments, query, headers, body.
+struct HTTPRequest: Sendable {
+    var method: HTTPMethod
+    var path: String
+    var query: [String: String]
+    var headers: HTTPHeaders
+    var body: [UInt8] = []
+
+    init(head: HTTPRequestHead) {
+        self.method = head.method
+        self.headers = head.headers
+        let uri = head.uri
+        if let mark = uri.firstIndex(of: "?") {
+            self.path = Self.percentDecoded(uri[..<mark]) ?? String(uri[..<mark])
+            self.query = Self.parseQuery(uri[uri.index(after: mark)...])
+        } else {
+            self.path = Self.percentDecoded(Substring(uri)) ?? uri
+            self.query = [:]
+        }
+    }
+
+    var segments: [Substring] { self.path.split(separator: "/", omittingEmptySubsequences: true) }
+
+    static func parseQuery(_ text: Substring) -> [String: String] {
+        var result: [String: String] = [:]
+        for pair in text.split(separator: "&") {
+            let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+            guard let name = Self.percentDecoded(parts[0], plusIsSpace: true) else { continue }
+            let value = parts.count > 1 ? Self.percentDecoded(parts[1], plusIsSpace: true) ?? "" : ""
+            if result[name] == nil { result[name] = value }
+        }
+        return result
+    }
+
+    /// Decodes `%XX` escapes (and `+` in queries); `nil` when the result is not UTF-8.
+    static func percentDecoded(_ text: Substring, plusIsSpace: Bool = false) -> String? {
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(text.utf8.count)
+        var iterator = text.utf8.makeIterator()
+        while let byte = iterator.next() {
+            switch byte {
+            case UInt8(ascii: "%"):
+                guard let high = iterator.next().flatMap(Self.hex), let low = iterator.next().flatMap(Self.hex) else {
+                    return nil
+                }
+                bytes.append(high << 4 | low)
+            case UInt8(ascii: "+") where plusIsSpace:
+                bytes.append(UInt8(ascii: " "))
+            default:
+                bytes.append(byte)
+            }
+        }
+        return String(validating: bytes, as: UTF8.self)
+    }
+
+    private static func hex(_ byte: UInt8) -> UInt8? {
+        switch byte {
+        case UInt8(ascii: "0")...UInt8(ascii: "9"): byte - UInt8(ascii: "0")
+        case UInt8(ascii: "a")...UInt8(ascii: "f"): byte - UInt8(ascii: "a") + 10
+        case UInt8(ascii: "A")...UInt8(ascii: "F"): byte - UInt8(ascii: "A") + 10
+        default: nil
+        }
+    }
+}

@@ -1,0 +1,31 @@
+import Foundation
+
+/// JSON in and out of the HTTP API, through Foundation.
+enum JSON {
+    static func encode<Value: Encodable>(_ value: Value) -> String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        guard let data = try? encoder.encode(value) else { return "null" }
+        return String(decoding: data, as: UTF8.self)
+    }
+
+    static func decode<Value: Decodable>(_ type: Value.Type, from text: String) -> Value? {
+        try? JSONDecoder().decode(type, from: Data(text.utf8))
+    }
+
+    /// Serializes a JSON object built from dictionaries, arrays, strings, numbers, bools and NSNull.
+    static func serialize(_ object: Any) -> String {
+        guard
+            let data = try? JSONSerialization.data(
+                withJSONObject: object,
+                options: [.sortedKeys, .fragmentsAllowed, .withoutEscapingSlashes]
+            )
+        else { return "null" }
+        return String(decoding: data, as: UTF8.self)
+    }
+
+    /// Parses `bytes` as JSON; `nil` when they are not JSON.
+    static func parse(_ bytes: [UInt8]) -> Any? {
+        try? JSONSerialization.jsonObject(with: Data(bytes), options: [.fragmentsAllowed])
+    }
+}

@@ -1,0 +1,144 @@
+internal import Logging
+internal import NIOCore
+import Synchronization
+
+/// The node's streams across all its event loops, and their link to the bus.
+///
+/// Each loop has its own ``LocalHub``. The bus hands every event (channel + encoded frame)
+/// to ``receive(channel:frame:)`` from any thread; frames are queued per loop and a
+/// loop drains its queue in one task, so a burst becomes one batch and one flush per
+/// stream. Channels are reference counted across the node: the bus subscribes when the
+/// first local stream joins a channel and unsubscribes when the last one leaves.
+final class NodeHub: Sendable {
+    private struct Inbox {
+        var frames: [(channel: String, frame: ByteBuffer)] = []
+    }
+
+    private final class Loop: Sendable {
+        let hub: NIOLoopBoundBox<LocalHub>
+        let inbox = Mutex(Inbox())
+
+        init(hub: NIOLoopBoundBox<LocalHub>) {
+            self.hub = hub
+        }
+    }
+
+    struct Counts {
+        /// Local streams per channel (including `client:<id>`).
+        var channels: [String: Int] = [:]
+        var connections = 0
+        var clients = 0
+        /// Bumped on every change, so the registry rewrites counts only when needed.
+        var version = 0
+    }
+
+    private let loops: [ObjectIdentifier: Loop]
+    private let loopList: [Loop]
+    private let counts = Mutex(Counts())
+    let bus: any EventBus
+    private let logger: Logger
+
+    init(group: any EventLoopGroup, bus: any EventBus, logger: Logger) {
+        var loops: [ObjectIdentifier: Loop] = [:]
+        for eventLoop in group.makeIterator() {
+            let loop = Loop(hub: .makeBoxSendingValue(LocalHub(eventLoop: eventLoop), eventLoop: eventLoop))
+            loops[ObjectIdentifier(eventLoop)] = loop
+        }
+        self.loops = loops
+        self.loopList = Array(loops.values)
+        self.bus = bus
+        self.logger = logger
+    }
+
+    /// The local hub of `eventLoop`; call only on that loop.
+    func localHub(on eventLoop: any EventLoop) -> LocalHub? {
+        self.loops[ObjectIdentifier(eventLoop)]?.hub.value
+    }
+
+    func startHeartbeats(every interval: TimeAmount, frame: ByteBuffer) {
+        for loop in self.loopList {
+            let hub = loop.hub
+            hub.eventLoop.execute { hub.value.startHeartbeat(every: interval, frame: frame) }
+        }
+    }
+
+    func stopHeartbeats() {
+        for loop in self.loopList {
+            let hub = loop.hub
+            hub.eventLoop.execute { hub.value.stop() }
+        }
+    }
+
+    /// Adds a stream (on its loop). The future succeeds once the bus delivers every one of
+    /// its channels.
+    func register(_ stream: SSEStream) -> EventLoopFuture<Void> {
+        let eventLoop = stream.context.eventLoop
+        self.localHub(on: eventLoop)?.add(stream)
+        let newChannels = self.counts.withLock { counts in
+            var new: [String] = []
+            for channel in stream.channels {
+                counts.channels[channel, default: 0] += 1
+                if counts.channels[channel] == 1 { new.append(channel) }
+            }
+            if counts.channels[ChannelName.client(stream.clientID)] == 1 { counts.clients += 1 }
+            counts.connections += 1
+            counts.version += 1
+            return new
+        }
+        guard !newChannels.isEmpty else { return eventLoop.makeSucceededVoidFuture() }
+        return self.bus.subscribe(newChannels).hop(to: eventLoop)
+    }
+
+    /// Removes a stream (on its loop) everywhere at once.
+    func unregister(_ stream: SSEStream) {
+        self.localHub(on: stream.context.eventLoop)?.remove(stream)
+        let goneChannels = self.counts.withLock { counts in
+            var gone: [String] = []
+            for channel in stream.channels {
+                let left = (counts.channels[channel] ?? 1) - 1
+                counts.channels[channel] = left > 0 ? left : nil
+                if left <= 0 { gone.append(channel) }
+            }
+            if counts.channels[ChannelName.client(stream.clientID)] == nil { counts.clients -= 1 }
+            counts.connections -= 1
+            counts.version += 1
+            return gone
+        }
+        if !goneChannels.isEmpty { self.bus.unsubscribe(goneChannels) }
+    }
+
+    /// Queues one event for every loop; each loop drains its queue in one task.
+    func receive(channel: String, frame: ByteBuffer) {
+        for loop in self.loopList {
+            let wasEmpty = loop.inbox.withLock { inbox in
+                inbox.frames.append((channel, frame))
+                return inbox.frames.count == 1
+            }
+            guard wasEmpty else { continue }
+            loop.hub.eventLoop.execute {
+                let batch = loop.inbox.withLock { inbox in
+                    let frames = inbox.frames
+                    inbox.frames.removeAll(keepingCapacity: true)
+                    return frames
+                }
+                loop.hub.value.deliver(batch)
+            }
+        }
+    }
+
+    func snapshot() -> Counts {
+        self.counts.withLock { $0 }
+    }
+
+    func connections(on channel: String) -> Int {
+        self.counts.withLock { $0.channels[channel] ?? 0 }
+    }
+
+    /// Every stream of every loop, gathered on their loops.
+    func forEachStream(_ body: @escaping @Sendable (LocalHub) -> Void) {
+        for loop in self.loopList {
+            let hub = loop.hub
+            hub.eventLoop.execute { body(hub.value) }
+        }
+    }
+}

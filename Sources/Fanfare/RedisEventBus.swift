@@ -1,0 +1,129 @@
+internal import HiredisNIO
+internal import Logging
+public import NIOCore
+import Synchronization
+
+/// The bus of a cluster node: publishes through the `fanfare_publish` Redis Function and
+/// receives through one ``RedisSubscriber`` on the node's pub/sub connection.
+final class RedisEventBus: EventBus {
+    private let configuration: RedisConfiguration
+    private let names: RedisNames
+    private let historyMaxLength: Int
+    private let eventLoop: any EventLoop
+    private let logger: Logger
+    private let connection = Mutex<RedisConnection?>(nil)
+    private let subscriber = Mutex<RedisSubscriber?>(nil)
+    private let subscriberReady = AtomicFlag()
+
+    init(
+        configuration: RedisConfiguration,
+        names: RedisNames,
+        historyMaxLength: Int,
+        eventLoop: any EventLoop,
+        logger: Logger
+    ) {
+        self.configuration = configuration
+        self.names = names
+        self.historyMaxLength = historyMaxLength
+        self.eventLoop = eventLoop
+        self.logger = logger
+    }
+
+    /// The command connection, reconnecting when the last one dropped.
+    func commands() async throws -> RedisConnection {
+        if let existing = self.connection.withLock({ $0 }), existing.isActive { return existing }
+        let fresh = try await RedisConnection.connect(
+            configuration: self.configuration,
+            eventLoop: self.eventLoop,
+            logger: self.logger
+        )
+        self.connection.withLock { $0 = fresh }
+        return fresh
+    }
+
+    func start(
+        deliver: @escaping @Sendable (String, ByteBuffer) -> Void,
+        resubscribed: @escaping @Sendable () -> Void
+    ) async throws {
+        let connection = try await self.commands()
+        _ = try await connection.send("FUNCTION", "LOAD", "REPLACE", RESPArgument(RedisFunctions.source))
+        let names = self.names
+        let ready = self.subscriberReady
+        let logger = self.logger
+        let subscriber = RedisSubscriber(
+            configuration: .init(redis: self.configuration),
+            eventLoop: self.eventLoop,
+            logger: self.logger
+        ) { event in
+            switch event {
+            case .message(let name, let payload):
+                if let channel = names.channel(fromPubSub: name) { deliver(channel, payload) }
+            case .patternMessage:
+                break
+            case .ready(let isReconnect):
+                ready.set(true)
+                if isReconnect {
+                    logger.info("redis.subscriber.reconnected")
+                    resubscribed()
+                }
+            case .disconnected(let error):
+                ready.set(false)
+                logger.warning("redis.subscriber.disconnected", metadata: ["error": "\(error)"])
+            }
+        }
+        self.subscriber.withLock { $0 = subscriber }
+        subscriber.start()
+    }
+
+    func subscribe(_ channels: [String]) -> EventLoopFuture<Void> {
+        guard let subscriber = self.subscriber.withLock({ $0 }) else {
+            return self.eventLoop.makeFailedFuture(FanfareError(.unavailable, "the bus is not started"))
+        }
+        return subscriber.subscribeFuture(.channel, channels.map(self.names.pubsubChannel))
+    }
+
+    func unsubscribe(_ channels: [String]) {
+        self.subscriber.withLock { $0 }?.unsubscribe(channels.map(self.names.pubsubChannel))
+    }
+
+    var isReady: Bool {
+        self.subscriberReady.value && (self.connection.withLock { $0?.isActive } ?? false)
+    }
+
+    func publish(_ request: PublishRequest) async throws -> PublishResult {
+        let reply: RESPValue
+        do {
+            let connection = try await self.commands()
+            reply = try await connection.send(
+                "FCALL",
+                arguments: [
+                    "fanfare_publish", 2, RESPArgument(self.names.history), RESPArgument(self.names.nodes),
+                    RESPArgument(request.channel), RESPArgument(request.event), RESPArgument(request.data),
+                    RESPArgument(self.historyMaxLength), RESPArgument(self.names.prefix),
+                ]
+            )
+        } catch let error as RedisClientError where error.code == .serverError {
+            throw FanfareError(.badRequest, error.message)
+        } catch {
+            throw FanfareError(.unavailable, "Redis is unavailable; the event was not published", underlying: error)
+        }
+        guard let items = reply.array, items.count == 3, let id = items[0].string, let nodes = items[1].int,
+            let connections = items[2].int
+        else {
+            throw FanfareError(.internal, "unexpected reply from fanfare_publish: \(reply)")
+        }
+        return PublishResult(id: id, sent: nodes > 0, connections: Int(connections))
+    }
+
+    func shutdown() async {
+        await self.subscriber.withLock { $0 }?.close()
+        await self.connection.withLock { $0 }?.close()
+    }
+}
+
+/// A Bool that closures can share.
+final class AtomicFlag: Sendable {
+    private let storage = Atomic<Bool>(false)
+    var value: Bool { self.storage.load(ordering: .relaxed) }
+    func set(_ value: Bool) { self.storage.store(value, ordering: .relaxed) }
+}

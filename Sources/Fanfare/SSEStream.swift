@@ -1,0 +1,31 @@
+internal import NIOCore
+
+/// One open SSE connection as the hub sees it. Loop-confined to its channel's loop.
+///
+/// Kept small on purpose: idle memory per connection is a figure we report.
+final class SSEStream {
+    let context: ChannelHandlerContext
+    let clientID: String
+    let channels: [String]
+    /// Set while the stream is on its hub's list of streams to flush after a batch.
+    var needsFlush = false
+
+    init(context: ChannelHandlerContext, clientID: String, channels: [String]) {
+        self.context = context
+        self.clientID = clientID
+        self.channels = channels
+    }
+
+    /// Queues `frame` without flushing; the hub flushes once per batch.
+    @inline(__always)
+    func write(_ frame: ByteBuffer) {
+        self.context.write(NIOAny(frame), promise: nil)
+    }
+
+    func flush() {
+        self.context.flush()
+    }
+}
+
+@available(*, unavailable)
+extension SSEStream: Sendable {}

@@ -1,0 +1,101 @@
+import ArgumentParser
+import Fanfare
+import Foundation
+import Logging
+import NIOCore
+import ServiceLifecycle
+import UnixSignals
+
+struct ServeCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "serve",
+        abstract: "Run a node. Without a Redis URL it runs embedded: one node, in-memory bus."
+    )
+
+    @Option(help: "Address to bind (FANFARE_HOST, default 0.0.0.0).")
+    var host: String?
+
+    @Option(help: "Port to bind (FANFARE_PORT, default 8080).")
+    var port: Int?
+
+    @Option(help: "Redis URL redis://[user:password@]host:port/db (FANFARE_REDIS_URL; none = embedded).")
+    var redis: String?
+
+    @Option(name: .customLong("node-id"), help: "This node's id (FANFARE_NODE_ID, default generated).")
+    var nodeID: String?
+
+    @Option(help: "Heartbeat interval in seconds (FANFARE_HEARTBEAT_SECONDS, default 15).")
+    var heartbeatSeconds: Int?
+
+    @Option(help: "Close a stream whose unsent bytes exceed this (FANFARE_SLOW_CONSUMER_BYTES, default 1048576).")
+    var slowConsumerBytes: Int?
+
+    @Option(help: "Events kept in the history log (FANFARE_HISTORY_SIZE, default 10000).")
+    var historySize: Int?
+
+    @Option(
+        name: .customLong("cors-origin"),
+        help: "Allowed CORS origin, repeatable (FANFARE_CORS_ORIGINS, default *)."
+    )
+    var corsOrigins: [String] = []
+
+    @Option(help: "Event loop threads (FANFARE_EVENT_LOOPS, default one per core).")
+    var eventLoops: Int?
+
+    @Option(help: "Log level: trace, debug, info, notice, warning, error (FANFARE_LOG_LEVEL, default info).")
+    var logLevel: String?
+
+    func run() async throws {
+        var configuration = FanfareConfiguration()
+        configuration.host = setting(self.host, "FANFARE_HOST", default: "0.0.0.0") ?? "0.0.0.0"
+        configuration.port = try self.number(self.port, "FANFARE_PORT") ?? 8080
+        configuration.redisURL = setting(self.redis, "FANFARE_REDIS_URL")
+        configuration.nodeID = setting(self.nodeID, "FANFARE_NODE_ID") ?? FanfareConfiguration.generatedNodeID()
+        if let seconds = try self.number(self.heartbeatSeconds, "FANFARE_HEARTBEAT_SECONDS") {
+            configuration.heartbeatInterval = .seconds(Int64(max(1, seconds)))
+        }
+        if let bytes = try self.number(self.slowConsumerBytes, "FANFARE_SLOW_CONSUMER_BYTES") {
+            configuration.slowConsumerBytes = max(4096, bytes)
+        }
+        if let size = try self.number(self.historySize, "FANFARE_HISTORY_SIZE") {
+            configuration.historyMaxLength = max(1, size)
+        }
+        if !self.corsOrigins.isEmpty {
+            configuration.corsOrigins = self.corsOrigins
+        } else if let origins = setting(nil, "FANFARE_CORS_ORIGINS") {
+            configuration.corsOrigins = origins.split(separator: ",").map {
+                String($0).trimmingCharacters(in: .whitespaces)
+            }
+        }
+        if let loops = try self.number(self.eventLoops, "FANFARE_EVENT_LOOPS") {
+            configuration.eventLoops = max(1, loops)
+        }
+
+        let levelName = setting(self.logLevel, "FANFARE_LOG_LEVEL", default: "info") ?? "info"
+        guard let level = Logger.Level(rawValue: levelName) else {
+            throw ValidationError("unknown log level '\(levelName)'")
+        }
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = level
+            return handler
+        }
+        let logger = Logger(label: "fanfare")
+        let node = FanfareNode(configuration: configuration, logger: logger)
+        let group = ServiceGroup(
+            configuration: .init(
+                services: [.init(service: node)],
+                gracefulShutdownSignals: [.sigterm, .sigint],
+                logger: logger
+            )
+        )
+        try await group.run()
+    }
+
+    private func number(_ flag: Int?, _ variable: String) throws -> Int? {
+        if let flag { return flag }
+        guard let text = setting(nil, variable) else { return nil }
+        guard let value = Int(text) else { throw ValidationError("\(variable) must be a number, got '\(text)'") }
+        return value
+    }
+}
