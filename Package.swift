@@ -108,6 +108,8 @@ let package = Package(
             name: "IntegrationTests",
             dependencies: [
                 "HiredisNIO",
+                "Fanfare",
+                "ServerSentEvents",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),

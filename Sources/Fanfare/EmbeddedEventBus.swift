@@ -1,4 +1,4 @@
-public import NIOCore
+internal import NIOCore
 internal import ServerSentEvents
 import Synchronization
 

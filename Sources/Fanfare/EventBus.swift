@@ -1,4 +1,4 @@
-public import NIOCore
+internal import NIOCore
 
 /// What a publish asks for: one channel, an event name and its data (JSON text).
 public struct PublishRequest: Sendable, Hashable {

@@ -1,6 +1,6 @@
 internal import HiredisNIO
 internal import Logging
-public import NIOCore
+internal import NIOCore
 import Synchronization
 
 /// The bus of a cluster node: publishes through the `fanfare_publish` Redis Function and

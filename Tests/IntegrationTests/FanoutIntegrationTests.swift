@@ -1,0 +1,182 @@
+import Fanfare
+import Foundation
+import NIOCore
+import NIOPosix
+import ServerSentEvents
+import Testing
+
+@Suite(.enabled(if: RedisServerProcess.enabled), .timeLimit(.minutes(2)))
+struct FanoutIntegrationTests {
+    private func harness(embedded: Bool) async throws -> NodeHarness {
+        try await NodeHarness(nodes: embedded ? 1 : 3, embedded: embedded)
+    }
+
+    private func open(_ harness: NodeHarness, node: Int, _ path: String) async throws -> TestStream {
+        let stream = try await TestStream(harness.urls[node % harness.urls.count] + path)
+        #expect(stream.stream.status == 200)
+        _ = try await stream.connected()
+        return stream
+    }
+
+    @Test(arguments: [false, true])
+    func aBroadcastReachesEveryConnectionExactlyOnce(embedded: Bool) async throws {
+        let harness = try await self.harness(embedded: embedded)
+        defer { Task { await harness.stop() } }
+        var streams: [TestStream] = []
+        for index in 0..<6 {
+            streams.append(try await self.open(harness, node: index, "/api/sse/subscribe/c\(index)"))
+        }
+        try await harness.waitForConnections(6)
+
+        let (status, json) = try await harness.notify(0, #"{"broadcast":true,"event":"hello","payload":{"n":1}}"#)
+        #expect(status == 200)
+        #expect(json["ok"] as? Bool == true)
+        #expect(json["sent"] as? Bool == true)
+        #expect(json["connections"] as? Int == 6)
+        let id = json["id"] as? String
+        _ = try await harness.notify(harness.urls.count - 1, #"{"broadcast":true,"event":"marker","payload":null}"#)
+        for stream in streams {
+            let first = try await stream.next()
+            #expect(first.event == "hello")
+            #expect(first.id == id)
+            #expect(first.data == #"{"n":1}"#)
+            // The very next event is the marker: no duplicate of the first.
+            #expect(try await stream.next().event == "marker")
+        }
+        for stream in streams { await stream.close() }
+    }
+
+    @Test(arguments: [false, true])
+    func aClientMessageReachesThatClientOnEveryNodeAndNoOneElse(embedded: Bool) async throws {
+        let harness = try await self.harness(embedded: embedded)
+        defer { Task { await harness.stop() } }
+        let alice1 = try await self.open(harness, node: 0, "/api/sse/subscribe/alice")
+        let alice2 = try await self.open(harness, node: 2, "/api/events?clientId=alice")
+        let bob = try await self.open(harness, node: 1, "/api/notifications/stream?clientId=bob")
+        try await harness.waitForConnections(3)
+
+        let (status, json) = try await harness.notify(
+            1 % harness.urls.count,
+            #"{"clientId":"alice","event":"private","payload":"for alice"}"#
+        )
+        #expect(status == 200)
+        #expect(json["clientId"] as? String == "alice")
+        #expect(json["connections"] as? Int == 2)
+        _ = try await harness.notify(0, #"{"broadcast":true,"event":"marker"}"#)
+        for stream in [alice1, alice2] {
+            let event = try await stream.next()
+            #expect(event.event == "private")
+            #expect(event.data == #""for alice""#)
+            #expect(try await stream.next().event == "marker")
+        }
+        #expect(try await bob.next().event == "marker")
+        for stream in [alice1, alice2, bob] { await stream.close() }
+    }
+
+    @Test(arguments: [false, true])
+    func aTopicReachesOnlyItsSubscribersAndUsersTheirStreams(embedded: Bool) async throws {
+        let harness = try await self.harness(embedded: embedded)
+        defer { Task { await harness.stop() } }
+        let orders = try await self.open(harness, node: 0, "/api/sse/subscribe/a?channels=orders,alerts")
+        let alerts = try await self.open(harness, node: 1, "/api/sse/subscribe/b?channels=alerts&userId=42")
+        let none = try await self.open(harness, node: 2, "/api/sse/subscribe/c")
+        try await harness.waitForConnections(3)
+
+        _ = try await harness.notify(0, #"{"channel":"orders","event":"order","payload":1}"#)
+        _ = try await harness.notify(0, #"{"userId":"42","event":"mine","payload":2}"#)
+        _ = try await harness.notify(0, #"{"broadcast":true,"event":"marker"}"#)
+        #expect(try await orders.next().event == "order")
+        #expect(try await orders.next().event == "marker")
+        #expect(try await alerts.next().event == "mine")
+        #expect(try await alerts.next().event == "marker")
+        #expect(try await none.next().event == "marker")
+        for stream in [orders, alerts, none] { await stream.close() }
+    }
+
+    @Test(arguments: [false, true])
+    func countsFallOnEveryNodeAfterClientsLeave(embedded: Bool) async throws {
+        let harness = try await self.harness(embedded: embedded)
+        defer { Task { await harness.stop() } }
+        var streams: [TestStream] = []
+        for index in 0..<4 {
+            streams.append(
+                try await self.open(harness, node: index, "/api/sse/subscribe/\(index < 2 ? "same" : "c\(index)")")
+            )
+        }
+        try await harness.waitForConnections(4)
+        let metrics = try await harness.metrics(0)
+        #expect(metrics["totalClients"] as? Int == 3)
+        #expect((metrics["nodes"] as? [Any])?.count == harness.urls.count)
+
+        for stream in streams.dropFirst() { await stream.close() }
+        try await harness.waitForConnections(1)
+        let after = try await harness.metrics(harness.urls.count - 1)
+        #expect(after["totalClients"] as? Int == 1)
+        #expect(after["averageConnectionsPerClient"] as? Double == 1)
+        let clients = try await FanfareHTTPClient.request("GET", harness.urls[0] + "/api/sse/clients/same")
+        #expect(clients.status == 200)
+        let gone = try await FanfareHTTPClient.request("GET", harness.urls[0] + "/api/sse/clients/c3")
+        #expect(gone.status == 404)
+        await streams[0].close()
+    }
+
+    @Test func badNotificationsAreRefusedAndPublishNothing() async throws {
+        let harness = try await self.harness(embedded: false)
+        defer { Task { await harness.stop() } }
+        let watcher = try await self.open(harness, node: 0, "/api/sse/subscribe/w?channels=orders")
+        try await harness.waitForConnections(1)
+        let bad = [
+            #"{"broadcast":true,"clientId":"w","event":"x"}"#, #"{"event":"x"}"#,
+            #"{"broadcast":true,"event":"__connected"}"#,
+            #"{"broadcast":true,"event":"a\nb"}"#, #"{"channel":"bad channel!","event":"x"}"#, #"{"clientId":"w""#,
+            "[1,2]", "",
+        ]
+        for body in bad {
+            let (status, json) = try await harness.notify(0, body)
+            #expect(status == 400, "\(body)")
+            #expect(json["ok"] as? Bool == false)
+            #expect(json["code"] as? Int == 400)
+            #expect((json["error"] as? String)?.isEmpty == false)
+        }
+        _ = try await harness.notify(0, #"{"broadcast":true,"event":"marker"}"#)
+        #expect(try await watcher.next().event == "marker")
+        await watcher.close()
+    }
+
+    @Test func aClientThatNeverReadsIsClosedWithoutDelayingOthers() async throws {
+        let harness = try await NodeHarness(nodes: 1) { $0.slowConsumerBytes = 64 * 1024 }
+        defer { Task { await harness.stop() } }
+        let reader = try await self.open(harness, node: 0, "/api/sse/subscribe/reader")
+        let stalled = try await StalledClient(url: harness.urls[0], path: "/api/sse/subscribe/stalled")
+        try await harness.waitForConnections(2)
+
+        let payload = String(repeating: "x", count: 16 * 1024)
+        let count = 400
+        for index in 0..<count {
+            _ = try await harness.notify(0, #"{"broadcast":true,"event":"e\#(index)","payload":"\#(payload)"}"#)
+        }
+        for index in 0..<count {
+            #expect(try await reader.next().event == "e\(index)")
+        }
+        // 6.4 MB went out: far past the bound plus what the kernel buffers hold, so the
+        // node must have dropped the stalled stream (its client cannot tell before it reads).
+        try await harness.waitForConnections(1)
+        await reader.close()
+        try? await stalled.channel.close()
+    }
+}
+
+/// A raw client that sends a stream request and then never reads.
+struct StalledClient {
+    let channel: any Channel
+
+    init(url: String, path: String) async throws {
+        let target = try FanfareHTTPClient.Target(url: url)
+        self.channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .channelOption(.autoRead, value: false)
+            .channelOption(.socketOption(.so_rcvbuf), value: 4096)
+            .connect(host: target.host, port: target.port).get()
+        let request = "GET \(path) HTTP/1.1\r\nHost: \(target.host)\r\nAccept: text/event-stream\r\n\r\n"
+        try await self.channel.writeAndFlush(ByteBuffer(string: request))
+    }
+}

@@ -1,0 +1,116 @@
+import Fanfare
+import Foundation
+import Logging
+import NIOCore
+import NIOPosix
+import ServerSentEvents
+import Synchronization
+import Testing
+
+/// Nodes started in this process on free loopback ports, on their own Redis (or embedded).
+final class NodeHarness: Sendable {
+    let redis: RedisServerProcess?
+    let nodes: [FanfareNode]
+    let urls: [String]
+
+    init(
+        nodes count: Int,
+        embedded: Bool = false,
+        configure: (inout FanfareConfiguration) -> Void = { _ in }
+    )
+        async throws
+    {
+        self.redis = embedded ? nil : try await RedisServerProcess()
+        var nodes: [FanfareNode] = []
+        var urls: [String] = []
+        for index in 0..<count {
+            var configuration = FanfareConfiguration(
+                host: "127.0.0.1",
+                port: 0,
+                redisURL: self.redis?.url,
+                nodeID: "node-\(index)",
+                registryInterval: .milliseconds(200),
+                registryTTL: .seconds(2),
+                eventLoops: 2
+            )
+            configure(&configuration)
+            let node = FanfareNode(
+                configuration: configuration,
+                logger: Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() })
+            )
+            let address = try await node.start()
+            nodes.append(node)
+            urls.append("http://127.0.0.1:\(address.port ?? 0)")
+        }
+        self.nodes = nodes
+        self.urls = urls
+    }
+
+    func stop() async {
+        for node in self.nodes { await node.shutdown() }
+        self.redis?.stop()
+    }
+
+    func notify(_ node: Int, _ body: String) async throws -> (status: Int, json: [String: Any]) {
+        let response = try await FanfareHTTPClient.request("POST", self.urls[node] + "/api/sse/notify", body: body)
+        let json = (try? JSONSerialization.jsonObject(with: Data(response.body.utf8))) as? [String: Any] ?? [:]
+        return (response.status, json)
+    }
+
+    func metrics(_ node: Int) async throws -> [String: Any] {
+        let response = try await FanfareHTTPClient.request("GET", self.urls[node] + "/api/sse/metrics")
+        return (try JSONSerialization.jsonObject(with: Data(response.body.utf8))) as? [String: Any] ?? [:]
+    }
+
+    /// Waits until every node's metrics report `connections` in total.
+    func waitForConnections(_ connections: Int) async throws {
+        try await withDeadline("every node to count \(connections) connections") {
+            for node in 0..<self.nodes.count {
+                while (try await self.metrics(node)["totalConnections"] as? Int) != connections {
+                    try await Task.sleep(for: .milliseconds(50))
+                }
+            }
+        }
+    }
+}
+
+/// An SSE stream opened by a test; events arrive in order through `next()`.
+actor TestStream {
+    nonisolated let stream: FanfareHTTPClient.EventStream
+    private var iterator: AsyncStream<ServerSentEvent>.AsyncIterator?
+
+    init(_ url: String, headers: [(String, String)] = []) async throws {
+        let (events, continuation) = AsyncStream.makeStream(of: ServerSentEvent.self)
+        self.iterator = events.makeAsyncIterator()
+        let stream = try await FanfareHTTPClient.stream(url, headers: headers) { continuation.yield($0) }
+        self.stream = stream
+        Task {
+            await stream.waitUntilClosed()
+            continuation.finish()
+        }
+    }
+
+    private func take(includingControl: Bool) async throws -> ServerSentEvent {
+        var iterator = self.iterator
+        self.iterator = nil
+        defer { self.iterator = iterator }
+        while let event = await iterator?.next(isolation: #isolation) {
+            if includingControl || !(event.event ?? "").hasPrefix("__") { return event }
+        }
+        throw TestFailure("the stream ended")
+    }
+
+    /// The next event that is not a node control event (`__connected`, `__heartbeat`).
+    func next(includingControl: Bool = false) async throws -> ServerSentEvent {
+        try await withDeadline("the next event") { try await self.take(includingControl: includingControl) }
+    }
+
+    /// Waits for `__connected`: from then on the node delivers to this stream.
+    func connected() async throws -> [String: String] {
+        let event = try await self.next(includingControl: true)
+        #expect(event.event == "__connected")
+        return ["data": event.data ?? ""]
+    }
+
+    func close() async { await self.stream.close() }
+}
