@@ -1,0 +1,213 @@
+import ArgumentParser
+import Foundation
+import Histogram
+import NIOCore
+import NIOPosix
+
+/// Opens many SSE connections over several nodes, publishes events, and reports what
+/// arrived: a measurement tool, not a test. One event loop per core, no task per
+/// connection, no parser objects on the receive path.
+@main
+struct LoadGenerator: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "fanfare-load")
+
+    @Option(help: "Comma-separated node base URLs, e.g. http://127.0.0.1:8081,http://127.0.0.1:8082")
+    var nodes: String
+
+    @Option(help: "SSE connections, spread over the nodes.")
+    var connections = 1_000
+
+    @Option(help: "Events to publish (broadcast).")
+    var events = 1_000
+
+    @Option(help: "Events per second; 0 publishes flat out.")
+    var rate = 0.0
+
+    @Option(help: "Publishes in flight when flat out.")
+    var publishers = 8
+
+    @Option(help: "Padding bytes in each payload.")
+    var payloadBytes = 64
+
+    @Option(help: "Comma-separated node process ids, for RSS and CPU figures.")
+    var pids = ""
+
+    @Option(help: "Only connect, measure RSS, and hold the connections this many seconds.")
+    var idleSeconds = 0
+
+    func run() async throws {
+        let urls = self.nodes.split(separator: ",").map(String.init)
+        let targets = try urls.map { try Target(url: $0) }
+        let pids = self.pids.split(separator: ",").compactMap { Int32($0) }
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: System.coreCount)
+        let loops = Array(group.makeIterator())
+        let stats = loops.map { _ in LoopStats() }
+        let rssBefore = pids.map(ProcessStats.rssBytes)
+
+        // Connect every subscriber and wait until each has its __connected.
+        let allConnected = group.next().makePromise(of: Void.self)
+        let remaining = ManagedAtomicCounter(self.connections)
+        var channels: [any Channel] = []
+        channels.reserveCapacity(self.connections)
+        let connectStart = LoadClock.nanoseconds()
+        for index in 0..<self.connections {
+            let target = targets[index % targets.count]
+            let loopIndex = index % loops.count
+            let request = ByteBuffer(
+                string: "GET /api/sse/subscribe/load-\(index) HTTP/1.1\r\nHost: \(target.host)\r\n"
+                    + "Accept: text/event-stream\r\n\r\n"
+            )
+            let channel = try await ClientBootstrap(group: loops[loopIndex])
+                .channelInitializer { channel in
+                    channel.eventLoop.makeCompletedFuture {
+                        try channel.pipeline.syncOperations.addHandler(
+                            SubscriberHandler(request: request, stats: stats[loopIndex]) {
+                                if remaining.decrement() == 0 { allConnected.succeed() }
+                            }
+                        )
+                    }
+                }
+                .connect(host: target.host, port: target.port).get()
+            channels.append(channel)
+        }
+        try await allConnected.futureResult.get()
+        let connectSeconds = Double(LoadClock.nanoseconds() - connectStart) / 1e9
+        print("connections established: \(self.connections) in \(String(format: "%.2f", connectSeconds)) s")
+        if !pids.isEmpty {
+            try await Task.sleep(for: .seconds(2))  // let counts and allocations settle
+            let rssAfter = pids.map(ProcessStats.rssBytes)
+            for (index, pid) in pids.enumerated() {
+                let perNode = self.connections / max(1, pids.count)
+                let delta = Double(rssAfter[index] - rssBefore[index]) / Double(max(1, perNode))
+                print(
+                    "node pid \(pid): RSS \(rssAfter[index] / 1024) KiB, "
+                        + "\(String(format: "%.2f", delta / 1024)) KiB per connection (\(perNode) connections)"
+                )
+            }
+        }
+        if self.idleSeconds > 0 {
+            try await Task.sleep(for: .seconds(self.idleSeconds))
+        }
+
+        if self.events > 0 {
+            try await self.publishAndMeasure(targets: targets, group: group, stats: stats, loops: loops, pids: pids)
+        }
+        for channel in channels { channel.close(promise: nil) }
+        try await group.shutdownGracefully()
+    }
+
+    private func publishAndMeasure(
+        targets: [Target],
+        group: MultiThreadedEventLoopGroup,
+        stats: [LoopStats],
+        loops: [any EventLoop],
+        pids: [Int32]
+    ) async throws {
+        let publisher = try await Publisher.connect(targets: targets, count: self.publishers, group: group)
+        let cpuBefore = pids.map(ProcessStats.cpuSeconds)
+        let selfBefore = ProcessStats.selfCPUSeconds()
+        let start = LoadClock.nanoseconds()
+        let padding = String(repeating: "x", count: self.payloadBytes)
+        var failures = 0
+        try await withThrowingTaskGroup(of: Int.self) { tasks in
+            let lanes = self.rate > 0 ? 1 : self.publishers
+            for lane in 0..<lanes {
+                tasks.addTask {
+                    var failed = 0
+                    var seq = lane
+                    while seq < self.events {
+                        if self.rate > 0 {
+                            let due = start + Int64(Double(seq) / self.rate * 1e9)
+                            let wait = due - LoadClock.nanoseconds()
+                            if wait > 0 { try await Task.sleep(for: .nanoseconds(wait)) }
+                        }
+                        let body =
+                            #"{"broadcast":true,"event":"load","payload":{"seq":\#(seq),"t":\#(LoadClock.nanoseconds()),"#
+                            + #""pad":"\#(padding)"}}"#
+                        let status = try await publisher.publish(lane: lane, body: body)
+                        if status != 200 { failed += 1 }
+                        seq += lanes
+                    }
+                    return failed
+                }
+            }
+            for try await failed in tasks { failures += failed }
+        }
+        let publishEnd = LoadClock.nanoseconds()
+        let expected = self.events * self.connections
+        // Wait for the deliveries to drain (bounded).
+        let deadline = LoadClock.nanoseconds() + 30_000_000_000
+        while LoadClock.nanoseconds() < deadline {
+            let delivered = try await Self.total(stats, loops) { $0.delivered }
+            if delivered >= expected { break }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        let merged = try await Self.merge(stats, loops)
+        let end = max(merged.lastDelivery, publishEnd)
+        let seconds = Double(end - start) / 1e9
+        let selfCPU = ProcessStats.selfCPUSeconds() - selfBefore
+        print("events published: \(self.events) (\(failures) failed) at \(self.rate > 0 ? "\(self.rate)/s" : "flat out")")
+        print("deliveries expected: \(expected), delivered: \(merged.delivered), missing: \(expected - merged.delivered)")
+        print("duplicates: \(merged.duplicates), out of order: \(merged.outOfOrder)")
+        print("deliveries/s: \(Int(Double(merged.delivered) / seconds)) over \(String(format: "%.2f", seconds)) s")
+        let latency = merged.latency
+        print(
+            "publish→receive latency ms: p50 \(Self.ms(latency.valueAtPercentile(50))), "
+                + "p99 \(Self.ms(latency.valueAtPercentile(99))), max \(Self.ms(latency.max))"
+        )
+        if !pids.isEmpty {
+            let cpuAfter = pids.map(ProcessStats.cpuSeconds)
+            let nodeCPU = zip(cpuAfter, cpuBefore).reduce(0.0) { $0 + ($1.0 - $1.1) }
+            print(
+                "node CPU: \(String(format: "%.2f", nodeCPU)) s, "
+                    + "\(String(format: "%.2f", nodeCPU / Double(max(1, merged.delivered)) * 1e6)) µs per delivery"
+            )
+        }
+        print(
+            "load generator CPU: \(String(format: "%.2f", selfCPU)) s, "
+                + "\(String(format: "%.2f", selfCPU / Double(max(1, merged.delivered)) * 1e6)) µs per delivery"
+        )
+        await publisher.close()
+    }
+
+    static func ms(_ micros: UInt64) -> String { String(format: "%.2f", Double(micros) / 1000) }
+
+    static func total(_ stats: [LoopStats], _ loops: [any EventLoop], _ read: @escaping @Sendable (LoopStats) -> Int)
+        async throws -> Int
+    {
+        var sum = 0
+        for (index, loop) in loops.enumerated() {
+            let one = stats[index]
+            sum += try await loop.submit { read(one) }.get()
+        }
+        return sum
+    }
+
+    static func merge(_ stats: [LoopStats], _ loops: [any EventLoop]) async throws -> LoopStats {
+        let merged = LoopStats()
+        for (index, loop) in loops.enumerated() {
+            let one = stats[index]
+            try await loop.submit {
+                merged.delivered += one.delivered
+                merged.duplicates += one.duplicates
+                merged.outOfOrder += one.outOfOrder
+                merged.lastDelivery = max(merged.lastDelivery, one.lastDelivery)
+                merged.latency.add(one.latency)
+            }.get()
+        }
+        return merged
+    }
+}
+
+struct Target: Sendable {
+    var host: String
+    var port: Int
+
+    init(url: String) throws {
+        let rest = url.replacingOccurrences(of: "http://", with: "").split(separator: "/").first ?? ""
+        let parts = rest.split(separator: ":")
+        guard parts.count == 2, let port = Int(parts[1]) else { throw ValidationError("bad node URL \(url)") }
+        self.host = String(parts[0])
+        self.port = port
+    }
+}
