@@ -3,6 +3,7 @@ import Foundation
 import Histogram
 import NIOCore
 import NIOPosix
+import Synchronization
 
 /// Opens many SSE connections over several nodes, publishes events, and reports what
 /// arrived: a measurement tool, not a test. One event loop per core, no task per
@@ -22,6 +23,12 @@ struct LoadGenerator: AsyncParsableCommand {
 
     @Option(help: "Events per second; 0 publishes flat out.")
     var rate = 0.0
+
+    @Option(help: "Stop publishing after this many seconds (0: publish every event).")
+    var seconds = 0.0
+
+    @Option(help: "Flat out: publish at most this many events ahead of the slowest delivery.")
+    var window = 100
 
     @Option(help: "Publishes in flight when flat out.")
     var publishers = 8
@@ -109,14 +116,23 @@ struct LoadGenerator: AsyncParsableCommand {
         let start = LoadClock.nanoseconds()
         let padding = String(repeating: "x", count: self.payloadBytes)
         var failures = 0
-        try await withThrowingTaskGroup(of: Int.self) { tasks in
+        var published = 0
+        let stopAt = self.seconds > 0 ? start + Int64(self.seconds * 1e9) : Int64.max
+        try await withThrowingTaskGroup(of: (Int, Int).self) { tasks in
             let lanes = self.rate > 0 ? 1 : self.publishers
             for lane in 0..<lanes {
                 tasks.addTask {
                     var failed = 0
+                    var sent = 0
                     var seq = lane
-                    while seq < self.events {
-                        if self.rate > 0 {
+                    while seq < self.events && LoadClock.nanoseconds() < stopAt {
+                        if self.rate == 0 {
+                            // Flow control: stay at most `window` events ahead of delivery.
+                            let allowed = (seq - self.window) * self.connections
+                            while stats.reduce(0, { $0 + $1.progress.load(ordering: .relaxed) }) < allowed {
+                                try await Task.sleep(for: .microseconds(200))
+                            }
+                        } else {
                             let due = start + Int64(Double(seq) / self.rate * 1e9)
                             let wait = due - LoadClock.nanoseconds()
                             if wait > 0 { try await Task.sleep(for: .nanoseconds(wait)) }
@@ -125,16 +141,19 @@ struct LoadGenerator: AsyncParsableCommand {
                             #"{"broadcast":true,"event":"load","payload":{"seq":\#(seq),"t":\#(LoadClock.nanoseconds()),"#
                             + #""pad":"\#(padding)"}}"#
                         let status = try await publisher.publish(lane: lane, body: body)
-                        if status != 200 { failed += 1 }
+                        if status != 200 { failed += 1 } else { sent += 1 }
                         seq += lanes
                     }
-                    return failed
+                    return (sent, failed)
                 }
             }
-            for try await failed in tasks { failures += failed }
+            for try await (sent, failed) in tasks {
+                published += sent
+                failures += failed
+            }
         }
         let publishEnd = LoadClock.nanoseconds()
-        let expected = self.events * self.connections
+        let expected = published * self.connections
         // Wait for the deliveries to drain (bounded).
         let deadline = LoadClock.nanoseconds() + 30_000_000_000
         while LoadClock.nanoseconds() < deadline {
@@ -146,8 +165,10 @@ struct LoadGenerator: AsyncParsableCommand {
         let end = max(merged.lastDelivery, publishEnd)
         let seconds = Double(end - start) / 1e9
         let selfCPU = ProcessStats.selfCPUSeconds() - selfBefore
-        print("events published: \(self.events) (\(failures) failed) at \(self.rate > 0 ? "\(self.rate)/s" : "flat out")")
-        print("deliveries expected: \(expected), delivered: \(merged.delivered), missing: \(expected - merged.delivered)")
+        print("events published: \(published) (\(failures) failed) at \(self.rate > 0 ? "\(self.rate)/s" : "flat out")")
+        print(
+            "deliveries expected: \(expected), delivered: \(merged.delivered), missing: \(expected - merged.delivered)"
+        )
         print("duplicates: \(merged.duplicates), out of order: \(merged.outOfOrder)")
         print("deliveries/s: \(Int(Double(merged.delivered) / seconds)) over \(String(format: "%.2f", seconds)) s")
         let latency = merged.latency
@@ -172,7 +193,11 @@ struct LoadGenerator: AsyncParsableCommand {
 
     static func ms(_ micros: UInt64) -> String { String(format: "%.2f", Double(micros) / 1000) }
 
-    static func total(_ stats: [LoopStats], _ loops: [any EventLoop], _ read: @escaping @Sendable (LoopStats) -> Int)
+    static func total(
+        _ stats: [LoopStats],
+        _ loops: [any EventLoop],
+        _ read: @escaping @Sendable (LoopStats) -> Int
+    )
         async throws -> Int
     {
         var sum = 0

@@ -1,9 +1,12 @@
 import Foundation
 import Histogram
 import NIOCore
+import Synchronization
 
 /// Per-loop results; touched only on its loop, merged at the end.
 final class LoopStats: @unchecked Sendable {
+    /// `delivered`, readable from any thread (only this loop writes it).
+    let progress = Atomic<Int>(0)
     // @unchecked: each instance is used on one event loop only while the run lasts and
     // read by the main task after every connection of that loop has closed.
     var connected = 0
@@ -75,6 +78,7 @@ final class SubscriberHandler: ChannelInboundHandler {
         let sentNanos = self.number(&tIndex)
         let now = LoadClock.nanoseconds()
         self.stats.delivered += 1
+        self.stats.progress.store(self.stats.delivered, ordering: .relaxed)
         self.stats.lastDelivery = now
         if self.currentID == self.lastID {
             self.stats.duplicates += 1

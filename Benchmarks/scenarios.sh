@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# Runs the standard load scenarios against a local cluster of 2 nodes + Redis, all on
+# loopback, with release builds. Prints the load generator's figures for each scenario.
+#
+#   Benchmarks/scenarios.sh [idle|flat|fanout|latency ...]   (default: all four)
+#
+# Not a test: the figures go into closing notes and docs.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+scripts/install-dependencies.sh
+swift build -c release --product fanfare
+swift build -c release --product fanfare-load
+ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
+
+workdir=$(mktemp -d)
+redis_port=$(( (RANDOM % 5000) + 21000 ))
+ports=($(( redis_port + 1 )) $(( redis_port + 2 )))
+pids=()
+cleanup() {
+    for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+    redis-cli -p "$redis_port" shutdown nosave >/dev/null 2>&1 || true
+    rm -rf "$workdir"
+}
+trap cleanup EXIT
+
+redis-server --port "$redis_port" --bind 127.0.0.1 --save "" --appendonly no --dir "$workdir" \
+    --logfile "$workdir/redis.log" --daemonize yes
+for _ in $(seq 50); do redis-cli -p "$redis_port" ping >/dev/null 2>&1 && break; sleep 0.1; done
+
+start_nodes() {
+    pids=()
+    for port in "${ports[@]}"; do
+        .build/release/fanfare serve --host 127.0.0.1 --port "$port" --node-id "bench-$port" \
+            --redis "redis://127.0.0.1:$redis_port" --log-level warning >"$workdir/node-$port.log" 2>&1 &
+        pids+=($!)
+    done
+    for port in "${ports[@]}"; do
+        for _ in $(seq 100); do curl -sf "http://127.0.0.1:$port/readyz" >/dev/null && break; sleep 0.1; done
+    done
+}
+stop_nodes() {
+    for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+    wait "${pids[@]}" 2>/dev/null || true
+    pids=()
+}
+
+nodes="http://127.0.0.1:${ports[0]},http://127.0.0.1:${ports[1]}"
+run() {
+    local name=$1
+    shift
+    echo "== $name"
+    start_nodes
+    .build/release/fanfare-load --nodes "$nodes" --pids "$(IFS=,; echo "${pids[*]}")" "$@"
+    stop_nodes
+}
+
+scenarios=("$@")
+((${#scenarios[@]})) || scenarios=(idle flat fanout latency)
+for scenario in "${scenarios[@]}"; do
+    case $scenario in
+    idle) run "10,000 idle connections" --connections 10000 --events 0 ;;
+    flat) run "1,000 subscribers, broadcast flat out for 10 s" --connections 1000 --events 1000000 --seconds 10 ;;
+    fanout) run "10,000 subscribers at 10 events/s" --connections 10000 --events 100 --rate 10 ;;
+    latency) run "1,000 subscribers at 1 event/s" --connections 1000 --events 10 --rate 1 ;;
+    *) echo "unknown scenario $scenario" >&2; exit 2 ;;
+    esac
+done
