@@ -111,7 +111,7 @@ struct LoadGenerator: AsyncParsableCommand {
         pids: [Int32]
     ) async throws {
         let publisher = try await Publisher.connect(targets: targets, count: self.publishers, group: group)
-        let cpuBefore = pids.map(ProcessStats.cpuSeconds)
+        let cpuBefore = pids.map(ProcessStats.cpuSplit)
         let selfBefore = ProcessStats.selfCPUSeconds()
         let start = LoadClock.nanoseconds()
         let padding = String(repeating: "x", count: self.payloadBytes)
@@ -177,10 +177,13 @@ struct LoadGenerator: AsyncParsableCommand {
                 + "p99 \(Self.ms(latency.valueAtPercentile(99))), max \(Self.ms(latency.max))"
         )
         if !pids.isEmpty {
-            let cpuAfter = pids.map(ProcessStats.cpuSeconds)
-            let nodeCPU = zip(cpuAfter, cpuBefore).reduce(0.0) { $0 + ($1.0 - $1.1) }
+            let cpuAfter = pids.map(ProcessStats.cpuSplit)
+            let nodeUser = zip(cpuAfter, cpuBefore).reduce(0.0) { $0 + ($1.0.user - $1.1.user) }
+            let nodeSystem = zip(cpuAfter, cpuBefore).reduce(0.0) { $0 + ($1.0.system - $1.1.system) }
+            let nodeCPU = nodeUser + nodeSystem
             print(
-                "node CPU: \(String(format: "%.2f", nodeCPU)) s, "
+                "node CPU: \(String(format: "%.2f", nodeCPU)) s "
+                    + "(user \(String(format: "%.2f", nodeUser)) s, system \(String(format: "%.2f", nodeSystem)) s), "
                     + "\(String(format: "%.2f", nodeCPU / Double(max(1, merged.delivered)) * 1e6)) µs per delivery"
             )
         }

@@ -82,13 +82,20 @@ enum ProcessStats {
 
     /// utime + stime of a process, in seconds.
     static func cpuSeconds(_ pid: Int32) -> Double {
+        let (user, system) = self.cpuSplit(pid)
+        return user + system
+    }
+
+    /// utime and stime of a process, in seconds.
+    static func cpuSplit(_ pid: Int32) -> (user: Double, system: Double) {
         guard let text = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
             let close = text.lastIndex(of: ")")
-        else { return 0 }
+        else { return (0, 0) }
         let fields = text[text.index(after: close)...].split(separator: " ")
         // After the command: state is field 3; utime and stime are fields 14 and 15.
-        guard fields.count > 13, let user = Double(fields[11]), let system = Double(fields[12]) else { return 0 }
-        return (user + system) / Double(sysconf(Int32(_SC_CLK_TCK)))
+        guard fields.count > 13, let user = Double(fields[11]), let system = Double(fields[12]) else { return (0, 0) }
+        let ticks = Double(sysconf(Int32(_SC_CLK_TCK)))
+        return (user / ticks, system / ticks)
     }
 
     static func selfCPUSeconds() -> Double {

@@ -50,14 +50,20 @@ public enum FanfareHTTPClient {
     ) async throws -> Response {
         let target = try Target(url: url)
         let promise = group.next().makePromise(of: Response.self)
-        let channel = try await ClientBootstrap(group: group)
-            .channelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHTTPClientHandlers()
-                    try channel.pipeline.syncOperations.addHandler(ResponseCollector(promise: promise))
+        let channel: any Channel
+        do {
+            channel = try await ClientBootstrap(group: group)
+                .channelInitializer { channel in
+                    channel.eventLoop.makeCompletedFuture {
+                        try channel.pipeline.syncOperations.addHTTPClientHandlers()
+                        try channel.pipeline.syncOperations.addHandler(ResponseCollector(promise: promise))
+                    }
                 }
-            }
-            .connect(host: target.host, port: target.port).get()
+                .connect(host: target.host, port: target.port).get()
+        } catch {
+            promise.fail(error)
+            throw error
+        }
         var head = HTTPRequestHead(version: .http1_1, method: HTTPMethod(rawValue: method), uri: target.pathAndQuery)
         head.headers.add(name: "Host", value: "\(target.host):\(target.port)")
         head.headers.add(name: "Connection", value: "close")
@@ -85,14 +91,22 @@ public enum FanfareHTTPClient {
     ) async throws -> EventStream {
         let target = try Target(url: url)
         let opened = group.next().makePromise(of: Int.self)
-        let channel = try await ClientBootstrap(group: group)
-            .channelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHTTPClientHandlers()
-                    try channel.pipeline.syncOperations.addHandler(EventCollector(opened: opened, onEvent: onEvent))
+        let channel: any Channel
+        do {
+            channel = try await ClientBootstrap(group: group)
+                .channelInitializer { channel in
+                    channel.eventLoop.makeCompletedFuture {
+                        try channel.pipeline.syncOperations.addHTTPClientHandlers()
+                        try channel.pipeline.syncOperations.addHandler(
+                            EventCollector(opened: opened, onEvent: onEvent)
+                        )
+                    }
                 }
-            }
-            .connect(host: target.host, port: target.port).get()
+                .connect(host: target.host, port: target.port).get()
+        } catch {
+            opened.fail(error)
+            throw error
+        }
         var head = HTTPRequestHead(version: .http1_1, method: .GET, uri: target.pathAndQuery)
         head.headers.add(name: "Host", value: "\(target.host):\(target.port)")
         head.headers.add(name: "Accept", value: "text/event-stream")

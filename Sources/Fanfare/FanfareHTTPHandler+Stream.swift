@@ -45,8 +45,12 @@ extension FanfareHTTPHandler {
         }
         if !channels.contains(ChannelName.broadcast) { channels.append(ChannelName.broadcast) }
 
-        // From here on the connection speaks raw SSE: the response encoder leaves the pipeline.
+        // From here on the connection speaks raw SSE: the HTTP codec leaves the pipeline (its
+        // parser state is most of an idle connection's memory). Anything the client still
+        // sends is read and dropped.
         context.pipeline.syncOperations.removeHandler(name: Self.encoderName, promise: nil)
+        context.pipeline.syncOperations.removeHandler(name: Self.decoderName, promise: nil)
+        try? context.pipeline.syncOperations.addHandler(DiscardInbound(), position: .first)
         var head = ByteBuffer()
         head.writeStaticString("HTTP/1.1 200 OK\r\n")
         head.writeStaticString("Content-Type: text/event-stream; charset=utf-8\r\n")
@@ -76,11 +80,17 @@ extension FanfareHTTPHandler {
                 stream.write(frame)
                 stream.flush()
             case .failure(let error):
-                // The subscription stays wanted and is made again when Redis is back.
+                // Without a confirmed subscription this stream could miss events silently:
+                // close it and let the client come back after the retry delay.
                 services.logger.warning(
                     "sse.subscribe.failed",
                     metadata: ["client.id": "\(clientID)", "error": "\(error)"]
                 )
+                var frame = ByteBuffer()
+                frame.writeString("retry: \(services.configuration.retryMilliseconds)\n: unavailable\n\n")
+                context.writeAndFlush(NIOAny(frame)).assumeIsolated().whenComplete { _ in
+                    context.close(promise: nil)
+                }
             }
         }
     }
@@ -91,3 +101,13 @@ extension Substring {
         String(self.drop(while: { $0 == " " }).reversed().drop(while: { $0 == " " }).reversed())
     }
 }
+
+/// Reads and drops whatever a client sends on an SSE connection.
+final class DiscardInbound: ChannelInboundHandler {
+    typealias InboundIn = ByteBuffer
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {}
+}
+
+@available(*, unavailable)
+extension DiscardInbound: Sendable {}

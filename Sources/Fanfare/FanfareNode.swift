@@ -61,7 +61,7 @@ public final class FanfareNode: Service, Sendable {
         } else {
             bus = EmbeddedEventBus(eventLoop: busLoop) { channel in counter.hub?.connections(on: channel) ?? 0 }
         }
-        let hub = NodeHub(group: self.group, bus: bus, logger: logger)
+        let hub = NodeHub(group: self.group, stagingLoop: busLoop, bus: bus, logger: logger)
         counter.hub = hub
         try await bus.start(
             deliver: { channel, frame in hub.receive(channel: channel, frame: frame) },
@@ -108,7 +108,7 @@ public final class FanfareNode: Service, Sendable {
             $0.registryTask = registryTask
         }
         if redisBus == nil {
-            logger.notice("fanfare.embedded", metadata: ["reason": "no Redis URL: one node, in-memory bus and history"])
+            logger.notice("fanfare.embedded", metadata: ["reason": "no Redis URL: one node, in-memory bus"])
         }
         logger.info("fanfare.started", metadata: ["address": "\(address.map { "\($0)" } ?? "?")"])
         guard let address else { throw FanfareError(.internal, "the server has no local address") }

@@ -34,11 +34,16 @@ final class NodeHub: Sendable {
 
     private let loops: [ObjectIdentifier: Loop]
     private let loopList: [Loop]
+    /// Events from the bus are staged here first and handed to the loops in one batch per
+    /// staging task, so everything that arrived in one socket read travels together.
+    private let staging = Mutex(Inbox())
+    private let stagingLoop: any EventLoop
     private let counts = Mutex(Counts())
     let bus: any EventBus
     private let logger: Logger
 
-    init(group: any EventLoopGroup, bus: any EventBus, logger: Logger) {
+    init(group: any EventLoopGroup, stagingLoop: any EventLoop, bus: any EventBus, logger: Logger) {
+        self.stagingLoop = stagingLoop
         var loops: [ObjectIdentifier: Loop] = [:]
         for eventLoop in group.makeIterator() {
             let loop = Loop(hub: .makeBoxSendingValue(LocalHub(eventLoop: eventLoop), eventLoop: eventLoop))
@@ -107,21 +112,39 @@ final class NodeHub: Sendable {
         if !goneChannels.isEmpty { self.bus.unsubscribe(goneChannels) }
     }
 
-    /// Queues one event for every loop; each loop drains its queue in one task.
+    /// Queues one event for every loop. Events are staged on the staging loop (the bus's
+    /// loop, so a whole socket read is staged before the task runs), then each loop gets
+    /// the batch and drains its queue in one task.
     func receive(channel: String, frame: ByteBuffer) {
+        let first = self.staging.withLock { staging in
+            staging.frames.append((channel, frame))
+            return staging.frames.count == 1
+        }
+        guard first else { return }
+        self.stagingLoop.execute {
+            let batch = self.staging.withLock { staging in
+                let frames = staging.frames
+                staging.frames.removeAll(keepingCapacity: true)
+                return frames
+            }
+            self.dispatch(batch)
+        }
+    }
+
+    private func dispatch(_ batch: [(channel: String, frame: ByteBuffer)]) {
         for loop in self.loopList {
             let wasEmpty = loop.inbox.withLock { inbox in
-                inbox.frames.append((channel, frame))
-                return inbox.frames.count == 1
+                inbox.frames.append(contentsOf: batch)
+                return inbox.frames.count == batch.count
             }
             guard wasEmpty else { continue }
             loop.hub.eventLoop.execute {
-                let batch = loop.inbox.withLock { inbox in
+                let frames = loop.inbox.withLock { inbox in
                     let frames = inbox.frames
                     inbox.frames.removeAll(keepingCapacity: true)
                     return frames
                 }
-                loop.hub.value.deliver(batch)
+                loop.hub.value.deliver(frames)
             }
         }
     }

@@ -37,6 +37,8 @@ final class RedisEventBus: EventBus {
             eventLoop: self.eventLoop,
             logger: self.logger
         )
+        // Redis may have restarted empty: every new connection makes sure the functions exist.
+        _ = try await fresh.send("FUNCTION", "LOAD", "REPLACE", RESPArgument(RedisFunctions.source))
         self.connection.withLock { $0 = fresh }
         return fresh
     }
@@ -45,8 +47,7 @@ final class RedisEventBus: EventBus {
         deliver: @escaping @Sendable (String, ByteBuffer) -> Void,
         resubscribed: @escaping @Sendable () -> Void
     ) async throws {
-        let connection = try await self.commands()
-        _ = try await connection.send("FUNCTION", "LOAD", "REPLACE", RESPArgument(RedisFunctions.source))
+        _ = try await self.commands()
         let names = self.names
         let ready = self.subscriberReady
         let logger = self.logger
@@ -102,9 +103,15 @@ final class RedisEventBus: EventBus {
                     RESPArgument(self.historyMaxLength), RESPArgument(self.names.prefix),
                 ]
             )
-        } catch let error as RedisClientError where error.code == .serverError {
-            throw FanfareError(.badRequest, error.message)
+        } catch let error as RedisClientError
+            where error.code == .serverError && error.message.hasPrefix("ERR fanfare:")
+        {
+            throw FanfareError(.badRequest, String(error.message.dropFirst("ERR fanfare: ".count)))
         } catch {
+            if let error = error as? RedisClientError, error.message.contains("Function not found") {
+                // Redis lost its functions (restarted empty): load them on a new connection next time.
+                await self.connection.withLock { $0 }?.close()
+            }
             throw FanfareError(.unavailable, "Redis is unavailable; the event was not published", underlying: error)
         }
         guard let items = reply.array, items.count == 3, let id = items[0].string, let nodes = items[1].int,

@@ -72,6 +72,9 @@ struct PublishCommand: AsyncParsableCommand {
     }
 
     private func publishThroughRedis(_ url: String) async throws {
+        for id in [self.clientID, self.userID].compactMap({ $0 }) where id.contains(":") || id.isEmpty {
+            throw ValidationError("ids must not be empty or contain ':': \(id)")
+        }
         let channel: String
         switch (self.clientID, self.userID, self.channel, self.broadcast) {
         case (let id?, nil, nil, false): channel = "client:\(id)"
@@ -85,15 +88,21 @@ struct PublishCommand: AsyncParsableCommand {
             eventLoop: MultiThreadedEventLoopGroup.singleton.next(),
             logger: Logger(label: "fanfare.publish")
         )
-        defer { Task { await connection.close() } }
-        let reply = try await connection.send(
-            "FCALL",
-            arguments: [
-                "fanfare_publish", 2, RESPArgument("\(self.prefix):history"), RESPArgument("\(self.prefix):nodes"),
-                RESPArgument(channel), RESPArgument(self.event), RESPArgument(self.payload), 10_000,
-                RESPArgument(self.prefix),
-            ]
-        )
+        let reply: RESPValue
+        do {
+            reply = try await connection.send(
+                "FCALL",
+                arguments: [
+                    "fanfare_publish", 2, RESPArgument("\(self.prefix):history"), RESPArgument("\(self.prefix):nodes"),
+                    RESPArgument(channel), RESPArgument(self.event), RESPArgument(self.payload), 10_000,
+                    RESPArgument(self.prefix),
+                ]
+            )
+        } catch {
+            await connection.close()
+            throw error
+        }
+        await connection.close()
         let items = reply.array ?? []
         let id = items.first?.string ?? "?"
         let nodes = items.count > 1 ? items[1].int ?? 0 : 0

@@ -24,6 +24,12 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(name: .customLong("node-id"), help: "This node's id (FANFARE_NODE_ID, default generated).")
     var nodeID: String?
 
+    @Option(
+        help:
+            "Prefix of every Redis key and channel; clusters sharing a Redis need distinct ones (FANFARE_REDIS_PREFIX, default fanfare)."
+    )
+    var redisPrefix: String?
+
     @Option(help: "Heartbeat interval in seconds (FANFARE_HEARTBEAT_SECONDS, default 15).")
     var heartbeatSeconds: Int?
 
@@ -51,6 +57,7 @@ struct ServeCommand: AsyncParsableCommand {
         configuration.port = try self.number(self.port, "FANFARE_PORT") ?? 8080
         configuration.redisURL = setting(self.redis, "FANFARE_REDIS_URL")
         configuration.nodeID = setting(self.nodeID, "FANFARE_NODE_ID") ?? FanfareConfiguration.generatedNodeID()
+        configuration.redisPrefix = setting(self.redisPrefix, "FANFARE_REDIS_PREFIX", default: "fanfare") ?? "fanfare"
         if let seconds = try self.number(self.heartbeatSeconds, "FANFARE_HEARTBEAT_SECONDS") {
             configuration.heartbeatInterval = .seconds(Int64(max(1, seconds)))
         }

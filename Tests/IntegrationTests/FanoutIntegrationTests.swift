@@ -180,3 +180,71 @@ struct StalledClient {
         try await self.channel.writeAndFlush(ByteBuffer(string: request))
     }
 }
+
+@Suite(.enabled(if: RedisServerProcess.enabled), .timeLimit(.minutes(1)))
+struct StreamConnectionTests {
+    @Test func bytesSentAfterTheStreamStartedAreIgnored() async throws {
+        let harness = try await NodeHarness(nodes: 1, embedded: true)
+        defer { Task { await harness.stop() } }
+        let target = try FanfareHTTPClient.Target(url: harness.urls[0])
+        let chatty = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .connect(host: target.host, port: target.port).get()
+        try await chatty.writeAndFlush(
+            ByteBuffer(string: "GET /api/sse/subscribe/chatty HTTP/1.1\r\nHost: x\r\n\r\n")
+        )
+        try await harness.waitForConnections(1)
+        // A pipelined request and plain garbage on an SSE connection: read and dropped.
+        try await chatty.writeAndFlush(ByteBuffer(string: "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n\u{0}\u{1}garbage"))
+        let other = try await TestStream(harness.urls[0] + "/api/sse/subscribe/other")
+        _ = try await other.connected()
+        let (status, _) = try await harness.notify(0, #"{"broadcast":true,"event":"still-here"}"#)
+        #expect(status == 200)
+        #expect(try await other.next().event == "still-here")
+        try await harness.waitForConnections(2)
+        try? await chatty.close()
+        try await harness.waitForConnections(1)
+        await other.close()
+    }
+}
+
+@Suite(.enabled(if: RedisServerProcess.enabled), .timeLimit(.minutes(1)))
+struct RedisOutageTests {
+    @Test func publishesFailWhileRedisIsDownAndWorkAgainAfterAnEmptyRestart() async throws {
+        let harness = try await NodeHarness(nodes: 1)
+        defer { Task { await harness.stop() } }
+        guard let redis = harness.redis else { throw TestFailure("no redis") }
+        let stream = try await TestStream(harness.urls[0] + "/api/sse/subscribe/survivor")
+        _ = try await stream.connected()
+        try await harness.waitForConnections(1)
+
+        redis.kill()
+        let (down, json) = try await harness.notify(0, #"{"broadcast":true,"event":"lost"}"#)
+        #expect(down == 503)
+        #expect(json["ok"] as? Bool == false)
+        let ready = try await FanfareHTTPClient.request("GET", harness.urls[0] + "/readyz")
+        #expect(ready.status == 503)
+
+        // The new server starts empty: no functions, no registry rows, no history.
+        let revived = try await RedisServerProcess(onPort: redis.port)
+        defer { revived.stop() }
+        try await withDeadline("publishing to work again") {
+            while try await harness.notify(0, #"{"broadcast":true,"event":"probe"}"#).status != 200 {
+                try await Task.sleep(for: .milliseconds(50))
+            }
+        }
+        try await withDeadline("the node to be ready again") {
+            while try await FanfareHTTPClient.request("GET", harness.urls[0] + "/readyz").status != 200 {
+                try await Task.sleep(for: .milliseconds(50))
+            }
+        }
+        let (status, _) = try await harness.notify(0, #"{"broadcast":true,"event":"after"}"#)
+        #expect(status == 200)
+        // The stream survived the outage: it gets the events published once Redis was back.
+        var seen: [String] = []
+        while seen.last != "after" {
+            seen.append(try await stream.next().event ?? "")
+        }
+        #expect(!seen.contains("lost"))
+        await stream.close()
+    }
+}
