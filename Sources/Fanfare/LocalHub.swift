@@ -7,7 +7,9 @@ internal import NIOCore
 /// at the end. One heartbeat timer serves every stream of the loop.
 final class LocalHub {
     let eventLoop: any EventLoop
-    private var byChannel: [String: [ObjectIdentifier: SSEStream]] = [:]
+    /// Streams per channel in a dense array (fast to walk); each stream remembers its slot
+    /// in every list, so removal is a swap with the last element.
+    private var byChannel: [String: ContiguousArray<SSEStream>] = [:]
     private var streams: [ObjectIdentifier: SSEStream] = [:]
     private var toFlush: [SSEStream] = []
     private var heartbeat: Scheduled<Void>?
@@ -20,26 +22,38 @@ final class LocalHub {
 
     func add(_ stream: SSEStream) {
         let key = ObjectIdentifier(stream)
-        self.streams[key] = stream
-        for channel in stream.channels {
-            self.byChannel[channel, default: [:]][key] = stream
+        guard self.streams.updateValue(stream, forKey: key) == nil else { return }
+        for (index, channel) in stream.channels.enumerated() {
+            stream.slots[index] = self.byChannel[channel, default: []].count
+            self.byChannel[channel, default: []].append(stream)
         }
     }
 
     func remove(_ stream: SSEStream) {
-        let key = ObjectIdentifier(stream)
-        guard self.streams.removeValue(forKey: key) != nil else { return }
-        for channel in stream.channels {
-            self.byChannel[channel]?.removeValue(forKey: key)
-            if self.byChannel[channel]?.isEmpty == true { self.byChannel[channel] = nil }
+        guard self.streams.removeValue(forKey: ObjectIdentifier(stream)) != nil else { return }
+        for (index, channel) in stream.channels.enumerated() {
+            guard var list = self.byChannel.removeValue(forKey: channel) else { continue }
+            let slot = stream.slots[index]
+            let last = list.removeLast()
+            if last !== stream {
+                list[slot] = last
+                if let position = last.channels.firstIndex(of: channel) { last.slots[position] = slot }
+            }
+            if !list.isEmpty { self.byChannel[channel] = list }
         }
     }
 
     /// Writes each frame to every stream on its channel, then flushes each stream once.
     func deliver(_ batch: [(channel: String, frame: ByteBuffer)]) {
+        if batch.count == 1, let only = batch.first {
+            // The common case at moderate rates: one frame, one write-and-flush per stream.
+            guard let streams = self.byChannel[only.channel] else { return }
+            for stream in streams { stream.writeAndFlush(only.frame) }
+            return
+        }
         for (channel, frame) in batch {
             guard let streams = self.byChannel[channel] else { continue }
-            for stream in streams.values {
+            for stream in streams {
                 stream.write(frame)
                 if !stream.needsFlush {
                     stream.needsFlush = true

@@ -7,6 +7,8 @@ final class SSEStream {
     let context: ChannelHandlerContext
     let clientID: String
     let channels: [String]
+    /// This stream's position in its hub's list for each of `channels` (same order).
+    var slots: [Int]
     /// Set while the stream is on its hub's list of streams to flush after a batch.
     var needsFlush = false
 
@@ -14,6 +16,7 @@ final class SSEStream {
         self.context = context
         self.clientID = clientID
         self.channels = channels
+        self.slots = Array(repeating: -1, count: channels.count)
     }
 
     /// Queues `frame` without flushing; the hub flushes once per batch.
@@ -24,6 +27,10 @@ final class SSEStream {
 
     func flush() {
         self.context.flush()
+    }
+
+    func writeAndFlush(_ frame: ByteBuffer) {
+        self.context.writeAndFlush(NIOAny(frame), promise: nil)
     }
 }
 
