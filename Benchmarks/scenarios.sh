@@ -61,7 +61,7 @@ scenarios=("$@")
 for scenario in "${scenarios[@]}"; do
     case $scenario in
     idle) run "10,000 idle connections" --connections 10000 --events 0 ;;
-    flat) run "1,000 subscribers, broadcast flat out for 10 s" --connections 1000 --events 1000000 --seconds 10 ;;
+    flat) run "1,000 subscribers, broadcast flat out for 10 s" --connections 1000 --events 1000000 --seconds 10 --window 1000 --publishers 64 ;;
     fanout) run "10,000 subscribers at 10 events/s" --connections 10000 --events 100 --rate 10 ;;
     latency) run "1,000 subscribers at 1 event/s" --connections 1000 --events 10 --rate 1 ;;
     *) echo "unknown scenario $scenario" >&2; exit 2 ;;
