@@ -6,6 +6,12 @@ internal import NIOPosix
 public import ServiceLifecycle
 import Synchronization
 
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
 /// One Fanfare node: the HTTP/SSE server, its hub, its bus and its registry row.
 ///
 /// Without a Redis URL it runs embedded (one node, in-memory bus). As a `Service` it
@@ -72,7 +78,7 @@ public final class FanfareNode: Service, Sendable {
         let address = server.localAddress
         let identity = NodeIdentity(
             id: self.configuration.nodeID,
-            address: "\(self.configuration.host):\(address?.port ?? self.configuration.port)",
+            address: "\(Self.advertisedHost(self.configuration.host)):\(address?.port ?? self.configuration.port)",
             version: Self.version,
             startedAt: WallClock.milliseconds()
         )
@@ -141,6 +147,14 @@ public final class FanfareNode: Service, Sendable {
                 }
             }
         return try await bootstrap.bind(host: self.configuration.host, port: self.configuration.port).get()
+    }
+
+    /// The host other people should use: the machine's name when bound to every interface.
+    private static func advertisedHost(_ host: String) -> String {
+        guard host == "0.0.0.0" || host == "::" else { return host }
+        var name = [CChar](repeating: 0, count: 256)
+        guard gethostname(&name, name.count) == 0 else { return host }
+        return String(decoding: name.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 
     private func heartbeatFrame() -> ByteBuffer {
