@@ -12,15 +12,18 @@ final class EmbeddedEventBus: EventBus {
         var subscribed: [String: Int] = [:]
         var lastMilliseconds: Int64 = 0
         var sequence: Int64 = 0
+        var history = CircularBuffer<HistoryEntry>()
     }
 
     private let state = Mutex(State())
     private let eventLoop: any EventLoop
     /// Answers how many local connections a channel has (the registry is local here).
     private let connectionCount: @Sendable (String) -> Int
+    private let historyMaxLength: Int
 
-    init(eventLoop: any EventLoop, connectionCount: @escaping @Sendable (String) -> Int) {
+    init(eventLoop: any EventLoop, historyMaxLength: Int, connectionCount: @escaping @Sendable (String) -> Int) {
         self.eventLoop = eventLoop
+        self.historyMaxLength = max(1, historyMaxLength)
         self.connectionCount = connectionCount
     }
 
@@ -61,10 +64,27 @@ final class EmbeddedEventBus: EventBus {
             }
             let id = "\(milliseconds)-\(state.sequence)"
             let frame = try EventFrame.encode(id: id, event: request.event, data: request.data)
+            let entry = HistoryEntry(
+                id: EventID(milliseconds: UInt64(milliseconds), sequence: UInt64(state.sequence)),
+                channel: request.channel,
+                frame: frame
+            )
+            state.history.append(entry)
+            if state.history.count > self.historyMaxLength { state.history.removeFirst() }
             state.deliver?(request.channel, frame)
             return (id, state.subscribed[request.channel] != nil)
         }
         return PublishResult(id: id, sent: sent, connections: self.connectionCount(request.channel))
+    }
+
+    func replay(after id: EventID, channels: Set<String>) async throws -> Replay {
+        self.state.withLock { state in
+            guard let oldest = state.history.first?.id, let newest = state.history.last?.id else {
+                return .gap(oldest: nil)
+            }
+            guard id >= oldest, id <= newest else { return .gap(oldest: oldest) }
+            return .events(state.history.filter { $0.id > id && channels.contains($0.channel) })
+        }
     }
 
     func shutdown() async {

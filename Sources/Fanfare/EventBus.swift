@@ -41,6 +41,9 @@ protocol EventBus: Sendable {
     func unsubscribe(_ channels: [String])
     /// Publishes one event; fails (never drops silently) when it cannot be stored.
     func publish(_ request: PublishRequest) async throws -> PublishResult
+    /// Every retained event after `id` on `channels`, or a gap when `id` is older than the
+    /// retained history or was never issued.
+    func replay(after id: EventID, channels: Set<String>) async throws -> Replay
     /// Whether publishes can currently succeed.
     var isReady: Bool { get }
     func shutdown() async

@@ -1,3 +1,4 @@
+import Foundation
 internal import Logging
 internal import NIOCore
 internal import NIOHTTP1
@@ -65,6 +66,10 @@ extension FanfareHTTPHandler {
         context.writeAndFlush(NIOAny(head), promise: nil)
 
         let stream = SSEStream(context: context, clientID: clientID, channels: channels)
+        // A resume: the header wins over the query parameter (EventSource sends the header).
+        let lastEventID = request.headers.first(name: "last-event-id") ?? request.query["lastEventId"]
+        let resumeFrom = lastEventID.flatMap { $0.isEmpty ? nil : $0 }
+        if resumeFrom != nil { stream.replayBuffer = [] }
         self.state = .streaming(stream)
         let services = self.services
         services.hub.register(stream).assumeIsolated().whenComplete { result in
@@ -77,8 +82,10 @@ extension FanfareHTTPHandler {
                 ]
                 var frame = ByteBuffer()
                 frame.writeString("event: __connected\ndata: \(JSON.serialize(body))\n\n")
-                stream.write(frame)
-                stream.flush()
+                context.writeAndFlush(NIOAny(frame), promise: nil)
+                if let resumeFrom {
+                    self.resume(context: context, stream: stream, from: resumeFrom)
+                }
             case .failure(let error):
                 // Without a confirmed subscription this stream could miss events silently:
                 // close it and let the client come back after the retry delay.
@@ -86,6 +93,46 @@ extension FanfareHTTPHandler {
                     "sse.subscribe.failed",
                     metadata: ["client.id": "\(clientID)", "error": "\(error)"]
                 )
+                var frame = ByteBuffer()
+                frame.writeString("retry: \(services.configuration.retryMilliseconds)\n: unavailable\n\n")
+                context.writeAndFlush(NIOAny(frame)).assumeIsolated().whenComplete { _ in
+                    context.close(promise: nil)
+                }
+            }
+        }
+    }
+}
+
+extension FanfareHTTPHandler {
+    /// Replays what `stream` missed after `lastEventID`, then releases its buffered live
+    /// frames. The node is already subscribed, so nothing falls between the two.
+    func resume(context: ChannelHandlerContext, stream: SSEStream, from lastEventID: String) {
+        let services = self.services
+        let channels = Set(stream.channels)
+        let promise = context.eventLoop.makePromise(of: Replay.self)
+        if let after = EventID(lastEventID) {
+            promise.completeWithTask { try await services.bus.replay(after: after, channels: channels) }
+        } else {
+            promise.succeed(.gap(oldest: nil))  // not an id this cluster issues
+        }
+        promise.futureResult.assumeIsolated().whenComplete { result in
+            guard case .streaming(let current) = self.state, current === stream else { return }
+            switch result {
+            case .success(.events(let entries)):
+                services.eventsReplayed.wrappingAdd(entries.count, ordering: .relaxed)
+                stream.finishReplay(
+                    replayed: entries.map(\.frame),
+                    replayedUpTo: entries.last?.id ?? EventID(lastEventID)
+                )
+            case .success(.gap(let oldest)):
+                services.resetsSent.wrappingAdd(1, ordering: .relaxed)
+                var body: [String: Any] = ["lastEventId": lastEventID]
+                body["oldestEventId"] = oldest.map { $0.description } ?? NSNull()
+                var frame = ByteBuffer()
+                frame.writeString("event: __reset\ndata: \(JSON.serialize(body))\n\n")
+                stream.finishReplay(replayed: [frame], replayedUpTo: nil)
+            case .failure(let error):
+                services.logger.warning("sse.replay.failed", metadata: ["error": "\(error)"])
                 var frame = ByteBuffer()
                 frame.writeString("retry: \(services.configuration.retryMilliseconds)\n: unavailable\n\n")
                 context.writeAndFlush(NIOAny(frame)).assumeIsolated().whenComplete { _ in

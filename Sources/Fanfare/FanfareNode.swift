@@ -65,7 +65,9 @@ public final class FanfareNode: Service, Sendable {
             redisBus = made
             bus = made
         } else {
-            bus = EmbeddedEventBus(eventLoop: busLoop) { channel in counter.hub?.connections(on: channel) ?? 0 }
+            bus = EmbeddedEventBus(eventLoop: busLoop, historyMaxLength: self.configuration.historyMaxLength) {
+                channel in counter.hub?.connections(on: channel) ?? 0
+            }
         }
         let hub = NodeHub(group: self.group, stagingLoop: busLoop, bus: bus, logger: logger)
         counter.hub = hub

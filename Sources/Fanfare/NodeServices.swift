@@ -13,6 +13,8 @@ final class NodeServices: Sendable {
     let draining = Atomic<Bool>(false)
     let slowConsumerCloses = Atomic<Int>(0)
     let eventsPublished = Atomic<Int>(0)
+    let eventsReplayed = Atomic<Int>(0)
+    let resetsSent = Atomic<Int>(0)
 
     init(
         configuration: FanfareConfiguration,

@@ -122,6 +122,58 @@ final class RedisEventBus: EventBus {
         return PublishResult(id: id, sent: nodes > 0, connections: Int(connections))
     }
 
+    /// Pages through the history stream with `fanfare_replay`, which reads the oldest and
+    /// newest retained ids together with each page, so trimming cannot open a silent gap.
+    func replay(after id: EventID, channels: Set<String>) async throws -> Replay {
+        var cursor = id
+        var entries: [HistoryEntry] = []
+        let pageSize = 1_000
+        while true {
+            let reply: RESPValue
+            do {
+                reply = try await self.commands().send(
+                    "FCALL",
+                    arguments: [
+                        "fanfare_replay", 1, RESPArgument(self.names.history), RESPArgument(cursor.description),
+                        RESPArgument(pageSize),
+                    ]
+                )
+            } catch {
+                throw FanfareError(.unavailable, "Redis is unavailable; history cannot be read", underlying: error)
+            }
+            guard let parts = reply.array, parts.count == 3, let page = parts[2].array else {
+                throw FanfareError(.internal, "unexpected reply from fanfare_replay")
+            }
+            let oldest = parts[0].string.flatMap { EventID($0) }
+            guard let oldestID = oldest, let newest = parts[1].string.flatMap({ EventID($0) }) else {
+                return .gap(oldest: nil)
+            }
+            if cursor < oldestID || (cursor == id && id > newest) { return .gap(oldest: oldestID) }
+            for item in page {
+                guard let fields = item.array, fields.count == 2,
+                    let entryID = fields[0].string.flatMap({ EventID($0) }),
+                    let values = fields[1].array
+                else { continue }
+                cursor = entryID
+                var channel: String?
+                var body: ByteBuffer?
+                for index in stride(from: 0, to: values.count - 1, by: 2) {
+                    switch values[index].string {
+                    case "c": channel = values[index + 1].string
+                    case "b": body = values[index + 1].bytes
+                    default: break
+                    }
+                }
+                guard let channel, channels.contains(channel), var body else { continue }
+                var frame = ByteBuffer()
+                frame.writeString("id: \(entryID)\n")
+                frame.writeBuffer(&body)
+                entries.append(HistoryEntry(id: entryID, channel: channel, frame: frame))
+            }
+            if page.count < pageSize { return .events(entries) }
+        }
+    }
+
     func shutdown() async {
         await self.subscriber.withLock { $0 }?.close()
         await self.connection.withLock { $0 }?.close()

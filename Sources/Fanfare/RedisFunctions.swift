@@ -126,7 +126,17 @@ enum RedisFunctions {
           return result
         end
 
+        local function replay(keys, args)
+          local first = redis.call('XRANGE', keys[1], '-', '+', 'COUNT', 1)
+          local last = redis.call('XREVRANGE', keys[1], '+', '-', 'COUNT', 1)
+          local oldest = first[1] and first[1][1] or ''
+          local newest = last[1] and last[1][1] or ''
+          local entries = redis.call('XRANGE', keys[1], '(' .. args[1], '+', 'COUNT', tonumber(args[2]))
+          return {oldest, newest, entries}
+        end
+
         redis.register_function('fanfare_publish', publish)
+        redis.register_function{function_name = 'fanfare_replay', callback = replay, flags = {'no-writes'}}
         redis.register_function('fanfare_heartbeat', heartbeat)
         redis.register_function('fanfare_leave', leave)
         redis.register_function{function_name = 'fanfare_cluster', callback = cluster, flags = {'no-writes'}}

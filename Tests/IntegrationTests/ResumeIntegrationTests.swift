@@ -1,0 +1,170 @@
+import Fanfare
+import Foundation
+import HiredisNIO
+import Logging
+import NIOCore
+import NIOPosix
+import ServerSentEvents
+import Testing
+
+@Suite(.enabled(if: RedisServerProcess.enabled), .timeLimit(.minutes(2)))
+struct ResumeIntegrationTests {
+    private func ids(_ events: [ServerSentEvent]) -> [String] { events.compactMap(\.id) }
+
+    /// Parses `123-4` for ordering checks.
+    private func order(_ id: String) -> [UInt64] { id.split(separator: "-").compactMap { UInt64($0) } }
+
+    private func isStrictlyIncreasing(_ ids: [String]) -> Bool {
+        zip(ids, ids.dropFirst()).allSatisfy { self.order($0).lexicographicallyPrecedes(self.order($1)) }
+    }
+
+    @Test(arguments: [false, true])
+    func aReconnectingClientGetsExactlyWhatItMissedThenLiveEvents(embedded: Bool) async throws {
+        let harness = try await NodeHarness(nodes: embedded ? 1 : 2, embedded: embedded)
+        defer { Task { await harness.stop() } }
+        let last = harness.urls.count - 1
+        let first = try await TestStream(harness.urls[0] + "/api/sse/subscribe/resumer?channels=orders")
+        _ = try await first.connected()
+        try await harness.waitForConnections(1)
+        var seen: [String] = []
+        for index in 0..<10 {
+            _ = try await harness.notify(0, #"{"channel":"orders","event":"before","payload":\#(index)}"#)
+            seen.append(try await first.next().id ?? "")
+        }
+        await first.close()
+        try await harness.waitForConnections(0)
+
+        // 100 more while it is away: half through a node, half straight through Redis.
+        var missed: [String] = []
+        let redis: RedisConnection? =
+            if let server = harness.redis {
+                try await RedisConnection.connect(
+                    configuration: server.configuration,
+                    eventLoop: MultiThreadedEventLoopGroup.singleton.next(),
+                    logger: Logger(label: "test")
+                )
+            } else { nil }
+        for index in 0..<100 {
+            if let redis, index % 2 == 1 {
+                let reply = try await redis.send(
+                    "FCALL",
+                    arguments: [
+                        "fanfare_publish", 2, "fanfare:history", "fanfare:nodes", "orders", "missed",
+                        RESPArgument("\(index)"),
+                    ]
+                )
+                missed.append(reply.array?.first?.string ?? "")
+            } else {
+                let (_, json) = try await harness.notify(
+                    last,
+                    #"{"channel":"orders","event":"missed","payload":\#(index)}"#
+                )
+                missed.append(json["id"] as? String ?? "")
+            }
+        }
+        // Events on channels the client does not have are not replayed to it.
+        _ = try await harness.notify(last, #"{"channel":"elsewhere","event":"not-mine"}"#)
+
+        let second = try await TestStream(
+            harness.urls[last] + "/api/sse/subscribe/resumer?channels=orders",
+            headers: [("Last-Event-ID", seen.last ?? "")]
+        )
+        _ = try await second.connected()
+        var replayed: [ServerSentEvent] = []
+        for _ in 0..<100 { replayed.append(try await second.next()) }
+        #expect(self.ids(replayed) == missed)
+        #expect(replayed.allSatisfy { $0.event == "missed" })
+        #expect(replayed.map(\.data) == (0..<100).map { "\($0)" })
+        let (_, live) = try await harness.notify(0, #"{"channel":"orders","event":"live"}"#)
+        let next = try await second.next()
+        #expect(next.event == "live")
+        #expect(next.id == live["id"] as? String)
+        await second.close()
+        await redis?.close()
+    }
+
+    @Test(arguments: [false, true])
+    func anIDOlderThanTheHistoryGetsAResetThenLiveEvents(embedded: Bool) async throws {
+        let harness = try await NodeHarness(nodes: 1, embedded: embedded) { $0.historyMaxLength = 5 }
+        defer { Task { await harness.stop() } }
+        var ids: [String] = []
+        for index in 0..<300 {
+            let (_, json) = try await harness.notify(0, #"{"broadcast":true,"event":"e","payload":\#(index)}"#)
+            ids.append(json["id"] as? String ?? "")
+        }
+        for stale in [ids[0], "1-0", "not-an-id", "99999999999999-0"] {
+            let stream = try await TestStream(
+                harness.urls[0] + "/api/sse/subscribe/late?lastEventId=\(stale)"
+            )
+            _ = try await stream.connected()
+            let reset = try await stream.next(includingControl: true)
+            #expect(reset.event == "__reset", "\(stale)")
+            #expect(reset.data?.contains(#""lastEventId""#) == true)
+            let (_, json) = try await harness.notify(0, #"{"broadcast":true,"event":"after-reset"}"#)
+            let live = try await stream.next()
+            #expect(live.event == "after-reset")
+            #expect(live.id == json["id"] as? String)
+            await stream.close()
+        }
+    }
+
+    @Test(arguments: [false, true])
+    func publishesRacingTheReconnectArriveExactlyOnceInOrder(embedded: Bool) async throws {
+        let harness = try await NodeHarness(nodes: embedded ? 1 : 2, embedded: embedded)
+        defer { Task { await harness.stop() } }
+        let (_, start) = try await harness.notify(0, #"{"clientId":"racer","event":"start"}"#)
+        let startID = start["id"] as? String ?? ""
+        let total = 300
+        let publisher = Task {
+            var published: [String] = []
+            for index in 0..<total {
+                let (_, json) = try await harness.notify(
+                    index % harness.urls.count,
+                    #"{"clientId":"racer","event":"r","payload":\#(index)}"#
+                )
+                published.append(json["id"] as? String ?? "")
+            }
+            return published
+        }
+        try await Task.sleep(for: .milliseconds(20))
+        let stream = try await TestStream(
+            harness.urls[harness.urls.count - 1] + "/api/sse/subscribe/racer",
+            headers: [("Last-Event-ID", startID)]
+        )
+        _ = try await stream.connected()
+        let published = try await publisher.value
+        var received: [String] = []
+        while received.count < total {
+            received.append(try await stream.next().id ?? "")
+        }
+        #expect(received == published)
+        #expect(self.isStrictlyIncreasing(received))
+        await stream.close()
+    }
+
+    @Test func idsIncreaseStrictlyAcrossConcurrentPublishesFromThreeNodes() async throws {
+        let harness = try await NodeHarness(nodes: 3)
+        defer { Task { await harness.stop() } }
+        let watcher = try await TestStream(harness.urls[0] + "/api/sse/subscribe/watcher")
+        _ = try await watcher.connected()
+        try await harness.waitForConnections(1)
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for node in 0..<3 {
+                group.addTask {
+                    for index in 0..<100 {
+                        _ = try await harness.notify(
+                            node,
+                            #"{"broadcast":true,"event":"n\#(node)","payload":\#(index)}"#
+                        )
+                    }
+                }
+            }
+            try await group.waitForAll()
+        }
+        var ids: [String] = []
+        for _ in 0..<300 { ids.append(try await watcher.next().id ?? "") }
+        #expect(Set(ids).count == 300)
+        #expect(self.isStrictlyIncreasing(ids))
+        await watcher.close()
+    }
+}
