@@ -71,9 +71,10 @@ public final class FanfareNode: Service, Sendable {
         }
         let hub = NodeHub(group: self.group, stagingLoop: busLoop, bus: bus, logger: logger)
         counter.hub = hub
+        let hubLogger = logger
         try await bus.start(
             deliver: { channel, frame in hub.receive(channel: channel, frame: frame) },
-            resubscribed: {}
+            resubscribed: { hub.backfillAfterReconnect(logger: hubLogger) }
         )
 
         let server = try await self.bind(hubOwner: hub)

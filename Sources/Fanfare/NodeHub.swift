@@ -38,6 +38,16 @@ final class NodeHub: Sendable {
     /// staging task, so everything that arrived in one socket read travels together.
     private let staging = Mutex(Inbox())
     private let stagingLoop: any EventLoop
+    private let backfill = Mutex(Backfill())
+
+    /// Where the node is in the stream of events from the bus.
+    private struct Backfill {
+        /// The newest event id handed to the loops.
+        var lastID: EventID?
+        /// While set, the bus's subscription came back and history is being read: live
+        /// frames wait here, then those newer than the backfill follow it.
+        var buffered: [(channel: String, frame: ByteBuffer)]?
+    }
     private let counts = Mutex(Counts())
     let bus: any EventBus
     private let logger: Logger
@@ -116,6 +126,91 @@ final class NodeHub: Sendable {
     /// loop, so a whole socket read is staged before the task runs), then each loop gets
     /// the batch and drains its queue in one task.
     func receive(channel: String, frame: ByteBuffer) {
+        let id = EventID(frame: frame)
+        let pass = self.backfill.withLock { backfill -> Bool in
+            if backfill.buffered != nil {
+                backfill.buffered?.append((channel, frame))
+                return false
+            }
+            guard let id else { return true }
+            if let last = backfill.lastID, id <= last { return false }  // already delivered
+            backfill.lastID = id
+            return true
+        }
+        if pass { self.stage(channel: channel, frame: frame) }
+    }
+
+    /// After the bus's subscription was lost and came back: delivers from history every
+    /// event published since the last one this node delivered, then the live events that
+    /// arrived meanwhile. If history cannot cover the gap, every stream gets `__reset`.
+    func backfillAfterReconnect(logger: Logger) {
+        let start = self.backfill.withLock { backfill -> EventID? in
+            guard let last = backfill.lastID, backfill.buffered == nil else { return nil }
+            backfill.buffered = []
+            return last
+        }
+        guard let start else { return }
+        let channels = Set(self.counts.withLock { $0.channels.keys })
+        let bus = self.bus
+        // Called from the bus's callback (a synchronous context); the read is async.
+        Task {
+            let result: Replay
+            do {
+                result = try await bus.replay(after: start, channels: channels)
+            } catch {
+                logger.warning("hub.backfill.failed", metadata: ["error": "\(error)"])
+                result = .gap(oldest: nil)
+            }
+            self.finishBackfill(result, from: start, logger: logger)
+        }
+    }
+
+    private func finishBackfill(_ result: Replay, from start: EventID, logger: Logger) {
+        var deliveries: [(channel: String, frame: ByteBuffer)] = []
+        var resetAll = false
+        self.backfill.withLock { backfill in
+            var last = start
+            switch result {
+            case .events(let entries):
+                for entry in entries where entry.id > last {
+                    deliveries.append((entry.channel, entry.frame))
+                    last = entry.id
+                }
+            case .gap:
+                resetAll = true
+            }
+            for (channel, frame) in backfill.buffered ?? [] {
+                guard let id = EventID(frame: frame) else {
+                    deliveries.append((channel, frame))
+                    continue
+                }
+                if id > last {
+                    deliveries.append((channel, frame))
+                    last = id
+                }
+            }
+            backfill.buffered = nil
+            backfill.lastID = last
+            // Staged under the lock so that no live frame can overtake the backfill.
+            if resetAll {
+                logger.warning("hub.backfill.gap", metadata: ["from": "\(start)"])
+                self.resetAllStreams(from: start)
+            }
+            for (channel, frame) in deliveries { self.stage(channel: channel, frame: frame) }
+        }
+        logger.info("hub.backfill.done", metadata: ["events": "\(deliveries.count)"])
+    }
+
+    /// Tells every stream that events may be missing (`__reset`), for a gap history
+    /// cannot fill.
+    private func resetAllStreams(from start: EventID) {
+        let frame = ByteBuffer(string: "event: __reset\ndata: {\"lastEventId\":\"\(start)\",\"reason\":\"redis\"}\n\n")
+        self.forEachStream { hub in
+            for stream in hub.allStreams { stream.writeAndFlush(frame) }
+        }
+    }
+
+    private func stage(channel: String, frame: ByteBuffer) {
         let first = self.staging.withLock { staging in
             staging.frames.append((channel, frame))
             return staging.frames.count == 1

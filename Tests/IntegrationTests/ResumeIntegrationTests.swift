@@ -168,3 +168,55 @@ struct ResumeIntegrationTests {
         await watcher.close()
     }
 }
+
+@Suite(.enabled(if: RedisServerProcess.enabled), .timeLimit(.minutes(2)))
+struct BackfillIntegrationTests {
+    @Test func killingTheSubscriberConnectionsLosesNothing() async throws {
+        let harness = try await NodeHarness(nodes: 2)
+        defer { Task { await harness.stop() } }
+        guard let server = harness.redis else { throw TestFailure("no redis") }
+        var streams: [TestStream] = []
+        for index in 0..<4 {
+            let stream = try await TestStream(harness.urls[index % 2] + "/api/sse/subscribe/bf\(index)")
+            _ = try await stream.connected()
+            streams.append(stream)
+        }
+        try await harness.waitForConnections(4)
+        let admin = try await RedisConnection.connect(
+            configuration: server.configuration,
+            eventLoop: MultiThreadedEventLoopGroup.singleton.next(),
+            logger: Logger(label: "test")
+        )
+        let total = 1_000
+        let publisher = Task {
+            var ids: [String] = []
+            for index in 0..<total {
+                let (status, json) = try await harness.notify(
+                    index % 2,
+                    #"{"broadcast":true,"event":"bf","payload":\#(index)}"#
+                )
+                if status == 200 { ids.append(json["id"] as? String ?? "") }
+            }
+            return ids
+        }
+        var kills = 0
+        for _ in 0..<3 {
+            try await Task.sleep(for: .milliseconds(150))
+            kills += Int(try await admin.send("CLIENT", "KILL", "TYPE", "pubsub").int ?? 0)
+        }
+        let published = try await publisher.value
+        #expect(kills >= 2)
+        #expect(published.count == total)
+        for stream in streams {
+            var received: [String] = []
+            while received.count < published.count {
+                let event = try await stream.next(includingControl: true)
+                #expect(event.event != "__reset")
+                if event.event == "bf" { received.append(event.id ?? "") }
+            }
+            #expect(received == published)
+            await stream.close()
+        }
+        await admin.close()
+    }
+}
