@@ -20,10 +20,17 @@ final class EmbeddedEventBus: EventBus {
     /// Answers how many local connections a channel has (the registry is local here).
     private let connectionCount: @Sendable (String) -> Int
     private let historyMaxLength: Int
+    private let historyMaxAgeMilliseconds: Int64
 
-    init(eventLoop: any EventLoop, historyMaxLength: Int, connectionCount: @escaping @Sendable (String) -> Int) {
+    init(
+        eventLoop: any EventLoop,
+        historyMaxLength: Int,
+        historyMaxAgeSeconds: Int,
+        connectionCount: @escaping @Sendable (String) -> Int
+    ) {
         self.eventLoop = eventLoop
         self.historyMaxLength = max(1, historyMaxLength)
+        self.historyMaxAgeMilliseconds = Int64(max(0, historyMaxAgeSeconds)) * 1_000
         self.connectionCount = connectionCount
     }
 
@@ -71,6 +78,10 @@ final class EmbeddedEventBus: EventBus {
             )
             state.history.append(entry)
             if state.history.count > self.historyMaxLength { state.history.removeFirst() }
+            if self.historyMaxAgeMilliseconds > 0 {
+                let horizon = UInt64(max(0, milliseconds - self.historyMaxAgeMilliseconds))
+                while let first = state.history.first, first.id.milliseconds < horizon { state.history.removeFirst() }
+            }
             state.deliver?(request.channel, frame)
             return (id, state.subscribed[request.channel] != nil)
         }

@@ -26,6 +26,8 @@ public struct FanfareConfiguration: Sendable {
     public var registryTTL: TimeAmount
     /// Events kept in the history log (approximate upper bound).
     public var historyMaxLength: Int
+    /// How long events stay in the history log; 0 keeps them until the length bound.
+    public var historyMaxAgeSeconds: Int
     /// Origins allowed by CORS; `*` allows (and reflects) any origin.
     public var corsOrigins: [String]
     /// Largest request body accepted.
@@ -46,6 +48,7 @@ public struct FanfareConfiguration: Sendable {
         registryInterval: TimeAmount = .seconds(1),
         registryTTL: TimeAmount = .seconds(5),
         historyMaxLength: Int = 10_000,
+        historyMaxAgeSeconds: Int = 86_400,
         corsOrigins: [String] = ["*"],
         maxBodyBytes: Int = 64 * 1024,
         eventLoops: Int = System.coreCount
@@ -62,6 +65,7 @@ public struct FanfareConfiguration: Sendable {
         self.registryInterval = registryInterval
         self.registryTTL = registryTTL
         self.historyMaxLength = historyMaxLength
+        self.historyMaxAgeSeconds = historyMaxAgeSeconds
         self.corsOrigins = corsOrigins
         self.maxBodyBytes = maxBodyBytes
         self.eventLoops = eventLoops

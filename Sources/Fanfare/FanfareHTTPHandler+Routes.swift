@@ -158,9 +158,16 @@ extension FanfareHTTPHandler {
             ]
         }
         let average = clients == 0 ? 0 : (Double(total) / Double(clients) * 100).rounded() / 100
+        let this: [String: Any] = [
+            "nodeId": services.identity.id,
+            "eventsPublished": services.eventsPublished.load(ordering: .relaxed),
+            "eventsReplayed": services.eventsReplayed.load(ordering: .relaxed),
+            "resetsSent": services.resetsSent.load(ordering: .relaxed),
+            "slowConsumerCloses": services.slowConsumerCloses.load(ordering: .relaxed),
+        ]
         let body: [String: Any] = [
             "totalConnections": total, "totalClients": clients, "averageConnectionsPerClient": average,
-            "nodes": nodes,
+            "nodes": nodes, "thisNode": this,
         ]
         return .json(.ok, JSON.serialize(body))
     }

@@ -59,13 +59,18 @@ public final class FanfareNode: Service, Sendable {
                 configuration: redis,
                 names: names,
                 historyMaxLength: self.configuration.historyMaxLength,
+                historyMaxAgeSeconds: self.configuration.historyMaxAgeSeconds,
                 eventLoop: busLoop,
                 logger: logger
             )
             redisBus = made
             bus = made
         } else {
-            bus = EmbeddedEventBus(eventLoop: busLoop, historyMaxLength: self.configuration.historyMaxLength) {
+            bus = EmbeddedEventBus(
+                eventLoop: busLoop,
+                historyMaxLength: self.configuration.historyMaxLength,
+                historyMaxAgeSeconds: self.configuration.historyMaxAgeSeconds
+            ) {
                 channel in counter.hub?.connections(on: channel) ?? 0
             }
         }

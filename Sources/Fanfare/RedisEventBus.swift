@@ -9,6 +9,7 @@ final class RedisEventBus: EventBus {
     private let configuration: RedisConfiguration
     private let names: RedisNames
     private let historyMaxLength: Int
+    private let historyMaxAgeMilliseconds: Int
     private let eventLoop: any EventLoop
     private let logger: Logger
     private let connection = Mutex<RedisConnection?>(nil)
@@ -19,12 +20,14 @@ final class RedisEventBus: EventBus {
         configuration: RedisConfiguration,
         names: RedisNames,
         historyMaxLength: Int,
+        historyMaxAgeSeconds: Int,
         eventLoop: any EventLoop,
         logger: Logger
     ) {
         self.configuration = configuration
         self.names = names
         self.historyMaxLength = historyMaxLength
+        self.historyMaxAgeMilliseconds = max(0, historyMaxAgeSeconds) * 1_000
         self.eventLoop = eventLoop
         self.logger = logger
     }
@@ -101,6 +104,7 @@ final class RedisEventBus: EventBus {
                     "fanfare_publish", 2, RESPArgument(self.names.history), RESPArgument(self.names.nodes),
                     RESPArgument(request.channel), RESPArgument(request.event), RESPArgument(request.data),
                     RESPArgument(self.historyMaxLength), RESPArgument(self.names.prefix),
+                    RESPArgument(self.historyMaxAgeMilliseconds),
                 ]
             )
         } catch let error as RedisClientError

@@ -39,6 +39,7 @@ enum RedisFunctions {
           local channel, event, data = args[1], args[2] or '', args[3] or ''
           local maxlen = tonumber(args[4] or '10000') or 10000
           local prefix = args[5] or 'fanfare'
+          local max_age_ms = tonumber(args[6] or '0') or 0
           if not channel or not valid_channel(channel) then
             return redis.error_reply('ERR fanfare: invalid channel name')
           end
@@ -50,6 +51,9 @@ enum RedisFunctions {
           end
           local body = encode_body(event, data)
           local id = redis.call('XADD', keys[1], 'MAXLEN', '~', maxlen, '*', 'c', channel, 'b', body)
+          if max_age_ms > 0 then
+            redis.call('XTRIM', keys[1], 'MINID', (now_ms() - max_age_ms) .. '-0')
+          end
           local frame = 'id: ' .. id .. '\n' .. body
           local nodes = redis.call('PUBLISH', prefix .. ':c:' .. channel, frame)
           local connections = 0

@@ -40,6 +40,11 @@ struct ServeCommand: AsyncParsableCommand {
     var historySize: Int?
 
     @Option(
+        help: "Seconds events stay in the history log, 0 for no age limit (FANFARE_HISTORY_SECONDS, default 86400)."
+    )
+    var historySeconds: Int?
+
+    @Option(
         name: .customLong("cors-origin"),
         help: "Allowed CORS origin, repeatable (FANFARE_CORS_ORIGINS, default *)."
     )
@@ -66,6 +71,9 @@ struct ServeCommand: AsyncParsableCommand {
         }
         if let size = try self.number(self.historySize, "FANFARE_HISTORY_SIZE") {
             configuration.historyMaxLength = max(1, size)
+        }
+        if let seconds = try self.number(self.historySeconds, "FANFARE_HISTORY_SECONDS") {
+            configuration.historyMaxAgeSeconds = max(0, seconds)
         }
         if !self.corsOrigins.isEmpty {
             configuration.corsOrigins = self.corsOrigins

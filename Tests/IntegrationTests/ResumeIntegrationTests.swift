@@ -109,6 +109,24 @@ struct ResumeIntegrationTests {
     }
 
     @Test(arguments: [false, true])
+    func eventsOlderThanTheHistoryAgeAreGone(embedded: Bool) async throws {
+        let harness = try await NodeHarness(nodes: 1, embedded: embedded) { $0.historyMaxAgeSeconds = 1 }
+        defer { Task { await harness.stop() } }
+        let (_, old) = try await harness.notify(0, #"{"broadcast":true,"event":"old"}"#)
+        try await Task.sleep(for: .milliseconds(1_200))  // let it age out of the log
+        let (_, fresh) = try await harness.notify(0, #"{"broadcast":true,"event":"fresh"}"#)
+
+        let stale = try await TestStream(
+            harness.urls[0] + "/api/sse/subscribe/aged?lastEventId=\(old["id"] as? String ?? "")"
+        )
+        _ = try await stale.connected()
+        let reset = try await stale.next(includingControl: true)
+        #expect(reset.event == "__reset")
+        #expect(reset.data?.contains(fresh["id"] as? String ?? "?") == true)
+        await stale.close()
+    }
+
+    @Test(arguments: [false, true])
     func publishesRacingTheReconnectArriveExactlyOnceInOrder(embedded: Bool) async throws {
         let harness = try await NodeHarness(nodes: embedded ? 1 : 2, embedded: embedded)
         defer { Task { await harness.stop() } }
