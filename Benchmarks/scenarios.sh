@@ -2,7 +2,7 @@
 # Runs the standard load scenarios against a local cluster of 2 nodes + Redis, all on
 # loopback, with release builds. Prints the load generator's figures for each scenario.
 #
-#   Benchmarks/scenarios.sh [idle|flat|fanout|latency ...]   (default: all four)
+#   Benchmarks/scenarios.sh [idle|flat|fanout|latency|resume|replay ...]   (default: all)
 #
 # Not a test: the figures go into closing notes and docs.
 set -euo pipefail
@@ -57,13 +57,15 @@ run() {
 }
 
 scenarios=("$@")
-((${#scenarios[@]})) || scenarios=(idle flat fanout latency)
+((${#scenarios[@]})) || scenarios=(idle flat fanout latency resume replay)
 for scenario in "${scenarios[@]}"; do
     case $scenario in
     idle) run "10,000 idle connections" --connections 10000 --events 0 ;;
     flat) run "1,000 subscribers, broadcast flat out for 10 s" --connections 1000 --events 1000000 --seconds 10 --window 1000 --publishers 64 ;;
     fanout) run "10,000 subscribers at 10 events/s" --connections 10000 --events 100 --rate 10 ;;
     latency) run "1,000 subscribers at 1 event/s" --connections 1000 --events 10 --rate 1 ;;
+    resume) run "1,000 clients reconnect 100 events behind" --connections 1000 --events 0 --resume-behind 100 ;;
+    replay) run "one client replays 10,000 missed events" --connections 1 --events 0 --resume-behind 10000 ;;
     *) echo "unknown scenario $scenario" >&2; exit 2 ;;
     esac
 done

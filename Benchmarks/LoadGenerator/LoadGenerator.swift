@@ -39,6 +39,9 @@ struct LoadGenerator: AsyncParsableCommand {
     @Option(help: "Comma-separated node process ids, for RSS and CPU figures.")
     var pids = ""
 
+    @Option(help: "Resume test: disconnect everyone, publish this many events, reconnect with Last-Event-ID.")
+    var resumeBehind = 0
+
     @Option(help: "Only connect, measure RSS, and hold the connections this many seconds.")
     var idleSeconds = 0
 
@@ -52,32 +55,8 @@ struct LoadGenerator: AsyncParsableCommand {
         let rssBefore = pids.map(ProcessStats.rssBytes)
 
         // Connect every subscriber and wait until each has its __connected.
-        let allConnected = group.next().makePromise(of: Void.self)
-        let remaining = ManagedAtomicCounter(self.connections)
-        var channels: [any Channel] = []
-        channels.reserveCapacity(self.connections)
         let connectStart = LoadClock.nanoseconds()
-        for index in 0..<self.connections {
-            let target = targets[index % targets.count]
-            let loopIndex = index % loops.count
-            let request = ByteBuffer(
-                string: "GET /api/sse/subscribe/load-\(index) HTTP/1.1\r\nHost: \(target.host)\r\n"
-                    + "Accept: text/event-stream\r\n\r\n"
-            )
-            let channel = try await ClientBootstrap(group: loops[loopIndex])
-                .channelInitializer { channel in
-                    channel.eventLoop.makeCompletedFuture {
-                        try channel.pipeline.syncOperations.addHandler(
-                            SubscriberHandler(request: request, stats: stats[loopIndex]) {
-                                if remaining.decrement() == 0 { allConnected.succeed() }
-                            }
-                        )
-                    }
-                }
-                .connect(host: target.host, port: target.port).get()
-            channels.append(channel)
-        }
-        try await allConnected.futureResult.get()
+        var channels = try await self.connectAll(targets: targets, loops: loops, stats: stats, lastEventID: nil)
         let connectSeconds = Double(LoadClock.nanoseconds() - connectStart) / 1e9
         print("connections established: \(self.connections) in \(String(format: "%.2f", connectSeconds)) s")
         if !pids.isEmpty {
@@ -96,7 +75,15 @@ struct LoadGenerator: AsyncParsableCommand {
             try await Task.sleep(for: .seconds(self.idleSeconds))
         }
 
-        if self.events > 0 {
+        if self.resumeBehind > 0 {
+            channels = try await self.measureResume(
+                channels: channels,
+                targets: targets,
+                group: group,
+                loops: loops,
+                stats: stats
+            )
+        } else if self.events > 0 {
             try await self.publishAndMeasure(targets: targets, group: group, stats: stats, loops: loops, pids: pids)
         }
         for channel in channels { channel.close(promise: nil) }
@@ -192,6 +179,100 @@ struct LoadGenerator: AsyncParsableCommand {
                 + "\(String(format: "%.2f", selfCPU / Double(max(1, merged.delivered)) * 1e6)) µs per delivery"
         )
         await publisher.close()
+    }
+
+    /// Opens every subscriber (optionally resuming after `lastEventID`) and waits for each
+    /// one's `__connected`.
+    private func connectAll(
+        targets: [Target],
+        loops: [any EventLoop],
+        stats: [LoopStats],
+        lastEventID: String?
+    ) async throws -> [any Channel] {
+        let allConnected = loops[0].makePromise(of: Void.self)
+        let remaining = ManagedAtomicCounter(self.connections)
+        var channels: [any Channel] = []
+        channels.reserveCapacity(self.connections)
+        let resume = lastEventID.map { "Last-Event-ID: \($0)\r\n" } ?? ""
+        for index in 0..<self.connections {
+            let target = targets[index % targets.count]
+            let loopIndex = index % loops.count
+            let request = ByteBuffer(
+                string: "GET /api/sse/subscribe/load-\(index) HTTP/1.1\r\nHost: \(target.host)\r\n"
+                    + "Accept: text/event-stream\r\n\(resume)\r\n"
+            )
+            let channel = try await ClientBootstrap(group: loops[loopIndex])
+                .channelInitializer { channel in
+                    channel.eventLoop.makeCompletedFuture {
+                        try channel.pipeline.syncOperations.addHandler(
+                            SubscriberHandler(request: request, stats: stats[loopIndex]) {
+                                if remaining.decrement() == 0 { allConnected.succeed() }
+                            }
+                        )
+                    }
+                }
+                .connect(host: target.host, port: target.port).get()
+            channels.append(channel)
+        }
+        try await allConnected.futureResult.get()
+        return channels
+    }
+
+    /// Everyone sees one event, disconnects, misses `resumeBehind` events, and reconnects
+    /// with its last id: reports how long until every client has every missed event.
+    private func measureResume(
+        channels: [any Channel],
+        targets: [Target],
+        group: MultiThreadedEventLoopGroup,
+        loops: [any EventLoop],
+        stats: [LoopStats]
+    ) async throws -> [any Channel] {
+        let publisher = try await Publisher.connect(targets: targets, count: self.publishers, group: group)
+        _ = try await publisher.publish(lane: 0, body: Self.body(seq: 0, padding: ""))
+        while try await Self.total(stats, loops, { $0.delivered }) < self.connections {
+            try await Task.sleep(for: .milliseconds(5))
+        }
+        let lastID = try await loops[0].submit { stats[0].lastID }.get()
+        for channel in channels { try? await channel.close() }
+
+        try await withThrowingTaskGroup(of: Void.self) { tasks in
+            for lane in 0..<self.publishers {
+                tasks.addTask {
+                    var seq = lane
+                    while seq < self.resumeBehind {
+                        _ = try await publisher.publish(lane: lane, body: Self.body(seq: seq, padding: ""))
+                        seq += self.publishers
+                    }
+                }
+            }
+            try await tasks.waitForAll()
+        }
+        await publisher.close()
+
+        let fresh = loops.map { _ in LoopStats() }
+        let start = LoadClock.nanoseconds()
+        let reconnected = try await self.connectAll(targets: targets, loops: loops, stats: fresh, lastEventID: lastID)
+        let expected = self.connections * self.resumeBehind
+        let deadline = start + 60_000_000_000
+        var delivered = 0
+        while LoadClock.nanoseconds() < deadline {
+            delivered = try await Self.total(fresh, loops) { $0.delivered }
+            if delivered >= expected { break }
+            try await Task.sleep(for: .milliseconds(2))
+        }
+        let seconds = Double(LoadClock.nanoseconds() - start) / 1e9
+        let merged = try await Self.merge(fresh, loops)
+        print("resume: \(self.connections) clients reconnected \(self.resumeBehind) events behind (after \(lastID))")
+        print("replayed: \(delivered) of \(expected), duplicates \(merged.duplicates), out of order \(merged.outOfOrder)")
+        print(
+            "time until every client had every missed event: \(String(format: "%.3f", seconds)) s, "
+                + "\(Int(Double(delivered) / seconds)) replayed events/s"
+        )
+        return reconnected
+    }
+
+    static func body(seq: Int, padding: String) -> String {
+        #"{"broadcast":true,"event":"load","payload":{"seq":\#(seq),"t":\#(LoadClock.nanoseconds()),"pad":"\#(padding)"}}"#
     }
 
     static func ms(_ micros: UInt64) -> String { String(format: "%.2f", Double(micros) / 1000) }

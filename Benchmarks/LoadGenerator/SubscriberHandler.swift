@@ -15,6 +15,8 @@ final class LoopStats: @unchecked Sendable {
     var outOfOrder = 0
     var latency = Histogram<UInt64>(highestTrackableValue: 120_000_000, numberOfSignificantValueDigits: .three)
     var lastDelivery: Int64 = 0
+    /// The id of the newest event delivered on this loop, as text.
+    var lastID = ""
 }
 
 /// One SSE subscriber, as lean as possible: no parser objects, no per-event strings.
@@ -86,6 +88,7 @@ final class SubscriberHandler: ChannelInboundHandler {
             self.stats.outOfOrder += 1
         } else {
             self.lastID = self.currentID
+            self.stats.lastID = "\(self.currentID.0)-\(self.currentID.1)"
         }
         _ = self.stats.latency.record(UInt64(max(0, now - Int64(sentNanos)) / 1_000))
     }
