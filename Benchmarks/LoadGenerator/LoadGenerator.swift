@@ -263,7 +263,9 @@ struct LoadGenerator: AsyncParsableCommand {
         let seconds = Double(LoadClock.nanoseconds() - start) / 1e9
         let merged = try await Self.merge(fresh, loops)
         print("resume: \(self.connections) clients reconnected \(self.resumeBehind) events behind (after \(lastID))")
-        print("replayed: \(delivered) of \(expected), duplicates \(merged.duplicates), out of order \(merged.outOfOrder)")
+        print(
+            "replayed: \(delivered) of \(expected), duplicates \(merged.duplicates), out of order \(merged.outOfOrder)"
+        )
         print(
             "time until every client had every missed event: \(String(format: "%.3f", seconds)) s, "
                 + "\(Int(Double(delivered) / seconds)) replayed events/s"
