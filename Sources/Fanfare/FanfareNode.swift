@@ -202,11 +202,12 @@ public final class FanfareNode: Service, Sendable {
     }
 }
 
-/// Lets the embedded bus ask the hub (made after it) for counts.
+/// Lets the embedded bus ask the hub (made after it) for counts. Weak: the hub owns the
+/// bus, so a strong reference here would keep both alive forever.
 private final class HubCounter: @unchecked Sendable {
     // @unchecked: `hub` is written once in `start()` before the bus is started, and
     // only read afterwards.
-    var hub: NodeHub?
+    weak var hub: NodeHub?
 }
 
 /// The node's services, published to the connection initializer once built.

@@ -179,8 +179,14 @@ final class RedisEventBus: EventBus {
     }
 
     func shutdown() async {
-        await self.subscriber.withLock { $0 }?.close()
-        await self.connection.withLock { $0 }?.close()
+        await self.subscriber.withLock { subscriber in
+            defer { subscriber = nil }
+            return subscriber
+        }?.close()
+        await self.connection.withLock { connection in
+            defer { connection = nil }
+            return connection
+        }?.close()
     }
 }
 

@@ -13,7 +13,8 @@ final class RedisSubscriberCore {
     private let configuration: RedisSubscriber.Configuration
     private let eventLoop: any EventLoop
     private let logger: Logger
-    private let onEvent: @Sendable (RedisSubscriberEvent) -> Void
+    /// Dropped on close, so a closed subscriber no longer holds what its owner gave it.
+    private var onEvent: (@Sendable (RedisSubscriberEvent) -> Void)?
     private var machine: SubscriberStateMachine
     private var channel: (any Channel)?
     private var waiters: [Key: [EventLoopPromise<Void>]] = [:]
@@ -78,6 +79,7 @@ final class RedisSubscriberCore {
 
     func close(promise: EventLoopPromise<Void>) {
         self.machine.close()
+        self.onEvent = nil
         self.backoffTimer?.cancel()
         self.pingTimer?.cancel()
         self.failWaiters(RedisClientError(.clientClosed, "the subscriber is closed"))
@@ -144,7 +146,7 @@ final class RedisSubscriberCore {
         self.awaitingPong = false
         self.schedulePing()
         if action.becameActive {
-            self.onEvent(.ready(isReconnect: action.isReconnect))
+            self.onEvent?(.ready(isReconnect: action.isReconnect))
         }
     }
 
@@ -159,7 +161,7 @@ final class RedisSubscriberCore {
             "redis.subscriber.disconnected",
             metadata: ["error": "\(error)", "redis.reconnect.delay": "\(delay)"]
         )
-        self.onEvent(.disconnected(error))
+        self.onEvent?(.disconnected(error))
         // Jitter spreads the reconnects of many nodes after a Redis restart.
         let jittered = TimeAmount.nanoseconds(
             delay.nanoseconds / 2 + Int64.random(in: 0...max(1, delay.nanoseconds / 2))
@@ -230,16 +232,16 @@ final class RedisSubscriberCore {
     private func received(_ push: RedisPubSubPush) {
         switch push {
         case .message(let channel, let payload):
-            self.onEvent(.message(channel: channel, payload: payload))
+            self.onEvent?(.message(channel: channel, payload: payload))
         case .patternMessage(let pattern, let channel, let payload):
-            self.onEvent(.patternMessage(pattern: pattern, channel: channel, payload: payload))
+            self.onEvent?(.patternMessage(pattern: pattern, channel: channel, payload: payload))
         case .subscribed(let kind, let name), .unsubscribed(let kind, let name):
             let action = self.machine.acknowledged(kind, name)
             if action.nameReady, let waiting = self.waiters.removeValue(forKey: Key(kind: kind, name: name)) {
                 for promise in waiting { promise.succeed() }
             }
             if action.becameActive {
-                self.onEvent(.ready(isReconnect: action.isReconnect))
+                self.onEvent?(.ready(isReconnect: action.isReconnect))
             }
         case .pong:
             self.awaitingPong = false

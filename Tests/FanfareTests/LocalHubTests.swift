@@ -9,6 +9,7 @@ private final class ContextCatcher: ChannelInboundHandler {
     typealias InboundIn = ByteBuffer
     var context: ChannelHandlerContext?
     func handlerAdded(context: ChannelHandlerContext) { self.context = context }
+    func handlerRemoved(context: ChannelHandlerContext) { self.context = nil }
 }
 
 @Suite struct LocalHubTests {

@@ -21,7 +21,6 @@ struct FanoutIntegrationTests {
     @Test(arguments: [false, true])
     func aBroadcastReachesEveryConnectionExactlyOnce(embedded: Bool) async throws {
         let harness = try await self.harness(embedded: embedded)
-        defer { Task { await harness.stop() } }
         var streams: [TestStream] = []
         for index in 0..<6 {
             streams.append(try await self.open(harness, node: index, "/api/sse/subscribe/c\(index)"))
@@ -44,12 +43,12 @@ struct FanoutIntegrationTests {
             #expect(try await stream.next().event == "marker")
         }
         for stream in streams { await stream.close() }
+        await harness.stop()
     }
 
     @Test(arguments: [false, true])
     func aClientMessageReachesThatClientOnEveryNodeAndNoOneElse(embedded: Bool) async throws {
         let harness = try await self.harness(embedded: embedded)
-        defer { Task { await harness.stop() } }
         let alice1 = try await self.open(harness, node: 0, "/api/sse/subscribe/alice")
         let alice2 = try await self.open(harness, node: 2, "/api/events?clientId=alice")
         let bob = try await self.open(harness, node: 1, "/api/notifications/stream?clientId=bob")
@@ -71,12 +70,12 @@ struct FanoutIntegrationTests {
         }
         #expect(try await bob.next().event == "marker")
         for stream in [alice1, alice2, bob] { await stream.close() }
+        await harness.stop()
     }
 
     @Test(arguments: [false, true])
     func aTopicReachesOnlyItsSubscribersAndUsersTheirStreams(embedded: Bool) async throws {
         let harness = try await self.harness(embedded: embedded)
-        defer { Task { await harness.stop() } }
         let orders = try await self.open(harness, node: 0, "/api/sse/subscribe/a?channels=orders,alerts")
         let alerts = try await self.open(harness, node: 1, "/api/sse/subscribe/b?channels=alerts&userId=42")
         let none = try await self.open(harness, node: 2, "/api/sse/subscribe/c")
@@ -91,12 +90,12 @@ struct FanoutIntegrationTests {
         #expect(try await alerts.next().event == "marker")
         #expect(try await none.next().event == "marker")
         for stream in [orders, alerts, none] { await stream.close() }
+        await harness.stop()
     }
 
     @Test(arguments: [false, true])
     func countsFallOnEveryNodeAfterClientsLeave(embedded: Bool) async throws {
         let harness = try await self.harness(embedded: embedded)
-        defer { Task { await harness.stop() } }
         var streams: [TestStream] = []
         for index in 0..<4 {
             streams.append(
@@ -118,11 +117,11 @@ struct FanoutIntegrationTests {
         let gone = try await FanfareHTTPClient.request("GET", harness.urls[0] + "/api/sse/clients/c3")
         #expect(gone.status == 404)
         await streams[0].close()
+        await harness.stop()
     }
 
     @Test func badNotificationsAreRefusedAndPublishNothing() async throws {
         let harness = try await self.harness(embedded: false)
-        defer { Task { await harness.stop() } }
         let watcher = try await self.open(harness, node: 0, "/api/sse/subscribe/w?channels=orders")
         try await harness.waitForConnections(1)
         let bad = [
@@ -141,11 +140,11 @@ struct FanoutIntegrationTests {
         _ = try await harness.notify(0, #"{"broadcast":true,"event":"marker"}"#)
         #expect(try await watcher.next().event == "marker")
         await watcher.close()
+        await harness.stop()
     }
 
     @Test func aClientThatNeverReadsIsClosedWithoutDelayingOthers() async throws {
         let harness = try await NodeHarness(nodes: 1) { $0.slowConsumerBytes = 64 * 1024 }
-        defer { Task { await harness.stop() } }
         let reader = try await self.open(harness, node: 0, "/api/sse/subscribe/reader")
         let stalled = try await StalledClient(url: harness.urls[0], path: "/api/sse/subscribe/stalled")
         try await harness.waitForConnections(2)
@@ -163,6 +162,7 @@ struct FanoutIntegrationTests {
         try await harness.waitForConnections(1)
         await reader.close()
         try? await stalled.channel.close()
+        await harness.stop()
     }
 }
 
@@ -185,7 +185,6 @@ struct StalledClient {
 struct StreamConnectionTests {
     @Test func bytesSentAfterTheStreamStartedAreIgnored() async throws {
         let harness = try await NodeHarness(nodes: 1, embedded: true)
-        defer { Task { await harness.stop() } }
         let target = try FanfareHTTPClient.Target(url: harness.urls[0])
         let chatty = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .connect(host: target.host, port: target.port).get()
@@ -204,6 +203,7 @@ struct StreamConnectionTests {
         try? await chatty.close()
         try await harness.waitForConnections(1)
         await other.close()
+        await harness.stop()
     }
 }
 
@@ -211,7 +211,6 @@ struct StreamConnectionTests {
 struct RedisOutageTests {
     @Test func publishesFailWhileRedisIsDownAndWorkAgainAfterAnEmptyRestart() async throws {
         let harness = try await NodeHarness(nodes: 1)
-        defer { Task { await harness.stop() } }
         guard let redis = harness.redis else { throw TestFailure("no redis") }
         let stream = try await TestStream(harness.urls[0] + "/api/sse/subscribe/survivor")
         _ = try await stream.connected()
@@ -246,5 +245,6 @@ struct RedisOutageTests {
         }
         #expect(!seen.contains("lost"))
         await stream.close()
+        await harness.stop()
     }
 }

@@ -21,7 +21,6 @@ struct ResumeIntegrationTests {
     @Test(arguments: [false, true])
     func aReconnectingClientGetsExactlyWhatItMissedThenLiveEvents(embedded: Bool) async throws {
         let harness = try await NodeHarness(nodes: embedded ? 1 : 2, embedded: embedded)
-        defer { Task { await harness.stop() } }
         let last = harness.urls.count - 1
         let first = try await TestStream(harness.urls[0] + "/api/sse/subscribe/resumer?channels=orders")
         _ = try await first.connected()
@@ -81,12 +80,12 @@ struct ResumeIntegrationTests {
         #expect(next.id == live["id"] as? String)
         await second.close()
         await redis?.close()
+        await harness.stop()
     }
 
     @Test(arguments: [false, true])
     func anIDOlderThanTheHistoryGetsAResetThenLiveEvents(embedded: Bool) async throws {
         let harness = try await NodeHarness(nodes: 1, embedded: embedded) { $0.historyMaxLength = 5 }
-        defer { Task { await harness.stop() } }
         var ids: [String] = []
         for index in 0..<300 {
             let (_, json) = try await harness.notify(0, #"{"broadcast":true,"event":"e","payload":\#(index)}"#)
@@ -106,12 +105,12 @@ struct ResumeIntegrationTests {
             #expect(live.id == json["id"] as? String)
             await stream.close()
         }
+        await harness.stop()
     }
 
     @Test(arguments: [false, true])
     func eventsOlderThanTheHistoryAgeAreGone(embedded: Bool) async throws {
         let harness = try await NodeHarness(nodes: 1, embedded: embedded) { $0.historyMaxAgeSeconds = 1 }
-        defer { Task { await harness.stop() } }
         let (_, old) = try await harness.notify(0, #"{"broadcast":true,"event":"old"}"#)
         try await Task.sleep(for: .milliseconds(1_200))  // let it age out of the log
         let (_, fresh) = try await harness.notify(0, #"{"broadcast":true,"event":"fresh"}"#)
@@ -124,12 +123,12 @@ struct ResumeIntegrationTests {
         #expect(reset.event == "__reset")
         #expect(reset.data?.contains(fresh["id"] as? String ?? "?") == true)
         await stale.close()
+        await harness.stop()
     }
 
     @Test(arguments: [false, true])
     func publishesRacingTheReconnectArriveExactlyOnceInOrder(embedded: Bool) async throws {
         let harness = try await NodeHarness(nodes: embedded ? 1 : 2, embedded: embedded)
-        defer { Task { await harness.stop() } }
         let (_, start) = try await harness.notify(0, #"{"clientId":"racer","event":"start"}"#)
         let startID = start["id"] as? String ?? ""
         let total = 300
@@ -158,11 +157,11 @@ struct ResumeIntegrationTests {
         #expect(received == published)
         #expect(self.isStrictlyIncreasing(received))
         await stream.close()
+        await harness.stop()
     }
 
     @Test func idsIncreaseStrictlyAcrossConcurrentPublishesFromThreeNodes() async throws {
         let harness = try await NodeHarness(nodes: 3)
-        defer { Task { await harness.stop() } }
         let watcher = try await TestStream(harness.urls[0] + "/api/sse/subscribe/watcher")
         _ = try await watcher.connected()
         try await harness.waitForConnections(1)
@@ -184,6 +183,7 @@ struct ResumeIntegrationTests {
         #expect(Set(ids).count == 300)
         #expect(self.isStrictlyIncreasing(ids))
         await watcher.close()
+        await harness.stop()
     }
 }
 
@@ -191,7 +191,6 @@ struct ResumeIntegrationTests {
 struct BackfillIntegrationTests {
     @Test func killingTheSubscriberConnectionsLosesNothing() async throws {
         let harness = try await NodeHarness(nodes: 2)
-        defer { Task { await harness.stop() } }
         guard let server = harness.redis else { throw TestFailure("no redis") }
         var streams: [TestStream] = []
         for index in 0..<4 {
@@ -236,5 +235,6 @@ struct BackfillIntegrationTests {
             await stream.close()
         }
         await admin.close()
+        await harness.stop()
     }
 }
