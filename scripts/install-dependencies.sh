@@ -8,6 +8,8 @@ pkg-config --exists hiredis 2>/dev/null || missing+=(libhiredis-dev)
 command -v pkg-config >/dev/null || missing+=(pkg-config)
 command -v redis-server >/dev/null || missing+=(redis-server)
 command -v redis-cli >/dev/null || missing+=(redis-tools)
+command -v nginx >/dev/null || missing+=(nginx)
+command -v curl >/dev/null || missing+=(curl)
 
 if ((${#missing[@]})); then
     echo "installing: ${missing[*]}"
@@ -16,11 +18,17 @@ if ((${#missing[@]})); then
         "${sudo[@]}" apt-get update -qq
         DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq "${missing[@]}" >/dev/null
     elif command -v brew >/dev/null; then
-        brew install hiredis redis
+        brew install hiredis redis nginx
     else
         echo "please install: ${missing[*]}" >&2
         exit 1
     fi
+fi
+
+# The Compose file is validated against its schema, vendored in check-jsonschema (PyPI).
+if ! command -v check-jsonschema >/dev/null; then
+    echo "installing: check-jsonschema (pip)"
+    python3 -m pip install -q check-jsonschema
 fi
 
 command -v swift >/dev/null || {

@@ -1,13 +1,17 @@
 #!/usr/bin/env bash
-# Runs a Fanfare node. Installs what is missing and builds in release mode first.
+# Runs Fanfare. Installs what is missing and builds in release mode first.
 #
-#   scripts/run.sh                          embedded: one node, no Redis, on :8080
-#   FANFARE_REDIS_URL=redis://127.0.0.1:6379 scripts/run.sh   a cluster node on that Redis
-#
-# Any arguments are passed to `fanfare serve` (see `fanfare serve --help`).
+#   scripts/run.sh                        the local cluster: Redis (append-only), three nodes
+#                                         and nginx on loopback; nginx on :8080 (Ctrl-C stops all)
+#   scripts/run.sh --port 9090            the same with nginx on :9090 (nodes on the next ports)
+#   scripts/run.sh --embedded [args]      one node, no Redis, on :8080; args go to `fanfare serve`
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 scripts/install-dependencies.sh
 swift build -c release --product fanfare
-exec .build/release/fanfare serve "$@"
+if [[ ${1:-} == --embedded ]]; then
+    shift
+    exec .build/release/fanfare serve "$@"
+fi
+exec Deploy/local-cluster.sh --binary .build/release/fanfare "$@"

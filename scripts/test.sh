@@ -10,6 +10,9 @@ scripts/install-dependencies.sh
 echo "== format"
 swift format lint --strict --recursive Package.swift Sources Tests Benchmarks
 
+echo "== deploy files"
+scripts/check-deploy.sh
+
 echo "== build"
 swift build --build-tests -Xswiftc -warnings-as-errors --explicit-target-dependency-import-check error
 

@@ -1,0 +1,78 @@
+#!/usr/bin/env bash
+# Brings up the cluster on loopback without Docker: redis-server (append-only), three
+# nodes and nginx in front. Waits until everything is ready, prints the URLs, and takes
+# everything down again on Ctrl-C, SIGTERM or exit.
+#
+#   Deploy/local-cluster.sh [--port 8080] [--binary .build/release/fanfare]
+#
+# Ports: nginx on --port (default 8080), nodes on the next three, Redis on the fourth.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+port=8080
+binary=.build/release/fanfare
+while (($#)); do
+    case $1 in
+    --port) port=$2; shift 2 ;;
+    --binary) binary=$2; shift 2 ;;
+    *) echo "unknown option $1" >&2; exit 2 ;;
+    esac
+done
+node_ports=($((port + 1)) $((port + 2)) $((port + 3)))
+redis_port=$((port + 4))
+workdir=$(mktemp -d -t fanfare-cluster.XXXXXX)
+pids=()
+
+cleanup() {
+    trap - EXIT INT TERM
+    [[ -f $workdir/nginx/nginx.pid ]] && kill "$(cat "$workdir/nginx/nginx.pid")" 2>/dev/null || true
+    for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+    wait "${pids[@]}" 2>/dev/null || true
+    redis-cli -p "$redis_port" shutdown 2>/dev/null >/dev/null || true
+    rm -rf "$workdir"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+wait_for() {
+    local what=$1 command=$2
+    for _ in $(seq 200); do
+        if eval "$command" >/dev/null 2>&1; then return 0; fi
+        sleep 0.05
+    done
+    echo "$what did not come up; logs are in $workdir" >&2
+    exit 1
+}
+
+redis-server --port "$redis_port" --bind 127.0.0.1 --appendonly yes --save "" --dir "$workdir" \
+    --logfile "$workdir/redis.log" --daemonize yes
+wait_for "redis-server" "redis-cli -p $redis_port ping"
+
+for index in 0 1 2; do
+    "$binary" serve --host 127.0.0.1 --port "${node_ports[$index]}" --node-id "node-$((index + 1))" \
+        --redis "redis://127.0.0.1:$redis_port" >"$workdir/node-$((index + 1)).log" 2>&1 &
+    pids+=($!)
+done
+for node_port in "${node_ports[@]}"; do
+    wait_for "node on $node_port" "curl -sf http://127.0.0.1:$node_port/readyz"
+done
+
+Deploy/render-nginx.sh "127.0.0.1:$port" "127.0.0.1:${node_ports[0]}" "127.0.0.1:${node_ports[1]}" \
+    "127.0.0.1:${node_ports[2]}" "$workdir/nginx" >"$workdir/nginx.conf"
+nginx -c "$workdir/nginx.conf" -p "$workdir/nginx" -e stderr \
+    2>"$workdir/nginx.log"
+wait_for "nginx" "curl -sf http://127.0.0.1:$port/readyz"
+
+cat <<INFO
+Fanfare cluster is up (logs in $workdir):
+  through nginx   http://127.0.0.1:$port
+  nodes           http://127.0.0.1:${node_ports[0]}  http://127.0.0.1:${node_ports[1]}  http://127.0.0.1:${node_ports[2]}
+  redis           redis://127.0.0.1:$redis_port (append-only)
+Try:
+  curl -N http://127.0.0.1:$port/api/sse/subscribe/alice
+  curl -X POST http://127.0.0.1:$port/api/sse/notify -d '{"clientId":"alice","event":"hello","payload":{"hi":1}}'
+  $binary cluster --node http://127.0.0.1:$port
+Ctrl-C stops everything.
+INFO
+wait "${pids[@]}"
