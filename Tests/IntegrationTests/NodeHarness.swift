@@ -26,7 +26,9 @@ final class NodeHarness: Sendable {
         for index in 0..<count {
             var configuration = FanfareConfiguration(
                 host: "127.0.0.1",
-                port: 0,
+                // Below the ephemeral range: once a node stops, nothing can connect to
+                // itself on its old port (which an ephemeral port from bind(0) allows).
+                port: try RedisServerProcess.freePort(),
                 redisURL: self.redis?.url,
                 nodeID: "node-\(index)",
                 registryInterval: .milliseconds(200),

@@ -72,13 +72,19 @@ final class RedisServerProcess: Sendable {
         }
     }
 
-    private static func spawn(_ argv: [String]) throws -> pid_t {
+    static func spawn(_ argv: [String]) throws -> pid_t {
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
         posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
         posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
         posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0)
+        // The child must not inherit this process's sockets (a node's listening socket
+        // held open by nginx or Redis would keep accepting after the node stopped).
+        let open = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd")) ?? []
+        for fd in open.compactMap({ Int32($0) }) where fd > 2 {
+            posix_spawn_file_actions_addclose(&actions, fd)
+        }
         // Test threads (dispatch workers) block signals and posix_spawn passes the mask
         // on; the server must start with every signal unblocked and at its default.
         var attributes = posix_spawnattr_t()
@@ -114,7 +120,7 @@ final class RedisServerProcess: Sendable {
         Self.signalAndReap(self.pid, signal)
     }
 
-    private static func signalAndReap(_ pid: pid_t, _ signal: Int32) {
+    static func signalAndReap(_ pid: pid_t, _ signal: Int32) {
         guard Glibc.kill(pid, 0) == 0 else { return }
         _ = Glibc.kill(pid, signal)
         var status: Int32 = 0
