@@ -38,4 +38,17 @@ struct NodeIdentity: Sendable {
     var address: String
     var version: String
     var startedAt: Int64
+
+    /// This node's registry row with `counts`, seen now.
+    func row(_ counts: NodeHub.Counts) -> NodeRow {
+        NodeRow(
+            id: self.id,
+            address: self.address,
+            version: self.version,
+            startedAt: self.startedAt,
+            connections: counts.connections,
+            clients: counts.clients,
+            lastSeen: WallClock.milliseconds()
+        )
+    }
 }

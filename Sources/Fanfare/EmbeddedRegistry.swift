@@ -11,15 +11,7 @@ struct EmbeddedRegistry: ClusterRegistry {
         for (channel, count) in counts.channels where channel.hasPrefix("client:") {
             clients[String(channel.dropFirst("client:".count))] = count
         }
-        let row = NodeRow(
-            id: self.identity.id,
-            address: self.identity.address,
-            version: self.identity.version,
-            startedAt: self.identity.startedAt,
-            connections: counts.connections,
-            clients: counts.clients,
-            lastSeen: WallClock.milliseconds()
-        )
+        let row = self.identity.row(counts)
         return ClusterSnapshot(nodes: [row], clients: clients)
     }
 

@@ -50,19 +50,8 @@ public enum FanfareHTTPClient {
     ) async throws -> Response {
         let target = try Target(url: url)
         let promise = group.next().makePromise(of: Response.self)
-        let channel: any Channel
-        do {
-            channel = try await ClientBootstrap(group: group)
-                .channelInitializer { channel in
-                    channel.eventLoop.makeCompletedFuture {
-                        try channel.pipeline.syncOperations.addHTTPClientHandlers()
-                        try channel.pipeline.syncOperations.addHandler(ResponseCollector(promise: promise))
-                    }
-                }
-                .connect(host: target.host, port: target.port).get()
-        } catch {
-            promise.fail(error)
-            throw error
+        let channel = try await Self.connect(target, group: group, failing: promise) {
+            ResponseCollector(promise: promise)
         }
         var head = HTTPRequestHead(version: .http1_1, method: HTTPMethod(rawValue: method), uri: target.pathAndQuery)
         head.headers.add(name: "Host", value: "\(target.host):\(target.port)")
@@ -91,21 +80,8 @@ public enum FanfareHTTPClient {
     ) async throws -> EventStream {
         let target = try Target(url: url)
         let opened = group.next().makePromise(of: Int.self)
-        let channel: any Channel
-        do {
-            channel = try await ClientBootstrap(group: group)
-                .channelInitializer { channel in
-                    channel.eventLoop.makeCompletedFuture {
-                        try channel.pipeline.syncOperations.addHTTPClientHandlers()
-                        try channel.pipeline.syncOperations.addHandler(
-                            EventCollector(opened: opened, onEvent: onEvent)
-                        )
-                    }
-                }
-                .connect(host: target.host, port: target.port).get()
-        } catch {
-            opened.fail(error)
-            throw error
+        let channel = try await Self.connect(target, group: group, failing: opened) {
+            EventCollector(opened: opened, onEvent: onEvent)
         }
         var head = HTTPRequestHead(version: .http1_1, method: .GET, uri: target.pathAndQuery)
         head.headers.add(name: "Host", value: "\(target.host):\(target.port)")
@@ -115,6 +91,29 @@ public enum FanfareHTTPClient {
         channel.writeAndFlush(HTTPClientRequestPart.end(nil), promise: nil)
         let status = try await opened.futureResult.get()
         return EventStream(channel: channel, status: status)
+    }
+
+    /// Connects with the HTTP/1.1 client codec and `makeHandler()` after it; a failed
+    /// connect also fails `promise`, which nothing else would complete.
+    private static func connect<Value>(
+        _ target: Target,
+        group: any EventLoopGroup,
+        failing promise: EventLoopPromise<Value>,
+        makeHandler: @escaping @Sendable () -> some ChannelHandler
+    ) async throws -> any Channel {
+        do {
+            return try await ClientBootstrap(group: group)
+                .channelInitializer { channel in
+                    channel.eventLoop.makeCompletedFuture {
+                        try channel.pipeline.syncOperations.addHTTPClientHandlers()
+                        try channel.pipeline.syncOperations.addHandler(makeHandler())
+                    }
+                }
+                .connect(host: target.host, port: target.port).get()
+        } catch {
+            promise.fail(error)
+            throw error
+        }
     }
 
     /// An open SSE stream.

@@ -46,6 +46,21 @@ final class RedisEventBus: EventBus {
         return fresh
     }
 
+    /// Calls a function of the `fanfare` library. If Redis lost the library (restarted
+    /// empty, FUNCTION FLUSH) the call ran nothing, so the library is loaded again and the
+    /// call retried once.
+    func fcall(_ arguments: [RESPArgument]) async throws -> RESPValue {
+        let connection = try await self.commands()
+        do {
+            return try await connection.send("FCALL", arguments: arguments)
+        } catch let error as RedisClientError
+            where error.code == .serverError && error.message.contains("Function not found")
+        {
+            _ = try await connection.send("FUNCTION", "LOAD", "REPLACE", RESPArgument(RedisFunctions.source))
+            return try await connection.send("FCALL", arguments: arguments)
+        }
+    }
+
     func start(
         deliver: @escaping @Sendable (String, ByteBuffer) -> Void,
         resubscribed: @escaping @Sendable () -> Void
@@ -97,10 +112,8 @@ final class RedisEventBus: EventBus {
     func publish(_ request: PublishRequest) async throws -> PublishResult {
         let reply: RESPValue
         do {
-            let connection = try await self.commands()
-            reply = try await connection.send(
-                "FCALL",
-                arguments: [
+            reply = try await self.fcall(
+                [
                     "fanfare_publish", 2, RESPArgument(self.names.history), RESPArgument(self.names.nodes),
                     RESPArgument(request.channel), RESPArgument(request.event), RESPArgument(request.data),
                     RESPArgument(self.historyMaxLength), RESPArgument(self.names.prefix),
@@ -112,10 +125,6 @@ final class RedisEventBus: EventBus {
         {
             throw FanfareError(.badRequest, String(error.message.dropFirst("ERR fanfare: ".count)))
         } catch {
-            if let error = error as? RedisClientError, error.message.contains("Function not found") {
-                // Redis lost its functions (restarted empty): load them on a new connection next time.
-                await self.connection.withLock { $0 }?.close()
-            }
             throw FanfareError(.unavailable, "Redis is unavailable; the event was not published", underlying: error)
         }
         guard let items = reply.array, items.count == 3, let id = items[0].string, let nodes = items[1].int,
@@ -135,9 +144,8 @@ final class RedisEventBus: EventBus {
         while true {
             let reply: RESPValue
             do {
-                reply = try await self.commands().send(
-                    "FCALL",
-                    arguments: [
+                reply = try await self.fcall(
+                    [
                         "fanfare_replay", 1, RESPArgument(self.names.history), RESPArgument(cursor.description),
                         RESPArgument(pageSize),
                     ]

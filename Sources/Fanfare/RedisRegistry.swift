@@ -45,15 +45,7 @@ final class RedisRegistry: ClusterRegistry {
     func refresh() async {
         let counts = self.hub.snapshot()
         let replace = self.writtenVersion.withLock { $0 } != counts.version
-        let row = NodeRow(
-            id: self.identity.id,
-            address: self.identity.address,
-            version: self.identity.version,
-            startedAt: self.identity.startedAt,
-            connections: counts.connections,
-            clients: counts.clients,
-            lastSeen: WallClock.milliseconds()
-        )
+        let row = self.identity.row(counts)
         var arguments: [RESPArgument] = [
             "fanfare_heartbeat", 3, RESPArgument(self.names.nodes), RESPArgument(self.names.nodeInfo(self.identity.id)),
             RESPArgument(self.names.nodeCounts(self.identity.id)), RESPArgument(self.identity.id),
@@ -67,7 +59,7 @@ final class RedisRegistry: ClusterRegistry {
             }
         }
         do {
-            _ = try await self.bus.commands().send("FCALL", arguments: arguments)
+            _ = try await self.bus.fcall(arguments)
             if replace { self.writtenVersion.withLock { $0 = counts.version } }
         } catch {
             // Counts must be rewritten after a failure: Redis may have lost them.
@@ -105,9 +97,8 @@ final class RedisRegistry: ClusterRegistry {
     }
 
     func leave() async {
-        _ = try? await self.bus.commands().send(
-            "FCALL",
-            arguments: [
+        _ = try? await self.bus.fcall(
+            [
                 "fanfare_leave", 3, RESPArgument(self.names.nodes), RESPArgument(self.names.nodeInfo(self.identity.id)),
                 RESPArgument(self.names.nodeCounts(self.identity.id)), RESPArgument(self.identity.id),
             ]
@@ -116,10 +107,7 @@ final class RedisRegistry: ClusterRegistry {
 
     private func call(_ function: String, _ arguments: [RESPArgument]) async throws -> RESPValue {
         do {
-            return try await self.bus.commands().send(
-                "FCALL",
-                arguments: [RESPArgument(function), 1, RESPArgument(self.names.nodes)] + arguments
-            )
+            return try await self.bus.fcall([RESPArgument(function), 1, RESPArgument(self.names.nodes)] + arguments)
         } catch {
             throw FanfareError(.unavailable, "Redis is unavailable; cluster counts cannot be read", underlying: error)
         }
