@@ -34,6 +34,15 @@ public struct FanfareConfiguration: Sendable {
     public var maxBodyBytes: Int
     /// Event loops (threads) serving connections; defaults to one per core.
     public var eventLoops: Int
+    /// The longest a graceful drain (SIGTERM) may take before the node stops anyway.
+    public var drainTimeout: TimeAmount
+    /// After its streams are gone a draining node keeps answering (`/readyz` false, new
+    /// streams 503) this long before it stops listening, for load balancers that
+    /// health-check `/readyz`. Counts towards ``drainTimeout``.
+    public var drainGrace: TimeAmount
+    /// On drain each stream gets a `retry:` drawn from 0 up to this many milliseconds,
+    /// so a node's clients don't all reconnect in the same instant.
+    public var drainRetryJitterMilliseconds: Int
 
     public init(
         host: String = "0.0.0.0",
@@ -51,8 +60,14 @@ public struct FanfareConfiguration: Sendable {
         historyMaxAgeSeconds: Int = 86_400,
         corsOrigins: [String] = ["*"],
         maxBodyBytes: Int = 64 * 1024,
-        eventLoops: Int = System.coreCount
+        eventLoops: Int = System.coreCount,
+        drainTimeout: TimeAmount = .seconds(10),
+        drainGrace: TimeAmount = .zero,
+        drainRetryJitterMilliseconds: Int = 2_000
     ) {
+        self.drainTimeout = drainTimeout
+        self.drainGrace = drainGrace
+        self.drainRetryJitterMilliseconds = drainRetryJitterMilliseconds
         self.host = host
         self.port = port
         self.redisURL = redisURL

@@ -2,6 +2,7 @@ public import NIOCore
 internal import NIOHTTP1
 public import NIOPosix
 public import ServerSentEvents
+import Synchronization
 
 /// A small HTTP/1.1 client for the CLI and the tests: one request and its response, or
 /// an SSE stream. Plain HTTP only (nodes sit behind nginx for TLS).
@@ -80,8 +81,9 @@ public enum FanfareHTTPClient {
     ) async throws -> EventStream {
         let target = try Target(url: url)
         let opened = group.next().makePromise(of: Int.self)
+        let retry = RetryBox()
         let channel = try await Self.connect(target, group: group, failing: opened) {
-            EventCollector(opened: opened, onEvent: onEvent)
+            EventCollector(opened: opened, retry: retry, onEvent: onEvent)
         }
         var head = HTTPRequestHead(version: .http1_1, method: .GET, uri: target.pathAndQuery)
         head.headers.add(name: "Host", value: "\(target.host):\(target.port)")
@@ -90,7 +92,7 @@ public enum FanfareHTTPClient {
         channel.write(HTTPClientRequestPart.head(head), promise: nil)
         channel.writeAndFlush(HTTPClientRequestPart.end(nil), promise: nil)
         let status = try await opened.futureResult.get()
-        return EventStream(channel: channel, status: status)
+        return EventStream(channel: channel, status: status, retry: retry)
     }
 
     /// Connects with the HTTP/1.1 client codec and `makeHandler()` after it; a failed
@@ -121,6 +123,13 @@ public enum FanfareHTTPClient {
         let channel: any Channel
         /// The response status; anything but 200 means no events will come.
         public let status: Int
+        let retry: RetryBox
+
+        /// The last `retry:` the server sent (milliseconds), if any.
+        public var retryMilliseconds: Int? {
+            let value = self.retry.value.load(ordering: .relaxed)
+            return value < 0 ? nil : value
+        }
 
         public func close() async {
             try? await self.channel.close()
@@ -168,15 +177,22 @@ private final class ResponseCollector: ChannelInboundHandler {
     }
 }
 
+/// The stream's last `retry:`, shared between its handler and its owner; -1 for none.
+final class RetryBox: Sendable {
+    let value = Atomic<Int>(-1)
+}
+
 private final class EventCollector: ChannelInboundHandler {
     typealias InboundIn = HTTPClientResponsePart
 
     private let opened: EventLoopPromise<Int>
+    private let retry: RetryBox
     private let onEvent: @Sendable (ServerSentEvent) -> Void
     private var parser = ServerSentEventParser()
 
-    init(opened: EventLoopPromise<Int>, onEvent: @escaping @Sendable (ServerSentEvent) -> Void) {
+    init(opened: EventLoopPromise<Int>, retry: RetryBox, onEvent: @escaping @Sendable (ServerSentEvent) -> Void) {
         self.opened = opened
+        self.retry = retry
         self.onEvent = onEvent
     }
 
@@ -186,6 +202,7 @@ private final class EventCollector: ChannelInboundHandler {
             self.opened.succeed(Int(head.status.code))
         case .body(let chunk):
             self.parser.parse(chunk) { self.onEvent($0) }
+            if let time = self.parser.reconnectionTime { self.retry.value.store(time, ordering: .relaxed) }
         case .end:
             context.close(promise: nil)
         }

@@ -42,6 +42,10 @@ extension FanfareHTTPHandler {
                     try await Self.client(services, id: id)
                 }
             }
+        case ["metrics"]:
+            self.requireMethod(.GET, context: context, request: request) {
+                self.respond(context: context, request: request, self.prometheus())
+            }
         case ["healthz"]:
             self.requireMethod(.GET, context: context, request: request) {
                 self.respond(context: context, request: request, .json(.ok, #"{"ok":true}"#))
@@ -133,8 +137,14 @@ extension FanfareHTTPHandler {
         let bus = self.services.bus
         let services = self.services
         self.respondAsync(context: context, request: request) {
-            let result = try await bus.publish(target.request)
-            services.eventsPublished.wrappingAdd(1, ordering: .relaxed)
+            let result: PublishResult
+            do {
+                result = try await bus.publish(target.request)
+            } catch {
+                services.metrics.publishFailures.increment()
+                throw error
+            }
+            services.metrics.eventsPublished.increment()
             var body: [String: Any] = [
                 "ok": true, "sent": result.sent, "id": result.id, "connections": result.connections,
             ]
@@ -144,6 +154,19 @@ extension FanfareHTTPHandler {
     }
 
     // MARK: Counts
+
+    private func prometheus() -> HTTPResponse {
+        let counts = self.services.hub.snapshot()
+        let text = self.services.metrics.render(
+            connections: counts.connections,
+            clients: counts.clients,
+            channels: counts.channels.count,
+            ready: self.services.isReady
+        )
+        var response = HTTPResponse(status: .ok, body: String(decoding: text, as: UTF8.self))
+        response.headers.replaceOrAdd(name: "Content-Type", value: "text/plain; version=0.0.4; charset=utf-8")
+        return response
+    }
 
     private static func metrics(_ services: NodeServices) async throws -> HTTPResponse {
         let snapshot = try await services.registry.snapshot()
@@ -160,10 +183,13 @@ extension FanfareHTTPHandler {
         let average = clients == 0 ? 0 : (Double(total) / Double(clients) * 100).rounded() / 100
         let this: [String: Any] = [
             "nodeId": services.identity.id,
-            "eventsPublished": services.eventsPublished.load(ordering: .relaxed),
-            "eventsReplayed": services.eventsReplayed.load(ordering: .relaxed),
-            "resetsSent": services.resetsSent.load(ordering: .relaxed),
-            "slowConsumerCloses": services.slowConsumerCloses.load(ordering: .relaxed),
+            "eventsPublished": services.metrics.eventsPublished.current,
+            "publishFailures": services.metrics.publishFailures.current,
+            "deliveries": services.metrics.deliveries.current,
+            "eventsReplayed": services.metrics.eventsReplayed.current,
+            "resetsSent": services.metrics.resetsSent.current,
+            "slowConsumerCloses": services.metrics.slowConsumerCloses.current,
+            "redisReconnects": services.metrics.redisReconnects.current,
         ]
         let body: [String: Any] = [
             "totalConnections": total, "totalClients": clients, "averageConnectionsPerClient": average,

@@ -119,13 +119,13 @@ extension FanfareHTTPHandler {
             guard case .streaming(let current) = self.state, current === stream else { return }
             switch result {
             case .success(.events(let entries)):
-                services.eventsReplayed.wrappingAdd(entries.count, ordering: .relaxed)
+                services.metrics.eventsReplayed.increment(by: entries.count)
                 stream.finishReplay(
                     replayed: entries.map(\.frame),
                     replayedUpTo: entries.last?.id ?? EventID(lastEventID)
                 )
             case .success(.gap(let oldest)):
-                services.resetsSent.wrappingAdd(1, ordering: .relaxed)
+                services.metrics.resetsSent.increment()
                 var body: [String: Any] = ["lastEventId": lastEventID]
                 body["oldestEventId"] = oldest.map { $0.description } ?? NSNull()
                 var frame = ByteBuffer()

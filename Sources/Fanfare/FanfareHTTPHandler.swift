@@ -67,7 +67,7 @@ final class FanfareHTTPHandler: ChannelInboundHandler {
         if case .streaming(let stream) = self.state, !context.channel.isWritable {
             // More unsent bytes than the bound: a slow consumer. Closing it protects the
             // node; it resumes by Last-Event-ID.
-            self.services.slowConsumerCloses.wrappingAdd(1, ordering: .relaxed)
+            self.services.metrics.slowConsumerCloses.increment()
             self.services.logger.info("sse.slow_consumer.closed", metadata: ["client.id": "\(stream.clientID)"])
             context.close(promise: nil)
         }

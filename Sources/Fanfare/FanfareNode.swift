@@ -74,12 +74,16 @@ public final class FanfareNode: Service, Sendable {
                 channel in counter.hub?.connections(on: channel) ?? 0
             }
         }
-        let hub = NodeHub(group: self.group, stagingLoop: busLoop, bus: bus, logger: logger)
+        let metrics = NodeMetrics(nodeID: self.configuration.nodeID)
+        let hub = NodeHub(group: self.group, stagingLoop: busLoop, bus: bus, metrics: metrics, logger: logger)
         counter.hub = hub
         let hubLogger = logger
         try await bus.start(
             deliver: { channel, frame in hub.receive(channel: channel, frame: frame) },
-            resubscribed: { hub.backfillAfterReconnect(logger: hubLogger) }
+            resubscribed: {
+                metrics.redisReconnects.increment()
+                hub.backfillAfterReconnect(logger: hubLogger)
+            }
         )
 
         let server = try await self.bind(hubOwner: hub)
@@ -110,6 +114,7 @@ public final class FanfareNode: Service, Sendable {
             hub: hub,
             registry: registry,
             isEmbedded: redisBus == nil,
+            metrics: metrics,
             logger: logger
         )
         self.servicesBox.set(services)
@@ -175,24 +180,71 @@ public final class FanfareNode: Service, Sendable {
         return frame
     }
 
-    /// Stops accepting, closes every stream, leaves the registry, closes Redis.
+    /// Drains and stops, within ``FanfareConfiguration/drainTimeout``:
+    ///
+    /// 1. `/readyz` turns false and new streams get 503 (a proxy tries another node);
+    /// 2. every stream gets a `retry:` with jitter and is closed, so its client resumes
+    ///    elsewhere by Last-Event-ID;
+    /// 3. once the streams are gone (or half the deadline passed) the node leaves the
+    ///    registry, keeps answering for ``FanfareConfiguration/drainGrace``, stops
+    ///    listening and closes Redis.
     public func shutdown() async {
         let (server, services, registryTask) = self.state.withLock { state in
             defer { state = RunState() }
             return (state.server, state.services, state.registryTask)
         }
-        services?.draining.store(true, ordering: .relaxed)
-        try? await server?.close()
-        registryTask?.cancel()
+        let clock = ContinuousClock()
+        let start = clock.now
+        let budget = Duration.nanoseconds(self.configuration.drainTimeout.nanoseconds)
         if let services {
+            services.draining.store(true, ordering: .relaxed)
+            self.logger.notice(
+                "fanfare.draining",
+                metadata: [
+                    "node.id": "\(self.configuration.nodeID)",
+                    "streams": "\(services.hub.snapshot().connections)",
+                ]
+            )
             services.hub.stopHeartbeats()
-            services.hub.forEachStream { hub in
-                for stream in hub.allStreams { stream.context.close(promise: nil) }
+            services.hub.closeAllStreams(retryJitterMilliseconds: self.configuration.drainRetryJitterMilliseconds)
+            while services.hub.snapshot().connections > 0, clock.now - start < budget / 2 {
+                try? await Task.sleep(for: .milliseconds(20))
             }
-            await services.registry.leave()
-            await services.bus.shutdown()
+            registryTask?.cancel()
+            // Leaving talks to Redis; it must not hold the node past its deadline.
+            await Self.within(budget - (clock.now - start)) { await services.registry.leave() }
+            let grace = min(
+                Duration.nanoseconds(self.configuration.drainGrace.nanoseconds),
+                budget - (clock.now - start)
+            )
+            if grace > .zero { try? await Task.sleep(for: grace) }
+        }
+        try? await server?.close()
+        if let services {
+            await Self.within(budget - (clock.now - start)) { await services.bus.shutdown() }
         }
         try? await self.group.shutdownGracefully()
+        self.logger.notice(
+            "fanfare.stopped",
+            metadata: ["node.id": "\(self.configuration.nodeID)", "drain": "\(clock.now - start)"]
+        )
+    }
+
+    /// Runs `body`, but returns after `limit` even if it has not finished by then.
+    private static func within(_ limit: Duration, _ body: @escaping @Sendable () async -> Void) async {
+        guard limit > .zero else { return }
+        let (finished, continuation) = AsyncStream<Void>.makeStream()
+        let work = Task {
+            await body()
+            continuation.yield()
+        }
+        let timer = Task {
+            try? await Task.sleep(for: limit)
+            continuation.yield()
+        }
+        for await _ in finished { break }
+        timer.cancel()
+        _ = work
     }
 
     public func run() async throws {

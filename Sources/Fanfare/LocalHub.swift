@@ -13,9 +13,11 @@ final class LocalHub {
     private var streams: [ObjectIdentifier: SSEStream] = [:]
     private var toFlush: [SSEStream] = []
     private var heartbeat: Scheduled<Void>?
+    private let metrics: NodeMetrics?
 
-    init(eventLoop: any EventLoop) {
+    init(eventLoop: any EventLoop, metrics: NodeMetrics? = nil) {
         self.eventLoop = eventLoop
+        self.metrics = metrics
     }
 
     var count: Int { self.streams.count }
@@ -49,10 +51,13 @@ final class LocalHub {
             // The common case at moderate rates: one frame, one write-and-flush per stream.
             guard let streams = self.byChannel[only.channel] else { return }
             for stream in streams { stream.writeAndFlush(only.frame) }
+            self.record(only.frame, deliveries: streams.count, now: WallClock.milliseconds())
             return
         }
+        let now = WallClock.milliseconds()
         for (channel, frame) in batch {
             guard let streams = self.byChannel[channel] else { continue }
+            self.record(frame, deliveries: streams.count, now: now)
             for stream in streams {
                 stream.write(frame)
                 if !stream.needsFlush {
@@ -66,6 +71,14 @@ final class LocalHub {
             stream.flush()
         }
         self.toFlush.removeAll(keepingCapacity: true)
+    }
+
+    private func record(_ frame: ByteBuffer, deliveries: Int, now: Int64) {
+        guard let metrics = self.metrics, deliveries > 0 else { return }
+        metrics.deliveries.increment(by: deliveries)
+        if let id = EventID(frame: frame) {
+            metrics.recordLatency(publishedAtMilliseconds: id.milliseconds, now: UInt64(clamping: now))
+        }
     }
 
     /// Starts the loop's heartbeat: every `interval`, `frame` goes to every stream.

@@ -52,11 +52,19 @@ final class NodeHub: Sendable {
     let bus: any EventBus
     private let logger: Logger
 
-    init(group: any EventLoopGroup, stagingLoop: any EventLoop, bus: any EventBus, logger: Logger) {
+    init(
+        group: any EventLoopGroup,
+        stagingLoop: any EventLoop,
+        bus: any EventBus,
+        metrics: NodeMetrics? = nil,
+        logger: Logger
+    ) {
         self.stagingLoop = stagingLoop
         var loops: [ObjectIdentifier: Loop] = [:]
         for eventLoop in group.makeIterator() {
-            let loop = Loop(hub: .makeBoxSendingValue(LocalHub(eventLoop: eventLoop), eventLoop: eventLoop))
+            let loop = Loop(
+                hub: .makeBoxSendingValue(LocalHub(eventLoop: eventLoop, metrics: metrics), eventLoop: eventLoop)
+            )
             loops[ObjectIdentifier(eventLoop)] = loop
         }
         self.loops = loops
@@ -74,6 +82,20 @@ final class NodeHub: Sendable {
         for loop in self.loopList {
             let hub = loop.hub
             hub.eventLoop.execute { hub.value.startHeartbeat(every: interval, frame: frame) }
+        }
+    }
+
+    /// Drain: tells every stream when to come back (a random `retry:` up to `jitter`
+    /// milliseconds, so clients don't all return at once) and closes it once written.
+    func closeAllStreams(retryJitterMilliseconds jitter: Int) {
+        self.forEachStream { hub in
+            for stream in hub.allStreams {
+                let frame = ByteBuffer(string: "retry: \(Int.random(in: 0...max(0, jitter)))\n: draining\n\n")
+                let context = stream.context
+                context.writeAndFlush(NIOAny(frame)).assumeIsolated().whenComplete { _ in
+                    context.close(promise: nil)
+                }
+            }
         }
     }
 

@@ -10,11 +10,8 @@ final class NodeServices: Sendable {
     let registry: any ClusterRegistry
     let isEmbedded: Bool
     let logger: Logger
+    let metrics: NodeMetrics
     let draining = Atomic<Bool>(false)
-    let slowConsumerCloses = Atomic<Int>(0)
-    let eventsPublished = Atomic<Int>(0)
-    let eventsReplayed = Atomic<Int>(0)
-    let resetsSent = Atomic<Int>(0)
 
     init(
         configuration: FanfareConfiguration,
@@ -22,8 +19,10 @@ final class NodeServices: Sendable {
         hub: NodeHub,
         registry: any ClusterRegistry,
         isEmbedded: Bool,
+        metrics: NodeMetrics,
         logger: Logger
     ) {
+        self.metrics = metrics
         self.configuration = configuration
         self.identity = identity
         self.hub = hub

@@ -53,6 +53,21 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "Event loop threads (FANFARE_EVENT_LOOPS, default one per core).")
     var eventLoops: Int?
 
+    @Option(help: "Longest graceful drain on SIGTERM, in seconds (FANFARE_DRAIN_SECONDS, default 10).")
+    var drainSeconds: Int?
+
+    @Option(
+        help:
+            "On drain, keep answering /readyz (false) and refusing new streams this long after the streams are gone, for health-checking load balancers (FANFARE_DRAIN_GRACE_SECONDS, default 0)."
+    )
+    var drainGraceSeconds: Int?
+
+    @Option(
+        help:
+            "On drain, clients are told to retry after a random 0…N ms (FANFARE_DRAIN_RETRY_JITTER_MS, default 2000)."
+    )
+    var drainRetryJitterMs: Int?
+
     @Option(help: "Log level: trace, debug, info, notice, warning, error (FANFARE_LOG_LEVEL, default info).")
     var logLevel: String?
 
@@ -84,6 +99,15 @@ struct ServeCommand: AsyncParsableCommand {
         }
         if let loops = try self.number(self.eventLoops, "FANFARE_EVENT_LOOPS") {
             configuration.eventLoops = max(1, loops)
+        }
+        if let seconds = try self.number(self.drainSeconds, "FANFARE_DRAIN_SECONDS") {
+            configuration.drainTimeout = .seconds(Int64(max(1, seconds)))
+        }
+        if let seconds = try self.number(self.drainGraceSeconds, "FANFARE_DRAIN_GRACE_SECONDS") {
+            configuration.drainGrace = .seconds(Int64(max(0, seconds)))
+        }
+        if let jitter = try self.number(self.drainRetryJitterMs, "FANFARE_DRAIN_RETRY_JITTER_MS") {
+            configuration.drainRetryJitterMilliseconds = max(0, jitter)
         }
 
         let levelName = setting(self.logLevel, "FANFARE_LOG_LEVEL", default: "info") ?? "info"
