@@ -19,6 +19,8 @@ final class RedisServerProcess: Sendable {
     let port: Int
     let pid: pid_t
     let directory: String
+    /// False for a server restarted in another's directory: that one removes it.
+    private let ownsDirectory: Bool
 
     static let executable: String? = {
         let path = ProcessInfo.processInfo.environment["PATH"] ?? ""
@@ -38,11 +40,15 @@ final class RedisServerProcess: Sendable {
     var url: String { "redis://127.0.0.1:\(self.port)" }
     var configuration: RedisConfiguration { RedisConfiguration(host: "127.0.0.1", port: self.port) }
 
-    init(arguments: [String] = [], onPort port: Int? = nil) async throws {
+    /// Starts a server. With `directory` it reuses that directory (and whatever data an
+    /// append-only server left there), as a restarted server would.
+    init(arguments: [String] = [], onPort port: Int? = nil, directory: String? = nil) async throws {
         guard let executable = Self.executable else {
             throw TestFailure("redis-server is not installed; run scripts/install-dependencies.sh")
         }
-        self.directory = FileManager.default.temporaryDirectory.appendingPathComponent("fanfare-redis-\(UUID())").path
+        self.ownsDirectory = directory == nil
+        self.directory =
+            directory ?? FileManager.default.temporaryDirectory.appendingPathComponent("fanfare-redis-\(UUID())").path
         try FileManager.default.createDirectory(atPath: self.directory, withIntermediateDirectories: true)
         // A port found free can be taken before the server binds it; then the server
         // exits at once and we try another port.
@@ -72,13 +78,15 @@ final class RedisServerProcess: Sendable {
         }
     }
 
-    static func spawn(_ argv: [String]) throws -> pid_t {
+    /// Spawns `argv` with a clean signal mask and none of this process's descriptors;
+    /// stdout and stderr go to `output` (or nowhere).
+    static func spawn(_ argv: [String], output: String = "/dev/null") throws -> pid_t {
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
         posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-        posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
-        posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 1, output, O_WRONLY | O_CREAT | O_APPEND, 0o644)
+        posix_spawn_file_actions_adddup2(&actions, 1, 2)
         // The child must not inherit this process's sockets (a node's listening socket
         // held open by nginx or Redis would keep accepting after the node stopped).
         let open = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd")) ?? []
@@ -101,14 +109,20 @@ final class RedisServerProcess: Sendable {
         defer { for argument in cArguments { free(argument) } }
         var pid: pid_t = 0
         let status = posix_spawn(&pid, argv[0], &actions, &attributes, &cArguments, environ)
-        guard status == 0 else { throw TestFailure("posix_spawn redis-server failed: \(status)") }
+        guard status == 0 else { throw TestFailure("posix_spawn \(argv[0]) failed: \(status)") }
         return pid
     }
 
     /// Stops the server (SIGTERM), reaps it and removes its directory. Safe to call twice.
     func stop() {
         self.signalAndReap(SIGTERM)
-        try? FileManager.default.removeItem(atPath: self.directory)
+        if self.ownsDirectory { try? FileManager.default.removeItem(atPath: self.directory) }
+    }
+
+    /// Stops the server (SIGTERM: an append-only server writes its log out) and keeps its
+    /// directory for a restart.
+    func stopKeepingData() {
+        self.signalAndReap(SIGTERM)
     }
 
     /// Kills the server at once (SIGKILL), as a crash would.

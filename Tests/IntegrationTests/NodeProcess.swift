@@ -1,0 +1,268 @@
+import Fanfare
+import Foundation
+import ServerSentEvents
+import Synchronization
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A `fanfare serve` process this test started, on a free loopback port, talking to the
+/// test's own redis-server. Its log goes to a file that a failing test prints.
+final class NodeProcess: Sendable {
+    let id: String
+    let port: Int
+    let pid: pid_t
+    let log: String
+
+    /// The `fanfare` executable built next to the test bundle.
+    static let executable: String? = {
+        let me = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? ""
+        let candidate = URL(fileURLWithPath: me).deletingLastPathComponent().appendingPathComponent("fanfare").path
+        return access(candidate, X_OK) == 0 ? candidate : nil
+    }()
+
+    var address: String { "127.0.0.1:\(self.port)" }
+    var url: String { "http://\(self.address)" }
+
+    init(id: String, redis: String, arguments: [String] = []) async throws {
+        guard let executable = Self.executable else {
+            throw TestFailure("the fanfare executable is not built next to the tests; run `swift build --build-tests`")
+        }
+        self.id = id
+        self.port = try RedisServerProcess.freePort()
+        self.log = FileManager.default.temporaryDirectory.appendingPathComponent("fanfare-\(id)-\(UUID()).log").path
+        self.pid = try RedisServerProcess.spawn(
+            [
+                executable, "serve", "--host", "127.0.0.1", "--port", "\(self.port)", "--redis", redis,
+                "--node-id", id, "--event-loops", "1",
+            ] + arguments,
+            output: self.log
+        )
+        let deadline = ContinuousClock.now + .seconds(15)
+        while ContinuousClock.now < deadline {
+            if self.exitStatus() != nil {
+                throw TestFailure("node \(id) exited at start:\n\(self.logText())")
+            }
+            if (try? await FanfareClientProbe.status(self.url + "/readyz")) == 200 { return }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        self.kill(SIGKILL)
+        throw TestFailure("node \(id) did not become ready:\n\(self.logText())")
+    }
+
+    func kill(_ signal: Int32) {
+        _ = Glibc.kill(self.pid, signal)
+    }
+
+    private let reaped = Mutex<Int32?>(nil)
+
+    /// The exit code once the process ended (128 + signal when a signal ended it).
+    func exitStatus() -> Int32? {
+        if let done = self.reaped.withLock({ $0 }) { return done }
+        var status: Int32 = 0
+        guard waitpid(self.pid, &status, WNOHANG) == self.pid else { return nil }
+        let signal = status & 0x7f
+        let code = signal == 0 ? (status >> 8) & 0xff : 128 + signal
+        self.reaped.withLock { $0 = code }
+        return code
+    }
+
+    /// Waits for the process to end; its exit code.
+    func waitForExit(within limit: Duration) async throws -> Int32 {
+        let deadline = ContinuousClock.now + limit
+        while ContinuousClock.now < deadline {
+            if let code = self.exitStatus() { return code }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        throw TestFailure("node \(self.id) did not exit within \(limit):\n\(self.logText())")
+    }
+
+    func logText() -> String {
+        (try? String(contentsOfFile: self.log, encoding: .utf8)) ?? "(no log)"
+    }
+
+    func stop() {
+        if self.exitStatus() == nil {
+            self.kill(SIGKILL)
+            _ = try? self.reapNow()
+        }
+        try? FileManager.default.removeItem(atPath: self.log)
+    }
+
+    private func reapNow() throws -> Int32? {
+        var status: Int32 = 0
+        _ = waitpid(self.pid, &status, 0)
+        self.reaped.withLock { $0 = 128 + SIGKILL }
+        return 128 + SIGKILL
+    }
+
+    deinit { self.stop() }
+}
+
+/// An SSE client that behaves like a browser's EventSource: when its stream ends it
+/// waits the server's `retry:` and reconnects with `Last-Event-ID`; a refused or failed
+/// connection is retried too. It records every event and which node served it.
+final class ResumingClient: Sendable {
+    struct Received: Sendable {
+        var id: String
+        var data: String
+    }
+
+    private struct State {
+        var events: [Received] = []
+        /// The node of each connection, in order (from `__connected`).
+        var nodes: [String] = []
+        /// The `retry:` in force when each connection ended.
+        var retriesAtClose: [Int] = []
+        var resets = 0
+        var lastID: String?
+        var stream: FanfareHTTPClient.EventStream?
+        var stopped = false
+    }
+
+    let clientID: String
+    private let state = Mutex(State())
+    private let task = Mutex<Task<Void, Never>?>(nil)
+
+    init(clientID: String, baseURL: String) {
+        self.clientID = clientID
+        let url = baseURL + "/api/sse/subscribe/\(clientID)"
+        let task = Task { [self] in await self.run(url: url) }
+        self.task.withLock { $0 = task }
+    }
+
+    var events: [Received] { self.state.withLock { $0.events } }
+    var nodes: [String] { self.state.withLock { $0.nodes } }
+    var retriesAtClose: [Int] { self.state.withLock { $0.retriesAtClose } }
+    var resets: Int { self.state.withLock { $0.resets } }
+
+    private func run(url: String) async {
+        while !self.state.withLock({ $0.stopped }) {
+            var headers: [(String, String)] = []
+            if let last = self.state.withLock({ $0.lastID }) { headers.append(("Last-Event-ID", last)) }
+            do {
+                let stream = try await FanfareHTTPClient.stream(url, headers: headers) { [self] event in
+                    self.record(event)
+                }
+                let stopped = self.state.withLock { state in
+                    state.stream = stream
+                    return state.stopped
+                }
+                if stopped || stream.status != 200 {
+                    await stream.close()
+                    try? await Task.sleep(for: .milliseconds(100))
+                    continue
+                }
+                await stream.waitUntilClosed()
+                let retry = stream.retryMilliseconds ?? 1_000
+                self.state.withLock { $0.retriesAtClose.append(retry) }
+                try? await Task.sleep(for: .milliseconds(retry))
+            } catch {
+                try? await Task.sleep(for: .milliseconds(100))
+            }
+        }
+    }
+
+    private func record(_ event: ServerSentEvent) {
+        self.state.withLock { state in
+            switch event.event {
+            case "__connected":
+                let object = try? JSONSerialization.jsonObject(with: Data((event.data ?? "").utf8)) as? [String: Any]
+                state.nodes.append(object?["nodeId"] as? String ?? "?")
+            case "__reset":
+                state.resets += 1
+            case let name? where name.hasPrefix("__"):
+                break
+            default:
+                state.events.append(Received(id: event.id ?? "", data: event.data ?? ""))
+                if let id = event.id { state.lastID = id }
+            }
+        }
+    }
+
+    func stop() async {
+        let stream = self.state.withLock { state in
+            state.stopped = true
+            return state.stream
+        }
+        await stream?.close()
+        let task = self.task.withLock { $0 }
+        task?.cancel()  // ends a wait before reconnecting
+        await task?.value
+    }
+}
+
+/// Publishes a broadcast every `interval` until stopped, keeping the ids the cluster
+/// acknowledged and the status of every refused publish.
+final class IntervalPublisher: Sendable {
+    private struct State {
+        var acknowledged: [String] = []
+        var refusals: [Int] = []
+        var stopped = false
+    }
+
+    private let state = Mutex(State())
+    private let task = Mutex<Task<Void, Never>?>(nil)
+
+    init(url: String, interval: Duration = .milliseconds(50)) {
+        let task = Task { [self] in
+            var sequence = 0
+            while !self.state.withLock({ $0.stopped }) {
+                sequence += 1
+                let body = #"{"broadcast":true,"event":"tick","payload":{"seq":\#(sequence)}}"#
+                let response = try? await FanfareHTTPClient.request("POST", url + "/api/sse/notify", body: body)
+                let json = response.flatMap {
+                    try? JSONSerialization.jsonObject(with: Data($0.body.utf8)) as? [String: Any]
+                }
+                self.state.withLock { state in
+                    if response?.status == 200, let id = json?["id"] as? String {
+                        state.acknowledged.append(id)
+                    } else {
+                        state.refusals.append(response?.status ?? 0)
+                    }
+                }
+                try? await Task.sleep(for: interval)
+            }
+        }
+        self.task.withLock { $0 = task }
+    }
+
+    var acknowledged: [String] { self.state.withLock { $0.acknowledged } }
+    /// The status of each refused publish (0: no answer at all).
+    var refusals: [Int] { self.state.withLock { $0.refusals } }
+
+    func stop() async {
+        self.state.withLock { $0.stopped = true }
+        let task = self.task.withLock { $0 }
+        await task?.value
+    }
+}
+
+/// Checks that `client` received every acknowledged id exactly once and everything in
+/// increasing id order (which also rules out duplicates).
+func expectExactlyOnceInOrder(_ client: ResumingClient, acknowledged: [String]) {
+    let ids = client.events.map(\.id)
+    let parsed = ids.map { id -> (UInt64, UInt64) in
+        let parts = id.split(separator: "-")
+        return (UInt64(parts.first ?? "") ?? 0, UInt64(parts.last ?? "") ?? 0)
+    }
+    let ordered = zip(parsed, parsed.dropFirst()).allSatisfy { $0 < $1 }
+    #expect(ordered, "\(client.clientID) received ids out of order or twice: \(ids)")
+    let missing = Set(acknowledged).subtracting(ids)
+    #expect(missing.isEmpty, "\(client.clientID) missed \(missing.count) acknowledged events: \(missing.sorted())")
+    #expect(client.resets == 0, "\(client.clientID) was told events were lost")
+}
+
+/// Waits until every client received every acknowledged id.
+func waitForDelivery(_ clients: [ResumingClient], acknowledged: [String], seconds: Int = 20) async throws {
+    let expected = Set(acknowledged)
+    try? await withDeadline(seconds: seconds, "every client to receive \(expected.count) events") {
+        for client in clients {
+            while !expected.isSubset(of: client.events.map(\.id)) {
+                try await Task.sleep(for: .milliseconds(50))
+            }
+        }
+    }
+}

@@ -1,0 +1,199 @@
+import Fanfare
+import Foundation
+import ServerSentEvents
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The cluster as it runs in production: a redis-server (append-only), three `fanfare`
+/// processes and nginx with the project's config, all started by the test. Nodes are
+/// killed with real signals while events are published.
+@Suite(
+    .enabled(if: RedisServerProcess.enabled && NginxProcess.enabled),
+    .serialized,
+    .timeLimit(.minutes(3))
+)
+struct SystemTests {
+    private struct Cluster {
+        let redis: RedisServerProcess
+        let nodes: [NodeProcess]
+        let nginx: NginxProcess
+
+        init(nodeArguments: [String] = []) async throws {
+            self.redis = try await RedisServerProcess(arguments: ["--appendonly", "yes"])
+            var nodes: [NodeProcess] = []
+            for index in 1...3 {
+                nodes.append(try await NodeProcess(id: "sys-\(index)", redis: self.redis.url, arguments: nodeArguments))
+            }
+            self.nodes = nodes
+            self.nginx = try await NginxProcess(nodes: nodes.map(\.address))
+        }
+
+        func stop() {
+            self.nginx.stop()
+            for node in self.nodes { node.stop() }
+            self.redis.stop()
+        }
+
+        /// Node ids in the cluster-wide metrics, asked through nginx.
+        func liveNodes() async throws -> [String] {
+            let response = try await FanfareHTTPClient.request("GET", self.nginx.url + "/api/sse/metrics")
+            let json = try JSONSerialization.jsonObject(with: Data(response.body.utf8)) as? [String: Any]
+            let rows = json?["nodes"] as? [[String: Any]] ?? []
+            return rows.compactMap { $0["nodeId"] as? String }.sorted()
+        }
+    }
+
+    /// Opens `count` resuming clients through nginx and waits until each is connected.
+    private func connectClients(_ count: Int, prefix: String, cluster: Cluster) async throws -> [ResumingClient] {
+        let clients = (0..<count).map { ResumingClient(clientID: "\(prefix)-\($0)", baseURL: cluster.nginx.url) }
+        try await withDeadline("\(count) clients to connect") {
+            for client in clients {
+                while client.nodes.isEmpty { try await Task.sleep(for: .milliseconds(20)) }
+            }
+        }
+        return clients
+    }
+
+    /// The node with the most clients (ties: the first).
+    private func busiestNode(_ clients: [ResumingClient], of cluster: Cluster) -> NodeProcess? {
+        var count: [String: Int] = [:]
+        for client in clients { count[client.nodes.last ?? "", default: 0] += 1 }
+        let id = count.max { $0.value < $1.value }?.key
+        return cluster.nodes.first { $0.id == id }
+    }
+
+    @Test func aKilledNodesClientsResumeElsewhereAndReceiveEveryEventOnce() async throws {
+        let cluster = try await Cluster()
+        let clients = try await self.connectClients(30, prefix: "kill", cluster: cluster)
+        #expect(Set(clients.compactMap(\.nodes.last)).count == 3, "clients did not spread over the nodes")
+        let victim = try #require(self.busiestNode(clients, of: cluster))
+        let victimsClients = clients.filter { $0.nodes.last == victim.id }
+
+        let publisher = IntervalPublisher(url: cluster.nginx.url)
+        try await Task.sleep(for: .seconds(1))
+        victim.kill(SIGKILL)
+        let killedAt = ContinuousClock.now
+        try await Task.sleep(for: .seconds(2))
+
+        // The dead node's row expires from the registry.
+        try await withDeadline(seconds: 15, "the metrics to show two nodes") {
+            while try await cluster.liveNodes().count != 2 { try await Task.sleep(for: .milliseconds(100)) }
+        }
+        let gone = ContinuousClock.now - killedAt
+        #expect(gone < .seconds(10), "the killed node stayed in the metrics for \(gone)")
+        #expect(try await cluster.liveNodes().contains(victim.id) == false)
+
+        await publisher.stop()
+        let acknowledged = publisher.acknowledged
+        #expect(acknowledged.count >= 40)
+        try await waitForDelivery(clients, acknowledged: acknowledged)
+        for client in clients {
+            expectExactlyOnceInOrder(client, acknowledged: acknowledged)
+        }
+        for client in victimsClients {
+            #expect(client.nodes.count >= 2, "\(client.clientID) never reconnected")
+            #expect(client.nodes.last != victim.id)
+        }
+        for client in clients { await client.stop() }
+        cluster.stop()
+    }
+
+    @Test func aTerminatedNodeDrainsTellsClientsToRetryAndExitsZero() async throws {
+        let cluster = try await Cluster(nodeArguments: ["--drain-retry-jitter-ms", "500", "--drain-grace-seconds", "1"])
+        let clients = try await self.connectClients(30, prefix: "drain", cluster: cluster)
+        let victim = try #require(self.busiestNode(clients, of: cluster))
+        let victimsClients = clients.filter { $0.nodes.last == victim.id }
+        #expect(!victimsClients.isEmpty)
+
+        let publisher = IntervalPublisher(url: cluster.nginx.url)
+        try await Task.sleep(for: .seconds(1))
+        victim.kill(SIGTERM)
+        // While it drains it is not ready and refuses new streams (nginx then tries
+        // another node).
+        try await withDeadline("the draining node to report not ready") {
+            while try await FanfareHTTPClient.request("GET", victim.url + "/readyz").status != 503 {
+                try await Task.sleep(for: .milliseconds(10))
+            }
+        }
+        let refused = try await FanfareHTTPClient.request("GET", victim.url + "/api/sse/subscribe/late")
+        #expect(refused.status == 503)
+        #expect(refused.body.contains(#""ok":false"#))
+        let code = try await victim.waitForExit(within: .seconds(15))
+        #expect(code == 0, "the drained node exited with \(code):\n\(victim.logText())")
+        #expect(victim.logText().contains("fanfare.draining"))
+        try await Task.sleep(for: .seconds(1))
+
+        // It left the registry on its way out, without waiting for its row to expire.
+        #expect(try await cluster.liveNodes().contains(victim.id) == false)
+
+        await publisher.stop()
+        let acknowledged = publisher.acknowledged
+        try await waitForDelivery(clients, acknowledged: acknowledged)
+        for client in clients {
+            expectExactlyOnceInOrder(client, acknowledged: acknowledged)
+        }
+        for client in victimsClients {
+            #expect(client.nodes.count >= 2, "\(client.clientID) never reconnected")
+            #expect(client.nodes.last != victim.id)
+            // The drain's own retry (0…500 ms), not the usual 2000 ms.
+            let retry = client.retriesAtClose.first ?? -1
+            #expect((0...500).contains(retry), "\(client.clientID) was told to retry after \(retry) ms")
+        }
+        for client in clients { await client.stop() }
+        cluster.stop()
+    }
+
+    @Test func aRedisRestartRefusesPublishesMeanwhileAndLosesNothingAcknowledged() async throws {
+        let cluster = try await Cluster()
+        let clients = try await self.connectClients(12, prefix: "restart", cluster: cluster)
+        // Publish to one node directly, so every refusal comes from the node, not nginx.
+        let publisher = IntervalPublisher(url: cluster.nodes[0].url)
+        try await Task.sleep(for: .seconds(1))
+
+        let port = cluster.redis.port
+        cluster.redis.stopKeepingData()
+        try await Task.sleep(for: .milliseconds(1500))
+        let revived = try await RedisServerProcess(
+            arguments: ["--appendonly", "yes"],
+            onPort: port,
+            directory: cluster.redis.directory
+        )
+        // The nodes come back by themselves: publishing succeeds again.
+        let before = publisher.acknowledged.count
+        try await withDeadline(seconds: 15, "publishing to work again") {
+            while publisher.acknowledged.count < before + 20 { try await Task.sleep(for: .milliseconds(50)) }
+        }
+        await publisher.stop()
+
+        let refusals = publisher.refusals
+        #expect(!refusals.isEmpty, "no publish was refused while Redis was down")
+        #expect(refusals.allSatisfy { $0 == 503 }, "refusals other than 503: \(refusals)")
+        let acknowledged = publisher.acknowledged
+        try await waitForDelivery(clients, acknowledged: acknowledged)
+        for client in clients {
+            expectExactlyOnceInOrder(client, acknowledged: acknowledged)
+        }
+
+        // The history survived the restart: a client resuming from the first event gets
+        // every later one.
+        let late = try await TestStream(
+            cluster.nodes[1].url + "/api/sse/subscribe/late-reader",
+            headers: [("Last-Event-ID", acknowledged[0])]
+        )
+        var replayed: [String] = []
+        while replayed.last != acknowledged.last {
+            replayed.append(try await late.next().id ?? "")
+        }
+        #expect(Set(acknowledged.dropFirst()).isSubset(of: replayed))
+        await late.close()
+
+        for client in clients { await client.stop() }
+        cluster.nginx.stop()
+        for node in cluster.nodes { node.stop() }
+        revived.stop()
+        cluster.redis.stop()
+    }
+}
