@@ -50,6 +50,7 @@ redis-server --port "$redis_port" --bind 127.0.0.1 --appendonly yes --save "" --
 wait_for "redis-server" "redis-cli -p $redis_port ping"
 
 for index in 0 1 2; do
+    FANFARE_TRUST_FORWARDED_FOR=1 \
     "$binary" serve --host 127.0.0.1 --port "${node_ports[$index]}" --node-id "node-$((index + 1))" \
         --redis "redis://127.0.0.1:$redis_port" >"$workdir/node-$((index + 1)).log" 2>&1 &
     pids+=($!)
@@ -71,7 +72,7 @@ Fanfare cluster is up (logs in $workdir):
   redis           redis://127.0.0.1:$redis_port (append-only)
 Try:
   curl -N http://127.0.0.1:$port/api/sse/subscribe/alice
-  curl -X POST http://127.0.0.1:$port/api/sse/notify -d '{"clientId":"alice","event":"hello","payload":{"hi":1}}'
+  curl --json '{"clientId":"alice","event":"hello","payload":{"hi":1}}' http://127.0.0.1:$port/api/sse/notify
   $binary cluster --node http://127.0.0.1:$port
 Ctrl-C stops everything.
 INFO

@@ -31,6 +31,13 @@ if ! command -v check-jsonschema >/dev/null; then
     python3 -m pip install -q check-jsonschema
 fi
 
+# The HTTP API is fuzzed against its OpenAPI description with schemathesis (PyPI).
+if ! command -v schemathesis >/dev/null; then
+    echo "installing: schemathesis (pip)"
+    python3 -m pip install -q schemathesis
+    command -v pyenv >/dev/null && pyenv rehash || true
+fi
+
 command -v swift >/dev/null || {
     echo "Swift 6 is required: https://www.swift.org/install/" >&2
     exit 1

@@ -34,6 +34,14 @@ public struct FanfareConfiguration: Sendable {
     public var maxBodyBytes: Int
     /// Event loops (threads) serving connections; defaults to one per core.
     public var eventLoops: Int
+    /// Tokens and keys; anonymous development mode when empty.
+    public var security: SecurityConfiguration
+    /// Connection, rate and request-size bounds.
+    public var limits: LimitsConfiguration
+    /// When set, `/metrics` is served only on this second address (with `/healthz` and
+    /// `/readyz`), e.g. `127.0.0.1:9100`, so it can stay off the public port.
+    public var opsHost: String?
+    public var opsPort: Int?
     /// The longest a graceful drain (SIGTERM) may take before the node stops anyway.
     public var drainTimeout: TimeAmount
     /// After its streams are gone a draining node keeps answering (`/readyz` false, new
@@ -63,8 +71,16 @@ public struct FanfareConfiguration: Sendable {
         eventLoops: Int = System.coreCount,
         drainTimeout: TimeAmount = .seconds(10),
         drainGrace: TimeAmount = .zero,
-        drainRetryJitterMilliseconds: Int = 2_000
+        drainRetryJitterMilliseconds: Int = 2_000,
+        security: SecurityConfiguration = SecurityConfiguration(),
+        limits: LimitsConfiguration = LimitsConfiguration(),
+        opsHost: String? = nil,
+        opsPort: Int? = nil
     ) {
+        self.security = security
+        self.limits = limits
+        self.opsHost = opsHost
+        self.opsPort = opsPort
         self.drainTimeout = drainTimeout
         self.drainGrace = drainGrace
         self.drainRetryJitterMilliseconds = drainRetryJitterMilliseconds

@@ -6,8 +6,28 @@ import Synchronization
 extension FanfareHTTPHandler {
     func route(context: ChannelHandlerContext, request: HTTPRequest) {
         let segments = request.segments.map(String.init)
+        if request.hasMalformedTarget {
+            let error = FanfareError(.badRequest, "the path or query has a bad %-escape or is not UTF-8")
+            self.respond(context: context, request: request, .error(error))
+            return
+        }
         if request.method == .OPTIONS {
             self.preflight(context: context, request: request)
+            return
+        }
+        switch self.role {
+        case .all:
+            break
+        case .api where segments == ["metrics"]:
+            self.respond(context: context, request: request, .error(FanfareError(.notFound, "no such route")))
+            return
+        case .api:
+            break
+        case .operations where segments == ["metrics"] || segments == ["healthz"] || segments == ["readyz"]:
+            break
+        case .operations:
+            let error = FanfareError(.notFound, "this address serves only /metrics, /healthz and /readyz")
+            self.respond(context: context, request: request, .error(error))
             return
         }
         switch segments {
@@ -26,21 +46,28 @@ extension FanfareHTTPHandler {
         case ["api", "sse", "metrics"]:
             self.requireMethod(.GET, context: context, request: request) {
                 self.respondAsync(context: context, request: request) { [services] in
-                    try await Self.metrics(services)
+                    try await services.authenticator.authorizeAdmin(request)
+                    return try await Self.metrics(services)
                 }
             }
         case ["api", "sse", "clients"]:
             self.requireMethod(.GET, context: context, request: request) {
                 self.respondAsync(context: context, request: request) { [services] in
-                    try await Self.clients(services)
+                    try await services.authenticator.authorizeAdmin(request)
+                    return try await Self.clients(services)
                 }
             }
         case ["api", "sse", "clients", segments.last ?? ""] where segments.count == 4:
             let id = segments[3]
             self.requireMethod(.GET, context: context, request: request) {
                 self.respondAsync(context: context, request: request) { [services] in
-                    try await Self.client(services, id: id)
+                    try await services.authenticator.authorizeAdmin(request)
+                    return try await Self.client(services, id: id)
                 }
+            }
+        case ["openapi.json"]:
+            self.requireMethod(.GET, context: context, request: request) {
+                self.respond(context: context, request: request, .json(.ok, OpenAPIDocument.json))
             }
         case ["metrics"]:
             self.requireMethod(.GET, context: context, request: request) {
@@ -53,10 +80,13 @@ extension FanfareHTTPHandler {
         case ["readyz"]:
             self.requireMethod(.GET, context: context, request: request) {
                 let ready = self.services.isReady
+                let authenticator = self.services.authenticator
                 let body: [String: Any] = [
                     "ready": ready, "node": self.services.identity.id,
                     "mode": self.services.isEmbedded ? "embedded" : "cluster",
                     "draining": self.services.draining.load(ordering: .relaxed),
+                    "auth": authenticator.security.isAnonymous ? "anonymous" : "on",
+                    "access": authenticator.summary,
                 ]
                 self.respond(
                     context: context,
@@ -98,7 +128,7 @@ extension FanfareHTTPHandler {
     }
 
     /// Runs `body` off the loop and answers with its response; FanfareErrors become their
-    /// JSON error, anything else a 500.
+    /// JSON error (credential refusals are counted), anything else a 500.
     func respondAsync(
         context: ChannelHandlerContext,
         request: HTTPRequest,
@@ -106,11 +136,16 @@ extension FanfareHTTPHandler {
     ) {
         let promise = context.eventLoop.makePromise(of: HTTPResponse.self)
         let logger = self.services.logger
+        let metrics = self.services.metrics
         promise.completeWithTask {
             do {
                 return try await body()
             } catch let error as FanfareError {
-                return .error(error)
+                if error.code == .unauthorized { metrics.refused(.unauthorized) }
+                if error.code == .forbidden { metrics.refused(.forbidden) }
+                var response = HTTPResponse.error(error)
+                if error.code == .tooManyRequests { response.headers.add(name: "Retry-After", value: "1") }
+                return response
             } catch {
                 logger.error("http.route.failed", metadata: ["error": "\(error)"])
                 return .error(FanfareError(.internal, "internal error"))
@@ -124,19 +159,29 @@ extension FanfareHTTPHandler {
     // MARK: Notify
 
     private func notify(context: ChannelHandlerContext, request: HTTPRequest) {
-        let target: NotifyTarget
-        do {
-            target = try NotifyTarget(body: request.body)
-        } catch let error as FanfareError {
-            self.respond(context: context, request: request, .error(error))
-            return
-        } catch {
-            self.respond(context: context, request: request, .error(FanfareError(.badRequest, "invalid body")))
-            return
-        }
         let bus = self.services.bus
         let services = self.services
+        let address = self.clientAddress(context: context, request: request)
         self.respondAsync(context: context, request: request) {
+            // The credential first: a caller without one learns nothing about the body.
+            let identity = try await services.authenticator.authorizePublish(request, address: address)
+            if let type = request.headers.first(name: "content-type"),
+                type.split(separator: ";").first?.trimmingWhitespace().lowercased() != "application/json"
+            {
+                throw FanfareError(.unsupportedMediaType, "send the body as Content-Type: application/json")
+            }
+            let target: NotifyTarget
+            do {
+                target = try NotifyTarget(body: request.body)
+            } catch let error as FanfareError {
+                throw error
+            } catch {
+                throw FanfareError(.badRequest, "invalid body")
+            }
+            guard services.publishLimiter.allow(identity) else {
+                services.metrics.refused(.publishRate)
+                throw FanfareError(.tooManyRequests, "too many publishes for this credential; slow down")
+            }
             let result: PublishResult
             do {
                 result = try await bus.publish(target.request)

@@ -16,36 +16,105 @@ extension FanfareHTTPHandler {
             self.respond(context: context, request: request, .error(FanfareError(.unavailable, "the node is draining")))
             return
         }
-        let clientID = requested ?? "anon-\(UInt64.random(in: 0...UInt64.max) % 1_000_000_000_000)"
-        guard ChannelName.isValidID(clientID) else {
-            self.respond(context: context, request: request, .error(FanfareError(.badRequest, "invalid client id")))
+        let authenticator = self.services.authenticator
+        if authenticator.streamsAreOpen {
+            self.admitStream(context: context, request: request, requested: requested, grant: nil)
             return
         }
-        var channels = [ChannelName.client(clientID)]
-        if let userID = request.query["userId"], !userID.isEmpty {
-            guard ChannelName.isValidID(userID) else {
-                self.respond(context: context, request: request, .error(FanfareError(.badRequest, "invalid userId")))
-                return
+        // Checking a token is async (the key collection is an actor); the connection
+        // waits in `.responding` meanwhile.
+        let promise = context.eventLoop.makePromise(of: Grant?.self)
+        promise.completeWithTask { try await authenticator.grant(for: request) }
+        promise.futureResult.assumeIsolated().whenComplete { result in
+            guard case .responding = self.state else { return }
+            switch result {
+            case .success(let grant):
+                self.admitStream(context: context, request: request, requested: requested, grant: grant)
+            case .failure(let error):
+                self.refuse(context: context, request: request, error)
             }
+        }
+    }
+
+    /// Works out the stream's channels (checked against the token's grant when there is
+    /// one), takes its place under the connection limits, and opens it.
+    private func admitStream(
+        context: ChannelHandlerContext,
+        request: HTTPRequest,
+        requested: String?,
+        grant: Grant?
+    ) {
+        let channels: [String]
+        let clientID: String
+        do {
+            (clientID, channels) = try Self.streamChannels(request: request, requested: requested, grant: grant)
+        } catch {
+            self.refuse(context: context, request: request, error)
+            return
+        }
+        let address = self.clientAddress(context: context, request: request)
+        if let refusal = self.services.connectionLimiter.acquire(clientID: clientID, address: address) {
+            let reason: NodeMetrics.Refusal
+            let message: String
+            switch refusal {
+            case .client: (reason, message) = (.connectionsPerClient, "too many connections for this client id")
+            case .address: (reason, message) = (.connectionsPerIP, "too many connections from this address")
+            case .node: (reason, message) = (.connectionsPerNode, "this node has no room for more connections")
+            }
+            self.services.metrics.refused(reason)
+            var response = HTTPResponse.error(FanfareError(.tooManyRequests, message))
+            response.headers.add(name: "Retry-After", value: "5")
+            self.respond(context: context, request: request, response)
+            return
+        }
+        self.heldPlace = (clientID, address)
+        self.openStream(context: context, request: request, clientID: clientID, channels: channels)
+    }
+
+    /// The client id and channels of a stream request, or the error to refuse it with.
+    private static func streamChannels(
+        request: HTTPRequest,
+        requested: String?,
+        grant: Grant?
+    ) throws -> (String, [String]) {
+        if let requested {
+            guard ChannelName.isValidID(requested) else { throw FanfareError(.badRequest, "invalid client id") }
+            if let grant, !grant.allows(ChannelName.client(requested)) {
+                throw FanfareError(.forbidden, "the token does not grant client:\(requested)")
+            }
+        }
+        let clientID = requested ?? "anon-\(UInt64.random(in: 0...UInt64.max) % 1_000_000_000_000)"
+        var channels = [ChannelName.client(clientID)]
+        // With tokens the user is the token's subject; a userId parameter is ignored.
+        let userID = grant != nil ? grant?.userID : request.query["userId"]
+        if let userID, !userID.isEmpty {
+            guard ChannelName.isValidID(userID) else { throw FanfareError(.badRequest, "invalid userId") }
             channels.append(ChannelName.user(userID))
         }
         for topic in (request.query["channels"] ?? "").split(separator: ",") {
             let name = topic.trimmingWhitespace()
             guard !name.isEmpty else { continue }
             guard ChannelName.isValid(name) else {
-                let error = FanfareError(.badRequest, "invalid channel name: use 1-128 of A-Z a-z 0-9 _ . : @ -")
-                self.respond(context: context, request: request, .error(error))
-                return
+                throw FanfareError(.badRequest, "invalid channel name: use 1-128 of A-Z a-z 0-9 _ . : @ -")
             }
             guard !name.hasPrefix("client:"), !name.hasPrefix("user:") else {
-                let error = FanfareError(.forbidden, "client: and user: channels are joined through ids, not topics")
-                self.respond(context: context, request: request, .error(error))
-                return
+                throw FanfareError(.forbidden, "client: and user: channels are joined through ids, not topics")
+            }
+            if let grant, !grant.allows(name) {
+                throw FanfareError(.forbidden, "the token does not grant the channel \(name)")
             }
             if !channels.contains(name) { channels.append(name) }
         }
         if !channels.contains(ChannelName.broadcast) { channels.append(ChannelName.broadcast) }
+        return (clientID, channels)
+    }
 
+    private func openStream(
+        context: ChannelHandlerContext,
+        request: HTTPRequest,
+        clientID: String,
+        channels: [String]
+    ) {
         // From here on the connection speaks raw SSE: the HTTP codec leaves the pipeline (its
         // parser state is most of an idle connection's memory). Anything the client still
         // sends is read and dropped.
@@ -58,8 +127,8 @@ extension FanfareHTTPHandler {
         head.writeStaticString("Cache-Control: no-cache, no-transform\r\n")
         head.writeStaticString("Connection: keep-alive\r\n")
         head.writeStaticString("X-Accel-Buffering: no\r\n")
-        if let origin = self.services.allowedOrigin(request.headers.first(name: "origin")) {
-            head.writeString("Access-Control-Allow-Origin: \(origin)\r\nVary: Origin\r\n")
+        for (name, value) in self.services.corsHeaders(origin: request.headers.first(name: "origin")) {
+            head.writeString("\(name): \(value)\r\n")
         }
         head.writeStaticString("\r\n")
         head.writeString("retry: \(self.services.configuration.retryMilliseconds)\n\n")

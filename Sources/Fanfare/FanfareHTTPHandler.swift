@@ -23,25 +23,84 @@ final class FanfareHTTPHandler: ChannelInboundHandler {
         case closed
     }
 
-    let services: NodeServices
-    var state = State.idle
+    /// Which routes a listener serves: everything, everything but `/metrics` (when a
+    /// separate operations address is configured), or only the operations routes.
+    enum Role {
+        case all
+        case api
+        case operations
+    }
 
-    init(services: NodeServices) {
+    let services: NodeServices
+    let role: Role
+    var state = State.idle
+    /// The stream's place under the connection limits, given back when it closes.
+    var heldPlace: (clientID: String, address: String)?
+    /// Closes a connection that is slow to send its request headers, or idle too long
+    /// between requests.
+    private var headerTimer: Scheduled<Void>?
+    /// Responses sent on this connection so far.
+    private var served = 0
+
+    init(services: NodeServices, role: Role = .all) {
         self.services = services
+        self.role = role
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        if context.channel.isActive { self.armHeaderTimer(context: context) }
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        self.armHeaderTimer(context: context)
+        context.fireChannelActive()
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        self.headerTimer?.cancel()
+        self.headerTimer = nil
+    }
+
+    /// Starts (or restarts) the wait for the next request's headers.
+    func armHeaderTimer(context: ChannelHandlerContext) {
+        self.headerTimer?.cancel()
+        let timeout = self.services.configuration.limits.headerTimeout
+        guard timeout > .zero else { return }
+        self.headerTimer = context.eventLoop.assumeIsolated().scheduleTask(in: timeout) {
+            self.headerTimer = nil
+            guard case .idle = self.state else { return }
+            guard self.served == 0 else {
+                // An idle keep-alive connection: close quietly (an unasked-for response
+                // could be read by a proxy as the answer to its next request).
+                context.close(promise: nil)
+                return
+            }
+            self.services.metrics.refused(.headerTimeout)
+            self.refuseAndClose(context: context, FanfareError(.requestTimeout, "the request headers took too long"))
+        }
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         switch (Self.unwrapInboundIn(data), self.state) {
         case (.head(let head), .idle):
+            self.headerTimer?.cancel()
+            self.headerTimer = nil
             let request = HTTPRequest(head: head)
+            if head.uri.utf8.count > self.services.configuration.limits.maxURIBytes {
+                self.services.metrics.refused(.uriSize)
+                self.refuseAndClose(context: context, FanfareError(.uriTooLong, "the request target is too long"))
+                return
+            }
             let declared = head.headers.first(name: "content-length").flatMap { Int($0) } ?? 0
             if declared > self.services.configuration.maxBodyBytes {
+                self.services.metrics.refused(.bodySize)
                 self.refuseAndClose(context: context, FanfareError(.payloadTooLarge, "the body is larger than allowed"))
                 return
             }
             self.state = .receiving(request)
         case (.body(var chunk), .receiving(var request)):
             if request.body.count + chunk.readableBytes > self.services.configuration.maxBodyBytes {
+                self.services.metrics.refused(.bodySize)
                 self.refuseAndClose(context: context, FanfareError(.payloadTooLarge, "the body is larger than allowed"))
                 return
             }
@@ -59,6 +118,12 @@ final class FanfareHTTPHandler: ChannelInboundHandler {
         if case .streaming(let stream) = self.state {
             self.services.hub.unregister(stream)
         }
+        if let place = self.heldPlace {
+            self.heldPlace = nil
+            self.services.connectionLimiter.release(clientID: place.clientID, address: place.address)
+        }
+        self.headerTimer?.cancel()
+        self.headerTimer = nil
         self.state = .closed
         context.fireChannelInactive()
     }
@@ -76,8 +141,16 @@ final class FanfareHTTPHandler: ChannelInboundHandler {
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
         self.services.logger.debug("http.error", metadata: ["error": "\(error)"])
-        if case .idle = self.state, error is HTTPParserError {
-            self.refuseAndClose(context: context, FanfareError(.badRequest, "malformed HTTP request"))
+        if case .idle = self.state, let error = error as? HTTPParserError {
+            if error == .headerOverflow {
+                self.services.metrics.refused(.headerSize)
+                self.refuseAndClose(
+                    context: context,
+                    FanfareError(.headersTooLarge, "the request headers are too large")
+                )
+            } else {
+                self.refuseAndClose(context: context, FanfareError(.badRequest, "malformed HTTP request"))
+            }
             return
         }
         context.close(promise: nil)
@@ -94,17 +167,38 @@ final class FanfareHTTPHandler: ChannelInboundHandler {
         let keepAlive = request.headers.first(name: "connection")?.lowercased() != "close"
         headers.replaceOrAdd(name: "Connection", value: keepAlive ? "keep-alive" : "close")
         let head = HTTPResponseHead(version: .http1_1, status: response.status, headers: headers)
+        self.served += 1
         context.write(Self.wrapOutboundOut(.head(head)), promise: nil)
         context.write(Self.wrapOutboundOut(.body(.byteBuffer(body))), promise: nil)
         if keepAlive {
             self.state = .idle
             context.writeAndFlush(Self.wrapOutboundOut(.end(nil)), promise: nil)
+            self.armHeaderTimer(context: context)
         } else {
             self.state = .closed
             context.writeAndFlush(Self.wrapOutboundOut(.end(nil))).assumeIsolated().whenComplete { _ in
                 context.close(promise: nil)
             }
         }
+    }
+
+    /// Answers with an error; counts credential refusals.
+    func refuse(context: ChannelHandlerContext, request: HTTPRequest, _ error: any Error) {
+        let failure = error as? FanfareError ?? FanfareError(.internal, "internal error")
+        if failure.code == .unauthorized { self.services.metrics.refused(.unauthorized) }
+        if failure.code == .forbidden { self.services.metrics.refused(.forbidden) }
+        self.respond(context: context, request: request, .error(failure))
+    }
+
+    /// The client's address: the connection's peer, or the last `X-Forwarded-For` entry
+    /// when the node is told to trust its proxy.
+    func clientAddress(context: ChannelHandlerContext, request: HTTPRequest) -> String {
+        if self.services.configuration.limits.trustForwardedFor,
+            let forwarded = request.headers[canonicalForm: "x-forwarded-for"].last
+        {
+            return forwarded.trimmingWhitespace()
+        }
+        return context.channel.remoteAddress?.ipAddress ?? "unknown"
     }
 
     /// Answers with an error and closes, for requests that cannot be read to the end.
@@ -116,9 +210,9 @@ final class FanfareHTTPHandler: ChannelInboundHandler {
     }
 
     func addCORS(to headers: inout HTTPHeaders, request: HTTPRequest) {
-        guard let origin = self.services.allowedOrigin(request.headers.first(name: "origin")) else { return }
-        headers.add(name: "Access-Control-Allow-Origin", value: origin)
-        headers.add(name: "Vary", value: "Origin")
+        for (name, value) in self.services.corsHeaders(origin: request.headers.first(name: "origin")) {
+            headers.add(name: name, value: value)
+        }
     }
 }
 

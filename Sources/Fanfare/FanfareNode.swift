@@ -26,6 +26,7 @@ public final class FanfareNode: Service, Sendable {
 
     private struct RunState {
         var server: (any Channel)?
+        var operations: (any Channel)?
         var services: NodeServices?
         var registryTask: Task<Void, Never>?
     }
@@ -39,6 +40,11 @@ public final class FanfareNode: Service, Sendable {
     /// The address the server is bound to, once started.
     public var localAddress: SocketAddress? {
         self.state.withLock { $0.server?.localAddress }
+    }
+
+    /// The operations address (`/metrics`, `/healthz`, `/readyz`), when one is configured.
+    public var operationsAddress: SocketAddress? {
+        self.state.withLock { $0.operations?.localAddress }
     }
 
     /// Binds the server and connects the bus; returns the bound address.
@@ -86,7 +92,21 @@ public final class FanfareNode: Service, Sendable {
             }
         )
 
-        let server = try await self.bind(hubOwner: hub)
+        let authenticator = try await Authenticator(security: self.configuration.security)
+        let split = self.configuration.opsPort != nil
+        let server = try await self.bind(
+            host: self.configuration.host,
+            port: self.configuration.port,
+            role: split ? .api : .all
+        )
+        var operations: (any Channel)?
+        if let opsPort = self.configuration.opsPort {
+            operations = try await self.bind(
+                host: self.configuration.opsHost ?? "127.0.0.1",
+                port: opsPort,
+                role: .operations
+            )
+        }
         let address = server.localAddress
         let identity = NodeIdentity(
             id: self.configuration.nodeID,
@@ -115,6 +135,7 @@ public final class FanfareNode: Service, Sendable {
             registry: registry,
             isEmbedded: redisBus == nil,
             metrics: metrics,
+            authenticator: authenticator,
             logger: logger
         )
         self.servicesBox.set(services)
@@ -123,11 +144,31 @@ public final class FanfareNode: Service, Sendable {
         let registryTask = Task { await registry.run() }
         self.state.withLock {
             $0.server = server
+            $0.operations = operations
             $0.services = services
             $0.registryTask = registryTask
         }
         if redisBus == nil {
             logger.notice("fanfare.embedded", metadata: ["reason": "no Redis URL: one node, in-memory bus"])
+        }
+        if self.configuration.security.isAnonymous {
+            logger.warning(
+                "fanfare.auth.anonymous",
+                metadata: [
+                    "warning":
+                        "ANONYMOUS DEVELOPMENT MODE: no JWT secret, public key, publisher or admin key is configured; anyone who reaches this node may subscribe to any channel, publish, and read the client list"
+                ]
+            )
+        } else {
+            var access: Logger.Metadata = [:]
+            for (key, value) in authenticator.summary { access[key] = "\(value)" }
+            logger.info("fanfare.auth", metadata: access)
+        }
+        if let operations {
+            logger.info(
+                "fanfare.operations",
+                metadata: ["address": "\(operations.localAddress.map { "\($0)" } ?? "?")"]
+            )
         }
         logger.info("fanfare.started", metadata: ["address": "\(address.map { "\($0)" } ?? "?")"])
         guard let address else { throw FanfareError(.internal, "the server has no local address") }
@@ -137,9 +178,13 @@ public final class FanfareNode: Service, Sendable {
     /// Set once `start` built the services; read by each new connection.
     private let servicesBox = ServicesBox()
 
-    private func bind(hubOwner hub: NodeHub) async throws -> any Channel {
+    private func bind(host: String, port: Int, role: FanfareHTTPHandler.Role) async throws -> any Channel {
         let limit = self.configuration.slowConsumerBytes
         let servicesBox = self.servicesBox
+        var limits = NIOHTTPDecoderLimitConfiguration()
+        limits.maxHeaderFieldSize = self.configuration.limits.maxHeaderBytes
+        limits.maxHeaderListSize = self.configuration.limits.maxHeaderBytes
+        let decoderLimits = limits
         let bootstrap = ServerBootstrap(group: self.group)
             .serverChannelOption(.backlog, value: 1024)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
@@ -153,13 +198,15 @@ public final class FanfareNode: Service, Sendable {
                     let sync = channel.pipeline.syncOperations
                     try sync.addHandler(HTTPResponseEncoder(), name: FanfareHTTPHandler.encoderName)
                     try sync.addHandler(
-                        ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .dropBytes)),
+                        ByteToMessageHandler(
+                            HTTPRequestDecoder(leftOverBytesStrategy: .dropBytes, limitConfiguration: decoderLimits)
+                        ),
                         name: FanfareHTTPHandler.decoderName
                     )
-                    try sync.addHandler(FanfareHTTPHandler(services: services))
+                    try sync.addHandler(FanfareHTTPHandler(services: services, role: role))
                 }
             }
-        return try await bootstrap.bind(host: self.configuration.host, port: self.configuration.port).get()
+        return try await bootstrap.bind(host: host, port: port).get()
     }
 
     /// The host other people should use: the machine's name when bound to every interface.
@@ -189,9 +236,9 @@ public final class FanfareNode: Service, Sendable {
     ///    registry, keeps answering for ``FanfareConfiguration/drainGrace``, stops
     ///    listening and closes Redis.
     public func shutdown() async {
-        let (server, services, registryTask) = self.state.withLock { state in
+        let (server, operations, services, registryTask) = self.state.withLock { state in
             defer { state = RunState() }
-            return (state.server, state.services, state.registryTask)
+            return (state.server, state.operations, state.services, state.registryTask)
         }
         let clock = ContinuousClock()
         let start = clock.now
@@ -220,6 +267,7 @@ public final class FanfareNode: Service, Sendable {
             if grace > .zero { try? await Task.sleep(for: grace) }
         }
         try? await server?.close()
+        try? await operations?.close()
         if let services {
             await Self.within(budget - (clock.now - start)) { await services.bus.shutdown() }
         }

@@ -7,31 +7,44 @@ struct HTTPRequest: Sendable {
     var query: [String: String]
     var headers: HTTPHeaders
     var body: [UInt8] = []
+    /// The path or query has a bad `%` escape or is not UTF-8 once decoded.
+    var hasMalformedTarget = false
 
     init(head: HTTPRequestHead) {
         self.method = head.method
         self.headers = head.headers
         let uri = head.uri
+        let rawPath = uri.firstIndex(of: "?").map { uri[..<$0] } ?? Substring(uri)
+        let decodedPath = Self.percentDecoded(rawPath)
+        self.path = decodedPath ?? String(rawPath)
         if let mark = uri.firstIndex(of: "?") {
-            self.path = Self.percentDecoded(uri[..<mark]) ?? String(uri[..<mark])
-            self.query = Self.parseQuery(uri[uri.index(after: mark)...])
+            let parsed = Self.parseQuery(uri[uri.index(after: mark)...])
+            self.query = parsed.query
+            self.hasMalformedTarget = decodedPath == nil || !parsed.valid
         } else {
-            self.path = Self.percentDecoded(Substring(uri)) ?? uri
             self.query = [:]
+            self.hasMalformedTarget = decodedPath == nil
         }
     }
 
     var segments: [Substring] { self.path.split(separator: "/", omittingEmptySubsequences: true) }
 
-    static func parseQuery(_ text: Substring) -> [String: String] {
+    /// The query's parameters (the first of repeated names wins), and whether every part
+    /// decoded to UTF-8.
+    static func parseQuery(_ text: Substring) -> (query: [String: String], valid: Bool) {
         var result: [String: String] = [:]
+        var valid = true
         for pair in text.split(separator: "&") {
             let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
-            guard let name = Self.percentDecoded(parts[0], plusIsSpace: true) else { continue }
-            let value = parts.count > 1 ? Self.percentDecoded(parts[1], plusIsSpace: true) ?? "" : ""
-            if result[name] == nil { result[name] = value }
+            guard let name = Self.percentDecoded(parts[0], plusIsSpace: true) else {
+                valid = false
+                continue
+            }
+            let value = parts.count > 1 ? Self.percentDecoded(parts[1], plusIsSpace: true) : ""
+            if value == nil { valid = false }
+            if result[name] == nil { result[name] = value ?? "" }
         }
-        return result
+        return (result, valid)
     }
 
     /// Decodes `%XX` escapes (and `+` in queries); `nil` when the result is not UTF-8.

@@ -14,8 +14,13 @@ final class NodeMetrics: Sendable {
         private let value = Atomic<Int>(0)
         private let counter: Metrics.Counter
 
-        fileprivate init(_ label: String, node: String, factory: any MetricsFactory) {
-            self.counter = Metrics.Counter(label: label, dimensions: [("node", node)], factory: factory)
+        fileprivate init(
+            _ label: String,
+            node: String,
+            extra: [(String, String)] = [],
+            factory: any MetricsFactory
+        ) {
+            self.counter = Metrics.Counter(label: label, dimensions: [("node", node)] + extra, factory: factory)
         }
 
         func increment(by amount: Int = 1) {
@@ -38,6 +43,21 @@ final class NodeMetrics: Sendable {
     let resetsSent: Tally
     let slowConsumerCloses: Tally
     let redisReconnects: Tally
+    /// Requests refused by a limit or a credential check, by reason.
+    private let refusals: [Refusal: Tally]
+
+    enum Refusal: String, CaseIterable, Sendable {
+        case unauthorized
+        case forbidden
+        case connectionsPerClient = "connections_per_client"
+        case connectionsPerIP = "connections_per_ip"
+        case connectionsPerNode = "connections_per_node"
+        case publishRate = "publish_rate"
+        case headerSize = "header_size"
+        case uriSize = "uri_size"
+        case bodySize = "body_size"
+        case headerTimeout = "header_timeout"
+    }
 
     private let connections: Metrics.Gauge
     private let clients: Metrics.Gauge
@@ -62,11 +82,30 @@ final class NodeMetrics: Sendable {
         self.resetsSent = Tally("fanfare_resets_sent_total", node: nodeID, factory: factory)
         self.slowConsumerCloses = Tally("fanfare_slow_consumer_closes_total", node: nodeID, factory: factory)
         self.redisReconnects = Tally("fanfare_redis_reconnects_total", node: nodeID, factory: factory)
+        var refusals: [Refusal: Tally] = [:]
+        for reason in Refusal.allCases {
+            refusals[reason] = Tally(
+                "fanfare_refusals_total",
+                node: nodeID,
+                extra: [("reason", reason.rawValue)],
+                factory: factory
+            )
+        }
+        self.refusals = refusals
         self.connections = Metrics.Gauge(label: "fanfare_connections", dimensions: node, factory: factory)
         self.clients = Metrics.Gauge(label: "fanfare_clients", dimensions: node, factory: factory)
         self.channels = Metrics.Gauge(label: "fanfare_channels", dimensions: node, factory: factory)
         self.ready = Metrics.Gauge(label: "fanfare_ready", dimensions: node, factory: factory)
         self.latency = Metrics.Timer(label: Self.latencyLabel, dimensions: node, factory: factory)
+    }
+
+    func refused(_ reason: Refusal) {
+        self.refusals[reason]?.increment()
+    }
+
+    /// How many requests were refused for `reason`.
+    func refusalCount(_ reason: Refusal) -> Int {
+        self.refusals[reason]?.current ?? 0
     }
 
     /// Records the time from an event's publish (wall-clock milliseconds) to now.

@@ -2,6 +2,8 @@ import Foundation
 
 /// A parsed `POST /api/sse/notify` body: exactly one target, an event name, a payload.
 struct NotifyTarget: Sendable {
+    static let fields: Set<String> = ["clientId", "userId", "channel", "broadcast", "event", "payload"]
+
     var request: PublishRequest
     var clientID: String?
 
@@ -9,8 +11,14 @@ struct NotifyTarget: Sendable {
         guard !body.isEmpty, let object = JSON.parse(body) as? [String: Any] else {
             throw FanfareError(.badRequest, "the body must be a JSON object")
         }
+        if let unknown = object.keys.sorted().first(where: { !Self.fields.contains($0) }) {
+            throw FanfareError(
+                .badRequest,
+                "unknown field \(unknown): use clientId, userId, channel, broadcast, event, payload"
+            )
+        }
         func text(_ key: String) throws -> String? {
-            guard let value = object[key], !(value is NSNull) else { return nil }
+            guard let value = object[key] else { return nil }
             guard let string = value as? String else { throw FanfareError(.badRequest, "\(key) must be a string") }
             return string
         }
@@ -18,9 +26,13 @@ struct NotifyTarget: Sendable {
         let userID = try text("userId")
         let channel = try text("channel")
         var broadcast = false
-        if let value = object["broadcast"], !(value is NSNull) {
-            guard let flag = value as? Bool else { throw FanfareError(.badRequest, "broadcast must be true or false") }
-            broadcast = flag
+        if let value = object["broadcast"] {
+            // JSONSerialization gives every number as NSNumber, and `as? Bool` accepts 0
+            // and 1 too; a JSON true/false is the only one whose type code is `c`.
+            guard let number = value as? NSNumber, String(cString: number.objCType) == "c" else {
+                throw FanfareError(.badRequest, "broadcast must be true or false")
+            }
+            broadcast = number.boolValue
         }
         let targets = [clientID != nil, userID != nil, channel != nil, broadcast].filter { $0 }.count
         guard targets == 1 else {
@@ -42,14 +54,11 @@ struct NotifyTarget: Sendable {
             name = ChannelName.broadcast
         }
         let event = try text("event") ?? "message"
-        guard !event.isEmpty, event.utf8.count <= 128 else {
-            throw FanfareError(.badRequest, "event must be 1-128 bytes")
-        }
-        guard !event.utf8.contains(where: { $0 == 0x0A || $0 == 0x0D || $0 == 0 }) else {
-            throw FanfareError(.badRequest, "event must not contain CR, LF or NUL")
-        }
         guard !event.hasPrefix("__") else {
             throw FanfareError(.badRequest, "event names starting with __ are reserved")
+        }
+        guard ChannelName.isValid(event) else {
+            throw FanfareError(.badRequest, "event must be 1-128 of A-Z a-z 0-9 _ . : @ - (no spaces, CR, LF or NUL)")
         }
         let data = JSON.serialize(object["payload"] ?? NSNull())
         self.request = PublishRequest(channel: name, event: event, data: data)

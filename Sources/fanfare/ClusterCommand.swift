@@ -14,10 +14,17 @@ struct ClusterCommand: AsyncParsableCommand {
     @Flag(help: "Refresh every second until interrupted.")
     var watch = false
 
+    @Option(help: "Admin key or admin token, sent as a bearer credential (FANFARE_ADMIN_KEY).")
+    var key: String?
+
     func run() async throws {
         let base = setting(self.node, "FANFARE_URL", default: "http://127.0.0.1:8080") ?? ""
         repeat {
-            let response = try await FanfareHTTPClient.request("GET", base + "/api/sse/metrics")
+            let response = try await FanfareHTTPClient.request(
+                "GET",
+                base + "/api/sse/metrics",
+                headers: bearer(setting(self.key, "FANFARE_ADMIN_KEY"))
+            )
             guard response.status == 200,
                 let object = try JSONSerialization.jsonObject(with: Data(response.body.utf8)) as? [String: Any]
             else {

@@ -35,6 +35,9 @@ struct PublishCommand: AsyncParsableCommand {
     @Option(help: "Payload, as JSON.")
     var payload = "{}"
 
+    @Option(help: "Publisher key or publish token, sent as a bearer credential (FANFARE_PUBLISHER_KEY).")
+    var key: String?
+
     @Option(help: "Key prefix used by the cluster (with --redis).")
     var prefix = "fanfare"
 
@@ -66,7 +69,12 @@ struct PublishCommand: AsyncParsableCommand {
         text.removeLast()  // splice the payload in verbatim
         text += ",\"payload\":\(payloadJSON)}"
         let base = setting(self.node, "FANFARE_URL", default: "http://127.0.0.1:8080") ?? ""
-        let response = try await FanfareHTTPClient.request("POST", base + "/api/sse/notify", body: text)
+        let response = try await FanfareHTTPClient.request(
+            "POST",
+            base + "/api/sse/notify",
+            body: text,
+            headers: bearer(setting(self.key, "FANFARE_PUBLISHER_KEY"))
+        )
         print(response.body)
         if response.status != 200 { throw ExitCode(1) }
     }

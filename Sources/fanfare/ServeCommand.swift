@@ -53,6 +53,62 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "Event loop threads (FANFARE_EVENT_LOOPS, default one per core).")
     var eventLoops: Int?
 
+    @Option(
+        help: "HS256 secret for tokens (FANFARE_JWT_SECRET, or a file: --jwt-secret-file, FANFARE_JWT_SECRET_FILE)."
+    )
+    var jwtSecret: String?
+
+    @Option(help: "File holding the HS256 secret.")
+    var jwtSecretFile: String?
+
+    @Option(help: "PEM file of an ES256 or RS256 public key for tokens (FANFARE_JWT_PUBLIC_KEY).")
+    var jwtPublicKey: String?
+
+    @Option(help: "Bearer key that may publish (FANFARE_PUBLISHER_KEY, or FANFARE_PUBLISHER_KEY_FILE).")
+    var publisherKey: String?
+
+    @Option(help: "File holding the publisher key.")
+    var publisherKeyFile: String?
+
+    @Option(help: "Bearer key for counts, client lists and /admin (FANFARE_ADMIN_KEY, or FANFARE_ADMIN_KEY_FILE).")
+    var adminKey: String?
+
+    @Option(help: "File holding the admin key.")
+    var adminKeyFile: String?
+
+    @Option(help: "Cookie that may carry a subscriber token (FANFARE_TOKEN_COOKIE, default fanfare_token).")
+    var tokenCookie: String?
+
+    @Flag(help: "Send Access-Control-Allow-Credentials to allowed origins (FANFARE_CORS_CREDENTIALS=1).")
+    var corsCredentials = false
+
+    @Option(help: "Streams per client id per node, 0 = no bound (FANFARE_MAX_CONNECTIONS_PER_CLIENT, default 32).")
+    var maxConnectionsPerClient: Int?
+
+    @Option(help: "Streams per client address per node, 0 = no bound (FANFARE_MAX_CONNECTIONS_PER_IP, default 0).")
+    var maxConnectionsPerIp: Int?
+
+    @Option(help: "Streams per node, 0 = no bound (FANFARE_MAX_CONNECTIONS, default 0).")
+    var maxConnections: Int?
+
+    @Option(help: "Publishes per second per credential, 0 = no bound (FANFARE_PUBLISH_RATE, default 0).")
+    var publishRate: Int?
+
+    @Option(help: "Largest request body in bytes (FANFARE_MAX_BODY_BYTES, default 65536).")
+    var maxBodyBytes: Int?
+
+    @Option(help: "Largest request headers in bytes (FANFARE_MAX_HEADER_BYTES, default 16384).")
+    var maxHeaderBytes: Int?
+
+    @Option(help: "Seconds a connection may take to send its headers (FANFARE_HEADER_TIMEOUT_SECONDS, default 10).")
+    var headerTimeoutSeconds: Int?
+
+    @Flag(help: "Take client addresses from X-Forwarded-For, behind your own proxy (FANFARE_TRUST_FORWARDED_FOR=1).")
+    var trustForwardedFor = false
+
+    @Option(help: "Serve /metrics only on this host:port, e.g. 127.0.0.1:9100 (FANFARE_OPS_ADDRESS).")
+    var opsAddress: String?
+
     @Option(help: "Longest graceful drain on SIGTERM, in seconds (FANFARE_DRAIN_SECONDS, default 10).")
     var drainSeconds: Int?
 
@@ -110,6 +166,54 @@ struct ServeCommand: AsyncParsableCommand {
             configuration.drainRetryJitterMilliseconds = max(0, jitter)
         }
 
+        var security = SecurityConfiguration()
+        security.jwtSecret = try secret(self.jwtSecret, file: self.jwtSecretFile, "FANFARE_JWT_SECRET")
+        if let path = setting(self.jwtPublicKey, "FANFARE_JWT_PUBLIC_KEY") {
+            do {
+                security.jwtPublicKeyPEM = try String(contentsOfFile: path, encoding: .utf8)
+            } catch {
+                throw ValidationError("cannot read the JWT public key \(path): \(error.localizedDescription)")
+            }
+        }
+        security.publisherKey = try secret(self.publisherKey, file: self.publisherKeyFile, "FANFARE_PUBLISHER_KEY")
+        security.adminKey = try secret(self.adminKey, file: self.adminKeyFile, "FANFARE_ADMIN_KEY")
+        security.tokenCookie =
+            setting(self.tokenCookie, "FANFARE_TOKEN_COOKIE", default: "fanfare_token") ?? "fanfare_token"
+        security.corsAllowCredentials = self.corsCredentials || flag("FANFARE_CORS_CREDENTIALS")
+        configuration.security = security
+
+        var limits = LimitsConfiguration()
+        if let value = try self.number(self.maxConnectionsPerClient, "FANFARE_MAX_CONNECTIONS_PER_CLIENT") {
+            limits.connectionsPerClient = max(0, value)
+        }
+        if let value = try self.number(self.maxConnectionsPerIp, "FANFARE_MAX_CONNECTIONS_PER_IP") {
+            limits.connectionsPerIP = max(0, value)
+        }
+        if let value = try self.number(self.maxConnections, "FANFARE_MAX_CONNECTIONS") {
+            limits.connectionsPerNode = max(0, value)
+        }
+        if let value = try self.number(self.publishRate, "FANFARE_PUBLISH_RATE") {
+            limits.publishesPerSecond = max(0, value)
+        }
+        if let value = try self.number(self.maxHeaderBytes, "FANFARE_MAX_HEADER_BYTES") {
+            limits.maxHeaderBytes = max(1024, value)
+        }
+        if let value = try self.number(self.headerTimeoutSeconds, "FANFARE_HEADER_TIMEOUT_SECONDS") {
+            limits.headerTimeout = .seconds(Int64(max(1, value)))
+        }
+        limits.trustForwardedFor = self.trustForwardedFor || flag("FANFARE_TRUST_FORWARDED_FOR")
+        configuration.limits = limits
+        if let value = try self.number(self.maxBodyBytes, "FANFARE_MAX_BODY_BYTES") {
+            configuration.maxBodyBytes = max(1024, value)
+        }
+        if let address = setting(self.opsAddress, "FANFARE_OPS_ADDRESS") {
+            guard let colon = address.lastIndex(of: ":"), let port = Int(address[address.index(after: colon)...]) else {
+                throw ValidationError("FANFARE_OPS_ADDRESS must be host:port, got '\(address)'")
+            }
+            configuration.opsHost = String(address[..<colon])
+            configuration.opsPort = port
+        }
+
         let levelName = setting(self.logLevel, "FANFARE_LOG_LEVEL", default: "info") ?? "info"
         guard let level = Logger.Level(rawValue: levelName) else {
             throw ValidationError("unknown log level '\(levelName)'")
@@ -129,6 +233,10 @@ struct ServeCommand: AsyncParsableCommand {
             )
         )
         try await group.run()
+    }
+
+    private func flag(_ variable: String) -> Bool {
+        ["1", "true", "yes"].contains(setting(nil, variable)?.lowercased() ?? "")
     }
 
     private func number(_ flag: Int?, _ variable: String) throws -> Int? {
