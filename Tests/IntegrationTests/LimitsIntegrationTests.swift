@@ -1,0 +1,279 @@
+import Fanfare
+import Foundation
+import NIOCore
+import NIOPosix
+import ServerSentEvents
+import Synchronization
+import Testing
+
+/// Sends raw bytes and collects everything the server answers until it closes.
+enum RawHTTP {
+    private final class Collector: ChannelInboundHandler, Sendable {
+        typealias InboundIn = ByteBuffer
+        let received = Mutex([UInt8]())
+        let closed: EventLoopPromise<Void>
+
+        init(closed: EventLoopPromise<Void>) {
+            self.closed = closed
+        }
+
+        func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+            let buffer = Self.unwrapInboundIn(data)
+            self.received.withLock { $0 += buffer.readableBytesView }
+        }
+
+        func channelInactive(context: ChannelHandlerContext) {
+            self.closed.succeed()
+        }
+    }
+
+    /// Writes `bytes`, then returns what came back once the server closed the connection.
+    static func exchange(_ url: String, _ bytes: [UInt8], seconds: Int = 10) async throws -> String {
+        let target = try FanfareHTTPClient.Target(url: url)
+        let group = MultiThreadedEventLoopGroup.singleton
+        let closed = group.next().makePromise(of: Void.self)
+        let collector = Collector(closed: closed)
+        let channel = try await ClientBootstrap(group: group)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(collector) }
+            }
+            .connect(host: target.host, port: target.port).get()
+        try await channel.writeAndFlush(ByteBuffer(bytes: bytes))
+        try await withDeadline(seconds: seconds, "the server to close the connection") {
+            try await closed.futureResult.get()
+        }
+        return String(decoding: collector.received.withLock { $0 }, as: UTF8.self)
+    }
+}
+
+@Suite(.timeLimit(.minutes(1)))
+struct LimitsIntegrationTests {
+    private func status(_ url: String, headers: [(String, String)] = []) async throws -> Int {
+        try await FanfareHTTPClient.request("GET", url, headers: headers).status
+    }
+
+    /// Opens a stream and waits for `__connected`.
+    private func open(_ url: String) async throws -> TestStream {
+        let stream = try await TestStream(url)
+        #expect(stream.stream.status == 200)
+        _ = try await stream.connected()
+        return stream
+    }
+
+    private func refusals(_ harness: NodeHarness, _ reason: String) async throws -> Int {
+        let text = try await FanfareHTTPClient.request("GET", harness.urls[0] + "/metrics").body
+        let series = #"fanfare_refusals_total{node="node-0",reason="\#(reason)"} "#
+        return text.split(separator: "\n").first { $0.hasPrefix(series) }.flatMap { Int($0.dropFirst(series.count)) }
+            ?? -1
+    }
+
+    /// Waits until a stream request is accepted again (a closed stream gives its place
+    /// back when its connection is gone).
+    private func waitUntilAccepted(_ url: String) async throws -> TestStream {
+        try await withDeadline("the limit to let a stream in again") {
+            while true {
+                let stream = try await TestStream(url)
+                if stream.stream.status == 200 { return stream }
+                await stream.close()
+                try await Task.sleep(for: .milliseconds(50))
+            }
+        }
+    }
+
+    @Test func connectionsPerClientIDAreBoundedAndRecover() async throws {
+        let harness = try await NodeHarness(nodes: 1, embedded: true) { $0.limits.connectionsPerClient = 2 }
+        let url = harness.urls[0] + "/api/sse/subscribe/busy"
+        let first = try await self.open(url)
+        let second = try await self.open(url)
+        let third = try await FanfareHTTPClient.request("GET", url)
+        #expect(third.status == 429)
+        #expect(third.body.contains(#""code":429"#))
+        #expect(third.header("retry-after") != nil)
+        // Other ids are not affected.
+        let other = try await self.open(harness.urls[0] + "/api/sse/subscribe/calm")
+        await first.close()
+        let again = try await self.waitUntilAccepted(url)
+        #expect(try await self.refusals(harness, "connections_per_client") >= 1)
+        for stream in [second, other, again] { await stream.close() }
+        await harness.stop()
+    }
+
+    @Test func connectionsPerAddressAndPerNodeAreBounded() async throws {
+        let perIP = try await NodeHarness(nodes: 1, embedded: true) { $0.limits.connectionsPerIP = 3 }
+        var streams: [TestStream] = []
+        for index in 0..<3 { streams.append(try await self.open(perIP.urls[0] + "/api/sse/subscribe/ip-\(index)")) }
+        #expect(try await self.status(perIP.urls[0] + "/api/sse/subscribe/ip-x") == 429)
+        #expect(try await self.refusals(perIP, "connections_per_ip") == 1)
+        await streams.removeFirst().close()
+        streams.append(try await self.waitUntilAccepted(perIP.urls[0] + "/api/sse/subscribe/ip-x"))
+        for stream in streams { await stream.close() }
+        await perIP.stop()
+
+        let perNode = try await NodeHarness(nodes: 1, embedded: true) { $0.limits.connectionsPerNode = 2 }
+        let a = try await self.open(perNode.urls[0] + "/api/events?clientId=a")
+        let b = try await self.open(perNode.urls[0] + "/api/events?clientId=b")
+        #expect(try await self.status(perNode.urls[0] + "/api/events?clientId=c") == 429)
+        #expect(try await self.refusals(perNode, "connections_per_node") == 1)
+        // JSON routes are not streams and still work.
+        #expect(try await self.status(perNode.urls[0] + "/healthz") == 200)
+        await a.close()
+        let c = try await self.waitUntilAccepted(perNode.urls[0] + "/api/events?clientId=c")
+        await b.close()
+        await c.close()
+        await perNode.stop()
+    }
+
+    @Test func publishesPerSecondAreBoundedPerCredentialAndRecover() async throws {
+        let harness = try await NodeHarness(nodes: 1, embedded: true) { $0.limits.publishesPerSecond = 5 }
+        // A concurrent burst well over the rate: the first five pass, the rest are refused
+        // (a slow machine only lets a few more through as the bucket refills).
+        let statuses = await withTaskGroup(of: Int.self) { group in
+            for _ in 0..<30 {
+                group.addTask {
+                    (try? await harness.notify(0, #"{"broadcast":true,"event":"burst"}"#).status) ?? 0
+                }
+            }
+            return await group.reduce(into: [Int]()) { $0.append($1) }
+        }
+        #expect(statuses.filter { $0 == 200 }.count >= 5, "\(statuses)")
+        #expect(statuses.filter { $0 == 429 }.count >= 1, "\(statuses)")
+        #expect(statuses.allSatisfy { $0 == 200 || $0 == 429 }, "\(statuses)")
+        let refused = try await FanfareHTTPClient.request(
+            "POST",
+            harness.urls[0] + "/api/sse/notify",
+            body: #"{"broadcast":true}"#
+        )
+        if refused.status == 429 { #expect(refused.header("retry-after") == "1") }
+        try await Task.sleep(for: .milliseconds(1100))
+        #expect(try await harness.notify(0, #"{"broadcast":true,"event":"later"}"#).status == 200)
+        #expect(
+            try await self.refusals(harness, "publish_rate") == statuses.filter { $0 == 429 }.count
+                + (refused.status == 429 ? 1 : 0)
+        )
+        await harness.stop()
+    }
+
+    @Test func oversizedHeadersBodiesAndTargetsAreRefused() async throws {
+        let harness = try await NodeHarness(nodes: 1, embedded: true)
+        let url = harness.urls[0]
+        let big = String(repeating: "a", count: 20_000)
+        let headers = try await RawHTTP.exchange(
+            url,
+            Array("GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: \(big)\r\n\r\n".utf8)
+        )
+        #expect(headers.hasPrefix("HTTP/1.1 431"), "\(headers.prefix(80))")
+        #expect(headers.contains(#""code":431"#))
+
+        let body = String(repeating: "x", count: 70_000)
+        let large = try await FanfareHTTPClient.request("POST", url + "/api/sse/notify", body: body)
+        #expect(large.status == 413)
+        #expect(large.body.contains(#""code":413"#))
+
+        let target = try await FanfareHTTPClient.request(
+            "GET",
+            url + "/healthz?q=" + String(repeating: "q", count: 9_000)
+        )
+        #expect(target.status == 414)
+        #expect(try await self.refusals(harness, "header_size") == 1)
+        #expect(try await self.refusals(harness, "body_size") == 1)
+        #expect(try await self.refusals(harness, "uri_size") == 1)
+        #expect(try await self.status(url + "/healthz") == 200)
+        await harness.stop()
+    }
+
+    @Test func aClientSlowToSendItsHeadersGets408() async throws {
+        let harness = try await NodeHarness(nodes: 1, embedded: true) { $0.limits.headerTimeout = .seconds(1) }
+        let started = ContinuousClock.now
+        let answer = try await RawHTTP.exchange(harness.urls[0], Array("GET /healthz HTTP/1.1\r\nHost: x\r\n".utf8))
+        #expect(answer.hasPrefix("HTTP/1.1 408"), "\(answer.prefix(80))")
+        #expect(answer.contains(#""code":408"#))
+        #expect(ContinuousClock.now - started >= .milliseconds(900))
+        #expect(try await self.refusals(harness, "header_timeout") == 1)
+        #expect(try await self.status(harness.urls[0] + "/healthz") == 200)
+        await harness.stop()
+    }
+
+    @Test func everyBadInputGetsItsStatusAndPublishesNothing() async throws {
+        let harness = try await NodeHarness(nodes: 1, embedded: true)
+        let url = harness.urls[0]
+        // A watcher on every kind of channel the bad requests name: it must receive nothing.
+        let watcher = try await self.open(url + "/api/sse/subscribe/w?channels=orders,x&userId=u")
+        let notify = url + "/api/sse/notify"
+        let bodies: [(body: String, status: Int)] = [
+            (#"{"broadcast":true,"event":"a\rb"}"#, 400),
+            (#"{"broadcast":true,"event":"a\nb"}"#, 400),
+            (#"{"broadcast":true,"event":"a\u0000b"}"#, 400),
+            (#"{"broadcast":true,"event":"two words"}"#, 400),
+            (#"{"broadcast":true,"event":"\#(String(repeating: "e", count: 129))"}"#, 400),
+            (#"{"broadcast":true,"event":"__connected"}"#, 400),
+            (#"{"broadcast":true,"event":"__reset"}"#, 400),
+            (#"{"clientId":"w:x","event":"x"}"#, 400),
+            (#"{"clientId":"w\r\nid: 1","event":"x"}"#, 400),
+            (#"{"userId":"","event":"x"}"#, 400),
+            (#"{"channel":"bad channel","event":"x"}"#, 400),
+            (#"{"channel":"\#(String(repeating: "c", count: 129))","event":"x"}"#, 400),
+            (#"{"channel":"ordérs","event":"x"}"#, 400),
+            (#"{"clientId":"w","broadcast":true}"#, 400),
+            (#"{"event":"x"}"#, 400),
+            (#"{"broadcast":"yes"}"#, 400),
+            (#"{"broadcast":1}"#, 400),
+            (#"{"clientId":null,"broadcast":true}"#, 400),
+            (#"{"broadcast":true,"extra":1}"#, 400),
+            (#"{"clientId":"w""#, 400),
+            ("not json", 400),
+            ("[1,2]", 400),
+            ("", 400),
+        ]
+        for (body, status) in bodies {
+            let response = try await FanfareHTTPClient.request("POST", notify, body: body)
+            #expect(response.status == status, "\(body) → \(response.status) \(response.body)")
+            #expect(response.body.contains(#""ok":false"#), "\(body)")
+            #expect(response.header("content-type")?.hasPrefix("application/json") == true)
+        }
+        let wrongType = try await FanfareHTTPClient.request(
+            "POST",
+            notify,
+            body: #"{"broadcast":true,"event":"typed"}"#,
+            headers: [("Content-Type", "text/plain")]
+        )
+        #expect(wrongType.status == 415)
+        let form = try await FanfareHTTPClient.request(
+            "POST",
+            notify,
+            body: #"{"broadcast":true,"event":"typed"}"#,
+            headers: [("Content-Type", "application/x-www-form-urlencoded")]
+        )
+        #expect(form.status == 415)
+
+        let requests: [(method: String, path: String, status: Int)] = [
+            ("GET", "/nowhere", 404),
+            ("GET", "/api/sse/notify", 405),
+            ("DELETE", "/api/sse/metrics", 405),
+            ("PUT", "/api/sse/subscribe/w", 405),
+            ("GET", "/api/sse/subscribe/w:x", 400),
+            ("GET", "/api/sse/subscribe/a%FFb", 400),
+            ("GET", "/api/events?channels=%FF%FE", 400),
+            ("GET", "/api/events?channels=a%ZZ", 400),
+            ("GET", "/api/events?channels=bad%20channel", 400),
+            ("GET", "/api/events?channels=client:w", 403),
+            ("GET", "/api/events?clientId=\(String(repeating: "i", count: 101))", 400),
+            ("GET", "/api/sse/clients/a:b", 400),
+            ("GET", "/healthz?" + String(repeating: "q", count: 9_000), 414),
+        ]
+        for (method, path, status) in requests {
+            let response = try await FanfareHTTPClient.request(method, url + path)
+            #expect(response.status == status, "\(method) \(path.prefix(60)) → \(response.status) \(response.body)")
+            #expect(response.body.contains(#""ok":false"#), "\(method) \(path.prefix(60))")
+        }
+        let options = try await FanfareHTTPClient.request("GET", url + "/api/sse/notify")
+        #expect(options.header("allow")?.contains("POST") == true)
+
+        // Nothing reached the watcher: the next event it sees is this one.
+        #expect(try await harness.notify(0, #"{"broadcast":true,"event":"sentinel"}"#).status == 200)
+        #expect(try await watcher.next().event == "sentinel")
+        let metrics = try await harness.metrics(0)
+        #expect((metrics["thisNode"] as? [String: Any])?["eventsPublished"] as? Int == 1)
+        await watcher.close()
+        await harness.stop()
+    }
+}

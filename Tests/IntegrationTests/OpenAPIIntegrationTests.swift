@@ -1,0 +1,108 @@
+import Fanfare
+import Foundation
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+@Suite(.timeLimit(.minutes(3)))
+struct OpenAPIIntegrationTests {
+    /// Every route the node serves, by method and path template.
+    static let routes: Set<String> = [
+        "GET /api/sse/subscribe/{clientId}", "GET /api/notifications/stream", "GET /api/events",
+        "POST /api/sse/notify", "GET /api/sse/metrics", "GET /api/sse/clients", "GET /api/sse/clients/{clientId}",
+        "GET /metrics", "GET /healthz", "GET /readyz", "GET /openapi.json",
+    ]
+
+    static let schemathesis: String? = {
+        let path = ProcessInfo.processInfo.environment["PATH"] ?? ""
+        return path.split(separator: ":").map { "\($0)/schemathesis" }.first { access($0, X_OK) == 0 }
+    }()
+
+    /// Runs where schemathesis is installed, and always under CI (failing if it is missing).
+    static let fuzzEnabled = Self.schemathesis != nil || RedisServerProcess.isRequired
+
+    private func document(_ url: String) async throws -> [String: Any] {
+        let response = try await FanfareHTTPClient.request("GET", url + "/openapi.json")
+        #expect(response.status == 200)
+        #expect(response.header("content-type")?.hasPrefix("application/json") == true)
+        return try #require(try JSONSerialization.jsonObject(with: Data(response.body.utf8)) as? [String: Any])
+    }
+
+    @Test func theDescriptionListsEveryRouteAndEveryListedRouteAnswers() async throws {
+        let harness = try await NodeHarness(nodes: 1, embedded: true)
+        let url = harness.urls[0]
+        let document = try await self.document(url)
+        #expect(document["openapi"] as? String == "3.0.3")
+        let paths = try #require(document["paths"] as? [String: [String: Any]])
+        var documented = Set<String>()
+        for (path, operations) in paths {
+            for method in operations.keys { documented.insert("\(method.uppercased()) \(path)") }
+        }
+        #expect(documented == Self.routes)
+
+        for route in documented.sorted() {
+            let parts = route.split(separator: " ")
+            let method = String(parts[0])
+            let path = parts[1].replacingOccurrences(of: "{clientId}", with: "openapi-probe")
+            let operation = try #require(paths[String(parts[1])]?[method.lowercased()] as? [String: Any])
+            let responses = try #require(operation["responses"] as? [String: Any])
+            if path.hasPrefix("/api/sse/subscribe") || path == "/api/notifications/stream" || path == "/api/events" {
+                let stream = try await TestStream(url + path)
+                #expect(stream.stream.status == 200, "\(route)")
+                await stream.close()
+                continue
+            }
+            let body = method == "POST" ? #"{"clientId":"openapi-probe","event":"probe"}"# : nil
+            let response = try await FanfareHTTPClient.request(method, url + path, body: body)
+            #expect(responses["\(response.status)"] != nil, "\(route) answered \(response.status), not documented")
+            #expect(response.status != 405, "\(route)")
+            if route == "GET /api/sse/clients/{clientId}" {
+                #expect(response.status == 404)  // documented: nobody by that id is connected
+            } else {
+                #expect(response.status == 200, "\(route) → \(response.status)")
+            }
+        }
+        await harness.stop()
+    }
+
+    @Test(.enabled(if: Self.fuzzEnabled)) func schemathesisFindsNoServerErrorsOrSchemaViolations() async throws {
+        guard let schemathesis = Self.schemathesis else {
+            throw TestFailure("schemathesis is not installed; run scripts/install-dependencies.sh")
+        }
+        let harness = try await NodeHarness(nodes: 1, embedded: true)
+        let url = harness.urls[0]
+        let log = FileManager.default.temporaryDirectory.appendingPathComponent("schemathesis-\(UUID()).log").path
+        defer { try? FileManager.default.removeItem(atPath: log) }
+        // Streams stay open by design, so only their refusals could be fuzzed; the bad-input
+        // tests cover those. Everything else is fuzzed with every check.
+        let pid = try RedisServerProcess.spawn(
+            [
+                schemathesis, "run", url + "/openapi.json", "--checks", "all",
+                "--exclude-path-regex", "^/api/(sse/subscribe/|notifications/stream|events)",
+                "--phases", "examples,coverage,fuzzing", "--max-examples", "25", "--max-time", "45",
+                "--seed", "20261122", "--request-timeout", "5", "--no-color", "--workers", "1",
+            ],
+            output: log
+        )
+        let deadline = ContinuousClock.now + .seconds(150)
+        var status: Int32 = 0
+        while waitpid(pid, &status, WNOHANG) != pid {
+            guard ContinuousClock.now < deadline else {
+                kill(pid, SIGKILL)
+                _ = waitpid(pid, &status, 0)
+                throw TestFailure("schemathesis did not finish in time")
+            }
+            try await Task.sleep(for: .milliseconds(200))
+        }
+        let output = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
+        let code = (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
+        #expect(code == 0, "schemathesis failed:\n\(output.suffix(4000))")
+        #expect(output.contains("passed"), "\(output.suffix(2000))")
+        // The node still answers afterwards.
+        #expect(try await FanfareHTTPClient.request("GET", url + "/healthz").status == 200)
+        #expect(try await harness.notify(0, #"{"broadcast":true,"event":"after"}"#).status == 200)
+        await harness.stop()
+    }
+}
