@@ -73,8 +73,11 @@ struct OpenAPIIntegrationTests {
         }
         let harness = try await NodeHarness(nodes: 1, embedded: true)
         let url = harness.urls[0]
-        let log = FileManager.default.temporaryDirectory.appendingPathComponent("schemathesis-\(UUID()).log").path
-        defer { try? FileManager.default.removeItem(atPath: log) }
+        // It runs in a directory of its own: it leaves a cache behind.
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("schemathesis-\(UUID())").path
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let log = directory + "/run.log"
         // Streams stay open by design, so only their refusals could be fuzzed; the bad-input
         // tests cover those. Everything else is fuzzed with every check.
         let pid = try RedisServerProcess.spawn(
@@ -82,9 +85,11 @@ struct OpenAPIIntegrationTests {
                 schemathesis, "run", url + "/openapi.json", "--checks", "all",
                 "--exclude-path-regex", "^/api/(sse/subscribe/|notifications/stream|events)",
                 "--phases", "examples,coverage,fuzzing", "--max-examples", "25", "--max-time", "45",
-                "--seed", "20261122", "--request-timeout", "5", "--no-color", "--workers", "1",
+                "--seed", "20261122", "--request-timeout", "5", "--no-color", "--workers", "1", "--generation-database",
+                "none",
             ],
-            output: log
+            output: log,
+            directory: directory
         )
         let deadline = ContinuousClock.now + .seconds(150)
         var status: Int32 = 0

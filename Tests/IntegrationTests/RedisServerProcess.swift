@@ -79,8 +79,10 @@ final class RedisServerProcess: Sendable {
     }
 
     /// Spawns `argv` with a clean signal mask and none of this process's descriptors;
-    /// stdout and stderr go to `output` (or nowhere).
-    static func spawn(_ argv: [String], output: String = "/dev/null") throws -> pid_t {
+    /// stdout and stderr go to `output` (or nowhere). With `directory` it runs there.
+    static func spawn(_ command: [String], output: String = "/dev/null", directory: String? = nil) throws -> pid_t {
+        // glibc's posix_spawn has no portable chdir: a shell changes directory, then execs.
+        let argv = directory.map { [#"/bin/sh"#, "-c", #"cd "$0" && exec "$@""#, $0] + command } ?? command
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
