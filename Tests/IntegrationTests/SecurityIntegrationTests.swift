@@ -218,6 +218,26 @@ struct SecurityIntegrationTests {
         await harness.stop()
     }
 
+    @Test func metricsCanLiveOnASeparateOperationsAddress() async throws {
+        let opsPort = try RedisServerProcess.freePort()
+        let harness = try await self.secured {
+            $0.opsHost = "127.0.0.1"
+            $0.opsPort = opsPort
+        }
+        let ops = "http://127.0.0.1:\(opsPort)"
+        #expect(harness.nodes[0].operationsAddress?.port == opsPort)
+        let metrics = try await self.call("GET", ops + "/metrics")
+        #expect(metrics.status == 200)
+        #expect(metrics.response.body.contains("fanfare_connections"))
+        #expect(try await self.call("GET", ops + "/readyz").status == 200)
+        #expect(try await self.call("GET", ops + "/healthz").status == 200)
+        // The operations address serves nothing else, and the public port no /metrics.
+        #expect(try await self.call("POST", ops + "/api/sse/notify", body: #"{"broadcast":true}"#).status == 404)
+        #expect(try await self.call("GET", harness.urls[0] + "/metrics").status == 404)
+        #expect(try await self.call("GET", harness.urls[0] + "/healthz").status == 200)
+        await harness.stop()
+    }
+
     @Test func corsReflectsAllowedOriginsOnly() async throws {
         let harness = try await self.secured {
             $0.corsOrigins = ["https://app.example.org", "*.example.com"]
