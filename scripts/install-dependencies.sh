@@ -10,6 +10,9 @@ command -v redis-server >/dev/null || missing+=(redis-server)
 command -v redis-cli >/dev/null || missing+=(redis-tools)
 command -v nginx >/dev/null || missing+=(nginx)
 command -v curl >/dev/null || missing+=(curl)
+# The browser tests drive Debian's Chromium through chromedriver.
+command -v chromium >/dev/null || missing+=(chromium)
+command -v chromedriver >/dev/null || missing+=(chromium-driver)
 
 if ((${#missing[@]})); then
     echo "installing: ${missing[*]}"
@@ -18,7 +21,7 @@ if ((${#missing[@]})); then
         "${sudo[@]}" apt-get update -qq
         DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq "${missing[@]}" >/dev/null
     elif command -v brew >/dev/null; then
-        brew install hiredis redis nginx
+        brew install hiredis redis nginx chromedriver
     else
         echo "please install: ${missing[*]}" >&2
         exit 1
@@ -29,6 +32,12 @@ fi
 if ! command -v check-jsonschema >/dev/null; then
     echo "installing: check-jsonschema (pip)"
     python3 -m pip install -q check-jsonschema
+fi
+
+# The browser tests use Selenium (PyPI) with that chromedriver.
+if ! python3 -c "import selenium" 2>/dev/null; then
+    echo "installing: selenium (pip)"
+    python3 -m pip install -q selenium
 fi
 
 # The HTTP API is fuzzed against its OpenAPI description with schemathesis (PyPI).

@@ -65,6 +65,10 @@ extension FanfareHTTPHandler {
                     return try await Self.client(services, id: id)
                 }
             }
+        case ["client"], ["admin"], ["assets", "fanfare.css"], ["assets", "client.js"], ["assets", "admin.js"]:
+            self.requireMethod(.GET, context: context, request: request) {
+                self.respond(context: context, request: request, Self.page(segments.joined(separator: "/")))
+            }
         case ["openapi.json"]:
             self.requireMethod(.GET, context: context, request: request) {
                 self.respond(context: context, request: request, .json(.ok, OpenAPIDocument.json))
@@ -196,6 +200,30 @@ extension FanfareHTTPHandler {
             if let clientID = target.clientID { body["clientId"] = clientID }
             return .json(.ok, JSON.serialize(body))
         }
+    }
+
+    // MARK: Pages
+
+    /// A browser page or one of its assets. The admin page itself is public: the data it
+    /// shows and the publishing it does need the credentials it asks for.
+    private static func page(_ path: String) -> HTTPResponse {
+        let (body, type): (String, String) =
+            switch path {
+            case "client": (BrowserPages.clientHTML, "text/html; charset=utf-8")
+            case "admin": (BrowserPages.adminHTML, "text/html; charset=utf-8")
+            case "assets/fanfare.css": (BrowserPages.css, "text/css; charset=utf-8")
+            case "assets/client.js": (BrowserPages.clientJS, "text/javascript; charset=utf-8")
+            default: (BrowserPages.adminJS, "text/javascript; charset=utf-8")
+            }
+        var response = HTTPResponse(status: .ok, body: body)
+        response.headers.add(name: "Content-Type", value: type)
+        response.headers.add(name: "Cache-Control", value: "no-cache")
+        response.headers.add(name: "X-Content-Type-Options", value: "nosniff")
+        response.headers.add(
+            name: "Content-Security-Policy",
+            value: "default-src 'self'; img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'"
+        )
+        return response
     }
 
     // MARK: Counts

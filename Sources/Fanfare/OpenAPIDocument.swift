@@ -550,6 +550,134 @@ enum OpenAPIDocument {
                 }
               }
             },
+            "/client": {
+              "get": {
+                "operationId": "clientPage",
+                "summary": "Browser page: join and watch notifications",
+                "tags": [
+                  "pages"
+                ],
+                "parameters": [
+                  {
+                    "name": "clientId",
+                    "in": "query",
+                    "required": false,
+                    "schema": {
+                      "type": "string"
+                    }
+                  },
+                  {
+                    "name": "channels",
+                    "in": "query",
+                    "required": false,
+                    "schema": {
+                      "type": "string"
+                    }
+                  },
+                  {
+                    "name": "events",
+                    "in": "query",
+                    "required": false,
+                    "schema": {
+                      "type": "string"
+                    }
+                  }
+                ],
+                "responses": {
+                  "200": {
+                    "description": "HTML.",
+                    "content": {
+                      "text/html": {
+                        "schema": {
+                          "type": "string"
+                        }
+                      }
+                    }
+                  }
+                }
+              }
+            },
+            "/admin": {
+              "get": {
+                "operationId": "adminPage",
+                "summary": "Browser page: the cluster at a glance, and a form to send",
+                "tags": [
+                  "pages"
+                ],
+                "responses": {
+                  "200": {
+                    "description": "HTML.",
+                    "content": {
+                      "text/html": {
+                        "schema": {
+                          "type": "string"
+                        }
+                      }
+                    }
+                  }
+                }
+              }
+            },
+            "/assets/fanfare.css": {
+              "get": {
+                "operationId": "pagesStyle",
+                "tags": [
+                  "pages"
+                ],
+                "responses": {
+                  "200": {
+                    "description": "CSS.",
+                    "content": {
+                      "text/css": {
+                        "schema": {
+                          "type": "string"
+                        }
+                      }
+                    }
+                  }
+                }
+              }
+            },
+            "/assets/client.js": {
+              "get": {
+                "operationId": "clientScript",
+                "tags": [
+                  "pages"
+                ],
+                "responses": {
+                  "200": {
+                    "description": "Script.",
+                    "content": {
+                      "text/javascript": {
+                        "schema": {
+                          "type": "string"
+                        }
+                      }
+                    }
+                  }
+                }
+              }
+            },
+            "/assets/admin.js": {
+              "get": {
+                "operationId": "adminScript",
+                "tags": [
+                  "pages"
+                ],
+                "responses": {
+                  "200": {
+                    "description": "Script.",
+                    "content": {
+                      "text/javascript": {
+                        "schema": {
+                          "type": "string"
+                        }
+                      }
+                    }
+                  }
+                }
+              }
+            },
             "/openapi.json": {
               "get": {
                 "operationId": "openapi",

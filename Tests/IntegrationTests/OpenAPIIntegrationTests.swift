@@ -12,7 +12,8 @@ struct OpenAPIIntegrationTests {
     static let routes: Set<String> = [
         "GET /api/sse/subscribe/{clientId}", "GET /api/notifications/stream", "GET /api/events",
         "POST /api/sse/notify", "GET /api/sse/metrics", "GET /api/sse/clients", "GET /api/sse/clients/{clientId}",
-        "GET /metrics", "GET /healthz", "GET /readyz", "GET /openapi.json",
+        "GET /metrics", "GET /healthz", "GET /readyz", "GET /openapi.json", "GET /client", "GET /admin",
+        "GET /assets/fanfare.css", "GET /assets/client.js", "GET /assets/admin.js",
     ]
 
     static let schemathesis: String? = {

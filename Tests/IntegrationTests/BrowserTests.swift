@@ -1,0 +1,75 @@
+import Foundation
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The browser pages in headless Chromium (Debian's package, driven through Selenium and
+/// chromedriver by Tests/Browser/browser_test.py) against Redis, two node processes and
+/// nginx. Screenshots land in test-artifacts/browser (not committed).
+/// Where Chromium and chromedriver are.
+enum BrowserTools {
+    static func executable(_ names: [String]) -> String? {
+        let path = ProcessInfo.processInfo.environment["PATH"] ?? ""
+        let directories = path.split(separator: ":").map(String.init) + ["/usr/bin", "/usr/lib/chromium"]
+        for name in names {
+            for directory in directories where access("\(directory)/\(name)", X_OK) == 0 {
+                return "\(directory)/\(name)"
+            }
+        }
+        return nil
+    }
+
+    static let chromium = Self.executable(["chromium", "chromium-browser"])
+    static let chromedriver = Self.executable(["chromedriver"])
+
+    /// Runs where Chromium is installed, and always under CI (failing if it is missing).
+    static let enabled =
+        (Self.chromium != nil && RedisServerProcess.enabled && NginxProcess.enabled) || RedisServerProcess.isRequired
+}
+
+@Suite(.enabled(if: BrowserTools.enabled), .timeLimit(.minutes(3)))
+struct BrowserTests {
+    @Test func theClientAndAdminPagesWorkInABrowser() async throws {
+        guard let chromium = BrowserTools.chromium, let chromedriver = BrowserTools.chromedriver else {
+            throw TestFailure("chromium and chromedriver are not installed; run scripts/install-dependencies.sh")
+        }
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().path
+        let redis = try await RedisServerProcess(arguments: ["--appendonly", "yes"])
+        let a = try await NodeProcess(id: "browser-a", redis: redis.url)
+        let b = try await NodeProcess(id: "browser-b", redis: redis.url)
+        // The project's config has three upstream slots: node B takes two.
+        let nginx = try await NginxProcess(nodes: [a.address, b.address, b.address])
+        let screenshots = root + "/test-artifacts/browser"
+        let log = FileManager.default.temporaryDirectory.appendingPathComponent("browser-\(UUID()).log").path
+        defer { try? FileManager.default.removeItem(atPath: log) }
+        var arguments = [
+            "/usr/bin/env", "python3", root + "/Tests/Browser/browser_test.py", "--nginx", nginx.url,
+            "--screenshots", screenshots, "--chromium", chromium, "--chromedriver", chromedriver,
+        ]
+        for node in [a, b] {
+            arguments += ["--node-url", node.url, "--node-id", node.id, "--node-pid", "\(node.pid)"]
+        }
+        let pid = try RedisServerProcess.spawn(arguments, output: log)
+        let deadline = ContinuousClock.now + .seconds(150)
+        var status: Int32 = 0
+        while waitpid(pid, &status, WNOHANG) != pid {
+            guard ContinuousClock.now < deadline else {
+                kill(pid, SIGKILL)
+                _ = waitpid(pid, &status, 0)
+                throw TestFailure("the browser test did not finish in time")
+            }
+            try await Task.sleep(for: .milliseconds(200))
+        }
+        let output = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
+        let code = (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
+        #expect(code == 0, "the browser test failed:\n\(output.suffix(6000))")
+        #expect(output.contains("browser checks passed"), "\(output.suffix(2000))")
+        nginx.stop()
+        a.stop()
+        b.stop()
+        redis.stop()
+    }
+}
