@@ -53,18 +53,8 @@ struct BrowserTests {
             arguments += ["--node-url", node.url, "--node-id", node.id, "--node-pid", "\(node.pid)"]
         }
         let pid = try RedisServerProcess.spawn(arguments, output: log)
-        let deadline = ContinuousClock.now + .seconds(150)
-        var status: Int32 = 0
-        while waitpid(pid, &status, WNOHANG) != pid {
-            guard ContinuousClock.now < deadline else {
-                kill(pid, SIGKILL)
-                _ = waitpid(pid, &status, 0)
-                throw TestFailure("the browser test did not finish in time")
-            }
-            try await Task.sleep(for: .milliseconds(200))
-        }
+        let code = try await RedisServerProcess.waitForExit(pid, "the browser test", within: .seconds(150))
         let output = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
-        let code = (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
         #expect(code == 0, "the browser test failed:\n\(output.suffix(6000))")
         #expect(output.contains("browser checks passed"), "\(output.suffix(2000))")
         nginx.stop()

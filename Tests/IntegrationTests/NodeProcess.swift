@@ -63,8 +63,7 @@ final class NodeProcess: Sendable {
         if let done = self.reaped.withLock({ $0 }) { return done }
         var status: Int32 = 0
         guard waitpid(self.pid, &status, WNOHANG) == self.pid else { return nil }
-        let signal = status & 0x7f
-        let code = signal == 0 ? (status >> 8) & 0xff : 128 + signal
+        let code = RedisServerProcess.exitCode(status)
         self.reaped.withLock { $0 = code }
         return code
     }

@@ -115,6 +115,27 @@ final class RedisServerProcess: Sendable {
         return pid
     }
 
+    /// The exit code of a `waitpid` status (128 + the signal when a signal ended it).
+    static func exitCode(_ status: Int32) -> Int32 {
+        (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
+    }
+
+    /// Waits for a spawned tool to exit and returns its exit code; kills it and fails
+    /// after `limit`.
+    static func waitForExit(_ pid: pid_t, _ what: String, within limit: Duration) async throws -> Int32 {
+        let deadline = ContinuousClock.now + limit
+        var status: Int32 = 0
+        while waitpid(pid, &status, WNOHANG) != pid {
+            guard ContinuousClock.now < deadline else {
+                Glibc.kill(pid, SIGKILL)
+                _ = waitpid(pid, &status, 0)
+                throw TestFailure("\(what) did not finish within \(limit)")
+            }
+            try await Task.sleep(for: .milliseconds(200))
+        }
+        return Self.exitCode(status)
+    }
+
     /// Stops the server (SIGTERM), reaps it and removes its directory. Safe to call twice.
     func stop() {
         self.signalAndReap(SIGTERM)

@@ -57,6 +57,24 @@ struct SystemTests {
         return clients
     }
 
+    /// Every client got every acknowledged event exactly once and in order; the victim's
+    /// clients did so from another node.
+    private func expectDelivered(
+        _ acknowledged: [String],
+        to clients: [ResumingClient],
+        movedFrom victim: NodeProcess,
+        victimsClients: [ResumingClient]
+    ) async throws {
+        try await waitForDelivery(clients, acknowledged: acknowledged)
+        for client in clients {
+            expectExactlyOnceInOrder(client, acknowledged: acknowledged)
+        }
+        for client in victimsClients {
+            #expect(client.nodes.count >= 2, "\(client.clientID) never reconnected")
+            #expect(client.nodes.last != victim.id)
+        }
+    }
+
     /// The node with the most clients (ties: the first).
     private func busiestNode(_ clients: [ResumingClient], of cluster: Cluster) -> NodeProcess? {
         var count: [String: Int] = [:]
@@ -89,14 +107,7 @@ struct SystemTests {
         await publisher.stop()
         let acknowledged = publisher.acknowledged
         #expect(acknowledged.count >= 40)
-        try await waitForDelivery(clients, acknowledged: acknowledged)
-        for client in clients {
-            expectExactlyOnceInOrder(client, acknowledged: acknowledged)
-        }
-        for client in victimsClients {
-            #expect(client.nodes.count >= 2, "\(client.clientID) never reconnected")
-            #expect(client.nodes.last != victim.id)
-        }
+        try await self.expectDelivered(acknowledged, to: clients, movedFrom: victim, victimsClients: victimsClients)
         for client in clients { await client.stop() }
         cluster.stop()
     }
@@ -131,13 +142,8 @@ struct SystemTests {
 
         await publisher.stop()
         let acknowledged = publisher.acknowledged
-        try await waitForDelivery(clients, acknowledged: acknowledged)
-        for client in clients {
-            expectExactlyOnceInOrder(client, acknowledged: acknowledged)
-        }
+        try await self.expectDelivered(acknowledged, to: clients, movedFrom: victim, victimsClients: victimsClients)
         for client in victimsClients {
-            #expect(client.nodes.count >= 2, "\(client.clientID) never reconnected")
-            #expect(client.nodes.last != victim.id)
             // The drain's own retry (0…500 ms), not the usual 2000 ms.
             let retry = client.retriesAtClose.first ?? -1
             #expect((0...500).contains(retry), "\(client.clientID) was told to retry after \(retry) ms")
