@@ -28,40 +28,16 @@ enum OpenAPIDocument {
                     }
                   },
                   {
-                    "name": "channels",
-                    "in": "query",
-                    "required": false,
-                    "description": "Comma-separated topics to join (each 1-128 of A-Z a-z 0-9 _ . : @ -).",
-                    "schema": {
-                      "type": "string"
-                    }
+                    "$ref": "#/components/parameters/channels"
                   },
                   {
-                    "name": "token",
-                    "in": "query",
-                    "required": false,
-                    "description": "Subscriber JWT (also accepted as Authorization: Bearer or the token cookie).",
-                    "schema": {
-                      "type": "string"
-                    }
+                    "$ref": "#/components/parameters/token"
                   },
                   {
-                    "name": "lastEventId",
-                    "in": "query",
-                    "required": false,
-                    "description": "Resume after this event id (the Last-Event-ID header wins).",
-                    "schema": {
-                      "type": "string"
-                    }
+                    "$ref": "#/components/parameters/lastEventId"
                   },
                   {
-                    "name": "Last-Event-ID",
-                    "in": "header",
-                    "required": false,
-                    "description": "Resume after this event id; browsers send it when they reconnect.",
-                    "schema": {
-                      "type": "string"
-                    }
+                    "$ref": "#/components/parameters/LastEventIDHeader"
                   }
                 ],
                 "responses": {
@@ -105,57 +81,22 @@ enum OpenAPIDocument {
                 ],
                 "parameters": [
                   {
-                    "name": "clientId",
-                    "in": "query",
-                    "required": false,
-                    "schema": {
-                      "type": "string"
-                    }
+                    "$ref": "#/components/parameters/clientIdQuery"
                   },
                   {
-                    "name": "userId",
-                    "in": "query",
-                    "required": false,
-                    "description": "Ignored when tokens are on (the token's sub is the user).",
-                    "schema": {
-                      "type": "string"
-                    }
+                    "$ref": "#/components/parameters/userIdQuery"
                   },
                   {
-                    "name": "channels",
-                    "in": "query",
-                    "required": false,
-                    "description": "Comma-separated topics to join (each 1-128 of A-Z a-z 0-9 _ . : @ -).",
-                    "schema": {
-                      "type": "string"
-                    }
+                    "$ref": "#/components/parameters/channels"
                   },
                   {
-                    "name": "token",
-                    "in": "query",
-                    "required": false,
-                    "description": "Subscriber JWT (also accepted as Authorization: Bearer or the token cookie).",
-                    "schema": {
-                      "type": "string"
-                    }
+                    "$ref": "#/components/parameters/token"
                   },
                   {
-                    "name": "lastEventId",
-                    "in": "query",
-                    "required": false,
-                    "description": "Resume after this event id (the Last-Event-ID header wins).",
-                    "schema": {
-                      "type": "string"
-                    }
+                    "$ref": "#/components/parameters/lastEventId"
                   },
                   {
-                    "name": "Last-Event-ID",
-                    "in": "header",
-                    "required": false,
-                    "description": "Resume after this event id; browsers send it when they reconnect.",
-                    "schema": {
-                      "type": "string"
-                    }
+                    "$ref": "#/components/parameters/LastEventIDHeader"
                   }
                 ],
                 "responses": {
@@ -199,56 +140,22 @@ enum OpenAPIDocument {
                 ],
                 "parameters": [
                   {
-                    "name": "clientId",
-                    "in": "query",
-                    "required": false,
-                    "schema": {
-                      "type": "string"
-                    }
+                    "$ref": "#/components/parameters/clientIdQuery"
                   },
                   {
-                    "name": "userId",
-                    "in": "query",
-                    "required": false,
-                    "schema": {
-                      "type": "string"
-                    }
+                    "$ref": "#/components/parameters/userIdQuery"
                   },
                   {
-                    "name": "channels",
-                    "in": "query",
-                    "required": false,
-                    "description": "Comma-separated topics to join (each 1-128 of A-Z a-z 0-9 _ . : @ -).",
-                    "schema": {
-                      "type": "string"
-                    }
+                    "$ref": "#/components/parameters/channels"
                   },
                   {
-                    "name": "token",
-                    "in": "query",
-                    "required": false,
-                    "description": "Subscriber JWT (also accepted as Authorization: Bearer or the token cookie).",
-                    "schema": {
-                      "type": "string"
-                    }
+                    "$ref": "#/components/parameters/token"
                   },
                   {
-                    "name": "lastEventId",
-                    "in": "query",
-                    "required": false,
-                    "description": "Resume after this event id (the Last-Event-ID header wins).",
-                    "schema": {
-                      "type": "string"
-                    }
+                    "$ref": "#/components/parameters/lastEventId"
                   },
                   {
-                    "name": "Last-Event-ID",
-                    "in": "header",
-                    "required": false,
-                    "description": "Resume after this event id; browsers send it when they reconnect.",
-                    "schema": {
-                      "type": "string"
-                    }
+                    "$ref": "#/components/parameters/LastEventIDHeader"
                   }
                 ],
                 "responses": {
@@ -701,6 +608,62 @@ enum OpenAPIDocument {
             }
           },
           "components": {
+            "parameters": {
+              "channels": {
+                "name": "channels",
+                "in": "query",
+                "required": false,
+                "description": "Comma-separated topics to join (each 1-128 of A-Z a-z 0-9 _ . : @ -).",
+                "schema": {
+                  "type": "string"
+                }
+              },
+              "token": {
+                "name": "token",
+                "in": "query",
+                "required": false,
+                "description": "Subscriber JWT (also accepted as Authorization: Bearer or the token cookie).",
+                "schema": {
+                  "type": "string"
+                }
+              },
+              "lastEventId": {
+                "name": "lastEventId",
+                "in": "query",
+                "required": false,
+                "description": "Resume after this event id (the Last-Event-ID header wins).",
+                "schema": {
+                  "type": "string"
+                }
+              },
+              "LastEventIDHeader": {
+                "name": "Last-Event-ID",
+                "in": "header",
+                "required": false,
+                "description": "Resume after this event id; browsers send it when they reconnect.",
+                "schema": {
+                  "type": "string"
+                }
+              },
+              "clientIdQuery": {
+                "name": "clientId",
+                "in": "query",
+                "required": false,
+                "description": "The client id; the node assigns one when absent.",
+                "schema": {
+                  "type": "string"
+                }
+              },
+              "userIdQuery": {
+                "name": "userId",
+                "in": "query",
+                "required": false,
+                "description": "Ignored when tokens are on (the token's sub is the user).",
+                "schema": {
+                  "type": "string"
+                }
+              }
+            },
             "securitySchemes": {
               "bearer": {
                 "type": "http",
