@@ -114,6 +114,10 @@ def main():
     parser.add_argument("--screenshots", required=True)
     parser.add_argument("--chromium", default="/usr/bin/chromium")
     parser.add_argument("--chromedriver", default="/usr/bin/chromedriver")
+    parser.add_argument("--secure-url", help="a node with credentials configured")
+    parser.add_argument("--admin-key")
+    parser.add_argument("--publisher-key")
+    parser.add_argument("--token", help="a subscriber token for carol on the secure node")
     arguments = parser.parse_args()
     os.makedirs(arguments.screenshots, exist_ok=True)
     urls = dict(zip(arguments.node_id, arguments.node_url))
@@ -215,6 +219,36 @@ def main():
         if overflow > 1:
             raise Failure(f"the client page is {overflow}px wider than a phone screen")
         alice.screenshot(arguments.screenshots, "client-phone.png")
+        page.set_window_size(1280, 1000)
+
+        # 5. With credentials on, /admin asks for them and /client for a token.
+        if arguments.secure_url:
+            secure_admin = open_page(driver, f"{arguments.secure_url}/admin")
+            wait_for("the credentials form", lambda: secure_admin.focus().find_element(By.ID, "credentials").is_displayed())
+            wait_for("the refusal without a key", lambda: "Cannot read the cluster" in secure_admin.text("cluster-error"))
+            page = secure_admin.focus()
+            page.find_element(By.ID, "admin-key").send_keys(arguments.admin_key)
+            page.find_element(By.ID, "publisher-key").send_keys(arguments.publisher_key)
+            page.find_element(By.CSS_SELECTOR, "#credentials-form button").click()
+            wait_for("the cluster with the admin key",
+                     lambda: len(secure_admin.focus().find_elements(By.CSS_SELECTOR, "#nodes tr")) == 1)
+            refused = open_page(driver, f"{arguments.secure_url}/client?clientId=carol")
+            wait_for("the token field", lambda: refused.focus().find_element(By.ID, "token").is_displayed())
+            wait_for("the refused page to say why", lambda: refused.state() == "closed"
+                     and "401" in refused.text("join-error") and "token" in refused.text("join-error"))
+            carol = open_page(driver, f"{arguments.secure_url}/client?clientId=carol&token={arguments.token}")
+            wait_for("carol's page to open with her token", lambda: carol.state() == "open")
+            wait_for("carol in the secure admin's list", lambda: secure_admin.focus().find_elements(
+                By.CSS_SELECTOR, "#clients tr[data-client='carol']"))
+            page = secure_admin.focus()
+            page.find_element(By.CSS_SELECTOR, "#clients tr[data-client='carol'] button").click()
+            payload = page.find_element(By.ID, "payload")
+            payload.clear()
+            payload.send_keys(json.dumps({"notificationType": "success", "title": "Hello carol", "message": "With keys"}))
+            page.find_element(By.ID, "send-button").click()
+            wait_for("the toast for carol", lambda: any("Hello carol" in toast for toast in carol.toasts()), seconds=2.0)
+            secure_admin.screenshot(arguments.screenshots, "admin-with-keys.png")
+            carol.screenshot(arguments.screenshots, "client-with-token.png")
         print("browser checks passed")
         return 0
     except Failure as failure:

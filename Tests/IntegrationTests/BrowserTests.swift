@@ -1,3 +1,4 @@
+import Fanfare
 import Foundation
 import Testing
 
@@ -42,6 +43,22 @@ struct BrowserTests {
         let b = try await NodeProcess(id: "browser-b", redis: redis.url)
         // The project's config has three upstream slots: node B takes two.
         let nginx = try await NginxProcess(nodes: [a.address, b.address, b.address])
+        // A node of its own cluster (another key prefix) with every credential configured.
+        let secret = "browser-secret-0123456789abcdef0123456789"
+        let secure = try await NodeProcess(
+            id: "browser-secure",
+            redis: redis.url,
+            arguments: [
+                "--redis-prefix", "secure", "--jwt-secret", secret, "--admin-key", "browser-admin",
+                "--publisher-key", "browser-publisher",
+            ]
+        )
+        let token = try await TokenMinter.mint(
+            secret: secret,
+            subject: "carol",
+            channels: ["client:carol"],
+            expiresIn: 600
+        )
         let screenshots = root + "/test-artifacts/browser"
         let log = FileManager.default.temporaryDirectory.appendingPathComponent("browser-\(UUID()).log").path
         defer { try? FileManager.default.removeItem(atPath: log) }
@@ -52,6 +69,10 @@ struct BrowserTests {
         for node in [a, b] {
             arguments += ["--node-url", node.url, "--node-id", node.id, "--node-pid", "\(node.pid)"]
         }
+        arguments += [
+            "--secure-url", secure.url, "--admin-key", "browser-admin", "--publisher-key", "browser-publisher",
+            "--token", token,
+        ]
         let pid = try RedisServerProcess.spawn(arguments, output: log)
         let code = try await RedisServerProcess.waitForExit(pid, "the browser test", within: .seconds(150))
         let output = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
@@ -60,6 +81,7 @@ struct BrowserTests {
         nginx.stop()
         a.stop()
         b.stop()
+        secure.stop()
         redis.stop()
     }
 }

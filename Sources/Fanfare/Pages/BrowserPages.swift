@@ -281,6 +281,30 @@ enum BrowserPages {
             return "/api/sse/subscribe/" + encodeURIComponent(joined.clientId) + (text ? "?" + text : "");
           }
 
+          function retryLater() {
+            retryTimer = setTimeout(connect, Math.min(10000, 500 * attempts));
+          }
+
+          function explainRefusal() {
+            const controller = new AbortController();
+            fetch(streamURL(), { signal: controller.signal, cache: "no-store" }).then(async (response) => {
+              if (response.ok) {
+                controller.abort();
+                retryLater();
+                return;
+              }
+              const body = await response.json().catch(() => ({}));
+              if ([400, 401, 403].includes(response.status)) {
+                if (source) source.close();
+                setState("closed");
+                $("join-error").textContent = "Refused (" + response.status + "): " + (body.error || response.statusText);
+                $("join-button").disabled = false;
+              } else {
+                retryLater();
+              }
+            }).catch(() => retryLater());
+          }
+
           function connect() {
             clearTimeout(retryTimer);
             if (source) source.close();
@@ -290,9 +314,11 @@ enum BrowserPages {
             source.onerror = () => {
               attempts += 1;
               if (source.readyState === EventSource.CLOSED) {
-                // Refused (a non-200 answer, e.g. a draining node): the browser gives up, we don't.
+                // Refused: EventSource gives up and cannot tell why. Ask once more to read the
+                // answer: a refusal of this request (bad id, token, channel) ends here; anything
+                // else (a draining node, no Redis) is retried.
                 setState("reconnecting", "(attempt " + attempts + ")");
-                retryTimer = setTimeout(connect, Math.min(10000, 500 * attempts));
+                explainRefusal();
               } else {
                 setState("reconnecting", "(attempt " + attempts + ")");
               }
