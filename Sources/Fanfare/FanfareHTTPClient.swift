@@ -41,12 +41,14 @@ public enum FanfareHTTPClient {
         }
     }
 
-    /// Sends one request and returns the whole response.
+    /// Sends one request and returns the whole response; fails when the whole response
+    /// has not arrived within `timeout` (a stream route answered 200, a stuck server).
     public static func request(
         _ method: String,
         _ url: String,
         body: String? = nil,
         headers: [(String, String)] = [],
+        timeout: TimeAmount = .seconds(30),
         group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton
     ) async throws -> Response {
         let target = try Target(url: url)
@@ -54,6 +56,11 @@ public enum FanfareHTTPClient {
         let channel = try await Self.connect(target, group: group, failing: promise) {
             ResponseCollector(promise: promise)
         }
+        let timer = channel.eventLoop.scheduleTask(in: timeout) {
+            promise.fail(FanfareError(.unavailable, "no complete answer from \(url) within \(timeout)"))
+            channel.close(promise: nil)
+        }
+        promise.futureResult.whenComplete { _ in timer.cancel() }
         var head = HTTPRequestHead(version: .http1_1, method: HTTPMethod(rawValue: method), uri: target.pathAndQuery)
         head.headers.add(name: "Host", value: "\(target.host):\(target.port)")
         head.headers.add(name: "Connection", value: "close")
@@ -85,6 +92,12 @@ public enum FanfareHTTPClient {
         let channel = try await Self.connect(target, group: group, failing: opened) {
             EventCollector(opened: opened, retry: retry, onEvent: onEvent)
         }
+        // The response head must come within 30 s; the stream itself may last forever.
+        let timer = channel.eventLoop.scheduleTask(in: .seconds(30)) {
+            opened.fail(FanfareError(.unavailable, "no response head from \(url) within 30 s"))
+            channel.close(promise: nil)
+        }
+        opened.futureResult.whenComplete { _ in timer.cancel() }
         var head = HTTPRequestHead(version: .http1_1, method: .GET, uri: target.pathAndQuery)
         head.headers.add(name: "Host", value: "\(target.host):\(target.port)")
         head.headers.add(name: "Accept", value: "text/event-stream")
