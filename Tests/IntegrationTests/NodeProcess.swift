@@ -229,6 +229,21 @@ final class IntervalPublisher: Sendable {
     }
 
     var acknowledged: [String] { self.state.withLock { $0.acknowledged } }
+
+    /// Waits until at least `count` publishes were refused.
+    func waitForRefusals(_ count: Int, seconds: Int = 20) async throws {
+        try await withDeadline(seconds: seconds, "\(count) refused publishes") {
+            while self.refusals.count < count { try await Task.sleep(for: .milliseconds(20)) }
+        }
+    }
+
+    /// Waits until `count` more publishes than now have been acknowledged.
+    func waitForAcknowledged(more count: Int, seconds: Int = 20) async throws {
+        let target = self.acknowledged.count + count
+        try await withDeadline(seconds: seconds, "\(count) more acknowledged publishes") {
+            while self.acknowledged.count < target { try await Task.sleep(for: .milliseconds(20)) }
+        }
+    }
     /// The status of each refused publish (0: no answer at all).
     var refusals: [Int] { self.state.withLock { $0.refusals } }
 
