@@ -70,6 +70,8 @@ Fanfare cluster is up (logs in $workdir):
   through nginx   http://127.0.0.1:$port
   nodes           http://127.0.0.1:${node_ports[0]}  http://127.0.0.1:${node_ports[1]}  http://127.0.0.1:${node_ports[2]}
   redis           redis://127.0.0.1:$redis_port (append-only)
+  pages           http://127.0.0.1:$port/client?clientId=alice  http://127.0.0.1:$port/admin
+  metrics         http://127.0.0.1:${node_ports[0]}/metrics (each node)
 Try:
   curl -N http://127.0.0.1:$port/api/sse/subscribe/alice
   curl --json '{"clientId":"alice","event":"hello","payload":{"hi":1}}' http://127.0.0.1:$port/api/sse/notify
