@@ -145,8 +145,7 @@ extension FanfareHTTPHandler {
             do {
                 return try await body()
             } catch let error as FanfareError {
-                if error.code == .unauthorized { metrics.refused(.unauthorized) }
-                if error.code == .forbidden { metrics.refused(.forbidden) }
+                metrics.countRefusal(error)
                 var response = HTTPResponse.error(error)
                 if error.code == .tooManyRequests { response.headers.add(name: "Retry-After", value: "1") }
                 return response
@@ -174,14 +173,7 @@ extension FanfareHTTPHandler {
             {
                 throw FanfareError(.unsupportedMediaType, "send the body as Content-Type: application/json")
             }
-            let target: NotifyTarget
-            do {
-                target = try NotifyTarget(body: request.body)
-            } catch let error as FanfareError {
-                throw error
-            } catch {
-                throw FanfareError(.badRequest, "invalid body")
-            }
+            let target = try NotifyTarget(body: request.body)
             guard services.publishLimiter.allow(identity) else {
                 services.metrics.refused(.publishRate)
                 throw FanfareError(.tooManyRequests, "too many publishes for this credential; slow down")

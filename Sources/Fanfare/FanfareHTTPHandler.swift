@@ -185,8 +185,7 @@ final class FanfareHTTPHandler: ChannelInboundHandler {
     /// Answers with an error; counts credential refusals.
     func refuse(context: ChannelHandlerContext, request: HTTPRequest, _ error: any Error) {
         let failure = error as? FanfareError ?? FanfareError(.internal, "internal error")
-        if failure.code == .unauthorized { self.services.metrics.refused(.unauthorized) }
-        if failure.code == .forbidden { self.services.metrics.refused(.forbidden) }
+        self.services.metrics.countRefusal(failure)
         self.respond(context: context, request: request, .error(failure))
     }
 

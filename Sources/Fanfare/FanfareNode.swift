@@ -282,7 +282,7 @@ public final class FanfareNode: Service, Sendable {
     private static func within(_ limit: Duration, _ body: @escaping @Sendable () async -> Void) async {
         guard limit > .zero else { return }
         let (finished, continuation) = AsyncStream<Void>.makeStream()
-        let work = Task {
+        Task {
             await body()
             continuation.yield()
         }
@@ -292,7 +292,6 @@ public final class FanfareNode: Service, Sendable {
         }
         for await _ in finished { break }
         timer.cancel()
-        _ = work
     }
 
     public func run() async throws {

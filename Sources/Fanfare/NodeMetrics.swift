@@ -103,6 +103,12 @@ final class NodeMetrics: Sendable {
         self.refusals[reason]?.increment()
     }
 
+    /// Counts an error answer that is a credential refusal (401 or 403).
+    func countRefusal(_ error: FanfareError) {
+        if error.code == .unauthorized { self.refused(.unauthorized) }
+        if error.code == .forbidden { self.refused(.forbidden) }
+    }
+
     /// How many requests were refused for `reason`.
     func refusalCount(_ reason: Refusal) -> Int {
         self.refusals[reason]?.current ?? 0
