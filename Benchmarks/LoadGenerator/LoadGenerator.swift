@@ -232,7 +232,7 @@ struct LoadGenerator: AsyncParsableCommand {
         while try await Self.total(stats, loops, { $0.delivered }) < self.connections {
             try await Task.sleep(for: .milliseconds(5))
         }
-        let lastID = try await loops[0].submit { stats[0].lastID }.get()
+        let lastID = try await loops[0].submit { stats[0].lastID.description }.get()
         for channel in channels { try? await channel.close() }
 
         try await withThrowingTaskGroup(of: Void.self) { tasks in
