@@ -47,11 +47,9 @@ final class LocalHub {
 
     /// Writes each frame to every stream on its channel, then flushes each stream once.
     func deliver(_ batch: [(channel: String, frame: ByteBuffer)]) {
-        if batch.count == 1, let only = batch.first {
-            // The common case at moderate rates: one frame, one write-and-flush per stream.
-            guard let streams = self.byChannel[only.channel] else { return }
-            for stream in streams { stream.writeAndFlush(only.frame) }
-            self.record(only.frame, deliveries: streams.count, now: WallClock.milliseconds())
+        guard let first = batch.first else { return }
+        if batch.count == 1 || batch.allSatisfy({ $0.channel == first.channel }) {
+            self.deliver(batch, allOn: first.channel)
             return
         }
         let now = WallClock.milliseconds()
@@ -71,6 +69,33 @@ final class LocalHub {
             stream.flush()
         }
         self.toFlush.removeAll(keepingCapacity: true)
+    }
+
+    /// The common case: one frame, or a burst on one channel (a broadcast, one busy
+    /// topic). Every stream on it gets the same bytes, so a burst is joined into one
+    /// buffer here, once for the loop, and each stream gets one write and one flush
+    /// instead of one write per frame.
+    private func deliver(_ batch: [(channel: String, frame: ByteBuffer)], allOn channel: String) {
+        guard let streams = self.byChannel[channel] else { return }
+        let joined: ByteBuffer
+        if batch.count == 1 {
+            joined = batch[0].frame
+        } else {
+            var buffer = ByteBufferAllocator().buffer(capacity: batch.reduce(0) { $0 + $1.frame.readableBytes })
+            for (_, frame) in batch { buffer.writeImmutableBuffer(frame) }
+            joined = buffer
+        }
+        for stream in streams {
+            if stream.isLive {
+                stream.writeAndFlush(joined)
+            } else {
+                // Replaying or just replayed: each frame is kept or dropped by its id.
+                for (_, frame) in batch { stream.write(frame) }
+                stream.flush()
+            }
+        }
+        let now = WallClock.milliseconds()
+        for (_, frame) in batch { self.record(frame, deliveries: streams.count, now: now) }
     }
 
     private func record(_ frame: ByteBuffer, deliveries: Int, now: Int64) {

@@ -26,6 +26,9 @@ final class SSEStream {
         self.slots = Array(repeating: -1, count: channels.count)
     }
 
+    /// Neither replaying nor dropping replayed frames: every frame is written as it comes.
+    var isLive: Bool { self.replayBuffer == nil && self.skipUpTo == nil }
+
     /// Queues `frame` without flushing; the hub flushes once per batch.
     @inline(__always)
     func write(_ frame: ByteBuffer) {

@@ -66,4 +66,28 @@ private final class ContextCatcher: ChannelInboundHandler {
         #expect(try self.received(clients[4]).isEmpty)
         for client in clients { _ = try? client.channel.finish() }
     }
+
+    @Test func joinsABurstOnOneChannelIntoOneWritePerLiveStream() throws {
+        let loop = EmbeddedEventLoop()
+        let hub = LocalHub(eventLoop: loop)
+        let clients = try self.makeClients([["broadcast"], ["broadcast"], ["broadcast"], ["other"]], loop: loop)
+        for client in clients { hub.add(client.stream) }
+        let frames = (1...3).map { ByteBuffer(string: "id: 100-\($0)\ndata: \($0)\n\n") }
+        let joined = "id: 100-1\ndata: 1\n\nid: 100-2\ndata: 2\n\nid: 100-3\ndata: 3\n\n"
+        // clients[1] is resuming: live frames wait for its replay, each on its own.
+        clients[1].stream.replayBuffer = []
+        // clients[2] has just replayed up to 100-2: only 100-3 is new to it.
+        clients[2].stream.skipUpTo = EventID("100-2")
+
+        hub.deliver(frames.map { ("broadcast", $0) })
+        #expect(try self.received(clients[0]) == [joined])
+        #expect(try self.received(clients[1]).isEmpty)
+        #expect(clients[1].stream.replayBuffer?.count == 3)
+        #expect(try self.received(clients[2]) == ["id: 100-3\ndata: 3\n\n"])
+        #expect(try self.received(clients[3]).isEmpty)
+
+        clients[1].stream.finishReplay(replayed: [], replayedUpTo: EventID("100-1"))
+        #expect(try self.received(clients[1]) == ["id: 100-2\ndata: 2\n\n", "id: 100-3\ndata: 3\n\n"])
+        for client in clients { _ = try? client.channel.finish() }
+    }
 }
