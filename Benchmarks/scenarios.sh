@@ -2,7 +2,13 @@
 # Runs the standard load scenarios against a local cluster of 2 nodes + Redis, all on
 # loopback, with release builds. Prints the load generator's figures for each scenario.
 #
-#   Benchmarks/scenarios.sh [idle|flat|fanout|latency|resume|replay ...]   (default: all)
+#   Benchmarks/scenarios.sh [idle|flat|fanout|latency|resume|replay|floor ...]   (default: all)
+#
+# `floor` runs no node: it measures what the kernel alone costs to broadcast over loopback
+# TCP on this machine (raw write(2) of one frame per connection, 2 writer threads for the 2
+# nodes), for the fanout and latency shapes. No server that writes one frame per delivery
+# can spend less system time per delivery, or finish a round sooner, on the same cores.
+# (9,000 connections, not 10,000: both ends live in one process, under the open-file limit.)
 #
 # Not a test: the figures go into closing notes and docs.
 set -euo pipefail
@@ -57,7 +63,7 @@ run() {
 }
 
 scenarios=("$@")
-((${#scenarios[@]})) || scenarios=(idle flat fanout latency resume replay)
+((${#scenarios[@]})) || scenarios=(idle flat fanout latency resume replay floor)
 for scenario in "${scenarios[@]}"; do
     case $scenario in
     idle) run "10,000 idle connections" --connections 10000 --events 0 ;;
@@ -66,6 +72,12 @@ for scenario in "${scenarios[@]}"; do
     latency) run "1,000 subscribers at 1 event/s" --connections 1000 --events 10 --rate 1 ;;
     resume) run "1,000 clients reconnect 100 events behind" --connections 1000 --events 0 --resume-behind 100 ;;
     replay) run "one client replays 10,000 missed events" --connections 1 --events 0 --resume-behind 10000 ;;
+    floor)
+        echo "== floor: 9,000 loopback connections at 10 rounds/s, no server"
+        .build/release/fanfare-load --floor --connections 9000 --events 100 --rate 10
+        echo "== floor: 1,000 loopback connections at 1 round/s, no server"
+        .build/release/fanfare-load --floor --connections 1000 --events 10 --rate 1
+        ;;
     *) echo "unknown scenario $scenario" >&2; exit 2 ;;
     esac
 done

@@ -13,7 +13,18 @@ struct LoadGenerator: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "fanfare-load")
 
     @Option(help: "Comma-separated node base URLs, e.g. http://127.0.0.1:8081,http://127.0.0.1:8082")
-    var nodes: String
+    var nodes = ""
+
+    @Flag(
+        help: """
+            Measure the machine's floor instead of a node: raw write(2) of one frame to every loopback \
+            connection per round, --rate rounds a second for --events rounds (see Floor.swift).
+            """
+    )
+    var floor = false
+
+    @Option(help: "With --floor: writer threads, standing for the nodes.")
+    var floorWriters = 2
 
     @Option(help: "SSE connections, spread over the nodes.")
     var connections = 1_000
@@ -53,6 +64,11 @@ struct LoadGenerator: AsyncParsableCommand {
         let loops = Array(group.makeIterator())
         let stats = loops.map { _ in LoopStats() }
         let rssBefore = pids.map(ProcessStats.rssBytes)
+        if self.floor {
+            try await self.runFloor(loops: loops, stats: stats)
+            try await group.shutdownGracefully()
+            return
+        }
 
         // Connect every subscriber and wait until each has its __connected.
         let connectStart = LoadClock.nanoseconds()
@@ -105,6 +121,8 @@ struct LoadGenerator: AsyncParsableCommand {
         var failures = 0
         var published = 0
         let stopAt = self.seconds > 0 ? start + Int64(self.seconds * 1e9) : Int64.max
+        // How long a publish takes to be answered (the node has then handed it to Redis).
+        let roundTrips = RoundTrips()
         try await withThrowingTaskGroup(of: (Int, Int).self) { tasks in
             let lanes = self.rate > 0 ? 1 : self.publishers
             for lane in 0..<lanes {
@@ -124,10 +142,13 @@ struct LoadGenerator: AsyncParsableCommand {
                             let wait = due - LoadClock.nanoseconds()
                             if wait > 0 { try await Task.sleep(for: .nanoseconds(wait)) }
                         }
+                        let sentAt = LoadClock.nanoseconds()
                         let body =
-                            #"{"broadcast":true,"event":"load","payload":{"seq":\#(seq),"t":\#(LoadClock.nanoseconds()),"#
+                            #"{"broadcast":true,"event":"load","payload":{"seq":\#(seq),"t":\#(sentAt),"#
                             + #""pad":"\#(padding)"}}"#
                         let status = try await publisher.publish(lane: lane, body: body)
+                        let roundTrip = UInt64(max(0, LoadClock.nanoseconds() - sentAt) / 1_000)
+                        roundTrips.record(roundTrip)
                         if status != 200 { failed += 1 } else { sent += 1 }
                         seq += lanes
                     }
@@ -163,6 +184,11 @@ struct LoadGenerator: AsyncParsableCommand {
             "publish→receive latency ms: p50 \(Self.ms(latency.valueAtPercentile(50))), "
                 + "p99 \(Self.ms(latency.valueAtPercentile(99))), max \(Self.ms(latency.max))"
         )
+        let publishes = roundTrips.histogram.withLock { $0 }
+        print(
+            "publish round trip ms: p50 \(Self.ms(publishes.valueAtPercentile(50))), "
+                + "p99 \(Self.ms(publishes.valueAtPercentile(99))), max \(Self.ms(publishes.max))"
+        )
         if !pids.isEmpty {
             let cpuAfter = pids.map(ProcessStats.cpuSplit)
             let nodeUser = zip(cpuAfter, cpuBefore).reduce(0.0) { $0 + ($1.0.user - $1.1.user) }
@@ -183,7 +209,7 @@ struct LoadGenerator: AsyncParsableCommand {
 
     /// Opens every subscriber (optionally resuming after `lastEventID`) and waits for each
     /// one's `__connected`.
-    private func connectAll(
+    func connectAll(
         targets: [Target],
         loops: [any EventLoop],
         stats: [LoopStats],
@@ -307,6 +333,15 @@ struct LoadGenerator: AsyncParsableCommand {
             }.get()
         }
         return merged
+    }
+}
+
+/// Publish round trips in microseconds, from every lane.
+final class RoundTrips: Sendable {
+    let histogram = Mutex(Histogram<UInt64>(highestTrackableValue: 120_000_000, numberOfSignificantValueDigits: .three))
+
+    func record(_ microseconds: UInt64) {
+        self.histogram.withLock { _ = $0.record(microseconds) }
     }
 }
 
