@@ -133,7 +133,13 @@ struct RedisSubscriberIntegrationTests {
         var (subscriber, events) = self.subscriber(server, ping: .milliseconds(250))
         let channel = "silent:\(UUID())"
         #expect(try await self.nextReady(&events) == false)
-        try await subscriber.subscribe([channel])
+        do {
+            try await subscriber.subscribe([channel])
+        } catch let error as RedisClientError where error.code == .connectionClosed {
+            // Under a loaded test run a 250 ms ping can already cycle the connection here.
+            // The name stays wanted and is subscribed on reconnect, which the delivery
+            // below proves.
+        }
 
         // Pausing every client stalls the PING replies the way a half-open TCP path would.
         let admin = try await self.publisher(server)
