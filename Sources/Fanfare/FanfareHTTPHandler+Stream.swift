@@ -23,9 +23,8 @@ extension FanfareHTTPHandler {
         }
         // Checking a token is async (the key collection is an actor); the connection
         // waits in `.responding` meanwhile.
-        let promise = context.eventLoop.makePromise(of: Grant?.self)
-        promise.completeWithTask { try await authenticator.grant(for: request) }
-        promise.futureResult.assumeIsolated().whenComplete { result in
+        let grant = self.runTask(context: context) { try await authenticator.grant(for: request) }
+        grant.assumeIsolated().whenComplete { result in
             guard case .responding = self.state else { return }
             switch result {
             case .success(let grant):
@@ -178,13 +177,13 @@ extension FanfareHTTPHandler {
     func resume(context: ChannelHandlerContext, stream: SSEStream, from lastEventID: String) {
         let services = self.services
         let channels = Set(stream.channels)
-        let promise = context.eventLoop.makePromise(of: Replay.self)
+        let replay: EventLoopFuture<Replay>
         if let after = EventID(lastEventID) {
-            promise.completeWithTask { try await services.bus.replay(after: after, channels: channels) }
+            replay = self.runTask(context: context) { try await services.bus.replay(after: after, channels: channels) }
         } else {
-            promise.succeed(.gap(oldest: nil))  // not an id this cluster issues
+            replay = context.eventLoop.makeSucceededFuture(.gap(oldest: nil))  // not an id this cluster issues
         }
-        promise.futureResult.assumeIsolated().whenComplete { result in
+        replay.assumeIsolated().whenComplete { result in
             guard case .streaming(let current) = self.state, current === stream else { return }
             switch result {
             case .success(.events(let entries)):
@@ -213,8 +212,14 @@ extension FanfareHTTPHandler {
 }
 
 extension Substring {
+    /// Without leading and trailing spaces. Works on the UTF-8 bytes: a space is one byte,
+    /// so both ends stay on character boundaries.
     func trimmingWhitespace() -> String {
-        String(self.drop(while: { $0 == " " }).reversed().drop(while: { $0 == " " }).reversed())
+        let bytes = self.utf8
+        guard let first = bytes.firstIndex(where: { $0 != UInt8(ascii: " ") }),
+            let last = bytes.lastIndex(where: { $0 != UInt8(ascii: " ") })
+        else { return "" }
+        return String(self[first..<bytes.index(after: last)])
     }
 }
 

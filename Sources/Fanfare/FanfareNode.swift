@@ -136,6 +136,7 @@ public final class FanfareNode: Service, Sendable {
             isEmbedded: redisBus == nil,
             metrics: metrics,
             authenticator: authenticator,
+            group: self.group,
             logger: logger
         )
         self.servicesBox.set(services)

@@ -14,6 +14,8 @@ final class NodeServices: Sendable {
     let authenticator: Authenticator
     let connectionLimiter: ConnectionLimiter
     let publishLimiter: PublishRateLimiter
+    /// Where async route code runs: on the connection's own loop.
+    let taskExecutors: EventLoopTaskExecutors
     let draining = Atomic<Bool>(false)
 
     init(
@@ -24,8 +26,10 @@ final class NodeServices: Sendable {
         isEmbedded: Bool,
         metrics: NodeMetrics,
         authenticator: Authenticator,
+        group: any EventLoopGroup,
         logger: Logger
     ) {
+        self.taskExecutors = EventLoopTaskExecutors(group: group)
         self.metrics = metrics
         self.authenticator = authenticator
         self.connectionLimiter = ConnectionLimiter(limits: configuration.limits)

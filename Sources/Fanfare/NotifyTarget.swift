@@ -1,5 +1,3 @@
-import Foundation
-
 /// A parsed `POST /api/sse/notify` body: exactly one target, an event name, a payload.
 struct NotifyTarget: Sendable {
     static let fields: Set<String> = ["clientId", "userId", "channel", "broadcast", "event", "payload"]
@@ -8,31 +6,35 @@ struct NotifyTarget: Sendable {
     var clientID: String?
 
     init(body: [UInt8]) throws {
-        guard !body.isEmpty, let object = JSON.parse(body) as? [String: Any] else {
+        guard !body.isEmpty, let fields = JSONObjectReader.fields(of: body) else {
             throw FanfareError(.badRequest, "the body must be a JSON object")
         }
-        if let unknown = object.keys.sorted().first(where: { !Self.fields.contains($0) }) {
-            throw FanfareError(
-                .badRequest,
-                "unknown field \(unknown): use clientId, userId, channel, broadcast, event, payload"
-            )
+        var byKey: [String: JSONObjectReader.Field] = [:]
+        for field in fields {
+            guard Self.fields.contains(field.key) else {
+                throw FanfareError(
+                    .badRequest,
+                    "unknown field \(field.key): use clientId, userId, channel, broadcast, event, payload"
+                )
+            }
+            guard byKey.updateValue(field, forKey: field.key) == nil else {
+                throw FanfareError(.badRequest, "the field \(field.key) is given twice")
+            }
         }
         func text(_ key: String) throws -> String? {
-            guard let value = object[key] else { return nil }
-            guard let string = value as? String else { throw FanfareError(.badRequest, "\(key) must be a string") }
+            guard let field = byKey[key] else { return nil }
+            guard let string = field.string else { throw FanfareError(.badRequest, "\(key) must be a string") }
             return string
         }
         let clientID = try text("clientId")
         let userID = try text("userId")
         let channel = try text("channel")
         var broadcast = false
-        if let value = object["broadcast"] {
-            // JSONSerialization gives every number as NSNumber, and `as? Bool` accepts 0
-            // and 1 too; a JSON true/false is the only one whose type code is `c`.
-            guard let number = value as? NSNumber, String(cString: number.objCType) == "c" else {
+        if let field = byKey["broadcast"] {
+            guard case .bool(let value) = field.kind else {
                 throw FanfareError(.badRequest, "broadcast must be true or false")
             }
-            broadcast = number.boolValue
+            broadcast = value
         }
         let targets = [clientID != nil, userID != nil, channel != nil, broadcast].filter { $0 }.count
         guard targets == 1 else {
@@ -60,7 +62,8 @@ struct NotifyTarget: Sendable {
         guard ChannelName.isValid(event) else {
             throw FanfareError(.badRequest, "event must be 1-128 of A-Z a-z 0-9 _ . : @ - (no spaces, CR, LF or NUL)")
         }
-        let data = JSON.serialize(object["payload"] ?? NSNull())
+        // The payload goes on as the publisher wrote it, without whitespace between tokens.
+        let data = byKey["payload"].map { JSONObjectReader.compact(body, $0.span) } ?? "null"
         self.request = PublishRequest(channel: name, event: event, data: data)
         self.clientID = clientID
     }
