@@ -47,6 +47,10 @@ final class NodeHub: Sendable {
         /// While set, the bus's subscription came back and history is being read: live
         /// frames wait here, then those newer than the backfill follow it.
         var buffered: [(channel: String, frame: ByteBuffer)]?
+        /// The subscription dropped and came back again while history was being read:
+        /// what was published during that second outage may be in neither the read nor
+        /// the buffer, so history is read once more before the buffer is released.
+        var readAgain = false
     }
     private let counts = Mutex(Counts())
     let bus: any EventBus
@@ -167,11 +171,19 @@ final class NodeHub: Sendable {
     /// arrived meanwhile. If history cannot cover the gap, every stream gets `__reset`.
     func backfillAfterReconnect(logger: Logger) {
         let start = self.backfill.withLock { backfill -> EventID? in
-            guard let last = backfill.lastID, backfill.buffered == nil else { return nil }
+            guard let last = backfill.lastID else { return nil }
+            if backfill.buffered != nil {
+                backfill.readAgain = true  // a read is under way; it reads again when done
+                return nil
+            }
             backfill.buffered = []
             return last
         }
         guard let start else { return }
+        self.readHistory(after: start, logger: logger)
+    }
+
+    private func readHistory(after start: EventID, logger: Logger) {
         let channels = Set(self.counts.withLock { $0.channels.keys })
         let bus = self.bus
         // Called from the bus's callback (a synchronous context); the read is async.
@@ -190,7 +202,7 @@ final class NodeHub: Sendable {
     private func finishBackfill(_ result: Replay, from start: EventID, logger: Logger) {
         var deliveries: [(channel: String, frame: ByteBuffer)] = []
         var resetAll = false
-        self.backfill.withLock { backfill in
+        let again = self.backfill.withLock { backfill -> EventID? in
             var last = start
             switch result {
             case .events(let entries):
@@ -201,6 +213,15 @@ final class NodeHub: Sendable {
             case .gap:
                 resetAll = true
             }
+            if backfill.readAgain && !resetAll {
+                // Deliver what was read (it follows on from `start` without a gap), keep
+                // buffering, and read on from there.
+                backfill.readAgain = false
+                backfill.lastID = last
+                for (channel, frame) in deliveries { self.stage(channel: channel, frame: frame) }
+                return last
+            }
+            backfill.readAgain = false
             for (channel, frame) in backfill.buffered ?? [] {
                 guard let id = EventID(frame: frame) else {
                     deliveries.append((channel, frame))
@@ -219,6 +240,12 @@ final class NodeHub: Sendable {
                 self.resetAllStreams(from: start)
             }
             for (channel, frame) in deliveries { self.stage(channel: channel, frame: frame) }
+            return nil
+        }
+        if let again {
+            logger.info("hub.backfill.again", metadata: ["events": "\(deliveries.count)"])
+            self.readHistory(after: again, logger: logger)
+            return
         }
         logger.info("hub.backfill.done", metadata: ["events": "\(deliveries.count)"])
     }
