@@ -38,6 +38,15 @@ def wait_for(what, condition, seconds=10.0):
     raise Failure(f"timed out after {seconds}s waiting for {what}" + (f" ({last_error})" if last_error else ""))
 
 
+def click(page, selector, what):
+    """Clicks an element the page may be rebuilding: the admin page redraws its tables
+    every second, so a row found a moment ago can be gone when it is clicked."""
+    def attempt():
+        page.find_element(By.CSS_SELECTOR, selector).click()
+        return True
+    wait_for(what, attempt)
+
+
 def node_of(base, client_id):
     """The node a client id lands on through nginx (from its __connected event)."""
     with urllib.request.urlopen(f"{base}/api/sse/subscribe/{client_id}", timeout=5) as response:
@@ -143,7 +152,7 @@ def main():
 
         # 2. A notification to alice from the admin form: the toast shows within 2 s.
         page = admin.focus()
-        page.find_element(By.CSS_SELECTOR, "#clients tr[data-client='alice'] button").click()
+        click(page, "#clients tr[data-client='alice'] button", "a click on alice's Select")
         if page.find_element(By.ID, "target").get_attribute("value") != "alice":
             raise Failure("selecting alice did not fill the target")
         page.find_element(By.ID, "event-name").clear()
@@ -241,7 +250,7 @@ def main():
             wait_for("carol in the secure admin's list", lambda: secure_admin.focus().find_elements(
                 By.CSS_SELECTOR, "#clients tr[data-client='carol']"))
             page = secure_admin.focus()
-            page.find_element(By.CSS_SELECTOR, "#clients tr[data-client='carol'] button").click()
+            click(page, "#clients tr[data-client='carol'] button", "a click on carol's Select")
             payload = page.find_element(By.ID, "payload")
             payload.clear()
             payload.send_keys(json.dumps({"notificationType": "success", "title": "Hello carol", "message": "With keys"}))
