@@ -100,10 +100,6 @@ extension LoadGenerator {
         print("subscriber CPU: \(Self.micro(subscriberCPU, merged.delivered)) µs per delivery")
         for channel in channels { channel.close(promise: nil) }
     }
-
-    static func micro(_ seconds: Double, _ count: Int) -> String {
-        String(format: "%.2f", seconds / Double(max(1, count)) * 1e6)
-    }
 }
 
 /// What one writer thread did, and its own CPU time.
@@ -124,7 +120,7 @@ private struct FloorWriter {
         frame: (_ round: Int, _ due: Int64) -> String
     ) -> FloorWriterResult {
         var result = FloorWriterResult()
-        var before = Self.threadCPU()
+        var before = ProcessStats.threadCPU()
         for round in 0..<rounds {
             let due = start + Int64(round) * interval
             let wait = due - LoadClock.nanoseconds()
@@ -132,7 +128,7 @@ private struct FloorWriter {
                 var time = timespec(tv_sec: Int(wait / 1_000_000_000), tv_nsec: Int(wait % 1_000_000_000))
                 nanosleep(&time, nil)
             }
-            if round == 0 { before = Self.threadCPU() }
+            if round == 0 { before = ProcessStats.threadCPU() }
             let bytes = Array(frame(round, due).utf8)
             bytes.withUnsafeBytes { bytes in
                 for fd in self.fds {
@@ -141,21 +137,10 @@ private struct FloorWriter {
             }
             result.writes += self.fds.count
         }
-        let after = Self.threadCPU()
+        let after = ProcessStats.threadCPU()
         result.user = after.user - before.user
         result.system = after.system - before.system
         return result
-    }
-
-    /// This thread's user and system time.
-    static func threadCPU() -> (user: Double, system: Double) {
-        var usage = rusage()
-        // RUSAGE_THREAD (Linux): Glibc's module leaves it out.
-        getrusage(__rusage_who_t(1), &usage)
-        return (
-            Double(usage.ru_utime.tv_sec) + Double(usage.ru_utime.tv_usec) / 1e6,
-            Double(usage.ru_stime.tv_sec) + Double(usage.ru_stime.tv_usec) / 1e6
-        )
     }
 }
 

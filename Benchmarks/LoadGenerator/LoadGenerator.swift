@@ -197,12 +197,12 @@ struct LoadGenerator: AsyncParsableCommand {
             print(
                 "node CPU: \(String(format: "%.2f", nodeCPU)) s "
                     + "(user \(String(format: "%.2f", nodeUser)) s, system \(String(format: "%.2f", nodeSystem)) s), "
-                    + "\(String(format: "%.2f", nodeCPU / Double(max(1, merged.delivered)) * 1e6)) µs per delivery"
+                    + "\(Self.micro(nodeCPU, merged.delivered)) µs per delivery"
             )
         }
         print(
             "load generator CPU: \(String(format: "%.2f", selfCPU)) s, "
-                + "\(String(format: "%.2f", selfCPU / Double(max(1, merged.delivered)) * 1e6)) µs per delivery"
+                + "\(Self.micro(selfCPU, merged.delivered)) µs per delivery"
         )
         await publisher.close()
     }
@@ -304,6 +304,11 @@ struct LoadGenerator: AsyncParsableCommand {
     }
 
     static func ms(_ micros: UInt64) -> String { String(format: "%.2f", Double(micros) / 1000) }
+
+    /// `seconds` of CPU spread over `count` operations, in microseconds each.
+    static func micro(_ seconds: Double, _ count: Int) -> String {
+        String(format: "%.2f", seconds / Double(max(1, count)) * 1e6)
+    }
 
     static func total(
         _ stats: [LoopStats],

@@ -99,9 +99,22 @@ enum ProcessStats {
     }
 
     static func selfCPUSeconds() -> Double {
+        let (user, system) = self.usage(RUSAGE_SELF.rawValue)
+        return user + system
+    }
+
+    /// The calling thread's user and system time.
+    static func threadCPU() -> (user: Double, system: Double) {
+        // RUSAGE_THREAD (Linux): Glibc's module leaves it out.
+        self.usage(1)
+    }
+
+    private static func usage(_ who: __rusage_who_t) -> (user: Double, system: Double) {
         var usage = rusage()
-        getrusage(RUSAGE_SELF.rawValue, &usage)
-        return Double(usage.ru_utime.tv_sec) + Double(usage.ru_utime.tv_usec) / 1e6 + Double(usage.ru_stime.tv_sec)
-            + Double(usage.ru_stime.tv_usec) / 1e6
+        getrusage(who, &usage)
+        return (
+            Double(usage.ru_utime.tv_sec) + Double(usage.ru_utime.tv_usec) / 1e6,
+            Double(usage.ru_stime.tv_sec) + Double(usage.ru_stime.tv_usec) / 1e6
+        )
     }
 }
