@@ -64,7 +64,8 @@ struct JSONObjectReader {
 
     private mutating func topLevel() -> [Field]? {
         // JSON text is UTF-8: refuse anything else before looking at it.
-        guard String(validating: self.bytes, as: UTF8.self) != nil else { return nil }
+        // (A check in place: no copy of the body is made for it.)
+        guard (try? UTF8Span(validating: self.bytes.span)) != nil else { return nil }
         self.skipWhitespace()
         guard self.take(UInt8(ascii: "{")) else { return nil }
         var fields: [Field] = []
