@@ -98,9 +98,12 @@ public final class RedisConnection: Sendable {
 
     /// Sends one command and waits for its reply.
     ///
+    /// A cancelled caller stops waiting at once (`CancellationError`); the command itself
+    /// still runs, and its reply is read and dropped.
+    ///
     /// - Returns: the reply; an error reply is thrown as ``RedisClientError/Code/serverError``.
     public func send(_ command: String, arguments: [RESPArgument] = []) async throws -> RESPValue {
-        try Self.throwingServerError(try await self.sendFuture(command, arguments: arguments).get())
+        try Self.throwingServerError(try await self.sendFuture(command, arguments: arguments).valueUnlessCancelled())
     }
 
     /// Sends one command and waits for its reply; arguments given inline.
