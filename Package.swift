@@ -13,8 +13,10 @@ let package = Package(
     products: [
         .library(name: "HiredisNIO", targets: ["HiredisNIO"]),
         .library(name: "ServerSentEvents", targets: ["ServerSentEvents"]),
+        .library(name: "FanfareAPI", targets: ["FanfareAPI"]),
         .library(name: "Fanfare", targets: ["Fanfare"]),
-        .executable(name: "fanfare", targets: ["fanfare"]),
+        .library(name: "FanfareClient", targets: ["FanfareClient"]),
+        .executable(name: "fanfare", targets: ["FanfareCLI"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
@@ -25,6 +27,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
         .package(url: "https://github.com/vapor/jwt-kit", from: "5.7.1"),
+        .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
+        .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
     ],
     targets: [
         .systemLibrary(
@@ -50,8 +54,13 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .target(
+            name: "FanfareAPI",
+            swiftSettings: swiftSettings
+        ),
+        .target(
             name: "Fanfare",
             dependencies: [
+                "FanfareAPI",
                 "HiredisNIO",
                 "ServerSentEvents",
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -59,20 +68,45 @@ let package = Package(
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "JWTKit", package: "jwt-kit"),
             ],
+            // Non-Swift sources, checked by their own tools in the test command and
+            // compiled into the binary (no bundle to find at run time).
+            resources: [
+                .embedInCode("Resources/openapi.json"),
+                .embedInCode("Resources/fanfare.lua"),
+                .embedInCode("Resources/client.html"),
+                .embedInCode("Resources/admin.html"),
+                .embedInCode("Resources/fanfare.css"),
+                .embedInCode("Resources/client.js"),
+                .embedInCode("Resources/admin.js"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "FanfareClient",
+            dependencies: [
+                "FanfareAPI",
+                "ServerSentEvents",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            ],
             swiftSettings: swiftSettings
         ),
         .executableTarget(
-            name: "fanfare",
+            name: "FanfareCLI",
             dependencies: [
                 "Fanfare",
-                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
-                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
+                "FanfareAPI",
+                "FanfareClient",
                 "HiredisNIO",
                 "ServerSentEvents",
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
@@ -126,8 +160,18 @@ let package = Package(
             name: "FanfareTests",
             dependencies: [
                 "Fanfare",
+                "FanfareAPI",
+                .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "FanfareCLITests",
+            dependencies: [
+                "FanfareCLI",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: swiftSettings
         ),
@@ -137,7 +181,9 @@ let package = Package(
                 "HiredisNIO",
                 .product(name: "JWTKit", package: "jwt-kit"),
                 "Fanfare",
+                "FanfareAPI",
                 "ServerSentEvents",
+                .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),

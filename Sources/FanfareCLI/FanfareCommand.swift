@@ -10,30 +10,42 @@ struct FanfareCommand: AsyncParsableCommand {
             ServeCommand.self, PublishCommand.self, ClusterCommand.self, TailCommand.self, TokenCommand.self,
         ]
     )
-}
 
-/// A flag's value, else the environment variable's, else the default.
-func setting(_ flag: String?, _ variable: String, default value: String? = nil) -> String? {
-    if let flag { return flag }
-    if let environment = ProcessInfo.processInfo.environment[variable], !environment.isEmpty { return environment }
-    return value
-}
-
-/// A secret from its flag, its variable, or a file named by `<variable>_FILE` (or the
-/// `--…-file` flag). Files are read whole, with a trailing newline dropped.
-func secret(_ flag: String?, file flagFile: String?, _ variable: String) throws -> String? {
-    if let value = setting(flag, variable) { return value }
-    guard let path = setting(flagFile, variable + "_FILE") else { return nil }
-    do {
-        var text = try String(contentsOfFile: path, encoding: .utf8)
-        while text.hasSuffix("\n") || text.hasSuffix("\r") { text.removeLast() }
-        return text
-    } catch {
-        throw ValidationError("cannot read \(variable) from \(path): \(error.localizedDescription)")
+    /// Parses the command line, with each subcommand's environment variables added
+    /// (``EnvironmentArguments``), and runs it.
+    static func main() async {
+        var arguments = Array(CommandLine.arguments.dropFirst())
+        var used: [String] = []
+        do {
+            let subcommand = Self.configuration.subcommands.first {
+                $0.configuration.commandName == arguments.first
+            }
+            if let command = subcommand as? any EnvironmentConfigurable.Type {
+                (arguments, used) = try EnvironmentArguments.merge(
+                    arguments,
+                    options: command.environment,
+                    environment: ProcessInfo.processInfo.environment
+                )
+            }
+            var command = try Self.parseAsRoot(arguments)
+            if var command = command as? any AsyncParsableCommand {
+                try await command.run()
+            } else {
+                try command.run()
+            }
+        } catch {
+            // Which settings came from the environment, when one of them may be the cause.
+            if !used.isEmpty, !Self.exitCode(for: error).isSuccess, !(error is ExitCode) {
+                FileHandle.standardError.write(
+                    Data("(settings from the environment: \(used.joined(separator: ", ")))\n".utf8)
+                )
+            }
+            Self.exit(withError: error)
+        }
     }
 }
 
 /// `Authorization: Bearer <key>` when a key is given.
-func bearer(_ key: String?) -> [(String, String)] {
-    key.map { [("Authorization", "Bearer \($0)")] } ?? []
+func bearer(_ key: String?) -> [(name: String, value: String)] {
+    key.map { [(name: "Authorization", value: "Bearer \($0)")] } ?? []
 }

@@ -1,20 +1,24 @@
 import ArgumentParser
-import Fanfare
+import FanfareAPI
+import FanfareClient
 import Foundation
 import HiredisNIO
 import Logging
 import NIOPosix
 
-struct PublishCommand: AsyncParsableCommand {
+struct PublishCommand: AsyncParsableCommand, EnvironmentConfigurable {
+    static let environment: [EnvironmentOption] =
+        NodeOptions.environment + [.secret("key", variable: "FANFARE_PUBLISHER_KEY")]
+
     static let configuration = CommandConfiguration(
         commandName: "publish",
-        abstract: "Publish an event through a node (HTTP) or straight through Redis."
+        abstract: "Publish an event through a node (HTTP or HTTPS) or straight through Redis.",
+        discussion: EnvironmentOption.help(Self.environment)
     )
 
-    @Option(help: "A node's base URL (FANFARE_URL, default http://127.0.0.1:8080).")
-    var node: String?
+    @OptionGroup var nodeOptions: NodeOptions
 
-    @Option(help: "Publish through Redis instead of a node: redis://host:port (FANFARE_REDIS_URL).")
+    @Option(help: "Publish through Redis instead of a node: redis://host:port.")
     var redis: String?
 
     @Option(name: .customLong("client"), help: "Target one client id.")
@@ -35,20 +39,26 @@ struct PublishCommand: AsyncParsableCommand {
     @Option(help: "Payload, as JSON.")
     var payload = "{}"
 
-    @Option(help: "Publisher key or publish token, sent as a bearer credential (FANFARE_PUBLISHER_KEY).")
+    @Option(help: "Publisher key or publish token, sent as a bearer credential.")
     var key: String?
+
+    @Option(help: "File holding the publisher key or token.")
+    var keyFile: String?
 
     @Option(help: "Key prefix used by the cluster (with --redis).")
     var prefix = "fanfare"
 
+    /// The notify body's fields other than the payload, in the API's JSON.
+    private struct Target: Encodable {
+        var clientId: String?
+        var userId: String?
+        var channel: String?
+        var broadcast: Bool?
+        var event: String
+    }
+
     func run() async throws {
-        guard
-            JSONSerialization.isValidJSONObject([
-                try JSONSerialization.jsonObject(
-                    with: Data(self.payload.utf8),
-                    options: [.fragmentsAllowed]
-                )
-            ])
+        guard (try? JSONSerialization.jsonObject(with: Data(self.payload.utf8), options: [.fragmentsAllowed])) != nil
         else {
             throw ValidationError("--payload must be JSON")
         }
@@ -56,26 +66,22 @@ struct PublishCommand: AsyncParsableCommand {
             try await self.publishThroughRedis(redis)
             return
         }
-        var body: [String: Any] = ["event": self.event]
-        if let clientID { body["clientId"] = clientID }
-        if let userID { body["userId"] = userID }
-        if let channel { body["channel"] = channel }
-        if self.broadcast { body["broadcast"] = true }
-        let payloadJSON = String(decoding: Data(self.payload.utf8), as: UTF8.self)
-        var text = String(
-            decoding: try JSONSerialization.data(withJSONObject: body, options: [.sortedKeys]),
-            as: UTF8.self
+        let target = Target(
+            clientId: self.clientID,
+            userId: self.userID,
+            channel: self.channel,
+            broadcast: self.broadcast ? true : nil,
+            event: self.event
         )
-        text.removeLast()  // splice the payload in verbatim
-        text += ",\"payload\":\(payloadJSON)}"
-        let base = setting(self.node, "FANFARE_URL", default: "http://127.0.0.1:8080") ?? ""
-        let response = try await FanfareHTTPClient.request(
-            "POST",
-            base + "/api/sse/notify",
-            body: text,
-            headers: bearer(setting(self.key, "FANFARE_PUBLISHER_KEY"))
-        )
-        print(response.body)
+        // The payload is spliced in as written, so it reaches subscribers byte for byte.
+        var body = try APIJSON.encode(target)
+        body.removeLast()
+        body += Array(#","payload":"#.utf8) + Array(self.payload.utf8) + [UInt8(ascii: "}")]
+        let key = try Secret.read(self.key, file: self.keyFile, option: "key")
+        let response = try await self.nodeOptions.client().using { client in
+            try await client.request("POST", self.nodeOptions.url("/api/sse/notify"), body: body, headers: bearer(key))
+        }
+        print(response.text)
         if response.status != 200 { throw ExitCode(1) }
     }
 
@@ -112,9 +118,11 @@ struct PublishCommand: AsyncParsableCommand {
         }
         await connection.close()
         let items = reply.array ?? []
-        let id = items.first?.string ?? "?"
+        guard let id = items.first?.string else {
+            throw ValidationError("unexpected reply from fanfare_publish: \(reply)")
+        }
         let nodes = items.count > 1 ? items[1].int ?? 0 : 0
         let connections = items.count > 2 ? items[2].int ?? 0 : 0
-        print(#"{"ok":true,"id":"\#(id)","sent":\#(nodes > 0),"connections":\#(connections)}"#)
+        print(try APIJSON.string(NotifyAnswer(id: id, sent: nodes > 0, connections: Int(connections))))
     }
 }

@@ -2,14 +2,20 @@ import ArgumentParser
 import Fanfare
 import Foundation
 
-struct TokenCommand: AsyncParsableCommand {
+struct TokenCommand: AsyncParsableCommand, EnvironmentConfigurable {
+    static let environment: [EnvironmentOption] = [.secret("secret", variable: "FANFARE_JWT_SECRET")]
+
     static let configuration = CommandConfiguration(
         commandName: "token",
-        abstract: "Print a signed token: a subscriber's, or one that may publish or administer."
+        abstract: "Print a signed token: a subscriber's, or one that may publish or administer.",
+        discussion: EnvironmentOption.help(Self.environment)
     )
 
-    @Option(help: "HS256 secret (FANFARE_JWT_SECRET).")
+    @Option(help: "HS256 secret.")
     var secret: String?
+
+    @Option(help: "File holding the HS256 secret.")
+    var secretFile: String?
 
     @Option(help: "PEM file of an ES256 (P-256) or RSA private key, to sign ES256/RS256 instead.")
     var privateKey: String?
@@ -37,7 +43,7 @@ struct TokenCommand: AsyncParsableCommand {
         if let path = self.privateKey {
             pem = try String(contentsOfFile: path, encoding: .utf8)
         }
-        let secret = setting(self.secret, "FANFARE_JWT_SECRET")
+        let secret = try Secret.read(self.secret, file: self.secretFile, option: "secret")
         guard secret != nil || pem != nil else {
             throw ValidationError("give --secret (or FANFARE_JWT_SECRET) or --private-key")
         }

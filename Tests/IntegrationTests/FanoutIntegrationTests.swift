@@ -112,9 +112,9 @@ struct FanoutIntegrationTests {
         let after = try await harness.metrics(harness.urls.count - 1)
         #expect(after["totalClients"] as? Int == 1)
         #expect(after["averageConnectionsPerClient"] as? Double == 1)
-        let clients = try await FanfareHTTPClient.request("GET", harness.urls[0] + "/api/sse/clients/same")
+        let clients = try await TestHTTPClient.request("GET", harness.urls[0] + "/api/sse/clients/same")
         #expect(clients.status == 200)
-        let gone = try await FanfareHTTPClient.request("GET", harness.urls[0] + "/api/sse/clients/c3")
+        let gone = try await TestHTTPClient.request("GET", harness.urls[0] + "/api/sse/clients/c3")
         #expect(gone.status == 404)
         await streams[0].close()
         await harness.stop()
@@ -171,7 +171,7 @@ struct StalledClient {
     let channel: any Channel
 
     init(url: String, path: String) async throws {
-        let target = try FanfareHTTPClient.Target(url: url)
+        let target = try TestHTTPClient.Target(url: url)
         self.channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .channelOption(.autoRead, value: false)
             .channelOption(.socketOption(.so_rcvbuf), value: 4096)
@@ -185,7 +185,7 @@ struct StalledClient {
 struct StreamConnectionTests {
     @Test func bytesSentAfterTheStreamStartedAreIgnored() async throws {
         let harness = try await NodeHarness(nodes: 1, embedded: true)
-        let target = try FanfareHTTPClient.Target(url: harness.urls[0])
+        let target = try TestHTTPClient.Target(url: harness.urls[0])
         let chatty = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .connect(host: target.host, port: target.port).get()
         try await chatty.writeAndFlush(
@@ -220,7 +220,7 @@ struct RedisOutageTests {
         let (down, json) = try await harness.notify(0, #"{"broadcast":true,"event":"lost"}"#)
         #expect(down == 503)
         #expect(json["ok"] as? Bool == false)
-        let ready = try await FanfareHTTPClient.request("GET", harness.urls[0] + "/readyz")
+        let ready = try await TestHTTPClient.request("GET", harness.urls[0] + "/readyz")
         #expect(ready.status == 503)
 
         // The new server starts empty: no functions, no registry rows, no history.
@@ -232,7 +232,7 @@ struct RedisOutageTests {
             }
         }
         try await withDeadline("the node to be ready again") {
-            while try await FanfareHTTPClient.request("GET", harness.urls[0] + "/readyz").status != 200 {
+            while try await TestHTTPClient.request("GET", harness.urls[0] + "/readyz").status != 200 {
                 try await Task.sleep(for: .milliseconds(50))
             }
         }

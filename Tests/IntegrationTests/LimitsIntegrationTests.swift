@@ -29,7 +29,7 @@ enum RawHTTP {
 
     /// Writes `bytes`, then returns what came back once the server closed the connection.
     static func exchange(_ url: String, _ bytes: [UInt8], seconds: Int = 10) async throws -> String {
-        let target = try FanfareHTTPClient.Target(url: url)
+        let target = try TestHTTPClient.Target(url: url)
         let group = MultiThreadedEventLoopGroup.singleton
         let closed = group.next().makePromise(of: Void.self)
         let collector = Collector(closed: closed)
@@ -49,7 +49,7 @@ enum RawHTTP {
 @Suite(.timeLimit(.minutes(1)))
 struct LimitsIntegrationTests {
     private func status(_ url: String, headers: [(String, String)] = []) async throws -> Int {
-        try await FanfareHTTPClient.request("GET", url, headers: headers).status
+        try await TestHTTPClient.request("GET", url, headers: headers).status
     }
 
     /// Opens a stream and waits for `__connected`.
@@ -61,7 +61,7 @@ struct LimitsIntegrationTests {
     }
 
     private func refusals(_ harness: NodeHarness, _ reason: String) async throws -> Int {
-        let text = try await FanfareHTTPClient.request("GET", harness.urls[0] + "/metrics").body
+        let text = try await TestHTTPClient.request("GET", harness.urls[0] + "/metrics").body
         let series = #"fanfare_refusals_total{node="node-0",reason="\#(reason)"} "#
         return text.split(separator: "\n").first { $0.hasPrefix(series) }.flatMap { Int($0.dropFirst(series.count)) }
             ?? -1
@@ -85,7 +85,7 @@ struct LimitsIntegrationTests {
         let url = harness.urls[0] + "/api/sse/subscribe/busy"
         let first = try await self.open(url)
         let second = try await self.open(url)
-        let third = try await FanfareHTTPClient.request("GET", url)
+        let third = try await TestHTTPClient.request("GET", url)
         #expect(third.status == 429)
         #expect(third.body.contains(#""code":429"#))
         #expect(third.header("retry-after") != nil)
@@ -138,7 +138,7 @@ struct LimitsIntegrationTests {
         #expect(statuses.filter { $0 == 200 }.count >= 5, "\(statuses)")
         #expect(statuses.filter { $0 == 429 }.count >= 1, "\(statuses)")
         #expect(statuses.allSatisfy { $0 == 200 || $0 == 429 }, "\(statuses)")
-        let refused = try await FanfareHTTPClient.request(
+        let refused = try await TestHTTPClient.request(
             "POST",
             harness.urls[0] + "/api/sse/notify",
             body: #"{"broadcast":true}"#
@@ -165,11 +165,11 @@ struct LimitsIntegrationTests {
         #expect(headers.contains(#""code":431"#))
 
         let body = String(repeating: "x", count: 70_000)
-        let large = try await FanfareHTTPClient.request("POST", url + "/api/sse/notify", body: body)
+        let large = try await TestHTTPClient.request("POST", url + "/api/sse/notify", body: body)
         #expect(large.status == 413)
         #expect(large.body.contains(#""code":413"#))
 
-        let target = try await FanfareHTTPClient.request(
+        let target = try await TestHTTPClient.request(
             "GET",
             url + "/healthz?q=" + String(repeating: "q", count: 9_000)
         )
@@ -225,19 +225,19 @@ struct LimitsIntegrationTests {
             ("", 400),
         ]
         for (body, status) in bodies {
-            let response = try await FanfareHTTPClient.request("POST", notify, body: body)
+            let response = try await TestHTTPClient.request("POST", notify, body: body)
             #expect(response.status == status, "\(body) → \(response.status) \(response.body)")
             #expect(response.body.contains(#""ok":false"#), "\(body)")
             #expect(response.header("content-type")?.hasPrefix("application/json") == true)
         }
-        let wrongType = try await FanfareHTTPClient.request(
+        let wrongType = try await TestHTTPClient.request(
             "POST",
             notify,
             body: #"{"broadcast":true,"event":"typed"}"#,
             headers: [("Content-Type", "text/plain")]
         )
         #expect(wrongType.status == 415)
-        let form = try await FanfareHTTPClient.request(
+        let form = try await TestHTTPClient.request(
             "POST",
             notify,
             body: #"{"broadcast":true,"event":"typed"}"#,
@@ -261,11 +261,11 @@ struct LimitsIntegrationTests {
             ("GET", "/healthz?" + String(repeating: "q", count: 9_000), 414),
         ]
         for (method, path, status) in requests {
-            let response = try await FanfareHTTPClient.request(method, url + path)
+            let response = try await TestHTTPClient.request(method, url + path)
             #expect(response.status == status, "\(method) \(path.prefix(60)) → \(response.status) \(response.body)")
             #expect(response.body.contains(#""ok":false"#), "\(method) \(path.prefix(60))")
         }
-        let options = try await FanfareHTTPClient.request("GET", url + "/api/sse/notify")
+        let options = try await TestHTTPClient.request("GET", url + "/api/sse/notify")
         #expect(options.header("allow")?.contains("POST") == true)
 
         // Nothing reached the watcher: the next event it sees is this one.

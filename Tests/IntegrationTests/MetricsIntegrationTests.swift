@@ -16,7 +16,7 @@ struct MetricsIntegrationTests {
     }
 
     private func scrape(_ url: String) async throws -> (contentType: String?, text: String) {
-        let response = try await FanfareHTTPClient.request("GET", url + "/metrics")
+        let response = try await TestHTTPClient.request("GET", url + "/metrics")
         #expect(response.status == 200)
         return (response.header("content-type"), response.body)
     }

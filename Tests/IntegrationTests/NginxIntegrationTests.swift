@@ -5,7 +5,7 @@ import Testing
 
 enum FanfareClientProbe {
     static func status(_ url: String) async throws -> Int {
-        try await FanfareHTTPClient.request("GET", url).status
+        try await TestHTTPClient.request("GET", url).status
     }
 }
 
@@ -60,7 +60,7 @@ struct NginxIntegrationTests {
         let stream = try await TestStream(nginx.url + "/api/sse/subscribe/through-nginx")
         _ = try await stream.connected()
         try await harness.waitForConnections(1)
-        let response = try await FanfareHTTPClient.request(
+        let response = try await TestHTTPClient.request(
             "POST",
             nginx.url + "/api/sse/notify",
             body: #"{"clientId":"through-nginx","event":"proxied","payload":[1,"two"]}"#
@@ -69,7 +69,7 @@ struct NginxIntegrationTests {
         let event = try await stream.next()
         #expect(event.event == "proxied")
         #expect(event.data == #"[1,"two"]"#)
-        let metrics = try await FanfareHTTPClient.request("GET", nginx.url + "/api/sse/metrics")
+        let metrics = try await TestHTTPClient.request("GET", nginx.url + "/api/sse/metrics")
         #expect(metrics.status == 200)
         #expect(metrics.body.contains(#""totalConnections":1"#))
         await stream.close()

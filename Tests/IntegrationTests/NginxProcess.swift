@@ -9,6 +9,8 @@ import Glibc
 /// three loopback nodes, listening on a free loopback port.
 final class NginxProcess: Sendable {
     let port: Int
+    /// The TLS listener's port, when one was asked for.
+    let tlsPort: Int?
     let pid: pid_t
     let directory: String
 
@@ -23,8 +25,11 @@ final class NginxProcess: Sendable {
     static let enabled = NginxProcess.executable != nil || RedisServerProcess.isRequired
 
     var url: String { "http://127.0.0.1:\(self.port)" }
+    var tlsURL: String? { self.tlsPort.map { "https://127.0.0.1:\($0)" } }
 
-    init(nodes: [String]) async throws {
+    /// - Parameter tls: a certificate and key (PEM files) for a second, TLS listener in
+    ///   front of the same upstream, like the TLS server the template describes.
+    init(nodes: [String], tls: (certificate: String, key: String)? = nil) async throws {
         guard let executable = Self.executable else {
             throw TestFailure("nginx is not installed; run scripts/install-dependencies.sh")
         }
@@ -38,7 +43,7 @@ final class NginxProcess: Sendable {
         self.port = try RedisServerProcess.freePort()
         self.directory = FileManager.default.temporaryDirectory.appendingPathComponent("fanfare-nginx-\(UUID())").path
         try FileManager.default.createDirectory(atPath: self.directory, withIntermediateDirectories: true)
-        let config =
+        var config =
             template
             .replacingOccurrences(of: "${FANFARE_LISTEN}", with: "127.0.0.1:\(self.port)")
             .replacingOccurrences(of: "${FANFARE_NODE_1}", with: nodes[0])
@@ -46,6 +51,39 @@ final class NginxProcess: Sendable {
             .replacingOccurrences(of: "${FANFARE_NODE_3}", with: nodes[2])
             .replacingOccurrences(of: "${FANFARE_PID}", with: "\(self.directory)/nginx.pid")
             .replacingOccurrences(of: "${FANFARE_TMP}", with: self.directory)
+        if let tls {
+            let tlsPort = try RedisServerProcess.freePort()
+            let server = """
+                    server {
+                        listen 127.0.0.1:\(tlsPort) ssl;
+                        ssl_certificate     \(tls.certificate);
+                        ssl_certificate_key \(tls.key);
+                        location ~ ^/api/(sse/subscribe/|notifications/stream$|events$) {
+                            proxy_pass http://fanfare_nodes;
+                            proxy_http_version 1.1;
+                            proxy_set_header Connection "";
+                            proxy_buffering off;
+                            proxy_cache off;
+                            gzip off;
+                            proxy_read_timeout 1h;
+                        }
+                        location / {
+                            proxy_pass http://fanfare_nodes;
+                            proxy_http_version 1.1;
+                            proxy_set_header Connection "";
+                        }
+                    }
+                }
+
+                """
+            guard let end = config.range(of: "}", options: .backwards) else {
+                throw TestFailure("the nginx template has no http block")
+            }
+            config.replaceSubrange(end.lowerBound..<config.endIndex, with: server)
+            self.tlsPort = tlsPort
+        } else {
+            self.tlsPort = nil
+        }
         let path = "\(self.directory)/nginx.conf"
         try config.write(toFile: path, atomically: true, encoding: .utf8)
         self.pid = try RedisServerProcess.spawn([

@@ -10,7 +10,7 @@ import Testing
 /// Nodes started in this process on free loopback ports, on their own Redis (or embedded).
 final class NodeHarness: Sendable {
     let redis: RedisServerProcess?
-    let nodes: [FanfareNode]
+    let nodes: [RunningNode]
     let urls: [String]
 
     init(
@@ -21,7 +21,7 @@ final class NodeHarness: Sendable {
         async throws
     {
         self.redis = embedded ? nil : try await RedisServerProcess()
-        var nodes: [FanfareNode] = []
+        var nodes: [RunningNode] = []
         var urls: [String] = []
         for index in 0..<count {
             var configuration = FanfareConfiguration(
@@ -36,13 +36,9 @@ final class NodeHarness: Sendable {
                 eventLoops: 2
             )
             configure(&configuration)
-            let node = FanfareNode(
-                configuration: configuration,
-                logger: Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() })
-            )
-            let address = try await node.start()
+            let node = try await RunningNode(configuration: configuration)
             nodes.append(node)
-            urls.append("http://127.0.0.1:\(address.port ?? 0)")
+            urls.append("http://127.0.0.1:\(node.address.port ?? 0)")
         }
         self.nodes = nodes
         self.urls = urls
@@ -54,13 +50,13 @@ final class NodeHarness: Sendable {
     }
 
     func notify(_ node: Int, _ body: String) async throws -> (status: Int, json: [String: Any]) {
-        let response = try await FanfareHTTPClient.request("POST", self.urls[node] + "/api/sse/notify", body: body)
+        let response = try await TestHTTPClient.request("POST", self.urls[node] + "/api/sse/notify", body: body)
         let json = (try? JSONSerialization.jsonObject(with: Data(response.body.utf8))) as? [String: Any] ?? [:]
         return (response.status, json)
     }
 
     func metrics(_ node: Int) async throws -> [String: Any] {
-        let response = try await FanfareHTTPClient.request("GET", self.urls[node] + "/api/sse/metrics")
+        let response = try await TestHTTPClient.request("GET", self.urls[node] + "/api/sse/metrics")
         return (try JSONSerialization.jsonObject(with: Data(response.body.utf8))) as? [String: Any] ?? [:]
     }
 
@@ -76,15 +72,49 @@ final class NodeHarness: Sendable {
     }
 }
 
+/// A node running in this process, as `fanfare serve` runs one: ``FanfareNode/run()`` in a
+/// task of its own until ``shutdown()`` drains it.
+final class RunningNode: Sendable {
+    let node: FanfareNode
+    let address: SocketAddress
+    let operationsAddress: SocketAddress?
+    private let task: Task<Void, any Error>
+
+    init(configuration: FanfareConfiguration) async throws {
+        let node = try await FanfareNode(
+            configuration: configuration,
+            logger: Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() })
+        )
+        let task = Task { try await node.run() }
+        do {
+            (self.address, self.operationsAddress) = try await withDeadline("the node to listen") {
+                (try await node.localAddress(), try await node.operationsAddress())
+            }
+        } catch {
+            task.cancel()
+            _ = await task.result
+            throw error
+        }
+        self.node = node
+        self.task = task
+    }
+
+    /// Drains and stops the node, as SIGTERM does.
+    func shutdown() async {
+        await self.node.triggerGracefulShutdown()
+        _ = await self.task.result
+    }
+}
+
 /// An SSE stream opened by a test; events arrive in order through `next()`.
 actor TestStream {
-    nonisolated let stream: FanfareHTTPClient.EventStream
+    nonisolated let stream: TestHTTPClient.EventStream
     private var iterator: AsyncStream<ServerSentEvent>.AsyncIterator?
 
     init(_ url: String, headers: [(String, String)] = []) async throws {
         let (events, continuation) = AsyncStream.makeStream(of: ServerSentEvent.self)
         self.iterator = events.makeAsyncIterator()
-        let stream = try await FanfareHTTPClient.stream(url, headers: headers) { continuation.yield($0) }
+        let stream = try await TestHTTPClient.stream(url, headers: headers) { continuation.yield($0) }
         self.stream = stream
         Task {
             await stream.waitUntilClosed()

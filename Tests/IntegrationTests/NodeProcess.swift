@@ -117,7 +117,7 @@ final class ResumingClient: Sendable {
         var retriesAtClose: [Int] = []
         var resets = 0
         var lastID: String?
-        var stream: FanfareHTTPClient.EventStream?
+        var stream: TestHTTPClient.EventStream?
         var stopped = false
     }
 
@@ -142,7 +142,7 @@ final class ResumingClient: Sendable {
             var headers: [(String, String)] = []
             if let last = self.state.withLock({ $0.lastID }) { headers.append(("Last-Event-ID", last)) }
             do {
-                let stream = try await FanfareHTTPClient.stream(url, headers: headers) { [self] event in
+                let stream = try await TestHTTPClient.stream(url, headers: headers) { [self] event in
                     self.record(event)
                 }
                 let stopped = self.state.withLock { state in
@@ -211,7 +211,7 @@ final class IntervalPublisher: Sendable {
             while !self.state.withLock({ $0.stopped }) {
                 sequence += 1
                 let body = #"{"broadcast":true,"event":"tick","payload":{"seq":\#(sequence)}}"#
-                let response = try? await FanfareHTTPClient.request("POST", url + "/api/sse/notify", body: body)
+                let response = try? await TestHTTPClient.request("POST", url + "/api/sse/notify", body: body)
                 let json = response.flatMap {
                     try? JSONSerialization.jsonObject(with: Data($0.body.utf8)) as? [String: Any]
                 }

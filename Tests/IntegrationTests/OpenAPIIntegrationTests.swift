@@ -25,7 +25,7 @@ struct OpenAPIIntegrationTests {
     static let fuzzEnabled = Self.schemathesis != nil || RedisServerProcess.isRequired
 
     private func document(_ url: String) async throws -> [String: Any] {
-        let response = try await FanfareHTTPClient.request("GET", url + "/openapi.json")
+        let response = try await TestHTTPClient.request("GET", url + "/openapi.json")
         #expect(response.status == 200)
         #expect(response.header("content-type")?.hasPrefix("application/json") == true)
         return try #require(try JSONSerialization.jsonObject(with: Data(response.body.utf8)) as? [String: Any])
@@ -56,7 +56,7 @@ struct OpenAPIIntegrationTests {
                 continue
             }
             let body = method == "POST" ? #"{"clientId":"openapi-probe","event":"probe"}"# : nil
-            let response = try await FanfareHTTPClient.request(method, url + path, body: body)
+            let response = try await TestHTTPClient.request(method, url + path, body: body)
             #expect(responses["\(response.status)"] != nil, "\(route) answered \(response.status), not documented")
             #expect(response.status != 405, "\(route)")
             if route == "GET /api/sse/clients/{clientId}" {
@@ -97,7 +97,7 @@ struct OpenAPIIntegrationTests {
         #expect(code == 0, "schemathesis failed:\n\(output.suffix(4000))")
         #expect(output.contains("passed"), "\(output.suffix(2000))")
         // The node still answers afterwards.
-        #expect(try await FanfareHTTPClient.request("GET", url + "/healthz").status == 200)
+        #expect(try await TestHTTPClient.request("GET", url + "/healthz").status == 200)
         #expect(try await harness.notify(0, #"{"broadcast":true,"event":"after"}"#).status == 200)
         await harness.stop()
     }

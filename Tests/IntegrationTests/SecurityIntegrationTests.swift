@@ -52,8 +52,8 @@ struct SecurityIntegrationTests {
         _ url: String,
         body: String? = nil,
         headers: [(String, String)] = []
-    ) async throws -> (status: Int, json: [String: Any], response: FanfareHTTPClient.Response) {
-        let response = try await FanfareHTTPClient.request(method, url, body: body, headers: headers)
+    ) async throws -> (status: Int, json: [String: Any], response: TestHTTPClient.Response) {
+        let response = try await TestHTTPClient.request(method, url, body: body, headers: headers)
         let json = (try? JSONSerialization.jsonObject(with: Data(response.body.utf8))) as? [String: Any] ?? [:]
         return (response.status, json, response)
     }

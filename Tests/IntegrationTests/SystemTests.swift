@@ -39,7 +39,7 @@ struct SystemTests {
 
         /// Node ids in the cluster-wide metrics, asked through nginx.
         func liveNodes() async throws -> [String] {
-            let response = try await FanfareHTTPClient.request("GET", self.nginx.url + "/api/sse/metrics")
+            let response = try await TestHTTPClient.request("GET", self.nginx.url + "/api/sse/metrics")
             let json = try JSONSerialization.jsonObject(with: Data(response.body.utf8)) as? [String: Any]
             let rows = json?["nodes"] as? [[String: Any]] ?? []
             return rows.compactMap { $0["nodeId"] as? String }.sorted()
@@ -125,11 +125,11 @@ struct SystemTests {
         // While it drains it is not ready and refuses new streams (nginx then tries
         // another node).
         try await withDeadline("the draining node to report not ready") {
-            while try await FanfareHTTPClient.request("GET", victim.url + "/readyz").status != 503 {
+            while try await TestHTTPClient.request("GET", victim.url + "/readyz").status != 503 {
                 try await Task.sleep(for: .milliseconds(10))
             }
         }
-        let refused = try await FanfareHTTPClient.request("GET", victim.url + "/api/sse/subscribe/late")
+        let refused = try await TestHTTPClient.request("GET", victim.url + "/api/sse/subscribe/late")
         #expect(refused.status == 503)
         #expect(refused.body.contains(#""ok":false"#))
         let code = try await victim.waitForExit(within: .seconds(15))

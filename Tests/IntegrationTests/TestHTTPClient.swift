@@ -1,21 +1,22 @@
-public import NIOCore
+import NIOCore
 internal import NIOHTTP1
-public import NIOPosix
-public import ServerSentEvents
+import NIOPosix
+import ServerSentEvents
 import Synchronization
 
-/// A small HTTP/1.1 client for the CLI and the tests: one request and its response, or
-/// an SSE stream. Plain HTTP only (nodes sit behind nginx for TLS).
-public enum FanfareHTTPClient {
+/// The tests' own HTTP/1.1 client on SwiftNIO: one request and its response, or an SSE
+/// stream, plain HTTP on loopback. It stays small and exact on purpose (a test controls
+/// every byte and sees every close); the `fanfare` command's client is `FanfareClient`.
+enum TestHTTPClient {
     /// A parsed `http://host[:port]/path?query`.
-    public struct Target: Sendable {
-        public var host: String
-        public var port: Int
-        public var pathAndQuery: String
+    struct Target: Sendable {
+        var host: String
+        var port: Int
+        var pathAndQuery: String
 
-        public init(url: String) throws {
+        init(url: String) throws {
             guard url.hasPrefix("http://") else {
-                throw FanfareError(.badRequest, "only http:// URLs are supported: \(url)")
+                throw TestFailure("only http:// URLs are supported: \(url)")
             }
             let rest = url.dropFirst("http://".count)
             let slash = rest.firstIndex(of: "/") ?? rest.endIndex
@@ -31,19 +32,19 @@ public enum FanfareHTTPClient {
         }
     }
 
-    public struct Response: Sendable {
-        public var status: Int
-        public var headers: [(String, String)]
-        public var body: String
+    struct Response: Sendable {
+        var status: Int
+        var headers: [(String, String)]
+        var body: String
 
-        public func header(_ name: String) -> String? {
+        func header(_ name: String) -> String? {
             self.headers.first { $0.0.lowercased() == name.lowercased() }?.1
         }
     }
 
     /// Sends one request and returns the whole response; fails when the whole response
     /// has not arrived within `timeout` (a stream route answered 200, a stuck server).
-    public static func request(
+    static func request(
         _ method: String,
         _ url: String,
         body: String? = nil,
@@ -57,7 +58,7 @@ public enum FanfareHTTPClient {
             ResponseCollector(promise: promise)
         }
         let timer = channel.eventLoop.scheduleTask(in: timeout) {
-            promise.fail(FanfareError(.unavailable, "no complete answer from \(url) within \(timeout)"))
+            promise.fail(TestFailure("no complete answer from \(url) within \(timeout)"))
             channel.close(promise: nil)
         }
         promise.futureResult.whenComplete { _ in timer.cancel() }
@@ -80,7 +81,7 @@ public enum FanfareHTTPClient {
 
     /// Opens an SSE stream; every parsed event goes to `onEvent` (on an event loop).
     /// Returns once the response head arrived; close the returned channel to stop.
-    public static func stream(
+    static func stream(
         _ url: String,
         headers: [(String, String)] = [],
         group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
@@ -94,7 +95,7 @@ public enum FanfareHTTPClient {
         }
         // The response head must come within 30 s; the stream itself may last forever.
         let timer = channel.eventLoop.scheduleTask(in: .seconds(30)) {
-            opened.fail(FanfareError(.unavailable, "no response head from \(url) within 30 s"))
+            opened.fail(TestFailure("no response head from \(url) within 30 s"))
             channel.close(promise: nil)
         }
         opened.futureResult.whenComplete { _ in timer.cancel() }
@@ -132,24 +133,24 @@ public enum FanfareHTTPClient {
     }
 
     /// An open SSE stream.
-    public struct EventStream: Sendable {
+    struct EventStream: Sendable {
         let channel: any Channel
         /// The response status; anything but 200 means no events will come.
-        public let status: Int
+        let status: Int
         let retry: RetryBox
 
         /// The last `retry:` the server sent (milliseconds), if any.
-        public var retryMilliseconds: Int? {
+        var retryMilliseconds: Int? {
             let value = self.retry.value.load(ordering: .relaxed)
             return value < 0 ? nil : value
         }
 
-        public func close() async {
+        func close() async {
             try? await self.channel.close()
         }
 
         /// Completes when the server (or the network) closed the stream.
-        public func waitUntilClosed() async {
+        func waitUntilClosed() async {
             try? await self.channel.closeFuture.get()
         }
     }
@@ -158,11 +159,11 @@ public enum FanfareHTTPClient {
 private final class ResponseCollector: ChannelInboundHandler {
     typealias InboundIn = HTTPClientResponsePart
 
-    private let promise: EventLoopPromise<FanfareHTTPClient.Response>
-    private var response = FanfareHTTPClient.Response(status: 0, headers: [], body: "")
+    private let promise: EventLoopPromise<TestHTTPClient.Response>
+    private var response = TestHTTPClient.Response(status: 0, headers: [], body: "")
     private var body = ByteBuffer()
 
-    init(promise: EventLoopPromise<FanfareHTTPClient.Response>) {
+    init(promise: EventLoopPromise<TestHTTPClient.Response>) {
         self.promise = promise
     }
 
@@ -180,7 +181,7 @@ private final class ResponseCollector: ChannelInboundHandler {
     }
 
     func channelInactive(context: ChannelHandlerContext) {
-        self.promise.fail(FanfareError(.unavailable, "the connection closed before the response ended"))
+        self.promise.fail(TestFailure("the connection closed before the response ended"))
         context.fireChannelInactive()
     }
 
@@ -222,7 +223,7 @@ private final class EventCollector: ChannelInboundHandler {
     }
 
     func channelInactive(context: ChannelHandlerContext) {
-        self.opened.fail(FanfareError(.unavailable, "the connection closed before the response started"))
+        self.opened.fail(TestFailure("the connection closed before the response started"))
         context.fireChannelInactive()
     }
 

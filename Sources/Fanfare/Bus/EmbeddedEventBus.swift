@@ -1,5 +1,4 @@
 internal import NIOCore
-internal import ServerSentEvents
 import Synchronization
 
 /// The in-memory bus of an embedded node: ids, fan-out and counts without Redis.
@@ -18,20 +17,23 @@ final class EmbeddedEventBus: EventBus {
     private let state = Mutex(State())
     private let eventLoop: any EventLoop
     /// Answers how many local connections a channel has (the registry is local here).
-    private let connectionCount: @Sendable (String) -> Int
+    private let connectionCount = Mutex<(@Sendable (String) -> Int)?>(nil)
     private let historyMaxLength: Int
     private let historyMaxAgeMilliseconds: Int64
 
     init(
         eventLoop: any EventLoop,
         historyMaxLength: Int,
-        historyMaxAgeSeconds: Int,
-        connectionCount: @escaping @Sendable (String) -> Int
+        historyMaxAgeSeconds: Int
     ) {
         self.eventLoop = eventLoop
         self.historyMaxLength = max(1, historyMaxLength)
         self.historyMaxAgeMilliseconds = Int64(max(0, historyMaxAgeSeconds)) * 1_000
-        self.connectionCount = connectionCount
+    }
+
+    /// Where publish answers get their `connections` from: the node's hub, made after the bus.
+    func countConnections(_ count: @escaping @Sendable (String) -> Int) {
+        self.connectionCount.withLock { $0 = count }
     }
 
     func start(
@@ -85,7 +87,8 @@ final class EmbeddedEventBus: EventBus {
             state.deliver?(request.channel, frame)
             return (id, state.subscribed[request.channel] != nil)
         }
-        return PublishResult(id: id, sent: sent, connections: self.connectionCount(request.channel))
+        let connections = self.connectionCount.withLock { $0 }?(request.channel) ?? 0
+        return PublishResult(id: id, sent: sent, connections: connections)
     }
 
     func replay(after id: EventID, channels: Set<String>) async throws -> Replay {
@@ -100,14 +103,5 @@ final class EmbeddedEventBus: EventBus {
 
     func shutdown() async {
         self.state.withLock { $0.deliver = nil }
-    }
-}
-
-/// Encodes the frame of a published event exactly like the Redis function does.
-enum EventFrame {
-    static func encode(id: String, event: String, data: String) throws -> ByteBuffer {
-        var buffer = ByteBuffer()
-        try buffer.writeServerSentEvent(ServerSentEvent(id: id, event: event.isEmpty ? nil : event, data: data))
-        return buffer
     }
 }

@@ -1,28 +1,5 @@
 internal import NIOCore
 
-/// What a publish asks for: one channel, an event name and its data (JSON text).
-public struct PublishRequest: Sendable, Hashable {
-    public var channel: String
-    public var event: String
-    public var data: String
-
-    public init(channel: String, event: String, data: String) {
-        self.channel = channel
-        self.event = event
-        self.data = data
-    }
-}
-
-/// What a publish did.
-public struct PublishResult: Sendable, Hashable {
-    /// The cluster-wide event id (the SSE `id:`).
-    public var id: String
-    /// Whether any node had a subscriber for the channel.
-    public var sent: Bool
-    /// Matching connections cluster-wide, from the registry.
-    public var connections: Int
-}
-
 /// Carries events between nodes and assigns their ids. Two implementations: Redis for
 /// a cluster, in-memory for an embedded node; both hand each event to `deliver` as the
 /// complete SSE frame (`id:`, `event:`, `data:` lines), encoded once.

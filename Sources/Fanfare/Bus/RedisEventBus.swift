@@ -14,7 +14,8 @@ final class RedisEventBus: EventBus {
     private let logger: Logger
     private let connection = Mutex<RedisConnection?>(nil)
     private let subscriber = Mutex<RedisSubscriber?>(nil)
-    private let subscriberReady = AtomicFlag()
+    /// Whether the subscriber is connected: set from its callbacks, read by `/readyz`.
+    private let subscriberReady = Atomic<Bool>(false)
 
     init(
         configuration: RedisConfiguration,
@@ -41,7 +42,12 @@ final class RedisEventBus: EventBus {
             logger: self.logger
         )
         // Redis may have restarted empty: every new connection makes sure the functions exist.
-        _ = try await fresh.send("FUNCTION", "LOAD", "REPLACE", RESPArgument(RedisFunctions.source))
+        do {
+            _ = try await fresh.send("FUNCTION", "LOAD", "REPLACE", RESPArgument(RedisFunctions.source))
+        } catch {
+            await fresh.close()
+            throw error
+        }
         self.connection.withLock { $0 = fresh }
         return fresh
     }
@@ -67,26 +73,25 @@ final class RedisEventBus: EventBus {
     ) async throws {
         _ = try await self.commands()
         let names = self.names
-        let ready = self.subscriberReady
         let logger = self.logger
         let subscriber = RedisSubscriber(
             configuration: .init(redis: self.configuration),
             eventLoop: self.eventLoop,
             logger: self.logger
-        ) { event in
+        ) { [weak self] event in
             switch event {
             case .message(let name, let payload):
                 if let channel = names.channel(fromPubSub: name) { deliver(channel, payload) }
             case .patternMessage:
                 break
             case .ready(let isReconnect):
-                ready.set(true)
+                self?.subscriberReady.store(true, ordering: .relaxed)
                 if isReconnect {
                     logger.info("redis.subscriber.reconnected")
                     resubscribed()
                 }
             case .disconnected(let error):
-                ready.set(false)
+                self?.subscriberReady.store(false, ordering: .relaxed)
                 logger.warning("redis.subscriber.disconnected", metadata: ["error": "\(error)"])
             }
         }
@@ -106,7 +111,7 @@ final class RedisEventBus: EventBus {
     }
 
     var isReady: Bool {
-        self.subscriberReady.value && (self.connection.withLock { $0?.isActive } ?? false)
+        self.subscriberReady.load(ordering: .relaxed) && (self.connection.withLock { $0?.isActive } ?? false)
     }
 
     func publish(_ request: PublishRequest) async throws -> PublishResult {
@@ -123,14 +128,14 @@ final class RedisEventBus: EventBus {
         } catch let error as RedisClientError
             where error.code == .serverError && error.message.hasPrefix("ERR fanfare:")
         {
-            throw FanfareError(.badRequest, String(error.message.dropFirst("ERR fanfare: ".count)))
+            throw FanfareError(.invalidInput, String(error.message.dropFirst("ERR fanfare: ".count)))
         } catch {
             throw FanfareError(.unavailable, "Redis is unavailable; the event was not published", underlying: error)
         }
         guard let items = reply.array, items.count == 3, let id = items[0].string, let nodes = items[1].int,
             let connections = items[2].int
         else {
-            throw FanfareError(.internal, "unexpected reply from fanfare_publish: \(reply)")
+            throw FanfareError(.internalError, "unexpected reply from fanfare_publish: \(reply)")
         }
         return PublishResult(id: id, sent: nodes > 0, connections: Int(connections))
     }
@@ -154,7 +159,7 @@ final class RedisEventBus: EventBus {
                 throw FanfareError(.unavailable, "Redis is unavailable; history cannot be read", underlying: error)
             }
             guard let parts = reply.array, parts.count == 3, let page = parts[2].array else {
-                throw FanfareError(.internal, "unexpected reply from fanfare_replay")
+                throw FanfareError(.internalError, "unexpected reply from fanfare_replay")
             }
             let oldest = parts[0].string.flatMap { EventID($0) }
             guard let oldestID = oldest, let newest = parts[1].string.flatMap({ EventID($0) }) else {
@@ -196,11 +201,4 @@ final class RedisEventBus: EventBus {
             return connection
         }?.close()
     }
-}
-
-/// A Bool that closures can share.
-final class AtomicFlag: Sendable {
-    private let storage = Atomic<Bool>(false)
-    var value: Bool { self.storage.load(ordering: .relaxed) }
-    func set(_ value: Bool) { self.storage.store(value, ordering: .relaxed) }
 }

@@ -31,7 +31,7 @@ final class FanfareHTTPHandler: ChannelInboundHandler {
         case operations
     }
 
-    let services: NodeServices
+    let node: NodeContext
     let role: Role
     var state = State.idle
     /// The stream's place under the connection limits, given back when it closes.
@@ -42,8 +42,26 @@ final class FanfareHTTPHandler: ChannelInboundHandler {
     /// Responses sent on this connection so far.
     private var served = 0
 
-    init(services: NodeServices, role: Role = .all) {
-        self.services = services
+    /// Sets up a new connection's pipeline: the HTTP/1.1 codec (with the node's header
+    /// limits) and this handler.
+    static func configure(
+        _ pipeline: ChannelPipeline.SynchronousOperations,
+        node: NodeContext,
+        role: Role
+    ) throws {
+        var limits = NIOHTTPDecoderLimitConfiguration()
+        limits.maxHeaderFieldSize = node.configuration.limits.maxHeaderBytes
+        limits.maxHeaderListSize = node.configuration.limits.maxHeaderBytes
+        try pipeline.addHandler(HTTPResponseEncoder(), name: Self.encoderName)
+        try pipeline.addHandler(
+            ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .dropBytes, limitConfiguration: limits)),
+            name: Self.decoderName
+        )
+        try pipeline.addHandler(FanfareHTTPHandler(node: node, role: role))
+    }
+
+    init(node: NodeContext, role: Role = .all) {
+        self.node = node
         self.role = role
     }
 
@@ -64,7 +82,7 @@ final class FanfareHTTPHandler: ChannelInboundHandler {
     /// Starts (or restarts) the wait for the next request's headers.
     func armHeaderTimer(context: ChannelHandlerContext) {
         self.headerTimer?.cancel()
-        let timeout = self.services.configuration.limits.headerTimeout
+        let timeout = self.node.configuration.limits.headerTimeout
         guard timeout > .zero else { return }
         self.headerTimer = context.eventLoop.assumeIsolated().scheduleTask(in: timeout) {
             self.headerTimer = nil
@@ -75,8 +93,8 @@ final class FanfareHTTPHandler: ChannelInboundHandler {
                 context.close(promise: nil)
                 return
             }
-            self.services.metrics.refused(.headerTimeout)
-            self.refuseAndClose(context: context, FanfareError(.requestTimeout, "the request headers took too long"))
+            self.node.metrics.refused(.headerTimeout)
+            self.refuseAndClose(context: context, HTTPError(.requestTimeout, "the request headers took too long"))
         }
     }
 
@@ -86,22 +104,22 @@ final class FanfareHTTPHandler: ChannelInboundHandler {
             self.headerTimer?.cancel()
             self.headerTimer = nil
             let request = HTTPRequest(head: head)
-            if head.uri.utf8.count > self.services.configuration.limits.maxURIBytes {
-                self.services.metrics.refused(.uriSize)
-                self.refuseAndClose(context: context, FanfareError(.uriTooLong, "the request target is too long"))
+            if head.uri.utf8.count > self.node.configuration.limits.maxURIBytes {
+                self.node.metrics.refused(.uriSize)
+                self.refuseAndClose(context: context, HTTPError(.uriTooLong, "the request target is too long"))
                 return
             }
             let declared = head.headers.first(name: "content-length").flatMap { Int($0) } ?? 0
-            if declared > self.services.configuration.maxBodyBytes {
-                self.services.metrics.refused(.bodySize)
-                self.refuseAndClose(context: context, FanfareError(.payloadTooLarge, "the body is larger than allowed"))
+            if declared > self.node.configuration.maxBodyBytes {
+                self.node.metrics.refused(.bodySize)
+                self.refuseAndClose(context: context, HTTPError(.payloadTooLarge, "the body is larger than allowed"))
                 return
             }
             self.state = .receiving(request)
         case (.body(var chunk), .receiving(var request)):
-            if request.body.count + chunk.readableBytes > self.services.configuration.maxBodyBytes {
-                self.services.metrics.refused(.bodySize)
-                self.refuseAndClose(context: context, FanfareError(.payloadTooLarge, "the body is larger than allowed"))
+            if request.body.count + chunk.readableBytes > self.node.configuration.maxBodyBytes {
+                self.node.metrics.refused(.bodySize)
+                self.refuseAndClose(context: context, HTTPError(.payloadTooLarge, "the body is larger than allowed"))
                 return
             }
             if let bytes = chunk.readBytes(length: chunk.readableBytes) { request.body += bytes }
@@ -116,11 +134,11 @@ final class FanfareHTTPHandler: ChannelInboundHandler {
 
     func channelInactive(context: ChannelHandlerContext) {
         if case .streaming(let stream) = self.state {
-            self.services.hub.unregister(stream)
+            self.node.hub.unregister(stream)
         }
         if let place = self.heldPlace {
             self.heldPlace = nil
-            self.services.connectionLimiter.release(clientID: place.clientID, address: place.address)
+            self.node.connectionLimiter.release(clientID: place.clientID, address: place.address)
         }
         self.headerTimer?.cancel()
         self.headerTimer = nil
@@ -132,24 +150,24 @@ final class FanfareHTTPHandler: ChannelInboundHandler {
         if case .streaming(let stream) = self.state, !context.channel.isWritable {
             // More unsent bytes than the bound: a slow consumer. Closing it protects the
             // node; it resumes by Last-Event-ID.
-            self.services.metrics.slowConsumerCloses.increment()
-            self.services.logger.info("sse.slow_consumer.closed", metadata: ["client.id": "\(stream.clientID)"])
+            self.node.metrics.slowConsumerCloses.increment()
+            self.node.logger.info("sse.slow_consumer.closed", metadata: ["client.id": "\(stream.clientID)"])
             context.close(promise: nil)
         }
         context.fireChannelWritabilityChanged()
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        self.services.logger.debug("http.error", metadata: ["error": "\(error)"])
+        self.node.logger.debug("http.error", metadata: ["error": "\(error)"])
         if case .idle = self.state, let error = error as? HTTPParserError {
             if error == .headerOverflow {
-                self.services.metrics.refused(.headerSize)
+                self.node.metrics.refused(.headerSize)
                 self.refuseAndClose(
                     context: context,
-                    FanfareError(.headersTooLarge, "the request headers are too large")
+                    HTTPError(.requestHeaderFieldsTooLarge, "the request headers are too large")
                 )
             } else {
-                self.refuseAndClose(context: context, FanfareError(.badRequest, "malformed HTTP request"))
+                self.refuseAndClose(context: context, HTTPError(.badRequest, "malformed HTTP request"))
             }
             return
         }
@@ -162,7 +180,7 @@ final class FanfareHTTPHandler: ChannelInboundHandler {
         guard case .responding = self.state else { return }
         var headers = response.headers
         self.addCORS(to: &headers, request: request)
-        let body = ByteBuffer(string: response.body)
+        let body = response.body
         headers.replaceOrAdd(name: "Content-Length", value: String(body.readableBytes))
         let keepAlive = request.headers.first(name: "connection")?.lowercased() != "close"
         headers.replaceOrAdd(name: "Connection", value: keepAlive ? "keep-alive" : "close")
@@ -184,15 +202,14 @@ final class FanfareHTTPHandler: ChannelInboundHandler {
 
     /// Answers with an error; counts credential refusals.
     func refuse(context: ChannelHandlerContext, request: HTTPRequest, _ error: any Error) {
-        let failure = error as? FanfareError ?? FanfareError(.internal, "internal error")
-        self.services.metrics.countRefusal(failure)
-        self.respond(context: context, request: request, .error(failure))
+        if let error = error as? FanfareError { self.node.metrics.countRefusal(error) }
+        self.respond(context: context, request: request, .error(error))
     }
 
     /// The client's address: the connection's peer, or the last `X-Forwarded-For` entry
     /// when the node is told to trust its proxy.
     func clientAddress(context: ChannelHandlerContext, request: HTTPRequest) -> String {
-        if self.services.configuration.limits.trustForwardedFor,
+        if self.node.configuration.limits.trustForwardedFor,
             let forwarded = request.headers[canonicalForm: "x-forwarded-for"].last
         {
             return forwarded.trimmingWhitespace()
@@ -201,7 +218,7 @@ final class FanfareHTTPHandler: ChannelInboundHandler {
     }
 
     /// Answers with an error and closes, for requests that cannot be read to the end.
-    private func refuseAndClose(context: ChannelHandlerContext, _ error: FanfareError) {
+    private func refuseAndClose(context: ChannelHandlerContext, _ error: HTTPError) {
         self.state = .responding
         var request = HTTPRequest(head: HTTPRequestHead(version: .http1_1, method: .GET, uri: "/"))
         request.headers.add(name: "connection", value: "close")
@@ -209,7 +226,7 @@ final class FanfareHTTPHandler: ChannelInboundHandler {
     }
 
     func addCORS(to headers: inout HTTPHeaders, request: HTTPRequest) {
-        for (name, value) in self.services.corsHeaders(origin: request.headers.first(name: "origin")) {
+        for (name, value) in self.node.cors.headers(origin: request.headers.first(name: "origin")) {
             headers.add(name: name, value: value)
         }
     }

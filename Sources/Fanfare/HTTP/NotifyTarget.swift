@@ -7,23 +7,23 @@ struct NotifyTarget: Sendable {
 
     init(body: [UInt8]) throws {
         guard !body.isEmpty, let fields = JSONObjectReader.fields(of: body) else {
-            throw FanfareError(.badRequest, "the body must be a JSON object")
+            throw FanfareError(.invalidInput, "the body must be a JSON object")
         }
         var byKey: [String: JSONObjectReader.Field] = [:]
         for field in fields {
             guard Self.fields.contains(field.key) else {
                 throw FanfareError(
-                    .badRequest,
+                    .invalidInput,
                     "unknown field \(field.key): use clientId, userId, channel, broadcast, event, payload"
                 )
             }
             guard byKey.updateValue(field, forKey: field.key) == nil else {
-                throw FanfareError(.badRequest, "the field \(field.key) is given twice")
+                throw FanfareError(.invalidInput, "the field \(field.key) is given twice")
             }
         }
         func text(_ key: String) throws -> String? {
             guard let field = byKey[key] else { return nil }
-            guard let string = field.string else { throw FanfareError(.badRequest, "\(key) must be a string") }
+            guard let string = field.string else { throw FanfareError(.invalidInput, "\(key) must be a string") }
             return string
         }
         let clientID = try text("clientId")
@@ -32,24 +32,24 @@ struct NotifyTarget: Sendable {
         var broadcast = false
         if let field = byKey["broadcast"] {
             guard case .bool(let value) = field.kind else {
-                throw FanfareError(.badRequest, "broadcast must be true or false")
+                throw FanfareError(.invalidInput, "broadcast must be true or false")
             }
             broadcast = value
         }
         let targets = [clientID != nil, userID != nil, channel != nil, broadcast].filter { $0 }.count
         guard targets == 1 else {
-            throw FanfareError(.badRequest, "give exactly one target: clientId, userId, channel or broadcast")
+            throw FanfareError(.invalidInput, "give exactly one target: clientId, userId, channel or broadcast")
         }
         let name: String
         if let clientID {
-            guard ChannelName.isValidID(clientID) else { throw FanfareError(.badRequest, "invalid clientId") }
+            guard ChannelName.isValidID(clientID) else { throw FanfareError(.invalidInput, "invalid clientId") }
             name = ChannelName.client(clientID)
         } else if let userID {
-            guard ChannelName.isValidID(userID) else { throw FanfareError(.badRequest, "invalid userId") }
+            guard ChannelName.isValidID(userID) else { throw FanfareError(.invalidInput, "invalid userId") }
             name = ChannelName.user(userID)
         } else if let channel {
             guard ChannelName.isValid(channel) else {
-                throw FanfareError(.badRequest, "invalid channel name: use 1-128 of A-Z a-z 0-9 _ . : @ -")
+                throw FanfareError(.invalidInput, "invalid channel name: use 1-128 of A-Z a-z 0-9 _ . : @ -")
             }
             name = channel
         } else {
@@ -57,10 +57,10 @@ struct NotifyTarget: Sendable {
         }
         let event = try text("event") ?? "message"
         guard !event.hasPrefix("__") else {
-            throw FanfareError(.badRequest, "event names starting with __ are reserved")
+            throw FanfareError(.invalidInput, "event names starting with __ are reserved")
         }
         guard ChannelName.isValid(event) else {
-            throw FanfareError(.badRequest, "event must be 1-128 of A-Z a-z 0-9 _ . : @ - (no spaces, CR, LF or NUL)")
+            throw FanfareError(.invalidInput, "event must be 1-128 of A-Z a-z 0-9 _ . : @ - (no spaces, CR, LF or NUL)")
         }
         // The payload goes on as the publisher wrote it, without whitespace between tokens.
         let data = byKey["payload"].map { JSONObjectReader.compact(body, $0.span) } ?? "null"

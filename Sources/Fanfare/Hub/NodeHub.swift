@@ -32,26 +32,18 @@ final class NodeHub: Sendable {
         var version = 0
     }
 
+    /// Signalled when the last stream is gone (a drain waits for it).
+    private let emptied = Mutex<[AsyncSignal<Void>]>([])
+
     private let loops: [ObjectIdentifier: Loop]
     private let loopList: [Loop]
     /// Events from the bus are staged here first and handed to the loops in one batch per
     /// staging task, so everything that arrived in one socket read travels together.
     private let staging = Mutex(Inbox())
     private let stagingLoop: any EventLoop
-    private let backfill = Mutex(Backfill())
+    /// The node's place in the bus's events, for backfill (see `NodeHub+Backfill.swift`).
+    let backfill = Mutex(Backfill())
 
-    /// Where the node is in the stream of events from the bus.
-    private struct Backfill {
-        /// The newest event id handed to the loops.
-        var lastID: EventID?
-        /// While set, the bus's subscription came back and history is being read: live
-        /// frames wait here, then those newer than the backfill follow it.
-        var buffered: [(channel: String, frame: ByteBuffer)]?
-        /// The subscription dropped and came back again while history was being read:
-        /// what was published during that second outage may be in neither the read nor
-        /// the buffer, so history is read once more before the buffer is released.
-        var readAgain = false
-    }
     private let counts = Mutex(Counts())
     let bus: any EventBus
     private let logger: Logger
@@ -94,7 +86,7 @@ final class NodeHub: Sendable {
     func closeAllStreams(retryJitterMilliseconds jitter: Int) {
         self.forEachStream { hub in
             for stream in hub.allStreams {
-                let frame = ByteBuffer(string: "retry: \(Int.random(in: 0...max(0, jitter)))\n: draining\n\n")
+                let frame = ControlFrame.close(.draining, retryMilliseconds: Int.random(in: 0...max(0, jitter)))
                 let context = stream.context
                 context.writeAndFlush(NIOAny(frame)).assumeIsolated().whenComplete { _ in
                     context.close(promise: nil)
@@ -133,7 +125,7 @@ final class NodeHub: Sendable {
     /// Removes a stream (on its loop) everywhere at once.
     func unregister(_ stream: SSEStream) {
         self.localHub(on: stream.context.eventLoop)?.remove(stream)
-        let goneChannels = self.counts.withLock { counts in
+        let (goneChannels, isEmpty) = self.counts.withLock { counts in
             var gone: [String] = []
             for channel in stream.channels {
                 let left = (counts.channels[channel] ?? 1) - 1
@@ -143,9 +135,30 @@ final class NodeHub: Sendable {
             if counts.channels[ChannelName.client(stream.clientID)] == nil { counts.clients -= 1 }
             counts.connections -= 1
             counts.version += 1
-            return gone
+            return (gone, counts.connections == 0)
         }
         if !goneChannels.isEmpty { self.bus.unsubscribe(goneChannels) }
+        if isEmpty {
+            let waiters = self.emptied.withLock { waiters in
+                defer { waiters = [] }
+                return waiters
+            }
+            for signal in waiters { signal.succeed(()) }
+        }
+    }
+
+    /// Returns once the node has no streams (at once when it has none).
+    func waitUntilEmpty() async throws {
+        let signal = AsyncSignal<Void>()
+        // Registered under the counts' lock, so the last unregister cannot slip between
+        // the check and the registration.
+        let empty = self.counts.withLock { counts in
+            if counts.connections == 0 { return true }
+            self.emptied.withLock { $0.append(signal) }
+            return false
+        }
+        if empty { return }
+        try await signal.wait()
     }
 
     /// Queues one event for every loop. Events are staged on the staging loop (the bus's
@@ -166,100 +179,8 @@ final class NodeHub: Sendable {
         if pass { self.stage(channel: channel, frame: frame) }
     }
 
-    /// After the bus's subscription was lost and came back: delivers from history every
-    /// event published since the last one this node delivered, then the live events that
-    /// arrived meanwhile. If history cannot cover the gap, every stream gets `__reset`.
-    func backfillAfterReconnect(logger: Logger) {
-        let start = self.backfill.withLock { backfill -> EventID? in
-            guard let last = backfill.lastID else { return nil }
-            if backfill.buffered != nil {
-                backfill.readAgain = true  // a read is under way; it reads again when done
-                return nil
-            }
-            backfill.buffered = []
-            return last
-        }
-        guard let start else { return }
-        self.readHistory(after: start, logger: logger)
-    }
-
-    private func readHistory(after start: EventID, logger: Logger) {
-        let channels = Set(self.counts.withLock { $0.channels.keys })
-        let bus = self.bus
-        // Called from the bus's callback (a synchronous context); the read is async.
-        Task {
-            let result: Replay
-            do {
-                result = try await bus.replay(after: start, channels: channels)
-            } catch {
-                logger.warning("hub.backfill.failed", metadata: ["error": "\(error)"])
-                result = .gap(oldest: nil)
-            }
-            self.finishBackfill(result, from: start, logger: logger)
-        }
-    }
-
-    private func finishBackfill(_ result: Replay, from start: EventID, logger: Logger) {
-        var deliveries: [(channel: String, frame: ByteBuffer)] = []
-        var resetAll = false
-        let again = self.backfill.withLock { backfill -> EventID? in
-            var last = start
-            switch result {
-            case .events(let entries):
-                for entry in entries where entry.id > last {
-                    deliveries.append((entry.channel, entry.frame))
-                    last = entry.id
-                }
-            case .gap:
-                resetAll = true
-            }
-            if backfill.readAgain && !resetAll {
-                // Deliver what was read (it follows on from `start` without a gap), keep
-                // buffering, and read on from there.
-                backfill.readAgain = false
-                backfill.lastID = last
-                for (channel, frame) in deliveries { self.stage(channel: channel, frame: frame) }
-                return last
-            }
-            backfill.readAgain = false
-            for (channel, frame) in backfill.buffered ?? [] {
-                guard let id = EventID(frame: frame) else {
-                    deliveries.append((channel, frame))
-                    continue
-                }
-                if id > last {
-                    deliveries.append((channel, frame))
-                    last = id
-                }
-            }
-            backfill.buffered = nil
-            backfill.lastID = last
-            // Staged under the lock so that no live frame can overtake the backfill.
-            if resetAll {
-                logger.warning("hub.backfill.gap", metadata: ["from": "\(start)"])
-                self.resetAllStreams(from: start)
-            }
-            for (channel, frame) in deliveries { self.stage(channel: channel, frame: frame) }
-            return nil
-        }
-        if let again {
-            logger.info("hub.backfill.again", metadata: ["events": "\(deliveries.count)"])
-            self.readHistory(after: again, logger: logger)
-            return
-        }
-        logger.info("hub.backfill.done", metadata: ["events": "\(deliveries.count)"])
-    }
-
-    /// Tells every stream that events may be missing (`__reset`), for a gap history
-    /// cannot fill.
-    private func resetAllStreams(from start: EventID) {
-        let frame = ByteBuffer(string: "event: __reset\ndata: {\"lastEventId\":\"\(start)\",\"reason\":\"redis\"}\n\n")
-        self.forEachStream { hub in
-            for stream in hub.allStreams { stream.writeAndFlush(frame) }
-        }
-    }
-
-    private func stage(channel: String, frame: ByteBuffer) {
+    /// Queues one event for delivery on every loop, after everything queued before it.
+    func stage(channel: String, frame: ByteBuffer) {
         let first = self.staging.withLock { staging in
             staging.frames.append((channel, frame))
             return staging.frames.count == 1

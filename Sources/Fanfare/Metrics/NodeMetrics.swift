@@ -105,7 +105,7 @@ final class NodeMetrics: Sendable {
 
     /// Counts an error answer that is a credential refusal (401 or 403).
     func countRefusal(_ error: FanfareError) {
-        if error.code == .unauthorized { self.refused(.unauthorized) }
+        if error.code == .unauthenticated { self.refused(.unauthorized) }
         if error.code == .forbidden { self.refused(.forbidden) }
     }
 

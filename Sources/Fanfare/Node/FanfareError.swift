@@ -1,35 +1,43 @@
-/// Errors of the node, each with the HTTP status it is answered with.
-public struct FanfareError: Error, CustomStringConvertible, Sendable {
-    public struct Code: Hashable, Sendable {
-        public let status: Int
-        private init(status: Int) { self.status = status }
+/// Every error the node throws.
+///
+/// Compare ``code`` to tell cases apart; ``message`` is a sentence meant for people, and
+/// is what ``description`` prints. How a code is answered over HTTP is decided in the HTTP
+/// layer (`FanfareError+HTTPResponseError.swift`), not here.
+public struct FanfareError: Error, CustomStringConvertible, CustomDebugStringConvertible, Sendable {
+    /// What went wrong.
+    public struct Code: Hashable, Sendable, CustomStringConvertible {
+        private enum Base: Hashable, Sendable {
+            case invalidInput
+            case unauthenticated
+            case forbidden
+            case notFound
+            case limitExceeded
+            case unavailable
+            case invalidConfiguration
+            case internalError
+        }
 
-        /// Malformed input: 400.
-        public static let badRequest = Code(status: 400)
-        /// No valid credential (missing, malformed, expired or badly signed): 401.
-        public static let unauthorized = Code(status: 401)
-        /// Not allowed for this caller: 403.
-        public static let forbidden = Code(status: 403)
-        /// Nothing here: 404.
-        public static let notFound = Code(status: 404)
-        /// Wrong method: 405.
-        public static let methodNotAllowed = Code(status: 405)
-        /// The request's headers did not arrive in time: 408.
-        public static let requestTimeout = Code(status: 408)
-        /// Body too large: 413.
-        public static let payloadTooLarge = Code(status: 413)
-        /// Request target (path and query) too long: 414.
-        public static let uriTooLong = Code(status: 414)
-        /// A body in a content type the route does not take: 415.
-        public static let unsupportedMediaType = Code(status: 415)
-        /// Over a connection or rate limit: 429.
-        public static let tooManyRequests = Code(status: 429)
-        /// Request headers too large: 431.
-        public static let headersTooLarge = Code(status: 431)
-        /// Redis (or another dependency) is down: 503.
-        public static let unavailable = Code(status: 503)
-        /// A bug: 500.
-        public static let `internal` = Code(status: 500)
+        private let base: Base
+        private init(_ base: Base) { self.base = base }
+
+        /// The input is malformed or names something invalid: a body, an id, a channel.
+        public static let invalidInput = Code(.invalidInput)
+        /// No valid credential: missing, malformed, expired or badly signed.
+        public static let unauthenticated = Code(.unauthenticated)
+        /// A valid credential that does not allow this.
+        public static let forbidden = Code(.forbidden)
+        /// What was asked for is not there, such as a client that is not connected.
+        public static let notFound = Code(.notFound)
+        /// Over a connection or rate limit.
+        public static let limitExceeded = Code(.limitExceeded)
+        /// Redis is unreachable, or the node is starting or draining.
+        public static let unavailable = Code(.unavailable)
+        /// A setting that cannot work, found when the node starts.
+        public static let invalidConfiguration = Code(.invalidConfiguration)
+        /// A bug, or an answer from Redis the node does not understand.
+        public static let internalError = Code(.internalError)
+
+        public var description: String { "\(self.base)" }
     }
 
     public var code: Code
@@ -52,7 +60,14 @@ public struct FanfareError: Error, CustomStringConvertible, Sendable {
         self.line = line
     }
 
+    /// The message, with the underlying error when there is one: a sentence, fit for a
+    /// log line or for `fanfare serve` refusing a setting at start.
     public var description: String {
-        "FanfareError(\(self.code.status)): \(self.message)" + (self.underlying.map { " (\($0))" } ?? "")
+        guard let underlying else { return self.message }
+        return "\(self.message) (\(underlying))"
+    }
+
+    public var debugDescription: String {
+        "FanfareError(\(self.code)): \(self.description) at \(self.file):\(self.line)"
     }
 }

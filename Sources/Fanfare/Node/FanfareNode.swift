@@ -1,119 +1,95 @@
+internal import FanfareAPI
 internal import HiredisNIO
 public import Logging
 public import NIOCore
-internal import NIOHTTP1
 internal import NIOPosix
-public import ServiceLifecycle
+internal import ServiceLifecycle
 import Synchronization
-
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
+public import UnixSignals
 
 /// One Fanfare node: the HTTP/SSE server, its hub, its bus and its registry row.
 ///
-/// Without a Redis URL it runs embedded (one node, in-memory bus). As a `Service` it
-/// runs until graceful shutdown; tests call ``start()`` and ``shutdown()`` directly.
-public final class FanfareNode: Service, Sendable {
+/// Without a Redis URL it runs embedded (one node, in-memory bus). Its parts are services
+/// in one `ServiceGroup`, started in this order and drained in the reverse one:
+///
+/// 1. ``BusService`` — connects the bus; closed last;
+/// 2. ``HTTPServer`` — listens once the bus is connected; on shutdown keeps answering for
+///    the drain grace, then stops listening;
+/// 3. ``RegistryService`` — refreshes the node's registry row; on shutdown removes it;
+/// 4. ``StreamDrain`` — on shutdown marks the node draining, tells every stream to come
+///    back elsewhere and waits until they are gone.
+///
+/// ``run()`` runs the group until a graceful shutdown (one of the signals given to the
+/// initializer, or ``triggerGracefulShutdown()``) has drained the node, within
+/// ``FanfareConfiguration/drainTimeout``; then it stops the node's event loops.
+public final class FanfareNode: Sendable {
     public static let version = "0.1.0"
 
     public let configuration: FanfareConfiguration
     private let logger: Logger
-    private let group: MultiThreadedEventLoopGroup
-    private let state = Mutex<RunState>(RunState())
+    private let eventLoopGroup: MultiThreadedEventLoopGroup
+    private let serviceGroup: ServiceGroup
+    private let budget: ShutdownBudget
+    private let listening: AsyncSignal<SocketAddress>
+    private let operationsListening: AsyncSignal<SocketAddress?>
+    private let started = Atomic<Bool>(false)
 
-    private struct RunState {
-        var server: (any Channel)?
-        var operations: (any Channel)?
-        var services: NodeServices?
-        var registryTask: Task<Void, Never>?
-    }
+    /// Checks the configuration and builds the node's parts, including its event loops;
+    /// nothing is connected or bound until ``run()``, which also stops the loops when it
+    /// returns (so call it). Throws ``FanfareError`` with a sentence for a setting that
+    /// cannot work.
+    public init(
+        configuration: FanfareConfiguration,
+        logger: Logger,
+        gracefulShutdownSignals: [UnixSignal] = []
+    ) async throws {
+        var logger = logger
+        logger[metadataKey: "node.id"] = "\(configuration.nodeID)"
+        let authenticator = try await Authenticator(security: configuration.security)
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: max(1, configuration.eventLoops))
+        let names = RedisNames(prefix: configuration.redisPrefix)
+        let busLoop = group.next()
+        let metrics = NodeMetrics(nodeID: configuration.nodeID)
+        let identity = NodeIdentity(
+            id: configuration.nodeID,
+            version: Self.version,
+            startedAt: WallClock.milliseconds()
+        )
 
-    public init(configuration: FanfareConfiguration, logger: Logger) {
-        self.configuration = configuration
-        self.logger = logger
-        self.group = MultiThreadedEventLoopGroup(numberOfThreads: max(1, configuration.eventLoops))
-    }
-
-    /// The address the server is bound to, once started.
-    public var localAddress: SocketAddress? {
-        self.state.withLock { $0.server?.localAddress }
-    }
-
-    /// The operations address (`/metrics`, `/healthz`, `/readyz`), when one is configured.
-    public var operationsAddress: SocketAddress? {
-        self.state.withLock { $0.operations?.localAddress }
-    }
-
-    /// Binds the server and connects the bus; returns the bound address.
-    @discardableResult
-    public func start() async throws -> SocketAddress {
-        var logger = self.logger
-        logger[metadataKey: "node.id"] = "\(self.configuration.nodeID)"
-        let names = RedisNames(prefix: self.configuration.redisPrefix)
-        let busLoop = self.group.next()
-
-        // The hub and the bus refer to each other through closures set up below.
         let bus: any EventBus
         var redisBus: RedisEventBus?
-        let counter = HubCounter()
-        if let url = self.configuration.redisURL {
-            let redis = try RedisConfiguration(url: url)
+        var embeddedBus: EmbeddedEventBus?
+        if let url = configuration.redisURL {
+            let redis: RedisConfiguration
+            do {
+                redis = try RedisConfiguration(url: url)
+            } catch {
+                try await group.shutdownGracefully()
+                throw FanfareError(.invalidConfiguration, "the Redis URL cannot be used", underlying: error)
+            }
             let made = RedisEventBus(
                 configuration: redis,
                 names: names,
-                historyMaxLength: self.configuration.historyMaxLength,
-                historyMaxAgeSeconds: self.configuration.historyMaxAgeSeconds,
+                historyMaxLength: configuration.historyMaxLength,
+                historyMaxAgeSeconds: configuration.historyMaxAgeSeconds,
                 eventLoop: busLoop,
                 logger: logger
             )
             redisBus = made
             bus = made
         } else {
-            bus = EmbeddedEventBus(
+            let made = EmbeddedEventBus(
                 eventLoop: busLoop,
-                historyMaxLength: self.configuration.historyMaxLength,
-                historyMaxAgeSeconds: self.configuration.historyMaxAgeSeconds
-            ) {
-                channel in counter.hub?.connections(on: channel) ?? 0
-            }
-        }
-        let metrics = NodeMetrics(nodeID: self.configuration.nodeID)
-        let hub = NodeHub(group: self.group, stagingLoop: busLoop, bus: bus, metrics: metrics, logger: logger)
-        counter.hub = hub
-        let hubLogger = logger
-        try await bus.start(
-            deliver: { channel, frame in hub.receive(channel: channel, frame: frame) },
-            resubscribed: {
-                metrics.redisReconnects.increment()
-                hub.backfillAfterReconnect(logger: hubLogger)
-            }
-        )
-
-        let authenticator = try await Authenticator(security: self.configuration.security)
-        let split = self.configuration.opsPort != nil
-        let server = try await self.bind(
-            host: self.configuration.host,
-            port: self.configuration.port,
-            role: split ? .api : .all
-        )
-        var operations: (any Channel)?
-        if let opsPort = self.configuration.opsPort {
-            operations = try await self.bind(
-                host: self.configuration.opsHost ?? "127.0.0.1",
-                port: opsPort,
-                role: .operations
+                historyMaxLength: configuration.historyMaxLength,
+                historyMaxAgeSeconds: configuration.historyMaxAgeSeconds
             )
+            embeddedBus = made
+            bus = made
         }
-        let address = server.localAddress
-        let identity = NodeIdentity(
-            id: self.configuration.nodeID,
-            address: "\(Self.advertisedHost(self.configuration.host)):\(address?.port ?? self.configuration.port)",
-            version: Self.version,
-            startedAt: WallClock.milliseconds()
-        )
+        let hub = NodeHub(group: group, stagingLoop: busLoop, bus: bus, metrics: metrics, logger: logger)
+        // The embedded bus answers `connections` from the hub; weak, since the hub owns the bus.
+        embeddedBus?.countConnections { [weak hub] channel in hub?.connections(on: channel) ?? 0 }
+
         let registry: any ClusterRegistry
         if let redisBus {
             registry = RedisRegistry(
@@ -121,38 +97,64 @@ public final class FanfareNode: Service, Sendable {
                 hub: hub,
                 bus: redisBus,
                 names: names,
-                interval: .nanoseconds(self.configuration.registryInterval.nanoseconds),
-                ttlMilliseconds: self.configuration.registryTTL.nanoseconds / 1_000_000,
+                ttlMilliseconds: configuration.registryTTL.nanoseconds / 1_000_000,
                 logger: logger
             )
         } else {
             registry = EmbeddedRegistry(identity: identity, hub: hub)
         }
-        let services = NodeServices(
-            configuration: self.configuration,
+        let node = NodeContext(
+            configuration: configuration,
             identity: identity,
             hub: hub,
             registry: registry,
             isEmbedded: redisBus == nil,
             metrics: metrics,
             authenticator: authenticator,
-            group: self.group,
+            group: group,
             logger: logger
         )
-        self.servicesBox.set(services)
-        hub.startHeartbeats(every: self.configuration.heartbeatInterval, frame: self.heartbeatFrame())
-        // The registry refreshes on its own schedule for the node's whole life.
-        let registryTask = Task { await registry.run() }
-        self.state.withLock {
-            $0.server = server
-            $0.operations = operations
-            $0.services = services
-            $0.registryTask = registryTask
-        }
+        let budget = ShutdownBudget(total: .nanoseconds(configuration.drainTimeout.nanoseconds))
+        let busStarted = AsyncSignal<Void>()
+        let listening = AsyncSignal<SocketAddress>()
+        let operationsListening = AsyncSignal<SocketAddress?>()
+        let services: [any Service] = [
+            BusService(bus: bus, hub: hub, metrics: metrics, logger: logger, started: busStarted),
+            HTTPServer(
+                node: node,
+                group: group,
+                busStarted: busStarted,
+                budget: budget,
+                listening: listening,
+                operationsListening: operationsListening
+            ),
+            RegistryService(
+                registry: registry,
+                interval: .nanoseconds(configuration.registryInterval.nanoseconds),
+                listening: listening
+            ),
+            StreamDrain(node: node, budget: budget),
+        ]
+        var groupConfiguration = ServiceGroupConfiguration(
+            services: services.map { ServiceGroupConfiguration.ServiceConfiguration(service: $0) },
+            gracefulShutdownSignals: gracefulShutdownSignals,
+            logger: logger
+        )
+        // Past the drain budget the group cancels what is left (a Redis that does not
+        // answer, say), so a drain always ends.
+        groupConfiguration.maximumGracefulShutdownDuration = budget.total
+        self.serviceGroup = ServiceGroup(configuration: groupConfiguration)
+        self.configuration = configuration
+        self.logger = logger
+        self.eventLoopGroup = group
+        self.budget = budget
+        self.listening = listening
+        self.operationsListening = operationsListening
+
         if redisBus == nil {
             logger.notice("fanfare.embedded", metadata: ["reason": "no Redis URL: one node, in-memory bus"])
         }
-        if self.configuration.security.isAnonymous {
+        if configuration.security.isAnonymous {
             logger.warning(
                 "fanfare.auth.anonymous",
                 metadata: [
@@ -161,158 +163,52 @@ public final class FanfareNode: Service, Sendable {
                 ]
             )
         } else {
-            var access: Logger.Metadata = [:]
-            for (key, value) in authenticator.summary { access[key] = "\(value)" }
-            logger.info("fanfare.auth", metadata: access)
-        }
-        if let operations {
+            let access = authenticator.access
             logger.info(
-                "fanfare.operations",
-                metadata: ["address": "\(operations.localAddress.map { "\($0)" } ?? "?")"]
-            )
-        }
-        logger.info("fanfare.started", metadata: ["address": "\(address.map { "\($0)" } ?? "?")"])
-        guard let address else { throw FanfareError(.internal, "the server has no local address") }
-        return address
-    }
-
-    /// Set once `start` built the services; read by each new connection.
-    private let servicesBox = ServicesBox()
-
-    private func bind(host: String, port: Int, role: FanfareHTTPHandler.Role) async throws -> any Channel {
-        let limit = self.configuration.slowConsumerBytes
-        let servicesBox = self.servicesBox
-        var limits = NIOHTTPDecoderLimitConfiguration()
-        limits.maxHeaderFieldSize = self.configuration.limits.maxHeaderBytes
-        limits.maxHeaderListSize = self.configuration.limits.maxHeaderBytes
-        let decoderLimits = limits
-        let bootstrap = ServerBootstrap(group: self.group)
-            .serverChannelOption(.backlog, value: 1024)
-            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
-            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
-            .childChannelOption(.writeBufferWaterMark, value: .init(low: limit / 2, high: limit))
-            .childChannelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    guard let services = servicesBox.get() else {
-                        throw FanfareError(.unavailable, "the node is starting")
-                    }
-                    let sync = channel.pipeline.syncOperations
-                    try sync.addHandler(HTTPResponseEncoder(), name: FanfareHTTPHandler.encoderName)
-                    try sync.addHandler(
-                        ByteToMessageHandler(
-                            HTTPRequestDecoder(leftOverBytesStrategy: .dropBytes, limitConfiguration: decoderLimits)
-                        ),
-                        name: FanfareHTTPHandler.decoderName
-                    )
-                    try sync.addHandler(FanfareHTTPHandler(services: services, role: role))
-                }
-            }
-        return try await bootstrap.bind(host: host, port: port).get()
-    }
-
-    /// The host other people should use: the machine's name when bound to every interface.
-    private static func advertisedHost(_ host: String) -> String {
-        guard host == "0.0.0.0" || host == "::" else { return host }
-        var name = [CChar](repeating: 0, count: 256)
-        guard gethostname(&name, name.count) == 0 else { return host }
-        return String(decoding: name.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
-    }
-
-    private func heartbeatFrame() -> ByteBuffer {
-        var frame = ByteBuffer()
-        if self.configuration.heartbeatAsEvent {
-            frame.writeStaticString("event: __heartbeat\ndata: {}\n\n")
-        } else {
-            frame.writeStaticString(": heartbeat\n\n")
-        }
-        return frame
-    }
-
-    /// Drains and stops, within ``FanfareConfiguration/drainTimeout``:
-    ///
-    /// 1. `/readyz` turns false and new streams get 503 (a proxy tries another node);
-    /// 2. every stream gets a `retry:` with jitter and is closed, so its client resumes
-    ///    elsewhere by Last-Event-ID;
-    /// 3. once the streams are gone (or half the deadline passed) the node leaves the
-    ///    registry, keeps answering for ``FanfareConfiguration/drainGrace``, stops
-    ///    listening and closes Redis.
-    public func shutdown() async {
-        let (server, operations, services, registryTask) = self.state.withLock { state in
-            defer { state = RunState() }
-            return (state.server, state.operations, state.services, state.registryTask)
-        }
-        let clock = ContinuousClock()
-        let start = clock.now
-        let budget = Duration.nanoseconds(self.configuration.drainTimeout.nanoseconds)
-        if let services {
-            services.draining.store(true, ordering: .relaxed)
-            self.logger.notice(
-                "fanfare.draining",
+                "fanfare.auth",
                 metadata: [
-                    "node.id": "\(self.configuration.nodeID)",
-                    "streams": "\(services.hub.snapshot().connections)",
+                    "subscribe": "\(access.subscribe)", "publish": "\(access.publish)", "admin": "\(access.admin)",
                 ]
             )
-            services.hub.stopHeartbeats()
-            services.hub.closeAllStreams(retryJitterMilliseconds: self.configuration.drainRetryJitterMilliseconds)
-            while services.hub.snapshot().connections > 0, clock.now - start < budget / 2 {
-                try? await Task.sleep(for: .milliseconds(20))
-            }
-            registryTask?.cancel()
-            // Leaving talks to Redis; it must not hold the node past its deadline.
-            await Self.within(budget - (clock.now - start)) { await services.registry.leave() }
-            let grace = min(
-                Duration.nanoseconds(self.configuration.drainGrace.nanoseconds),
-                budget - (clock.now - start)
-            )
-            if grace > .zero { try? await Task.sleep(for: grace) }
         }
-        try? await server?.close()
-        try? await operations?.close()
-        if let services {
-            await Self.within(budget - (clock.now - start)) { await services.bus.shutdown() }
-        }
-        try? await self.group.shutdownGracefully()
-        self.logger.notice(
-            "fanfare.stopped",
-            metadata: ["node.id": "\(self.configuration.nodeID)", "drain": "\(clock.now - start)"]
-        )
     }
 
-    /// Runs `body`, but returns after `limit` even if it has not finished by then.
-    private static func within(_ limit: Duration, _ body: @escaping @Sendable () async -> Void) async {
-        guard limit > .zero else { return }
-        let (finished, continuation) = AsyncStream<Void>.makeStream()
-        Task {
-            await body()
-            continuation.yield()
-        }
-        let timer = Task {
-            try? await Task.sleep(for: limit)
-            continuation.yield()
-        }
-        for await _ in finished { break }
-        timer.cancel()
-    }
-
+    /// Runs the node until it was shut down gracefully (and drained), or until one of its
+    /// parts failed, such as a Redis that cannot be reached at start; then stops its event
+    /// loops. Call it once.
     public func run() async throws {
-        try await self.start()
-        try? await gracefulShutdown()
-        await self.shutdown()
+        guard !self.started.exchange(true, ordering: .relaxed) else {
+            throw FanfareError(.internalError, "the node is already running; run() is called once")
+        }
+        let result: Result<Void, any Error>
+        do {
+            try await self.serviceGroup.run()
+            result = .success(())
+        } catch {
+            result = .failure(error)
+        }
+        // The listeners may never have been bound: nobody waits for them any longer.
+        self.listening.fail(FanfareError(.unavailable, "the node stopped"))
+        self.operationsListening.fail(FanfareError(.unavailable, "the node stopped"))
+        try? await self.eventLoopGroup.shutdownGracefully()
+        self.logger.notice("fanfare.stopped", metadata: ["drain": "\(self.budget.elapsed)"])
+        try result.get()
     }
-}
 
-/// Lets the embedded bus ask the hub (made after it) for counts. Weak: the hub owns the
-/// bus, so a strong reference here would keep both alive forever.
-private final class HubCounter: @unchecked Sendable {
-    // @unchecked: `hub` is written once in `start()` before the bus is started, and
-    // only read afterwards.
-    weak var hub: NodeHub?
-}
+    /// Starts the drain, as SIGTERM would.
+    public func triggerGracefulShutdown() async {
+        await self.serviceGroup.triggerGracefulShutdown()
+    }
 
-/// The node's services, published to the connection initializer once built.
-private final class ServicesBox: Sendable {
-    private let services = Mutex<NodeServices?>(nil)
-    func set(_ services: NodeServices) { self.services.withLock { $0 = services } }
-    func get() -> NodeServices? { self.services.withLock { $0 } }
+    /// The address the server is bound to, once it listens; throws if the node failed to
+    /// start or stopped.
+    public func localAddress() async throws -> SocketAddress {
+        try await self.listening.wait()
+    }
+
+    /// The operations address (`/metrics`, `/healthz`, `/readyz`), once the node listens;
+    /// `nil` when none is configured.
+    public func operationsAddress() async throws -> SocketAddress? {
+        try await self.operationsListening.wait()
+    }
 }

@@ -2,8 +2,9 @@ internal import Logging
 internal import NIOCore
 import Synchronization
 
-/// What every connection of a node shares. Immutable apart from atomic counters.
-final class NodeServices: Sendable {
+/// What every connection of a node shares: its settings, identity, hub, registry,
+/// credentials and limits. Immutable apart from atomic counters and flags.
+final class NodeContext: Sendable {
     let configuration: FanfareConfiguration
     let identity: NodeIdentity
     let hub: NodeHub
@@ -12,11 +13,12 @@ final class NodeServices: Sendable {
     let logger: Logger
     let metrics: NodeMetrics
     let authenticator: Authenticator
+    let cors: CORSPolicy
     let connectionLimiter: ConnectionLimiter
     let publishLimiter: PublishRateLimiter
     /// Where async route code runs: on the connection's own loop.
     let taskExecutors: EventLoopTaskExecutors
-    let draining = Atomic<Bool>(false)
+    private let draining = Atomic<Bool>(false)
 
     init(
         configuration: FanfareConfiguration,
@@ -32,6 +34,10 @@ final class NodeServices: Sendable {
         self.taskExecutors = EventLoopTaskExecutors(group: group)
         self.metrics = metrics
         self.authenticator = authenticator
+        self.cors = CORSPolicy(
+            origins: configuration.corsOrigins,
+            allowCredentials: configuration.security.corsAllowCredentials
+        )
         self.connectionLimiter = ConnectionLimiter(limits: configuration.limits)
         self.publishLimiter = PublishRateLimiter(rate: configuration.limits.publishesPerSecond)
         self.configuration = configuration
@@ -44,36 +50,11 @@ final class NodeServices: Sendable {
 
     var bus: any EventBus { self.hub.bus }
 
+    /// Set once a drain began: `/readyz` turns false and new streams get 503.
+    var isDraining: Bool { self.draining.load(ordering: .relaxed) }
+
+    func startDraining() { self.draining.store(true, ordering: .relaxed) }
+
     /// Ready to serve: not draining, and (in a cluster) Redis reachable.
-    var isReady: Bool { !self.draining.load(ordering: .relaxed) && self.bus.isReady }
-
-    /// CORS: the origin to reflect, or `nil` when the request's origin is not allowed.
-    /// Allowed are `*` (any), an exact origin, or `*.example.com` (any subdomain, any
-    /// scheme and port).
-    func allowedOrigin(_ origin: String?) -> String? {
-        guard let origin, !origin.isEmpty, origin != "null" else { return nil }
-        let host = Self.host(ofOrigin: origin)
-        for pattern in self.configuration.corsOrigins {
-            if pattern == "*" || pattern == origin { return origin }
-            if pattern.hasPrefix("*."), let host, host.hasSuffix(pattern.dropFirst()) { return origin }
-        }
-        return nil
-    }
-
-    /// `https://a.example.com:8443` → `a.example.com`.
-    private static func host(ofOrigin origin: String) -> String? {
-        let parts = origin.split(separator: "/", omittingEmptySubsequences: true)
-        guard parts.count >= 2, parts[0].hasSuffix(":") else { return nil }
-        return String(parts[1].prefix { $0 != ":" })
-    }
-
-    /// The CORS headers for a response to `origin` (none when it is not allowed).
-    func corsHeaders(origin: String?) -> [(String, String)] {
-        guard let allowed = self.allowedOrigin(origin) else { return [] }
-        var headers = [("Access-Control-Allow-Origin", allowed), ("Vary", "Origin")]
-        if self.configuration.security.corsAllowCredentials {
-            headers.append(("Access-Control-Allow-Credentials", "true"))
-        }
-        return headers
-    }
+    var isReady: Bool { !self.isDraining && self.bus.isReady }
 }

@@ -3,7 +3,7 @@ struct EmbeddedRegistry: ClusterRegistry {
     let identity: NodeIdentity
     let hub: NodeHub
 
-    func run() async {}
+    func refresh() async {}
 
     func snapshot() async throws -> ClusterSnapshot {
         let counts = self.hub.snapshot()

@@ -1,16 +1,17 @@
+internal import FanfareAPI
 internal import HiredisNIO
 internal import Logging
 import Synchronization
 
 /// The registry in Redis: each node refreshes its row (info + counts per channel) through
-/// `fanfare_heartbeat` every interval with a TTL, so a dead node drops out by itself;
+/// `fanfare_heartbeat` every interval (``RegistryService``) with a TTL, so a dead node
+/// drops out by itself;
 /// `fanfare_cluster` and `fanfare_client` read every live row.
 final class RedisRegistry: ClusterRegistry {
     private let identity: NodeIdentity
     private let hub: NodeHub
     private let bus: RedisEventBus
     private let names: RedisNames
-    private let interval: Duration
     private let ttlMilliseconds: Int64
     private let logger: Logger
     /// The counts version last written; counts are rewritten only when it changed.
@@ -21,7 +22,6 @@ final class RedisRegistry: ClusterRegistry {
         hub: NodeHub,
         bus: RedisEventBus,
         names: RedisNames,
-        interval: Duration,
         ttlMilliseconds: Int64,
         logger: Logger
     ) {
@@ -29,27 +29,19 @@ final class RedisRegistry: ClusterRegistry {
         self.hub = hub
         self.bus = bus
         self.names = names
-        self.interval = interval
         self.ttlMilliseconds = ttlMilliseconds
         self.logger = logger
-    }
-
-    func run() async {
-        while !Task.isCancelled {
-            await self.refresh()
-            try? await Task.sleep(for: self.interval)
-        }
     }
 
     /// Writes this node's row once.
     func refresh() async {
         let counts = self.hub.snapshot()
         let replace = self.writtenVersion.withLock { $0 } != counts.version
-        let row = self.identity.row(counts)
+        let row = (try? APIJSON.string(self.identity.row(counts))) ?? "{}"
         var arguments: [RESPArgument] = [
             "fanfare_heartbeat", 3, RESPArgument(self.names.nodes), RESPArgument(self.names.nodeInfo(self.identity.id)),
             RESPArgument(self.names.nodeCounts(self.identity.id)), RESPArgument(self.identity.id),
-            RESPArgument(self.ttlMilliseconds), RESPArgument(JSON.encode(row)), replace ? "1" : "0",
+            RESPArgument(self.ttlMilliseconds), RESPArgument(row), replace ? "1" : "0",
         ]
         if replace {
             arguments.reserveCapacity(arguments.count + counts.channels.count * 2)
@@ -64,18 +56,22 @@ final class RedisRegistry: ClusterRegistry {
         } catch {
             // Counts must be rewritten after a failure: Redis may have lost them.
             self.writtenVersion.withLock { $0 = nil }
-            self.logger.warning("registry.refresh.failed", metadata: ["error": "\(error)"])
+            // A refresh cut short by the drain is not a failure worth a warning.
+            if !(error is CancellationError) {
+                self.logger.warning("registry.refresh.failed", metadata: ["error": "\(error)"])
+            }
         }
     }
 
     func snapshot() async throws -> ClusterSnapshot {
         let reply = try await self.call("fanfare_cluster", [RESPArgument(self.names.prefix)])
         guard let parts = reply.array, parts.count == 2, let rows = parts[0].array, let clients = parts[1].array else {
-            throw FanfareError(.internal, "unexpected reply from fanfare_cluster")
+            throw FanfareError(.internalError, "unexpected reply from fanfare_cluster")
         }
         var nodes: [NodeRow] = []
         for index in stride(from: 0, to: rows.count - 1, by: 2) {
-            guard let text = rows[index].string, var row = JSON.decode(NodeRow.self, from: text) else { continue }
+            guard let text = rows[index].string, var row = try? APIJSON.decode(NodeRow.self, from: Array(text.utf8))
+            else { continue }
             if let seen = rows[index + 1].int { row.lastSeen = seen }
             nodes.append(row)
         }

@@ -1,0 +1,91 @@
+internal import FanfareAPI
+internal import NIOCore
+internal import NIOHTTP1
+
+extension FanfareHTTPHandler {
+    /// `/readyz`: ready unless draining or (in a cluster) without Redis, and the access mode.
+    func readiness() -> ReadinessAnswer {
+        let authenticator = self.node.authenticator
+        return ReadinessAnswer(
+            ready: self.node.isReady,
+            node: self.node.identity.id,
+            mode: self.node.isEmbedded ? "embedded" : "cluster",
+            draining: self.node.isDraining,
+            auth: authenticator.security.isAnonymous ? "anonymous" : "on",
+            access: authenticator.access
+        )
+    }
+
+    /// `/metrics`: this node's Prometheus text.
+    func prometheus() -> HTTPResponse {
+        let counts = self.node.hub.snapshot()
+        let text = self.node.metrics.render(
+            connections: counts.connections,
+            clients: counts.clients,
+            channels: counts.channels.count,
+            ready: self.node.isReady
+        )
+        var response = HTTPResponse(status: .ok, body: ByteBuffer(bytes: text))
+        response.headers.replaceOrAdd(name: "Content-Type", value: "text/plain; version=0.0.4; charset=utf-8")
+        return response
+    }
+
+    /// `/api/sse/metrics`: cluster-wide counts from the registry.
+    static func clusterMetrics(_ node: NodeContext) async throws -> HTTPResponse {
+        let snapshot = try await node.registry.snapshot()
+        let now = WallClock.milliseconds()
+        let total = snapshot.totalConnections
+        let clients = snapshot.clients.count
+        let nodes = snapshot.nodes.map { row in
+            NodeAnswer(
+                nodeId: row.id,
+                address: row.address,
+                version: row.version,
+                startedAt: row.startedAt,
+                uptimeSeconds: max(0, (now - row.startedAt) / 1000),
+                connections: row.connections,
+                clients: row.clients,
+                lastSeen: row.lastSeen
+            )
+        }
+        let metrics = node.metrics
+        let answer = ClusterMetricsAnswer(
+            totalConnections: total,
+            totalClients: clients,
+            averageConnectionsPerClient: clients == 0 ? 0 : (Double(total) / Double(clients) * 100).rounded() / 100,
+            nodes: nodes,
+            thisNode: NodeCountersAnswer(
+                nodeId: node.identity.id,
+                eventsPublished: metrics.eventsPublished.current,
+                publishFailures: metrics.publishFailures.current,
+                deliveries: metrics.deliveries.current,
+                eventsReplayed: metrics.eventsReplayed.current,
+                resetsSent: metrics.resetsSent.current,
+                slowConsumerCloses: metrics.slowConsumerCloses.current,
+                redisReconnects: metrics.redisReconnects.current
+            )
+        )
+        return .answer(.ok, answer)
+    }
+
+    /// `/api/sse/clients`: every connected client id, cluster-wide.
+    static func clients(_ node: NodeContext) async throws -> HTTPResponse {
+        let snapshot = try await node.registry.snapshot()
+        let clients = snapshot.clients.sorted { $0.key < $1.key }.map {
+            ClientsAnswer.Client(clientId: $0.key, connections: $0.value)
+        }
+        return .answer(.ok, ClientsAnswer(clients: clients))
+    }
+
+    /// `/api/sse/clients/{id}`: one client's connections per node.
+    static func client(_ node: NodeContext, id: String) async throws -> HTTPResponse {
+        guard ChannelName.isValidID(id) else { throw FanfareError(.invalidInput, "invalid client id") }
+        let rows = try await node.registry.client(id)
+        guard !rows.isEmpty else { throw FanfareError(.notFound, "client \(id) is not connected") }
+        let answer = ClientAnswer(
+            clientId: id,
+            nodes: rows.map { ClientAnswer.Node(nodeId: $0.node, connections: $0.connections) }
+        )
+        return .answer(.ok, answer)
+    }
+}

@@ -1,0 +1,42 @@
+internal import Logging
+internal import ServiceLifecycle
+
+/// The node's bus as a service: connects it (Redis: the command connection, the function
+/// library, the subscriber) and closes it once every other service has finished. First in
+/// the node's group, so it starts first and stops last.
+struct BusService: Service {
+    let bus: any EventBus
+    let hub: NodeHub
+    let metrics: NodeMetrics
+    let logger: Logger
+    /// Set once the bus is connected; the HTTP server waits for it before it listens.
+    let started: AsyncSignal<Void>
+
+    func run() async throws {
+        let hub = self.hub
+        let metrics = self.metrics
+        let logger = self.logger
+        do {
+            try await self.bus.start(
+                deliver: { channel, frame in hub.receive(channel: channel, frame: frame) },
+                resubscribed: {
+                    metrics.redisReconnects.increment()
+                    hub.backfillAfterReconnect(logger: logger)
+                }
+            )
+        } catch {
+            let failure = FanfareError(
+                .unavailable,
+                "the node cannot start: connecting to Redis failed",
+                underlying: error
+            )
+            self.started.fail(failure)
+            await self.bus.shutdown()
+            throw failure
+        }
+        self.started.succeed(())
+        // Until the other services are done (or the group is cancelled).
+        try? await gracefulShutdown()
+        await self.bus.shutdown()
+    }
+}

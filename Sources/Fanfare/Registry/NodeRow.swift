@@ -1,0 +1,12 @@
+/// One node's row in the registry, as nodes store it (JSON in Redis) and read it back.
+struct NodeRow: Codable, Sendable, Hashable {
+    var id: String
+    var address: String
+    var version: String
+    /// Milliseconds since 1970 when the node started.
+    var startedAt: Int64
+    var connections: Int
+    var clients: Int
+    /// Milliseconds since 1970 when the row was last refreshed.
+    var lastSeen: Int64
+}

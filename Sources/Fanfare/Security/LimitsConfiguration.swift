@@ -1,0 +1,44 @@
+public import NIOCore
+
+/// Bounds on what one client, address, node or credential may use. 0 turns a bound off.
+public struct LimitsConfiguration: Sendable {
+    /// Open streams per client id on one node.
+    public var connectionsPerClient: Int
+    /// Open streams per client address on one node (behind a proxy see
+    /// ``trustForwardedFor``).
+    public var connectionsPerIP: Int
+    /// Open streams on one node.
+    public var connectionsPerNode: Int
+    /// Publishes per second per credential (publisher key, token subject, or address).
+    public var publishesPerSecond: Int
+    /// Largest request line plus headers.
+    public var maxHeaderBytes: Int
+    /// Longest request target (path and query).
+    public var maxURIBytes: Int
+    /// How long a connection may take to send a request's headers (slowloris), and how
+    /// long an idle keep-alive connection stays open.
+    public var headerTimeout: TimeAmount
+    /// Take the client address from the last `X-Forwarded-For` entry (set it behind a
+    /// proxy you run, such as the project's nginx).
+    public var trustForwardedFor: Bool
+
+    public init(
+        connectionsPerClient: Int = 32,
+        connectionsPerIP: Int = 0,
+        connectionsPerNode: Int = 0,
+        publishesPerSecond: Int = 0,
+        maxHeaderBytes: Int = 16 * 1024,
+        maxURIBytes: Int = 8 * 1024,
+        headerTimeout: TimeAmount = .seconds(10),
+        trustForwardedFor: Bool = false
+    ) {
+        self.connectionsPerClient = connectionsPerClient
+        self.connectionsPerIP = connectionsPerIP
+        self.connectionsPerNode = connectionsPerNode
+        self.publishesPerSecond = publishesPerSecond
+        self.maxHeaderBytes = maxHeaderBytes
+        self.maxURIBytes = maxURIBytes
+        self.headerTimeout = headerTimeout
+        self.trustForwardedFor = trustForwardedFor
+    }
+}

@@ -1,0 +1,60 @@
+internal import FanfareAPI
+internal import NIOCore
+internal import ServerSentEvents
+
+/// Every frame the node itself writes to a stream, as opposed to published events. Each
+/// has one shape and is written here, through ``ServerSentEventEncoder``:
+///
+/// | frame | when |
+/// |---|---|
+/// | `retry: <ms>` | first thing on every stream, right after the response head |
+/// | `event: __connected` + ``ConnectedEvent`` | the node is subscribed to every channel of the stream |
+/// | `event: __reset` + ``ResetEvent`` | events may be missing: history cannot cover a resume or an outage |
+/// | `: heartbeat`, or `event: __heartbeat` + `{}` | every heartbeat interval, from one timer per loop |
+/// | `: draining` or `: unavailable` + `retry: <ms>` | the node closes the stream; come back after that long |
+enum ControlFrame {
+    /// Why the node closes a stream and asks the client to come back.
+    enum CloseReason: String {
+        /// The node is shutting down (SIGTERM); another node takes the client.
+        case draining
+        /// Redis could not confirm the subscription, or history could not be read.
+        case unavailable
+    }
+
+    static func retry(milliseconds: Int) -> ByteBuffer {
+        Self.encode(ServerSentEvent(retry: max(0, milliseconds)))
+    }
+
+    static func connected(_ connected: ConnectedEvent) -> ByteBuffer {
+        Self.encode(ServerSentEvent(event: "__connected", data: Self.json(connected)))
+    }
+
+    static func reset(_ reset: ResetEvent) -> ByteBuffer {
+        Self.encode(ServerSentEvent(event: "__reset", data: Self.json(reset)))
+    }
+
+    static func heartbeat(asEvent: Bool) -> ByteBuffer {
+        if asEvent {
+            return Self.encode(ServerSentEvent(event: "__heartbeat", data: "{}"))
+        }
+        return Self.encode(ServerSentEvent(comment: "heartbeat"))
+    }
+
+    static func close(_ reason: CloseReason, retryMilliseconds: Int) -> ByteBuffer {
+        Self.encode(ServerSentEvent(retry: max(0, retryMilliseconds), comment: reason.rawValue))
+    }
+
+    private static func json(_ value: some Encodable) -> String {
+        // The answer types encode plain strings and numbers; they cannot fail.
+        (try? APIJSON.string(value)) ?? "{}"
+    }
+
+    private static func encode(_ event: ServerSentEvent) -> ByteBuffer {
+        do {
+            return try ServerSentEventEncoder.encode(event, allocator: ByteBufferAllocator())
+        } catch {
+            // The names and retry times above are constants the encoder accepts.
+            preconditionFailure("a control frame was refused by the encoder: \(error)")
+        }
+    }
+}

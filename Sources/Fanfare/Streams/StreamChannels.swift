@@ -1,0 +1,48 @@
+/// The client id and channels of a stream request, worked out from the request's id,
+/// `userId` and `channels` and checked against the subscriber's grant (when tokens are on).
+///
+/// Every stream is on `client:<id>`, on `user:<id>` when it has a user, on each topic it
+/// asked for (trimmed, duplicates dropped) and on `broadcast`.
+struct StreamChannels: Sendable, Equatable {
+    var clientID: String
+    var channels: [String]
+
+    /// - Parameters:
+    ///   - requested: the client id from the path or `?clientId=`; a random `anon-<n>`
+    ///     when `nil`.
+    ///   - userID: the `userId` parameter; ignored when there is a grant (the token's
+    ///     subject is the user then).
+    ///   - topics: the `channels` parameter, comma-separated.
+    init(requested: String?, userID: String?, topics: String?, grant: Grant?) throws {
+        if let requested {
+            guard ChannelName.isValidID(requested) else { throw FanfareError(.invalidInput, "invalid client id") }
+            if let grant, !grant.allows(ChannelName.client(requested)) {
+                throw FanfareError(.forbidden, "the token does not grant client:\(requested)")
+            }
+        }
+        let clientID = requested ?? "anon-\(UInt64.random(in: 0...UInt64.max) % 1_000_000_000_000)"
+        var channels = [ChannelName.client(clientID)]
+        let user = grant != nil ? grant?.userID : userID
+        if let user, !user.isEmpty {
+            guard ChannelName.isValidID(user) else { throw FanfareError(.invalidInput, "invalid userId") }
+            channels.append(ChannelName.user(user))
+        }
+        for topic in (topics ?? "").split(separator: ",") {
+            let name = topic.trimmingWhitespace()
+            guard !name.isEmpty else { continue }
+            guard ChannelName.isValid(name) else {
+                throw FanfareError(.invalidInput, "invalid channel name: use 1-128 of A-Z a-z 0-9 _ . : @ -")
+            }
+            guard !name.hasPrefix("client:"), !name.hasPrefix("user:") else {
+                throw FanfareError(.forbidden, "client: and user: channels are joined through ids, not topics")
+            }
+            if let grant, !grant.allows(name) {
+                throw FanfareError(.forbidden, "the token does not grant the channel \(name)")
+            }
+            if !channels.contains(name) { channels.append(name) }
+        }
+        if !channels.contains(ChannelName.broadcast) { channels.append(ChannelName.broadcast) }
+        self.clientID = clientID
+        self.channels = channels
+    }
+}

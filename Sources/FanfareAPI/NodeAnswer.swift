@@ -1,0 +1,34 @@
+/// One live node in ``ClusterMetricsAnswer``.
+public struct NodeAnswer: Codable, Sendable, Hashable {
+    public var nodeId: String
+    /// `host:port` others reach the node at.
+    public var address: String
+    public var version: String
+    /// Milliseconds since 1970 when the node started.
+    public var startedAt: Int64
+    public var uptimeSeconds: Int64
+    public var connections: Int
+    public var clients: Int
+    /// Milliseconds since 1970 when the node last refreshed its row.
+    public var lastSeen: Int64
+
+    public init(
+        nodeId: String,
+        address: String,
+        version: String,
+        startedAt: Int64,
+        uptimeSeconds: Int64,
+        connections: Int,
+        clients: Int,
+        lastSeen: Int64
+    ) {
+        self.nodeId = nodeId
+        self.address = address
+        self.version = version
+        self.startedAt = startedAt
+        self.uptimeSeconds = uptimeSeconds
+        self.connections = connections
+        self.clients = clients
+        self.lastSeen = lastSeen
+    }
+}

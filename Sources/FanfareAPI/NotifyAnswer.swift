@@ -1,0 +1,21 @@
+/// The answer to one publish (`POST /api/sse/notify`).
+public struct NotifyAnswer: Codable, Sendable, Hashable {
+    /// Always `true`: a publish that fails gets an ``ErrorAnswer``.
+    public var ok: Bool
+    /// The event's id, which is its SSE `id:`.
+    public var id: String
+    /// Whether any node had a subscriber for the channel.
+    public var sent: Bool
+    /// Matching connections cluster-wide, from the registry (up to a second old).
+    public var connections: Int
+    /// The client id, when the target was a client.
+    public var clientId: String?
+
+    public init(id: String, sent: Bool, connections: Int, clientId: String? = nil) {
+        self.ok = true
+        self.id = id
+        self.sent = sent
+        self.connections = connections
+        self.clientId = clientId
+    }
+}
