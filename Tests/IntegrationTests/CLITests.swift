@@ -1,0 +1,132 @@
+import FanfareAPI
+import Foundation
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The `fanfare` command as a user runs it: `publish`, `cluster` and `tail` against a
+/// node over plain HTTP and, through nginx with a self-signed certificate, over HTTPS;
+/// settings from the environment; a bad setting refused with a sentence.
+@Suite(.enabled(if: NginxProcess.enabled), .timeLimit(.minutes(2)))
+struct CLITests {
+    /// Runs `fanfare <arguments>` to its end; its exit code and output (stdout + stderr).
+    private func fanfare(
+        _ arguments: [String],
+        environment: [String] = []
+    ) async throws -> (code: Int32, output: String) {
+        guard let executable = NodeProcess.executable else {
+            throw TestFailure("the fanfare executable is not built next to the tests; run `swift build --build-tests`")
+        }
+        let log = FileManager.default.temporaryDirectory.appendingPathComponent("fanfare-cli-\(UUID()).log").path
+        defer { try? FileManager.default.removeItem(atPath: log) }
+        let pid = try RedisServerProcess.spawn(["/usr/bin/env"] + environment + [executable] + arguments, output: log)
+        let code = try await RedisServerProcess.waitForExit(
+            pid,
+            "fanfare \(arguments.first ?? "")",
+            within: .seconds(30)
+        )
+        return (code, (try? String(contentsOfFile: log, encoding: .utf8)) ?? "")
+    }
+
+    /// A self-signed certificate for 127.0.0.1, made with openssl in `directory`.
+    private func certificate(in directory: String) async throws -> (certificate: String, key: String) {
+        let certificate = directory + "/cert.pem"
+        let key = directory + "/key.pem"
+        let pid = try RedisServerProcess.spawn(
+            [
+                "/usr/bin/env", "openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+                "-nodes", "-days", "1", "-subj", "/CN=fanfare-test", "-addext", "subjectAltName=IP:127.0.0.1",
+                "-keyout", key, "-out", certificate,
+            ]
+        )
+        #expect(try await RedisServerProcess.waitForExit(pid, "openssl", within: .seconds(30)) == 0)
+        return (certificate, key)
+    }
+
+    @Test func publishClusterAndTailWorkOverHTTPAndHTTPS() async throws {
+        let harness = try await NodeHarness(nodes: 1, embedded: true)
+        let node = harness.urls[0].replacingOccurrences(of: "http://", with: "")
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("fanfare-tls-\(UUID())").path
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let tls = try await self.certificate(in: directory)
+        let nginx = try await NginxProcess(nodes: [node, node, node], tls: tls)
+        let https = try #require(nginx.tlsURL)
+
+        // tail over TLS, in the background, printing each event as a line.
+        guard let executable = NodeProcess.executable else { throw TestFailure("fanfare is not built") }
+        let tailLog = directory + "/tail.log"
+        let tail = try RedisServerProcess.spawn(
+            [executable, "tail", "--cacert", tls.certificate, https + "/api/sse/subscribe/cli-tail"],
+            output: tailLog
+        )
+        // Stopped once: by the test before nginx, or here if the test fails first.
+        let tailStopped = Once()
+        defer { if tailStopped.claim() { RedisServerProcess.signalAndReap(tail, SIGKILL) } }
+        try await harness.waitForConnections(1)
+
+        let published = try await self.fanfare([
+            "publish", "--node", https, "--cacert", tls.certificate, "--client", "cli-tail", "--event", "greeting",
+            "--payload", #"{"n": 1}"#,
+        ])
+        #expect(published.code == 0, "\(published.output)")
+        let answer = try APIJSON.decode(NotifyAnswer.self, from: Array(published.output.utf8))
+        #expect(answer.sent && answer.connections == 1 && answer.clientId == "cli-tail")
+        try await withDeadline("tail to print the event") {
+            while !((try? String(contentsOfFile: tailLog, encoding: .utf8)) ?? "").contains(
+                "[greeting id=\(answer.id)] {\"n\":1}"
+            ) {
+                try await Task.sleep(for: .milliseconds(20))
+            }
+        }
+
+        let cluster = try await self.fanfare(["cluster", "--node", https, "--cacert", tls.certificate])
+        #expect(cluster.code == 0, "\(cluster.output)")
+        #expect(cluster.output.hasPrefix("NODE"))
+        #expect(cluster.output.contains("1 nodes, 1 connections, 1 clients, 1 per client"), "\(cluster.output)")
+
+        // The node's address and certificate from the environment, as the README says.
+        let fromEnvironment = try await self.fanfare(
+            ["publish", "--broadcast", "--event", "env"],
+            environment: ["FANFARE_URL=\(https)", "FANFARE_CACERT=\(tls.certificate)"]
+        )
+        #expect(fromEnvironment.code == 0, "\(fromEnvironment.output)")
+        #expect(fromEnvironment.output.contains(#""sent":true"#))
+
+        // Without the certificate the TLS handshake is refused: nothing is published.
+        let untrusted = try await self.fanfare(["publish", "--node", https, "--broadcast", "--event", "untrusted"])
+        #expect(untrusted.code != 0)
+        #expect(untrusted.output.contains("no answer from \(https)/api/sse/notify"), "\(untrusted.output)")
+        #expect(untrusted.output.contains("CERTIFICATE_VERIFY_FAILED"), "\(untrusted.output)")
+
+        // Plain HTTP straight to the node.
+        let plain = try await self.fanfare(["publish", "--node", harness.urls[0], "--broadcast", "--event", "plain"])
+        #expect(plain.code == 0, "\(plain.output)")
+
+        let tailed = (try? String(contentsOfFile: tailLog, encoding: .utf8)) ?? ""
+        try await withDeadline("tail to print the plain event") {
+            while !((try? String(contentsOfFile: tailLog, encoding: .utf8)) ?? "").contains("[plain id=") {
+                try await Task.sleep(for: .milliseconds(20))
+            }
+        }
+        #expect(tailed.hasPrefix("[__connected]"), "\(tailed)")
+        #expect(!tailed.contains("[untrusted"))
+        // The stream first: nginx waits for open streams before it stops.
+        if tailStopped.claim() { RedisServerProcess.signalAndReap(tail, SIGKILL) }
+        nginx.stop()
+        await harness.stop()
+    }
+
+    @Test func aSettingThatCannotWorkIsRefusedWithASentence() async throws {
+        let short = try await self.fanfare(["serve", "--host", "127.0.0.1", "--port", "0", "--jwt-secret", "too-short"])
+        #expect(short.code != 0)
+        #expect(short.output.contains("the JWT secret must be at least 32 bytes"), "\(short.output)")
+        #expect(!short.output.contains("FanfareError"), "\(short.output)")
+
+        let number = try await self.fanfare(["serve", "--port", "0"], environment: ["FANFARE_MAX_BODY_BYTES=lots"])
+        #expect(number.code != 0)
+        #expect(number.output.contains("FANFARE_MAX_BODY_BYTES"), "\(number.output)")
+    }
+}
