@@ -10,4 +10,4 @@ Deploy/render-nginx.sh 127.0.0.1:18080 127.0.0.1:18081 127.0.0.1:18082 127.0.0.1
 nginx -t -q -c "$workdir/nginx.conf" -p "$workdir" -e stderr
 echo "nginx -t: Deploy/nginx/fanfare.conf.template is valid"
 
-check-jsonschema --builtin-schema vendor.compose-spec docker-compose.yml
+.venv/bin/check-jsonschema --builtin-schema vendor.compose-spec docker-compose.yml

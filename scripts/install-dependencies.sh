@@ -2,6 +2,7 @@
 # Installs what Fanfare needs to build, run and test, if it is missing.
 # Debian/Ubuntu: apt-get (as root, or through sudo). Swift itself must already be installed.
 set -euo pipefail
+cd "$(dirname "$0")/.."
 
 missing=()
 pkg-config --exists hiredis 2>/dev/null || missing+=(libhiredis-dev)
@@ -10,6 +11,11 @@ command -v redis-server >/dev/null || missing+=(redis-server)
 command -v redis-cli >/dev/null || missing+=(redis-tools)
 command -v nginx >/dev/null || missing+=(nginx)
 command -v curl >/dev/null || missing+=(curl)
+command -v openssl >/dev/null || missing+=(openssl)
+# The test command checks the browser pages' JavaScript with node --check.
+command -v node >/dev/null || missing+=(nodejs)
+# The Python test tools live in a virtual environment of their own (see below).
+python3 -c "import ensurepip, venv" 2>/dev/null || missing+=(python3-venv)
 # The browser tests drive Debian's Chromium through chromedriver.
 command -v chromium >/dev/null || missing+=(chromium)
 command -v chromedriver >/dev/null || missing+=(chromium-driver)
@@ -28,23 +34,15 @@ if ((${#missing[@]})); then
     fi
 fi
 
-# The Compose file is validated against its schema, vendored in check-jsonschema (PyPI).
-if ! command -v check-jsonschema >/dev/null; then
-    echo "installing: check-jsonschema (pip)"
-    python3 -m pip install -q check-jsonschema
-fi
-
-# The browser tests use Selenium (PyPI) with that chromedriver.
-if ! python3 -c "import selenium" 2>/dev/null; then
-    echo "installing: selenium (pip)"
-    python3 -m pip install -q selenium
-fi
-
-# The HTTP API is fuzzed against its OpenAPI description with schemathesis (PyPI).
-if ! command -v schemathesis >/dev/null; then
-    echo "installing: schemathesis (pip)"
-    python3 -m pip install -q schemathesis
-    command -v pyenv >/dev/null && pyenv rehash || true
+# The Python tools the tests use live in .venv, a virtual environment this project owns,
+# at the versions pinned in scripts/python-requirements.txt (never the system's Python).
+venv=.venv
+if ! cmp -s scripts/python-requirements.txt "$venv/installed-requirements.txt"; then
+    echo "installing: Python test tools into $venv (pinned in scripts/python-requirements.txt)"
+    rm -rf "$venv"
+    python3 -m venv "$venv"
+    "$venv/bin/python" -m pip install -q --disable-pip-version-check -r scripts/python-requirements.txt
+    cp scripts/python-requirements.txt "$venv/installed-requirements.txt"
 fi
 
 command -v swift >/dev/null || {

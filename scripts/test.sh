@@ -6,12 +6,17 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 scripts/install-dependencies.sh
+# The tests find the Python tools (schemathesis, Selenium's python3) in the project's venv.
+export PATH="$PWD/.venv/bin:$PATH"
 
 echo "== format"
 swift format lint --strict --recursive Package.swift Sources Tests Benchmarks
 
 echo "== deploy files"
 scripts/check-deploy.sh
+
+echo "== resources"
+scripts/check-resources.sh
 
 echo "== build"
 swift build --build-tests -Xswiftc -warnings-as-errors --explicit-target-dependency-import-check error

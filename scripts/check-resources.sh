@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Checks the node's non-Swift sources (Sources/Fanfare/Resources, embedded in the binary)
+# with their own tools: the OpenAPI description with openapi-spec-validator, the pages'
+# JavaScript with node --check. (The Lua library is loaded into a real Redis by the tests.)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+resources=Sources/Fanfare/Resources
+.venv/bin/openapi-spec-validator "$resources/openapi.json"
+for script in "$resources"/*.js; do
+    node --check "$script"
+done
+echo "resources: openapi.json is valid OpenAPI; $(ls "$resources"/*.js | wc -l) scripts parse"
