@@ -1,5 +1,6 @@
-/// The data of `event: __reset`: events may be missing from this stream, so the app should
-/// fetch its state afresh. The stream goes on live.
+/// The data of `event: __reset`: events of these channels may be missing from this stream,
+/// so the app should fetch their state afresh. The stream goes on live, and its other
+/// channels are complete. The event's `id:` is the stream's cursor past the gap.
 public struct ResetEvent: Codable, Sendable, Hashable {
     /// Why history could not fill the gap.
     public struct Reason: RawRepresentable, Codable, Sendable, Hashable {
@@ -9,35 +10,24 @@ public struct ResetEvent: Codable, Sendable, Hashable {
             self.rawValue = rawValue
         }
 
-        /// The resume id is older than the history the cluster keeps.
+        /// Events after the client's position left the channel's history (by count or age).
         public static let trimmed = Reason(rawValue: "trimmed")
-        /// The resume id is not one this cluster issued, or newer than any it issued.
+        /// The channel's history is gone: it expired when the channel was idle, or Redis
+        /// lost it.
+        public static let gone = Reason(rawValue: "gone")
+        /// The Last-Event-ID is not a cursor this cluster writes (or is of the earlier
+        /// `<ms>-<seq>` kind), or names a position the channel never had.
         public static let unknown = Reason(rawValue: "unknown")
-        /// The node's Redis subscription was down longer than the history covers.
-        public static let redis = Reason(rawValue: "redis")
+        /// Catching up would have replayed more than the node's replay cap.
+        public static let capped = Reason(rawValue: "capped")
     }
 
-    /// The id the gap starts after: the client's resume id, or the node's last delivered id.
-    public var lastEventId: String
-    /// The oldest id history still holds, when known.
-    public var oldestEventId: String?
+    /// The channels that may miss events.
+    public var channels: [String]
     public var reason: Reason
 
-    public init(lastEventId: String, oldestEventId: String?, reason: Reason) {
-        self.lastEventId = lastEventId
-        self.oldestEventId = oldestEventId
+    public init(channels: [String], reason: Reason) {
+        self.channels = channels
         self.reason = reason
-    }
-
-    private enum CodingKeys: String, CodingKey {
-        case lastEventId, oldestEventId, reason
-    }
-
-    public func encode(to encoder: any Encoder) throws {
-        var container = encoder.container(keyedBy: CodingKeys.self)
-        try container.encode(self.lastEventId, forKey: .lastEventId)
-        // Always present: `null` says "unknown", which an absent key would not.
-        try container.encode(self.oldestEventId, forKey: .oldestEventId)
-        try container.encode(self.reason, forKey: .reason)
     }
 }

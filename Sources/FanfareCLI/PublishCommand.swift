@@ -39,13 +39,16 @@ struct PublishCommand: AsyncParsableCommand, EnvironmentConfigurable {
     @Option(help: "Payload, as JSON.")
     var payload = "{}"
 
+    @Option(help: "A key that makes a retry of this publish a no-op within the cluster's idempotency window.")
+    var idempotencyKey: String?
+
     @Option(help: "Publisher key or publish token, sent as a bearer credential.")
     var key: String?
 
     @Option(help: "File holding the publisher key or token.")
     var keyFile: String?
 
-    @Option(help: "Key prefix used by the cluster (with --redis).")
+    @Option(help: "Key prefix of the cluster (with --redis).")
     var prefix = "fanfare"
 
     /// The notify body's fields other than the payload, in the API's JSON.
@@ -55,6 +58,7 @@ struct PublishCommand: AsyncParsableCommand, EnvironmentConfigurable {
         var channel: String?
         var broadcast: Bool?
         var event: String
+        var idempotencyKey: String?
     }
 
     func run() async throws {
@@ -71,7 +75,8 @@ struct PublishCommand: AsyncParsableCommand, EnvironmentConfigurable {
             userId: self.userID,
             channel: self.channel,
             broadcast: self.broadcast ? true : nil,
-            event: self.event
+            event: self.event,
+            idempotencyKey: self.idempotencyKey
         )
         // The payload is spliced in as written, so it reaches subscribers byte for byte.
         var body = try APIJSON.encode(target)
@@ -102,14 +107,16 @@ struct PublishCommand: AsyncParsableCommand, EnvironmentConfigurable {
             eventLoop: MultiThreadedEventLoopGroup.singleton.next(),
             logger: Logger(label: "fanfare.publish")
         )
+        // The same call any service makes: the channel's history key (and an idempotency
+        // key in the same slot), the event and its data; the history policy is the cluster's.
+        var keys = [RESPArgument("\(self.prefix):h:{\(channel)}")]
+        if let key = self.idempotencyKey { keys.append(RESPArgument("\(self.prefix):i:{\(channel)}:\(key)")) }
         let reply: RESPValue
         do {
             reply = try await connection.send(
                 "FCALL",
-                arguments: [
-                    "fanfare_publish", 2, RESPArgument("\(self.prefix):history"), RESPArgument("\(self.prefix):nodes"),
-                    RESPArgument(channel), RESPArgument(self.event), RESPArgument(self.payload), 10_000,
-                    RESPArgument(self.prefix),
+                arguments: [RESPArgument("\(self.prefix)_publish"), RESPArgument(keys.count)] + keys + [
+                    RESPArgument(self.event), RESPArgument(self.payload),
                 ]
             )
         } catch {
@@ -122,7 +129,12 @@ struct PublishCommand: AsyncParsableCommand, EnvironmentConfigurable {
             throw ValidationError("unexpected reply from fanfare_publish: \(reply)")
         }
         let nodes = items.count > 1 ? items[1].int ?? 0 : 0
-        let connections = items.count > 2 ? items[2].int ?? 0 : 0
-        print(try APIJSON.string(NotifyAnswer(id: id, sent: nodes > 0, connections: Int(connections))))
+        let duplicate = items.count > 2 && items[2].int == 1
+        // Straight through Redis there is no registry snapshot to count connections with.
+        print(
+            try APIJSON.string(
+                NotifyAnswer(id: id, sent: nodes > 0, connections: 0, duplicate: duplicate ? true : nil)
+            )
+        )
     }
 }

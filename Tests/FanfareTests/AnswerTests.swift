@@ -106,20 +106,13 @@ import Testing
         #expect(try self.json(empty).hasPrefix(#"{"averageConnectionsPerClient":0,"#))
     }
 
-    @Test func aResetAlwaysSaysWhetherTheOldestIdIsKnown() throws {
+    @Test func aResetNamesItsChannelsAndWhy() throws {
         #expect(
-            try self.json(ResetEvent(lastEventId: "5-0", oldestEventId: nil, reason: .redis))
-                == #"{"lastEventId":"5-0","oldestEventId":null,"reason":"redis"}"#
+            try self.json(ResetEvent(channels: ["orders", "broadcast"], reason: .trimmed))
+                == #"{"channels":["orders","broadcast"],"reason":"trimmed"}"#
         )
-        #expect(
-            try self.json(ResetEvent(lastEventId: "1-0", oldestEventId: "7-0", reason: .trimmed))
-                == #"{"lastEventId":"1-0","oldestEventId":"7-0","reason":"trimmed"}"#
-        )
-        let decoded = try APIJSON.decode(
-            ResetEvent.self,
-            from: Array(#"{"lastEventId":"x","oldestEventId":null,"reason":"unknown"}"#.utf8)
-        )
-        #expect(decoded == ResetEvent(lastEventId: "x", oldestEventId: nil, reason: .unknown))
+        let decoded = try APIJSON.decode(ResetEvent.self, from: Array(#"{"channels":["a"],"reason":"capped"}"#.utf8))
+        #expect(decoded == ResetEvent(channels: ["a"], reason: .capped))
     }
 
     @Test func theHandWrittenPublishAnswerIsTheCodableOneByteForByte() throws {
@@ -140,7 +133,8 @@ import Testing
                 id: text(),
                 sent: Bool.random(using: &generator),
                 connections: Int.random(in: 0...1_000_000, using: &generator),
-                clientId: Bool.random(using: &generator) ? text() : nil
+                clientId: Bool.random(using: &generator) ? text() : nil,
+                duplicate: Bool.random(using: &generator) ? Bool.random(using: &generator) : nil
             )
             let fast = String(buffer: NotifyAnswerWriter.write(answer))
             #expect(fast == (try self.json(answer)), "\(answer)")

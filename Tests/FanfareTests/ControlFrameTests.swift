@@ -28,17 +28,19 @@ import Testing
             channels: ["client:alice", "broadcast"],
             time: 5
         )
-        let parsed = self.parse(ControlFrame.connected(connected))
+        let parsed = self.parse(ControlFrame.connected(connected, id: "AQAAAA"))
         let event = try #require(parsed.events.first)
         #expect(event.event == "__connected")
+        #expect(event.id == "AQAAAA")
         #expect(try APIJSON.decode(ConnectedEvent.self, from: Array((event.data ?? "").utf8)) == connected)
     }
 
     @Test func resetHasOneShapeForEveryReason() throws {
-        for reason in [ResetEvent.Reason.trimmed, .unknown, .redis] {
-            let reset = ResetEvent(lastEventId: "9-0", oldestEventId: reason == .redis ? nil : "10-0", reason: reason)
-            let event = try #require(self.parse(ControlFrame.reset(reset)).events.first)
+        for reason in [ResetEvent.Reason.trimmed, .gone, .unknown, .capped] {
+            let reset = ResetEvent(channels: ["orders"], reason: reason)
+            let event = try #require(self.parse(ControlFrame.reset(reset, id: "AQ")).events.first)
             #expect(event.event == "__reset")
+            #expect(event.id == "AQ")
             #expect(try APIJSON.decode(ResetEvent.self, from: Array((event.data ?? "").utf8)) == reset)
         }
     }

@@ -12,32 +12,10 @@ import Testing
 /// The HTTP handler on an `EmbeddedChannel`, with the same pipeline a node's connections
 /// get: routing, refusals, CORS preflight and keep-alive, without sockets.
 @Suite struct HTTPHandlerTests {
-    /// An embedded node's shared parts; nothing listens.
     private static func context(
         _ configure: (inout FanfareConfiguration) -> Void = { _ in }
-    ) async throws -> (
-        NodeContext, MultiThreadedEventLoopGroup
-    ) {
-        var configuration = FanfareConfiguration(host: "127.0.0.1", port: 0, nodeID: "node-test", eventLoops: 1)
-        configure(&configuration)
-        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-        let logger = Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() })
-        let bus = EmbeddedEventBus(eventLoop: group.next(), historyMaxLength: 10, historyMaxAgeSeconds: 0)
-        let metrics = NodeMetrics(nodeID: configuration.nodeID)
-        let hub = NodeHub(group: group, stagingLoop: group.next(), bus: bus, metrics: metrics, logger: logger)
-        let identity = NodeIdentity(id: configuration.nodeID, version: "test", startedAt: 0)
-        let context = NodeContext(
-            configuration: configuration,
-            identity: identity,
-            hub: hub,
-            registry: EmbeddedRegistry(identity: identity, hub: hub),
-            isEmbedded: true,
-            metrics: metrics,
-            authenticator: try await Authenticator(security: configuration.security),
-            group: group,
-            logger: logger
-        )
-        return (context, group)
+    ) async throws -> (NodeContext, MultiThreadedEventLoopGroup) {
+        try await TestNode.context(configure)
     }
 
     private struct Answer {

@@ -74,10 +74,16 @@ struct CLITests {
         #expect(published.code == 0, "\(published.output)")
         let answer = try APIJSON.decode(NotifyAnswer.self, from: Array(published.output.utf8))
         #expect(answer.sent && answer.connections == 1 && answer.clientId == "cli-tail")
+        // tail prints `[event id=<cursor>] data`; the cursor holds the event's position.
         try await withDeadline("tail to print the event") {
-            while !((try? String(contentsOfFile: tailLog, encoding: .utf8)) ?? "").contains(
-                "[greeting id=\(answer.id)] {\"n\":1}"
-            ) {
+            while true {
+                let lines = ((try? String(contentsOfFile: tailLog, encoding: .utf8)) ?? "").split(separator: "\n")
+                let printed = lines.first { $0.hasPrefix("[greeting id=") && $0.hasSuffix("] {\"n\":1}") }
+                if let printed {
+                    let id = printed.dropFirst("[greeting id=".count).prefix { $0 != "]" }
+                    #expect(TestCursor.position(String(id), "client:cli-tail") == answer.id)
+                    return
+                }
                 try await Task.sleep(for: .milliseconds(20))
             }
         }
@@ -111,7 +117,7 @@ struct CLITests {
                 try await Task.sleep(for: .milliseconds(20))
             }
         }
-        #expect(tailed.hasPrefix("[__connected]"), "\(tailed)")
+        #expect(tailed.hasPrefix("[__connected id="), "\(tailed)")
         #expect(!tailed.contains("[untrusted"))
         // The stream first: nginx waits for open streams before it stops.
         if tailStopped.claim() { RedisServerProcess.signalAndReap(tail, SIGKILL) }

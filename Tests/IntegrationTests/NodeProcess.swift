@@ -105,6 +105,7 @@ final class NodeProcess: Sendable {
 /// connection is retried too. It records every event and which node served it.
 final class ResumingClient: Sendable {
     struct Received: Sendable {
+        /// The event's position on `broadcast` (from its cursor), as publishes answer it.
         var id: String
         var data: String
     }
@@ -170,12 +171,16 @@ final class ResumingClient: Sendable {
             case "__connected":
                 let object = try? JSONSerialization.jsonObject(with: Data((event.data ?? "").utf8)) as? [String: Any]
                 state.nodes.append(object?["nodeId"] as? String ?? "?")
+                if let id = event.id { state.lastID = id }
             case "__reset":
                 state.resets += 1
+                if let id = event.id { state.lastID = id }
             case let name? where name.hasPrefix("__"):
                 break
             default:
-                state.events.append(Received(id: event.id ?? "", data: event.data ?? ""))
+                state.events.append(
+                    Received(id: TestCursor.position(event.id, "broadcast") ?? "?", data: event.data ?? "")
+                )
                 if let id = event.id { state.lastID = id }
             }
         }

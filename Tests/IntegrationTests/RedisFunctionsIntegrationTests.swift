@@ -7,99 +7,190 @@ import Testing
 
 @testable import Fanfare
 
-/// The function library in `Resources/fanfare.lua`, exactly as embedded in the node,
-/// loaded into a real Redis and called.
+/// The function library in `Resources/fanfare.lua`, exactly as a node fills it in and
+/// loads it, called in a real Redis.
 @Suite(.enabled(if: RedisServerProcess.enabled), .timeLimit(.minutes(1)))
 struct RedisFunctionsIntegrationTests {
-    @Test func theEmbeddedLibraryLoadsAndEveryFunctionAnswers() async throws {
-        let server = try await RedisServerProcess()
-        defer { server.stop() }
+    private let names = RedisNames(prefix: "lua\(UInt32.random(in: 0...UInt32.max))")
+    private let policy = HistoryPolicy(
+        maxLength: 3,
+        maxAgeMilliseconds: 0,
+        idleExpiryMilliseconds: 60_000,
+        idempotencyWindowMilliseconds: 60_000
+    )
+
+    private func connect(_ server: RedisServerProcess) async throws -> RedisConnection {
         let connection = try await RedisConnection.connect(
             configuration: server.configuration,
             eventLoop: MultiThreadedEventLoopGroup.singleton.next(),
             logger: Logger(label: "test")
         )
-        let loaded = try await connection.send("FUNCTION", "LOAD", "REPLACE", RESPArgument(RedisFunctions.source))
-        #expect(loaded.string == RedisFunctions.libraryName)
-
-        let list = try await connection.send(
+        let loaded = try await connection.send(
             "FUNCTION",
-            "LIST",
-            "LIBRARYNAME",
-            RESPArgument(RedisFunctions.libraryName)
+            "LOAD",
+            "REPLACE",
+            RESPArgument(RedisFunctions.source(names: self.names, policy: self.policy))
         )
-        // [library_name, fanfare, engine, LUA, functions, [[name, <name>, …], …]]
+        #expect(loaded.string == self.names.library)
+        return connection
+    }
+
+    private func call(
+        _ connection: RedisConnection,
+        _ function: String,
+        keys: [String],
+        _ arguments: [String] = []
+    ) async throws -> RESPValue {
+        try await connection.send(
+            "FCALL",
+            arguments: [RESPArgument(self.names.function(function)), RESPArgument(keys.count)]
+                + keys.map { RESPArgument($0) } + arguments.map { RESPArgument($0) }
+        )
+    }
+
+    @Test func theLibraryHasEveryFunctionAndItsPolicy() async throws {
+        let server = try await RedisServerProcess()
+        defer { server.stop() }
+        let connection = try await self.connect(server)
+        let list = try await connection.send("FUNCTION", "LIST", "LIBRARYNAME", RESPArgument(self.names.library))
+        // [library_name, <name>, engine, LUA, functions, [[name, <name>, …], …]]
         let library = try #require(list.array?.first?.array)
         let functions = try #require(library.last?.array).compactMap { $0.array?[1].string }
         #expect(
-            Set(functions) == [
-                "fanfare_publish", "fanfare_replay", "fanfare_heartbeat", "fanfare_leave", "fanfare_cluster",
-                "fanfare_client",
-            ]
+            Set(functions)
+                == Set(
+                    ["publish", "head", "read", "policy", "heartbeat", "leave", "cluster", "client", "connections"]
+                        .map(self.names.function)
+                )
         )
+        let policy = try await self.call(connection, "policy", keys: [])
+        #expect(policy.array?.first?.int == Int64(RedisFunctions.version))
+        #expect(policy.array?.last?.string == self.policy.description)
+        await connection.close()
+    }
 
-        let prefix = "lua-\(UUID().uuidString.prefix(8))"
-        let names = RedisNames(prefix: prefix)
-        let published = try await connection.send(
-            "FCALL",
-            arguments: [
-                "fanfare_publish", 2, RESPArgument(names.history), RESPArgument(names.nodes), "orders", "created",
-                "line 1\r\nline 2", 100, RESPArgument(prefix), 0,
-            ]
+    @Test func publishingChainsEachEventToTheOneBeforeIt() async throws {
+        let server = try await RedisServerProcess()
+        defer { server.stop() }
+        let connection = try await self.connect(server)
+        let history = self.names.history("orders")
+        #expect(try await self.call(connection, "head", keys: [history]).string == "0-0")
+
+        var positions: [String] = []
+        for index in 0..<5 {
+            let reply = try await self.call(
+                connection,
+                "publish",
+                keys: [history],
+                ["created", "line \(index)\r\nend"]
+            )
+            positions.append(try #require(reply.array?.first?.string))
+            #expect(reply.array?.dropFirst().map(\.int) == [0, 0])
+        }
+        #expect(try await self.call(connection, "head", keys: [history]).string == positions.last)
+
+        // The newest events, each with its predecessor and the body encoded once.
+        let recent = try await self.call(connection, "read", keys: [history], [positions[2], "10"])
+        #expect(recent.array?.first?.string == "ok")
+        let entries = try #require(recent.array?.last?.array)
+        #expect(entries.compactMap { $0.array?.first?.string } == [positions[3], positions[4]])
+        let fields = try #require(entries.first?.array?.last?.array).map(\.string)
+        #expect(fields == ["p", positions[2], "b", "event: created\ndata: line 3\ndata: end\n\n"])
+
+        // MAXLEN 3 (approximately) trimmed the first ones: a read after position 0 finds
+        // that the event after it is gone. The newest position has nothing after it.
+        _ = try await connection.send("XTRIM", RESPArgument(history), "MAXLEN", "2")
+        let old = try await self.call(connection, "read", keys: [history], [positions[0], "10"])
+        #expect(old.array?.first?.string == "trimmed")
+        #expect(old.array?[1].string == positions[4])
+        let newest = try await self.call(connection, "read", keys: [history], [positions[4], "10"])
+        #expect(newest.array?.first?.string == "ok" && newest.array?.last?.array?.isEmpty == true)
+        // A position the channel never had, or no position at all.
+        let ahead = try await self.call(connection, "read", keys: [history], ["99999999999999-0", "10"])
+        #expect(ahead.array?.first?.string == "unknown")
+        let garbage = try await self.call(connection, "read", keys: [history], ["not-an-id", "10"])
+        #expect(garbage.array?.first?.string == "unknown")
+        // A channel whose history is gone, and one that never had any.
+        let missing = self.names.history("nothing")
+        #expect(
+            try await self.call(connection, "read", keys: [missing], [positions[0], "10"]).array?.first?.string
+                == "gone"
         )
-        let id = try #require(published.array?.first?.string)
-        #expect(published.array?.dropFirst().map(\.int) == [0, 0])
-        let refused = await #expect(throws: RedisClientError.self) {
-            try await connection.send(
-                "FCALL",
-                arguments: [
-                    "fanfare_publish", 2, RESPArgument(names.history), RESPArgument(names.nodes), "orders", "__x", "{}",
-                ]
+        #expect(try await self.call(connection, "read", keys: [missing], ["0-0", "10"]).array?.first?.string == "ok")
+        // Every history expires when idle.
+        #expect(try await connection.send("PTTL", RESPArgument(history)).int ?? 0 > 0)
+        await connection.close()
+    }
+
+    @Test func anIdempotencyKeyPublishesOnce() async throws {
+        let server = try await RedisServerProcess()
+        defer { server.stop() }
+        let connection = try await self.connect(server)
+        let history = self.names.history("jobs")
+        let key = self.names.idempotency("jobs", key: "job-7")
+        let first = try await self.call(connection, "publish", keys: [history, key], ["progress", "50"])
+        let again = try await self.call(connection, "publish", keys: [history, key], ["progress", "50"])
+        #expect(first.array?.first?.string == again.array?.first?.string)
+        #expect(first.array?.last?.int == 0)
+        #expect(again.array?.last?.int == 1)
+        #expect(try await connection.send("XLEN", RESPArgument(history)).int == 1)
+        // A key of another channel's slot is refused.
+        await #expect(throws: RedisClientError.self) {
+            try await self.call(
+                connection,
+                "publish",
+                keys: [history, self.names.idempotency("other", key: "k")],
+                ["e", "d"]
             )
         }
-        #expect(refused?.message.contains("reserved") == true)
+        await connection.close()
+    }
 
-        let replay = try await connection.send(
-            "FCALL",
-            arguments: ["fanfare_replay", 1, RESPArgument(names.history), "0-0", 10]
-        )
-        let parts = try #require(replay.array)
-        #expect(parts[0].string == id && parts[1].string == id)
-        let fields = try #require(parts[2].array?.first?.array?.last?.array).map(\.string)
-        #expect(fields == ["c", "orders", "b", "event: created\ndata: line 1\ndata: line 2\n\n"])
+    @Test func badPublishesAreRefusedWithASentence() async throws {
+        let server = try await RedisServerProcess()
+        defer { server.stop() }
+        let connection = try await self.connect(server)
+        for (keys, arguments, message) in [
+            ([self.names.history("orders")], ["__x", "{}"], "reserved"),
+            ([self.names.history("orders")], ["a\nb", "{}"], "CR, LF or NUL"),
+            (["\(self.names.prefix):history"], ["e", "{}"], "the key must be"),
+            ([self.names.history("bad channel")], ["e", "{}"], "the key must be"),
+        ] {
+            let error = await #expect(throws: RedisClientError.self) {
+                try await self.call(connection, "publish", keys: keys, arguments)
+            }
+            #expect(error?.message.contains(message) == true, "\(String(describing: error))")
+        }
+        await connection.close()
+    }
 
+    @Test func theRegistryFunctionsCountEveryLiveNode() async throws {
+        let server = try await RedisServerProcess()
+        defer { server.stop() }
+        let connection = try await self.connect(server)
+        let names = self.names
         let row =
             #"{"id":"n1","address":"127.0.0.1:1","version":"t","startedAt":1,"connections":2,"clients":1,"lastSeen":1}"#
-        _ = try await connection.send(
-            "FCALL",
-            arguments: [
-                "fanfare_heartbeat", 3, RESPArgument(names.nodes), RESPArgument(names.nodeInfo("n1")),
-                RESPArgument(names.nodeCounts("n1")), "n1", 5000, RESPArgument(row), "1", "client:alice", 2,
-            ]
+        _ = try await self.call(
+            connection,
+            "heartbeat",
+            keys: [names.nodes, names.nodeInfo("n1"), names.nodeCounts("n1")],
+            ["n1", "5000", row, "1", "client:alice", "2", "orders", "1"]
         )
-        let cluster = try await connection.send(
-            "FCALL",
-            arguments: ["fanfare_cluster", 1, RESPArgument(names.nodes), RESPArgument(prefix)]
-        )
+        let cluster = try await self.call(connection, "cluster", keys: [names.nodes])
         #expect(cluster.array?.first?.array?.first?.string == row)
-        #expect(cluster.array?.last?.array?.map(\.string) == ["alice", nil])
-        let client = try await connection.send(
-            "FCALL",
-            arguments: ["fanfare_client", 1, RESPArgument(names.nodes), RESPArgument(prefix), "alice"]
-        )
+        #expect(cluster.array?.last?.array?.first?.string == "alice")
+        let client = try await self.call(connection, "client", keys: [names.nodes], ["alice"])
         #expect(client.array?.first?.string == "n1" && client.array?.last?.int == 2)
-        _ = try await connection.send(
-            "FCALL",
-            arguments: [
-                "fanfare_leave", 3, RESPArgument(names.nodes), RESPArgument(names.nodeInfo("n1")),
-                RESPArgument(names.nodeCounts("n1")), "n1",
-            ]
+        #expect(try await self.call(connection, "connections", keys: [names.nodes], ["orders"]).int == 1)
+        _ = try await self.call(
+            connection,
+            "leave",
+            keys: [names.nodes, names.nodeInfo("n1"), names.nodeCounts("n1")],
+            ["n1"]
         )
-        let after = try await connection.send(
-            "FCALL",
-            arguments: ["fanfare_cluster", 1, RESPArgument(names.nodes), RESPArgument(prefix)]
-        )
-        #expect(after.array?.first?.array?.isEmpty == true)
+        #expect(try await self.call(connection, "cluster", keys: [names.nodes]).array?.first?.array?.isEmpty == true)
+        #expect(try await self.call(connection, "connections", keys: [names.nodes], ["orders"]).int == 0)
         await connection.close()
     }
 }

@@ -9,7 +9,10 @@ import Testing
 
 @Suite(.enabled(if: RedisServerProcess.enabled), .timeLimit(.minutes(2)))
 struct ResumeIntegrationTests {
-    private func ids(_ events: [ServerSentEvent]) -> [String] { events.compactMap(\.id) }
+    /// Each event's position on `channel`, from its cursor.
+    private func positions(_ events: [ServerSentEvent], _ channel: String) -> [String] {
+        events.map { TestCursor.position($0.id, channel) ?? "?" }
+    }
 
     /// Parses `123-4` for ordering checks.
     private func order(_ id: String) -> [UInt64] { id.split(separator: "-").compactMap { UInt64($0) } }
@@ -45,12 +48,10 @@ struct ResumeIntegrationTests {
             } else { nil }
         for index in 0..<100 {
             if let redis, index % 2 == 1 {
+                // The one-command publish of the README.
                 let reply = try await redis.send(
                     "FCALL",
-                    arguments: [
-                        "fanfare_publish", 2, "fanfare:history", "fanfare:nodes", "orders", "missed",
-                        RESPArgument("\(index)"),
-                    ]
+                    arguments: ["fanfare_publish", 1, "fanfare:h:{orders}", "missed", RESPArgument("\(index)")]
                 )
                 missed.append(reply.array?.first?.string ?? "")
             } else {
@@ -71,13 +72,13 @@ struct ResumeIntegrationTests {
         _ = try await second.connected()
         var replayed: [ServerSentEvent] = []
         for _ in 0..<100 { replayed.append(try await second.next()) }
-        #expect(self.ids(replayed) == missed)
+        #expect(self.positions(replayed, "orders") == missed)
         #expect(replayed.allSatisfy { $0.event == "missed" })
         #expect(replayed.map(\.data) == (0..<100).map { "\($0)" })
         let (_, live) = try await harness.notify(0, #"{"channel":"orders","event":"live"}"#)
         let next = try await second.next()
         #expect(next.event == "live")
-        #expect(next.id == live["id"] as? String)
+        #expect(TestCursor.position(next.id, "orders") == live["id"] as? String)
         await second.close()
         await redis?.close()
         await harness.stop()
@@ -91,38 +92,68 @@ struct ResumeIntegrationTests {
             let (_, json) = try await harness.notify(0, #"{"broadcast":true,"event":"e","payload":\#(index)}"#)
             ids.append(json["id"] as? String ?? "")
         }
-        for stale in [ids[0], "1-0", "not-an-id", "99999999999999-0"] {
-            let stream = try await TestStream(
-                harness.urls[0] + "/api/sse/subscribe/late?lastEventId=\(stale)"
-            )
+        let channels = ["client:late", "broadcast"]
+        let stale: [(id: String, reset: String)] = [
+            // Ids of the earlier kind, and anything else that is not a cursor: one reset for all.
+            (ids[0], #"{"channels":["client:late","broadcast"],"reason":"unknown"}"#),
+            ("1-0", #"{"channels":["client:late","broadcast"],"reason":"unknown"}"#),
+            ("not-an-id", #"{"channels":["client:late","broadcast"],"reason":"unknown"}"#),
+            // A cursor whose broadcast position left the history, or was never issued.
+            (
+                TestCursor.make(["broadcast": ids[0]], channels: channels),
+                #"{"channels":["broadcast"],"reason":"trimmed"}"#
+            ),
+            (
+                TestCursor.make(["broadcast": "99999999999999-0"], channels: channels),
+                #"{"channels":["broadcast"],"reason":"unknown"}"#
+            ),
+        ]
+        for (id, expected) in stale {
+            let stream = try await TestStream(harness.urls[0] + "/api/sse/subscribe/late?lastEventId=\(id)")
             _ = try await stream.connected()
             let reset = try await stream.next(includingControl: true)
-            #expect(reset.event == "__reset", "\(stale)")
-            #expect(reset.data?.contains(#""lastEventId""#) == true)
+            #expect(reset.event == "__reset", "\(id)")
+            #expect(reset.data == expected, "\(id)")
+            // Past the gap: the reset's id holds the channel's newest position.
+            #expect(TestCursor.position(reset.id, "broadcast") == ids.last, "\(id)")
             let (_, json) = try await harness.notify(0, #"{"broadcast":true,"event":"after-reset"}"#)
             let live = try await stream.next()
             #expect(live.event == "after-reset")
-            #expect(live.id == json["id"] as? String)
+            #expect(TestCursor.position(live.id, "broadcast") == json["id"] as? String)
+            ids.append(json["id"] as? String ?? "")
             await stream.close()
         }
         await harness.stop()
     }
 
     @Test(arguments: [false, true])
-    func eventsOlderThanTheHistoryAgeAreGone(embedded: Bool) async throws {
+    func eventsOlderThanTheHistoryAgeAreGoneButAQuietChannelResumesWithoutAReset(embedded: Bool) async throws {
         let harness = try await NodeHarness(nodes: 1, embedded: embedded) { $0.historyMaxAgeSeconds = 1 }
-        let (_, old) = try await harness.notify(0, #"{"broadcast":true,"event":"old"}"#)
-        try await Task.sleep(for: .milliseconds(1_200))  // let it age out of the log
+        let (_, first) = try await harness.notify(0, #"{"broadcast":true,"event":"first"}"#)
+        let (_, second) = try await harness.notify(0, #"{"broadcast":true,"event":"second"}"#)
+        try await Task.sleep(for: .milliseconds(1_200))  // let both age out of the history
         let (_, fresh) = try await harness.notify(0, #"{"broadcast":true,"event":"fresh"}"#)
+        let channels = ["client:aged", "broadcast"]
 
-        let stale = try await TestStream(
-            harness.urls[0] + "/api/sse/subscribe/aged?lastEventId=\(old["id"] as? String ?? "")"
-        )
+        // A client that had `first` missed `second`, which aged out: a reset for broadcast.
+        let behind = TestCursor.make(["broadcast": first["id"] as? String ?? ""], channels: channels)
+        let stale = try await TestStream(harness.urls[0] + "/api/sse/subscribe/aged?lastEventId=\(behind)")
         _ = try await stale.connected()
         let reset = try await stale.next(includingControl: true)
         #expect(reset.event == "__reset")
-        #expect(reset.data?.contains(fresh["id"] as? String ?? "?") == true)
+        #expect(reset.data == #"{"channels":["broadcast"],"reason":"trimmed"}"#)
+        #expect(TestCursor.position(reset.id, "broadcast") == fresh["id"] as? String)
         await stale.close()
+
+        // A client that had `second` missed nothing but `fresh`: its own last event aging
+        // out of the history is no gap.
+        let caughtUp = TestCursor.make(["broadcast": second["id"] as? String ?? ""], channels: channels)
+        let quiet = try await TestStream(harness.urls[0] + "/api/sse/subscribe/aged?lastEventId=\(caughtUp)")
+        _ = try await quiet.connected()
+        let next = try await quiet.next(includingControl: true)
+        #expect(next.event == "fresh")
+        #expect(TestCursor.position(next.id, "broadcast") == fresh["id"] as? String)
+        await quiet.close()
         await harness.stop()
     }
 
@@ -130,7 +161,10 @@ struct ResumeIntegrationTests {
     func publishesRacingTheReconnectArriveExactlyOnceInOrder(embedded: Bool) async throws {
         let harness = try await NodeHarness(nodes: embedded ? 1 : 2, embedded: embedded)
         let (_, start) = try await harness.notify(0, #"{"clientId":"racer","event":"start"}"#)
-        let startID = start["id"] as? String ?? ""
+        let startID = TestCursor.make(
+            ["client:racer": start["id"] as? String ?? ""],
+            channels: ["client:racer", "broadcast"]
+        )
         let total = 300
         let publisher = Task {
             var published: [String] = []
@@ -152,7 +186,7 @@ struct ResumeIntegrationTests {
         let published = try await publisher.value
         var received: [String] = []
         while received.count < total {
-            received.append(try await stream.next().id ?? "")
+            received.append(TestCursor.position(try await stream.next().id, "client:racer") ?? "?")
         }
         #expect(received == published)
         #expect(self.isStrictlyIncreasing(received))
@@ -179,7 +213,7 @@ struct ResumeIntegrationTests {
             try await group.waitForAll()
         }
         var ids: [String] = []
-        for _ in 0..<300 { ids.append(try await watcher.next().id ?? "") }
+        for _ in 0..<300 { ids.append(TestCursor.position(try await watcher.next().id, "broadcast") ?? "?") }
         #expect(Set(ids).count == 300)
         #expect(self.isStrictlyIncreasing(ids))
         await watcher.close()
@@ -229,7 +263,7 @@ struct BackfillIntegrationTests {
             while received.count < published.count {
                 let event = try await stream.next(includingControl: true)
                 #expect(event.event != "__reset")
-                if event.event == "bf" { received.append(event.id ?? "") }
+                if event.event == "bf" { received.append(TestCursor.position(event.id, "broadcast") ?? "?") }
             }
             #expect(received == published)
             await stream.close()

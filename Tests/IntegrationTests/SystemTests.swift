@@ -183,13 +183,14 @@ struct SystemTests {
 
         // The history survived the restart: a client resuming from the first event gets
         // every later one.
+        let cursor = TestCursor.make(["broadcast": acknowledged[0]], channels: ["client:late-reader", "broadcast"])
         let late = try await TestStream(
             cluster.nodes[1].url + "/api/sse/subscribe/late-reader",
-            headers: [("Last-Event-ID", acknowledged[0])]
+            headers: [("Last-Event-ID", cursor)]
         )
         var replayed: [String] = []
         while replayed.last != acknowledged.last {
-            replayed.append(try await late.next().id ?? "")
+            replayed.append(TestCursor.position(try await late.next().id, "broadcast") ?? "?")
         }
         #expect(Set(acknowledged.dropFirst()).isSubset(of: replayed))
         await late.close()

@@ -1,43 +1,43 @@
 internal import NIOCore
 import Synchronization
 
-/// The in-memory bus of an embedded node: ids, fan-out and counts without Redis.
+/// The in-memory bus of an embedded node: positions, per-channel history and fan-out
+/// without Redis, with the semantics of the Redis one.
 ///
-/// Ids have the same shape as the Redis ones (`<milliseconds>-<sequence>`) and increase
-/// strictly. Delivery is synchronous into the hub, which hops to each loop itself.
+/// Positions have the Redis shape (`<milliseconds>-<sequence>`) and increase strictly per
+/// channel. Each channel keeps its own bounded history, trimmed by count and age and
+/// dropped when idle. Delivery is synchronous into the hub, which hops to each loop itself.
 final class EmbeddedEventBus: EventBus {
+    private struct Channel {
+        var history = CircularBuffer<BusEvent>()
+        var last = StreamPosition.zero
+        var lastPublish: Int64 = 0
+    }
+
+    private struct Remembered {
+        var position: StreamPosition
+        var expires: Int64
+    }
+
     private struct State {
-        var deliver: (@Sendable (String, ByteBuffer) -> Void)?
-        var subscribed: [String: Int] = [:]
-        var lastMilliseconds: Int64 = 0
-        var sequence: Int64 = 0
-        var history = CircularBuffer<HistoryEntry>()
+        var deliver: (@Sendable (BusEvent) -> Void)?
+        var subscribed = Set<String>()
+        var channels: [String: Channel] = [:]
+        var idempotency: [String: Remembered] = [:]
+        var publishes = 0
     }
 
     private let state = Mutex(State())
     private let eventLoop: any EventLoop
-    /// Answers how many local connections a channel has (the registry is local here).
-    private let connectionCount = Mutex<(@Sendable (String) -> Int)?>(nil)
-    private let historyMaxLength: Int
-    private let historyMaxAgeMilliseconds: Int64
+    private let policy: HistoryPolicy
 
-    init(
-        eventLoop: any EventLoop,
-        historyMaxLength: Int,
-        historyMaxAgeSeconds: Int
-    ) {
+    init(eventLoop: any EventLoop, policy: HistoryPolicy) {
         self.eventLoop = eventLoop
-        self.historyMaxLength = max(1, historyMaxLength)
-        self.historyMaxAgeMilliseconds = Int64(max(0, historyMaxAgeSeconds)) * 1_000
-    }
-
-    /// Where publish answers get their `connections` from: the node's hub, made after the bus.
-    func countConnections(_ count: @escaping @Sendable (String) -> Int) {
-        self.connectionCount.withLock { $0 = count }
+        self.policy = policy
     }
 
     func start(
-        deliver: @escaping @Sendable (String, ByteBuffer) -> Void,
+        deliver: @escaping @Sendable (BusEvent) -> Void,
         resubscribed: @escaping @Sendable () -> Void
     ) async throws {
         self.state.withLock { $0.deliver = deliver }
@@ -45,63 +45,104 @@ final class EmbeddedEventBus: EventBus {
 
     func subscribe(_ channels: [String]) -> EventLoopFuture<Void> {
         self.state.withLock { state in
-            for channel in channels { state.subscribed[channel, default: 0] += 1 }
+            for channel in channels { state.subscribed.insert(channel) }
         }
         return self.eventLoop.makeSucceededVoidFuture()
     }
 
     func unsubscribe(_ channels: [String]) {
         self.state.withLock { state in
-            for channel in channels {
-                let count = (state.subscribed[channel] ?? 0) - 1
-                state.subscribed[channel] = count > 0 ? count : nil
-            }
+            for channel in channels { state.subscribed.remove(channel) }
         }
     }
 
     var isReady: Bool { true }
 
     func publish(_ request: PublishRequest) async throws -> PublishResult {
-        // Ids are assigned and frames delivered under one lock, so delivery follows id order.
-        let (id, sent) = try self.state.withLock { state in
-            let milliseconds = max(WallClock.milliseconds(), state.lastMilliseconds)
-            if milliseconds == state.lastMilliseconds {
-                state.sequence += 1
-            } else {
-                state.lastMilliseconds = milliseconds
-                state.sequence = 0
+        let body = try EventFrame.body(event: request.event, data: request.data)
+        let policy = self.policy
+        // Positions are assigned and events delivered under one lock, so delivery follows
+        // position order.
+        return self.state.withLock { state in
+            let now = WallClock.milliseconds()
+            let remembered = request.idempotencyKey.map { "\(request.channel)\u{0}\($0)" }
+            if let remembered, let seen = state.idempotency[remembered], seen.expires > now {
+                return PublishResult(position: seen.position, sent: false, duplicate: true)
             }
-            let id = "\(milliseconds)-\(state.sequence)"
-            let frame = try EventFrame.encode(id: id, event: request.event, data: request.data)
-            let entry = HistoryEntry(
-                id: EventID(milliseconds: UInt64(milliseconds), sequence: UInt64(state.sequence)),
-                channel: request.channel,
-                frame: frame
+            var channel = Self.live(state.channels[request.channel], now: now, policy: policy) ?? Channel()
+            let milliseconds = max(UInt64(max(0, now)), channel.last.milliseconds)
+            let position = StreamPosition(
+                milliseconds: milliseconds,
+                sequence: milliseconds == channel.last.milliseconds && channel.last != .zero
+                    ? channel.last.sequence + 1 : 0
             )
-            state.history.append(entry)
-            if state.history.count > self.historyMaxLength { state.history.removeFirst() }
-            if self.historyMaxAgeMilliseconds > 0 {
-                let horizon = UInt64(max(0, milliseconds - self.historyMaxAgeMilliseconds))
-                while let first = state.history.first, first.id.milliseconds < horizon { state.history.removeFirst() }
+            let event = BusEvent(channel: request.channel, position: position, predecessor: channel.last, body: body)
+            channel.history.append(event)
+            channel.last = position
+            channel.lastPublish = now
+            if channel.history.count > max(1, policy.maxLength) { channel.history.removeFirst() }
+            if policy.maxAgeMilliseconds > 0 {
+                let horizon = UInt64(max(0, now - policy.maxAgeMilliseconds))
+                while let first = channel.history.first, first.position.milliseconds < horizon {
+                    channel.history.removeFirst()
+                }
             }
-            state.deliver?(request.channel, frame)
-            return (id, state.subscribed[request.channel] != nil)
+            state.channels[request.channel] = channel
+            if let remembered {
+                state.idempotency[remembered] = Remembered(
+                    position: position,
+                    expires: now + policy.idempotencyWindowMilliseconds
+                )
+            }
+            state.publishes += 1
+            if state.publishes % 1024 == 0 { Self.sweep(&state, now: now, policy: policy) }
+            let sent = state.subscribed.contains(request.channel)
+            if sent { state.deliver?(event) }
+            return PublishResult(position: position, sent: sent, duplicate: false)
         }
-        let connections = self.connectionCount.withLock { $0 }?(request.channel) ?? 0
-        return PublishResult(id: id, sent: sent, connections: connections)
     }
 
-    func replay(after id: EventID, channels: Set<String>) async throws -> Replay {
-        self.state.withLock { state in
-            guard let oldest = state.history.first?.id, let newest = state.history.last?.id else {
-                return .gap(oldest: nil)
+    func head(of channel: String) async throws -> StreamPosition {
+        let policy = self.policy
+        return self.state.withLock { state in
+            Self.live(state.channels[channel], now: WallClock.milliseconds(), policy: policy)?.last ?? .zero
+        }
+    }
+
+    func read(_ name: String, after position: StreamPosition, limit: Int) async throws -> HistoryPage {
+        let policy = self.policy
+        return self.state.withLock { state in
+            guard let channel = Self.live(state.channels[name], now: WallClock.milliseconds(), policy: policy) else {
+                return HistoryPage(status: position == .zero ? .ok : .gone, head: .zero, events: [])
             }
-            guard id >= oldest, id <= newest else { return .gap(oldest: oldest) }
-            return .events(state.history.filter { $0.id > id && channels.contains($0.channel) })
+            if position > channel.last { return HistoryPage(status: .unknown, head: channel.last, events: []) }
+            if position == channel.last { return HistoryPage(status: .ok, head: channel.last, events: []) }
+            guard let start = channel.history.firstIndex(where: { $0.position > position }),
+                channel.history[start].predecessor == position
+            else {
+                return HistoryPage(status: .trimmed, head: channel.last, events: [])
+            }
+            let end = channel.history.index(
+                start,
+                offsetBy: min(max(1, limit), channel.history.distance(from: start, to: channel.history.endIndex))
+            )
+            return HistoryPage(status: .ok, head: channel.last, events: Array(channel.history[start..<end]))
         }
     }
 
     func shutdown() async {
         self.state.withLock { $0.deliver = nil }
+    }
+
+    /// `channel`, unless it has been idle past the expiry (then its history is gone).
+    private static func live(_ channel: Channel?, now: Int64, policy: HistoryPolicy) -> Channel? {
+        guard let channel, now - channel.lastPublish < policy.idleExpiryMilliseconds else { return nil }
+        return channel
+    }
+
+    /// Forgets idle channels and expired idempotency keys.
+    private static func sweep(_ state: inout State, now: Int64, policy: HistoryPolicy) {
+        state.channels = state.channels.filter { now - $0.value.lastPublish < policy.idleExpiryMilliseconds }
+        state.idempotency = state.idempotency.filter { $0.value.expires > now }
     }
 }

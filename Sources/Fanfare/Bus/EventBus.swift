@@ -1,14 +1,15 @@
 internal import NIOCore
 
-/// Carries events between nodes and assigns their ids. Two implementations: Redis for
-/// a cluster, in-memory for an embedded node; both hand each event to `deliver` as the
-/// complete SSE frame (`id:`, `event:`, `data:` lines), encoded once.
+/// Carries events between nodes and keeps each channel's history. Two implementations:
+/// Redis for a cluster, in-memory for an embedded node, with the same semantics: every
+/// event gets a position in its channel, readers see the position of the event before it,
+/// and the history is bounded per channel.
 protocol EventBus: Sendable {
-    /// Starts the bus. `deliver(channel, frame)` is called for every event published to a
-    /// channel this node subscribed to, on any thread; `resubscribed` after a lost
+    /// Starts the bus. `deliver` gets every event published to a channel this node
+    /// subscribed to, in order per channel, on any thread; `resubscribed` after a lost
     /// subscription came back (events may have been missed meanwhile).
     func start(
-        deliver: @escaping @Sendable (_ channel: String, _ frame: ByteBuffer) -> Void,
+        deliver: @escaping @Sendable (BusEvent) -> Void,
         resubscribed: @escaping @Sendable () -> Void
     ) async throws
 
@@ -16,11 +17,13 @@ protocol EventBus: Sendable {
     func subscribe(_ channels: [String]) -> EventLoopFuture<Void>
     /// Unsubscribes the node from `channels`.
     func unsubscribe(_ channels: [String])
-    /// Publishes one event; fails (never drops silently) when it cannot be stored.
+    /// Publishes one event; fails (never drops silently) when it cannot be stored, and
+    /// says whether it may have happened anyway.
     func publish(_ request: PublishRequest) async throws -> PublishResult
-    /// Every retained event after `id` on `channels`, or a gap when `id` is older than the
-    /// retained history or was never issued.
-    func replay(after id: EventID, channels: Set<String>) async throws -> Replay
+    /// The newest position of `channel` (``StreamPosition/zero`` without history).
+    func head(of channel: String) async throws -> StreamPosition
+    /// Up to `limit` events of `channel` after `position`, or why there are none.
+    func read(_ channel: String, after position: StreamPosition, limit: Int) async throws -> HistoryPage
     /// Whether publishes can currently succeed.
     var isReady: Bool { get }
     func shutdown() async

@@ -1,11 +1,12 @@
 internal import NIOCore
 internal import ServerSentEvents
 
-/// Encodes the frame of a published event exactly like the Redis function does.
+/// Encodes the body of a published event (`event:` and `data:` lines, no `id:`) exactly
+/// like the Redis function does.
 enum EventFrame {
-    static func encode(id: String, event: String, data: String) throws -> ByteBuffer {
+    static func body(event: String, data: String) throws -> ByteBuffer {
         var buffer = ByteBuffer()
-        try buffer.writeServerSentEvent(ServerSentEvent(id: id, event: event.isEmpty ? nil : event, data: data))
+        try buffer.writeServerSentEvent(ServerSentEvent(event: event.isEmpty ? nil : event, data: data))
         return buffer
     }
 }

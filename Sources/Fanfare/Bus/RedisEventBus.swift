@@ -3,72 +3,145 @@ internal import Logging
 internal import NIOCore
 import Synchronization
 
-/// The bus of a cluster node: publishes through the `fanfare_publish` Redis Function and
-/// receives through one ``RedisSubscriber`` on the node's pub/sub connection.
+/// The bus of a cluster node: publishes and reads history through the prefix's Redis
+/// Function library on one command connection, and receives through one
+/// ``RedisSubscriber`` on the node's pub/sub connection.
 final class RedisEventBus: EventBus {
     private let configuration: RedisConfiguration
     private let names: RedisNames
-    private let historyMaxLength: Int
-    private let historyMaxAgeMilliseconds: Int
+    private let policy: HistoryPolicy
     private let eventLoop: any EventLoop
     private let logger: Logger
-    private let connection = Mutex<RedisConnection?>(nil)
     private let subscriber = Mutex<RedisSubscriber?>(nil)
     /// Whether the subscriber is connected: set from its callbacks, read by `/readyz`.
     private let subscriberReady = Atomic<Bool>(false)
 
+    /// The command connection: connected, being connected (every caller waits for that
+    /// one attempt), or neither.
+    private enum Link {
+        case none
+        case connecting(EventLoopFuture<RedisConnection>)
+        case connected(RedisConnection)
+    }
+
+    private let link = Mutex(Link.none)
+
     init(
         configuration: RedisConfiguration,
         names: RedisNames,
-        historyMaxLength: Int,
-        historyMaxAgeSeconds: Int,
+        policy: HistoryPolicy,
         eventLoop: any EventLoop,
         logger: Logger
     ) {
         self.configuration = configuration
         self.names = names
-        self.historyMaxLength = historyMaxLength
-        self.historyMaxAgeMilliseconds = max(0, historyMaxAgeSeconds) * 1_000
+        self.policy = policy
         self.eventLoop = eventLoop
         self.logger = logger
     }
 
-    /// The command connection, reconnecting when the last one dropped.
+    /// The command connection. When there is none (or it dropped), the first caller
+    /// connects and every caller meanwhile waits for that same connection: one reconnect
+    /// per connection, however many callers found it gone.
     func commands() async throws -> RedisConnection {
-        if let existing = self.connection.withLock({ $0 }), existing.isActive { return existing }
+        let eventLoop = self.eventLoop
+        let (future, promise) = self.link.withLock {
+            link -> (EventLoopFuture<RedisConnection>, EventLoopPromise<RedisConnection>?) in
+            switch link {
+            case .connected(let connection) where connection.isActive:
+                return (eventLoop.makeSucceededFuture(connection), nil)
+            case .connecting(let future):
+                return (future, nil)
+            case .connected, .none:
+                let promise = eventLoop.makePromise(of: RedisConnection.self)
+                link = .connecting(promise.futureResult)
+                return (promise.futureResult, promise)
+            }
+        }
+        if let promise {
+            do {
+                let connection = try await self.connect()
+                self.link.withLock { $0 = .connected(connection) }
+                promise.succeed(connection)
+            } catch {
+                self.link.withLock { $0 = .none }
+                promise.fail(error)
+            }
+        }
+        return try await future.get()
+    }
+
+    /// A new command connection with the library in place: Redis may have restarted empty.
+    private func connect() async throws -> RedisConnection {
         let fresh = try await RedisConnection.connect(
             configuration: self.configuration,
             eventLoop: self.eventLoop,
             logger: self.logger
         )
-        // Redis may have restarted empty: every new connection makes sure the functions exist.
         do {
-            _ = try await fresh.send("FUNCTION", "LOAD", "REPLACE", RESPArgument(RedisFunctions.source))
+            try await self.ensureLibrary(on: fresh)
         } catch {
             await fresh.close()
             throw error
         }
-        self.connection.withLock { $0 = fresh }
         return fresh
     }
 
-    /// Calls a function of the `fanfare` library. If Redis lost the library (restarted
-    /// empty, FUNCTION FLUSH) the call ran nothing, so the library is loaded again and the
-    /// call retried once.
-    func fcall(_ arguments: [RESPArgument]) async throws -> RESPValue {
-        let connection = try await self.commands()
+    /// Loads the library when Redis has none (or an older one). A library of the same
+    /// version with another history policy is the cluster's: it stays, and the node says
+    /// so, since replacing it would change every other node's history.
+    private func ensureLibrary(on connection: RedisConnection) async throws {
+        let source = RedisFunctions.source(names: self.names, policy: self.policy)
+        let reply: RESPValue
         do {
-            return try await connection.send("FCALL", arguments: arguments)
+            reply = try await connection.send("FCALL", RESPArgument(self.names.function("policy")), 0)
+        } catch let error as RedisClientError where error.code == .serverError {
+            // No library (Redis started empty): load ours. Another node may just have.
+            do {
+                _ = try await connection.send("FUNCTION", "LOAD", RESPArgument(source))
+            } catch let error as RedisClientError
+                where error.code == .serverError && error.message.contains("already exists")
+            {}
+            return
+        }
+        let parts = reply.array ?? []
+        let version = parts.first?.int ?? 0
+        let loaded = parts.count > 1 ? parts[1].string ?? "" : ""
+        if version < Int64(RedisFunctions.version) {
+            _ = try await connection.send("FUNCTION", "LOAD", "REPLACE", RESPArgument(source))
+            self.logger.notice(
+                "fanfare.library.upgraded",
+                metadata: ["from": "\(version)", "to": "\(RedisFunctions.version)"]
+            )
+        } else if loaded != self.policy.description {
+            self.logger.warning(
+                "fanfare.history.policy.differs",
+                metadata: [
+                    "configured": "\(self.policy)", "cluster": "\(loaded)",
+                    "effect": "publishes keep the cluster's policy; set the same history settings on every node",
+                ]
+            )
+        }
+    }
+
+    /// Calls a function of the library. If Redis lost the library (restarted empty,
+    /// FUNCTION FLUSH) the call ran nothing, so the library is loaded again and the call
+    /// retried once.
+    func fcall(_ function: String, keys: [RESPArgument], arguments: [RESPArgument] = []) async throws -> RESPValue {
+        let connection = try await self.commands()
+        let call = [RESPArgument(self.names.function(function)), RESPArgument(keys.count)] + keys + arguments
+        do {
+            return try await connection.send("FCALL", arguments: call)
         } catch let error as RedisClientError
             where error.code == .serverError && error.message.contains("Function not found")
         {
-            _ = try await connection.send("FUNCTION", "LOAD", "REPLACE", RESPArgument(RedisFunctions.source))
-            return try await connection.send("FCALL", arguments: arguments)
+            try await self.ensureLibrary(on: connection)
+            return try await connection.send("FCALL", arguments: call)
         }
     }
 
     func start(
-        deliver: @escaping @Sendable (String, ByteBuffer) -> Void,
+        deliver: @escaping @Sendable (BusEvent) -> Void,
         resubscribed: @escaping @Sendable () -> Void
     ) async throws {
         _ = try await self.commands()
@@ -81,7 +154,12 @@ final class RedisEventBus: EventBus {
         ) { [weak self] event in
             switch event {
             case .message(let name, let payload):
-                if let channel = names.channel(fromPubSub: name) { deliver(channel, payload) }
+                guard let channel = names.channel(fromPubSub: name) else { return }
+                guard let event = Self.event(channel: channel, payload: payload) else {
+                    logger.warning("redis.message.malformed", metadata: ["channel": "\(channel)"])
+                    return
+                }
+                deliver(event)
             case .patternMessage:
                 break
             case .ready(let isReconnect):
@@ -99,6 +177,19 @@ final class RedisEventBus: EventBus {
         subscriber.start()
     }
 
+    /// A pub/sub message `<position> <predecessor>\n<body>` as an event.
+    static func event(channel: String, payload: ByteBuffer) -> BusEvent? {
+        var payload = payload
+        let view = payload.readableBytesView
+        guard let space = view.firstIndex(of: UInt8(ascii: " ")),
+            let newline = view[space...].firstIndex(of: UInt8(ascii: "\n")),
+            let position = StreamPosition(String(decoding: view[view.startIndex..<space], as: UTF8.self)),
+            let predecessor = StreamPosition(String(decoding: view[(space + 1)..<newline], as: UTF8.self))
+        else { return nil }
+        payload.moveReaderIndex(forwardBy: newline - view.startIndex + 1)
+        return BusEvent(channel: channel, position: position, predecessor: predecessor, body: payload)
+    }
+
     func subscribe(_ channels: [String]) -> EventLoopFuture<Void> {
         guard let subscriber = self.subscriber.withLock({ $0 }) else {
             return self.eventLoop.makeFailedFuture(FanfareError(.unavailable, "the bus is not started"))
@@ -111,84 +202,125 @@ final class RedisEventBus: EventBus {
     }
 
     var isReady: Bool {
-        self.subscriberReady.load(ordering: .relaxed) && (self.connection.withLock { $0?.isActive } ?? false)
+        guard self.subscriberReady.load(ordering: .relaxed) else { return false }
+        return self.link.withLock { link in
+            if case .connected(let connection) = link { return connection.isActive }
+            return false
+        }
     }
 
     func publish(_ request: PublishRequest) async throws -> PublishResult {
+        var keys = [RESPArgument(self.names.history(request.channel))]
+        if let key = request.idempotencyKey {
+            keys.append(RESPArgument(self.names.idempotency(request.channel, key: key)))
+        }
+        let connection: RedisConnection
+        do {
+            connection = try await self.commands()
+        } catch {
+            throw FanfareError(.unavailable, "Redis is unavailable; the event was not published", underlying: error)
+        }
         let reply: RESPValue
         do {
-            reply = try await self.fcall(
-                [
-                    "fanfare_publish", 2, RESPArgument(self.names.history), RESPArgument(self.names.nodes),
-                    RESPArgument(request.channel), RESPArgument(request.event), RESPArgument(request.data),
-                    RESPArgument(self.historyMaxLength), RESPArgument(self.names.prefix),
-                    RESPArgument(self.historyMaxAgeMilliseconds),
+            let call =
+                [RESPArgument(self.names.function("publish")), RESPArgument(keys.count)] + keys + [
+                    RESPArgument(request.event), RESPArgument(request.data),
                 ]
-            )
+            do {
+                reply = try await connection.send("FCALL", arguments: call)
+            } catch let error as RedisClientError
+                where error.code == .serverError && error.message.contains("Function not found")
+            {
+                // The library was lost, so nothing ran: load it and publish once more.
+                try await self.ensureLibrary(on: connection)
+                reply = try await connection.send("FCALL", arguments: call)
+            }
         } catch let error as RedisClientError
             where error.code == .serverError && error.message.hasPrefix("ERR fanfare:")
         {
             throw FanfareError(.invalidInput, String(error.message.dropFirst("ERR fanfare: ".count)))
+        } catch let error as RedisClientError where error.code == .serverError {
+            throw FanfareError(
+                .unavailable,
+                "Redis refused the publish; the event was not published",
+                underlying: error
+            )
         } catch {
-            throw FanfareError(.unavailable, "Redis is unavailable; the event was not published", underlying: error)
+            // The command went out and no answer came back: Redis may have run it.
+            throw FanfareError(
+                .outcomeUnknown,
+                request.idempotencyKey == nil
+                    ? "Redis did not confirm the publish; the event may have been published (publish with an idempotencyKey to retry safely)"
+                    : "Redis did not confirm the publish; the event may have been published: retry with the same idempotencyKey",
+                underlying: error
+            )
         }
-        guard let items = reply.array, items.count == 3, let id = items[0].string, let nodes = items[1].int,
-            let connections = items[2].int
+        guard let items = reply.array, items.count == 3, let id = items[0].string,
+            let position = StreamPosition(id), let nodes = items[1].int, let duplicate = items[2].int
         else {
-            throw FanfareError(.internalError, "unexpected reply from fanfare_publish: \(reply)")
+            throw FanfareError(.internalError, "unexpected reply from \(self.names.function("publish")): \(reply)")
         }
-        return PublishResult(id: id, sent: nodes > 0, connections: Int(connections))
+        return PublishResult(position: position, sent: nodes > 0, duplicate: duplicate == 1)
     }
 
-    /// Pages through the history stream with `fanfare_replay`, which reads the oldest and
-    /// newest retained ids together with each page, so trimming cannot open a silent gap.
-    func replay(after id: EventID, channels: Set<String>) async throws -> Replay {
-        var cursor = id
-        var entries: [HistoryEntry] = []
-        let pageSize = 1_000
-        while true {
-            let reply: RESPValue
-            do {
-                reply = try await self.fcall(
-                    [
-                        "fanfare_replay", 1, RESPArgument(self.names.history), RESPArgument(cursor.description),
-                        RESPArgument(pageSize),
-                    ]
-                )
-            } catch {
-                throw FanfareError(.unavailable, "Redis is unavailable; history cannot be read", underlying: error)
-            }
-            guard let parts = reply.array, parts.count == 3, let page = parts[2].array else {
-                throw FanfareError(.internalError, "unexpected reply from fanfare_replay")
-            }
-            let oldest = parts[0].string.flatMap { EventID($0) }
-            guard let oldestID = oldest, let newest = parts[1].string.flatMap({ EventID($0) }) else {
-                return .gap(oldest: nil)
-            }
-            if cursor < oldestID || (cursor == id && id > newest) { return .gap(oldest: oldestID) }
-            for item in page {
-                guard let fields = item.array, fields.count == 2,
-                    let entryID = fields[0].string.flatMap({ EventID($0) }),
-                    let values = fields[1].array
-                else { continue }
-                cursor = entryID
-                var channel: String?
-                var body: ByteBuffer?
-                for index in stride(from: 0, to: values.count - 1, by: 2) {
-                    switch values[index].string {
-                    case "c": channel = values[index + 1].string
-                    case "b": body = values[index + 1].bytes
-                    default: break
-                    }
-                }
-                guard let channel, channels.contains(channel), var body else { continue }
-                var frame = ByteBuffer()
-                frame.writeString("id: \(entryID)\n")
-                frame.writeBuffer(&body)
-                entries.append(HistoryEntry(id: entryID, channel: channel, frame: frame))
-            }
-            if page.count < pageSize { return .events(entries) }
+    func head(of channel: String) async throws -> StreamPosition {
+        let reply: RESPValue
+        do {
+            reply = try await self.fcall("head", keys: [RESPArgument(self.names.history(channel))])
+        } catch {
+            throw FanfareError(.unavailable, "Redis is unavailable; history cannot be read", underlying: error)
         }
+        guard let text = reply.string, let position = StreamPosition(text) else {
+            throw FanfareError(.internalError, "unexpected reply from \(self.names.function("head")): \(reply)")
+        }
+        return position
+    }
+
+    func read(_ channel: String, after position: StreamPosition, limit: Int) async throws -> HistoryPage {
+        let reply: RESPValue
+        do {
+            reply = try await self.fcall(
+                "read",
+                keys: [RESPArgument(self.names.history(channel))],
+                arguments: [RESPArgument(position.description), RESPArgument(limit)]
+            )
+        } catch {
+            throw FanfareError(.unavailable, "Redis is unavailable; history cannot be read", underlying: error)
+        }
+        guard let parts = reply.array, parts.count == 3, let status = parts[0].string,
+            let head = parts[1].string.flatMap({ StreamPosition($0) }), let entries = parts[2].array
+        else {
+            throw FanfareError(.internalError, "unexpected reply from \(self.names.function("read"))")
+        }
+        switch status {
+        case "ok": break
+        case "trimmed": return HistoryPage(status: .trimmed, head: head, events: [])
+        case "gone": return HistoryPage(status: .gone, head: head, events: [])
+        default: return HistoryPage(status: .unknown, head: head, events: [])
+        }
+        var events: [BusEvent] = []
+        events.reserveCapacity(entries.count)
+        for entry in entries {
+            guard let fields = entry.array, fields.count == 2, let id = fields[0].string,
+                let position = StreamPosition(id), let values = fields[1].array
+            else {
+                throw FanfareError(.internalError, "unexpected history entry in \(channel)")
+            }
+            var predecessor: StreamPosition?
+            var body: ByteBuffer?
+            for index in stride(from: 0, to: values.count - 1, by: 2) {
+                switch values[index].string {
+                case "p": predecessor = values[index + 1].string.flatMap { StreamPosition($0) }
+                case "b": body = values[index + 1].bytes
+                default: break
+                }
+            }
+            guard let predecessor, let body else {
+                throw FanfareError(.internalError, "a history entry of \(channel) lacks its fields")
+            }
+            events.append(BusEvent(channel: channel, position: position, predecessor: predecessor, body: body))
+        }
+        return HistoryPage(status: .ok, head: head, events: events)
     }
 
     func shutdown() async {
@@ -196,9 +328,11 @@ final class RedisEventBus: EventBus {
             defer { subscriber = nil }
             return subscriber
         }?.close()
-        await self.connection.withLock { connection in
-            defer { connection = nil }
-            return connection
-        }?.close()
+        let connection = self.link.withLock { link -> RedisConnection? in
+            defer { link = .none }
+            if case .connected(let connection) = link { return connection }
+            return nil
+        }
+        await connection?.close()
     }
 }

@@ -1,20 +1,41 @@
-/// The Redis Function library every node loads at start (`FUNCTION LOAD REPLACE`):
-/// `Resources/fanfare.lua`, embedded in the binary. The test suite loads it into a real
-/// Redis and calls every function.
+/// The Redis Function library every node loads (`Resources/fanfare.lua`, embedded in the
+/// binary): one library per key prefix, named after it, with the prefix and the history
+/// policy filled in. The test suite loads it into a real Redis and calls every function.
 ///
-/// `fanfare_publish` is the one command any service can use to publish:
+/// `<prefix>_publish` is the one command any service can use to publish:
 ///
-///     FCALL fanfare_publish 2 fanfare:history fanfare:nodes <channel> <event> <data>
+///     FCALL fanfare_publish 1 fanfare:h:{orders} <event> <data>
 ///
-/// It validates the channel and event name, encodes the SSE body once (splitting data on
-/// CR, LF and CRLF), appends it to the history stream (whose id becomes the event id),
-/// publishes the complete frame, and answers `{id, nodes reached, connections}` where
-/// connections is the sum of every live node's count for the channel. The registry's
-/// functions (`fanfare_heartbeat`, `fanfare_leave`, `fanfare_cluster`, `fanfare_client`)
-/// and resume's `fanfare_replay` live in the same library.
+/// It appends the event to the channel's own history (its position is the entry id),
+/// trims that history by count and age, publishes the body with its position and its
+/// predecessor's, and answers `{position, nodes reached, duplicate}`. The library also
+/// holds `<prefix>_head`, `<prefix>_read` (resume and backfill), `<prefix>_policy` and
+/// the registry's functions.
 enum RedisFunctions {
-    static let libraryName = "fanfare"
+    /// Bumped whenever the functions change in a way older nodes could not use.
+    static let version = 2
 
-    /// The library's Lua source.
-    static let source = String(decoding: PackageResources.fanfare_lua, as: UTF8.self)
+    /// The library's Lua source for `prefix` and `policy`.
+    static func source(names: RedisNames, policy: HistoryPolicy) -> String {
+        String(decoding: PackageResources.fanfare_lua, as: UTF8.self)
+            .replacingPlaceholder("__PREFIX__", with: names.prefix)
+            .replacingPlaceholder("__MAXLEN__", with: String(max(1, policy.maxLength)))
+            .replacingPlaceholder("__MAX_AGE_MS__", with: String(max(0, policy.maxAgeMilliseconds)))
+            .replacingPlaceholder("__IDLE_MS__", with: String(max(1_000, policy.idleExpiryMilliseconds)))
+            .replacingPlaceholder("__IDEMPOTENCY_MS__", with: String(max(1_000, policy.idempotencyWindowMilliseconds)))
+    }
+}
+
+extension String {
+    /// Every `placeholder` replaced by `value`, without Foundation.
+    fileprivate func replacingPlaceholder(_ placeholder: String, with value: String) -> String {
+        var result = ""
+        var rest = Substring(self)
+        while let range = rest.firstRange(of: placeholder) {
+            result += rest[..<range.lowerBound]
+            result += value
+            rest = rest[range.upperBound...]
+        }
+        return result + rest
+    }
 }

@@ -1,16 +1,45 @@
-/// Builds every Redis key and pub/sub channel name from one prefix.
+/// Builds every Redis key, pub/sub channel and function name from one prefix.
+///
+/// Everything of one channel carries the channel as its hash tag (`{orders}`), so its
+/// history, its pub/sub channel and its idempotency keys live in one Redis Cluster slot
+/// and one function call touches only that slot.
 struct RedisNames: Sendable {
     let prefix: String
 
-    func pubsubChannel(_ channel: String) -> String { "\(self.prefix):c:\(channel)" }
+    /// The history stream of `channel`: `<prefix>:h:{<channel>}`.
+    func history(_ channel: String) -> String { "\(self.prefix):h:{\(channel)}" }
+    /// The pub/sub channel of `channel`: `<prefix>:c:{<channel>}`.
+    func pubsubChannel(_ channel: String) -> String { "\(self.prefix):c:{\(channel)}" }
+    /// An idempotency key of `channel`: `<prefix>:i:{<channel>}:<key>`.
+    func idempotency(_ channel: String, key: String) -> String { "\(self.prefix):i:{\(channel)}:\(key)" }
+
     /// The inverse of ``pubsubChannel(_:)``; `nil` for names that are not ours.
     func channel(fromPubSub name: String) -> String? {
-        let head = "\(self.prefix):c:"
-        guard name.hasPrefix(head) else { return nil }
-        return String(name.dropFirst(head.count))
+        let head = "\(self.prefix):c:{"
+        guard name.hasPrefix(head), name.hasSuffix("}"), name.utf8.count > head.utf8.count + 1 else { return nil }
+        return String(name.dropFirst(head.count).dropLast())
     }
-    var history: String { "\(self.prefix):history" }
+
     var nodes: String { "\(self.prefix):nodes" }
     func nodeInfo(_ id: String) -> String { "\(self.prefix):node:\(id)" }
     func nodeCounts(_ id: String) -> String { "\(self.prefix):node:\(id):counts" }
+
+    /// The function library of this prefix, and each function's name: `<prefix>_publish`.
+    var library: String { self.prefix }
+    func function(_ name: String) -> String { "\(self.prefix)_\(name)" }
+
+    /// Whether `prefix` can name keys and functions: 1-32 of `A-Z a-z 0-9 _`, starting
+    /// with a letter (a function name must be a Lua-safe identifier).
+    static func isValidPrefix(_ prefix: String) -> Bool {
+        let utf8 = prefix.utf8
+        guard (1...32).contains(utf8.count), let first = utf8.first, Self.isLetter(first) else { return false }
+        return utf8.allSatisfy {
+            Self.isLetter($0) || ($0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9")) || $0 == UInt8(ascii: "_")
+        }
+    }
+
+    private static func isLetter(_ byte: UInt8) -> Bool {
+        (byte >= UInt8(ascii: "a") && byte <= UInt8(ascii: "z"))
+            || (byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "Z"))
+    }
 }

@@ -9,7 +9,7 @@ extension FanfareError: HTTPResponseError {
         case .forbidden: .forbidden
         case .notFound: .notFound
         case .limitExceeded: .tooManyRequests
-        case .unavailable: .serviceUnavailable
+        case .unavailable, .outcomeUnknown: .serviceUnavailable
         default: .internalServerError
         }
     }

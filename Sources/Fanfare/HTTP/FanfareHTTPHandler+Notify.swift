@@ -21,6 +21,8 @@ extension FanfareHTTPHandler {
                 node.metrics.refused(.publishRate)
                 throw FanfareError(.limitExceeded, "too many publishes for this credential; slow down")
             }
+            // The cluster-wide count comes from the registry; it is read beside the publish.
+            async let connections = node.registry.connections(on: target.request.channel)
             let result: PublishResult
             do {
                 result = try await node.bus.publish(target.request)
@@ -28,12 +30,13 @@ extension FanfareHTTPHandler {
                 node.metrics.publishFailures.increment()
                 throw error
             }
-            node.metrics.eventsPublished.increment()
+            if !result.duplicate { node.metrics.eventsPublished.increment() }
             let answer = NotifyAnswer(
-                id: result.id,
+                id: result.position.description,
                 sent: result.sent,
-                connections: result.connections,
-                clientId: target.clientID
+                connections: (try? await connections) ?? 0,
+                clientId: target.clientID,
+                duplicate: result.duplicate ? true : nil
             )
             return .json(.ok, NotifyAnswerWriter.write(answer))
         }

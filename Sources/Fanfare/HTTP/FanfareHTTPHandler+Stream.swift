@@ -79,12 +79,15 @@ extension FanfareHTTPHandler {
         clientID: String,
         channels: [String]
     ) {
-        // From here on the connection speaks raw SSE: the HTTP codec leaves the pipeline (its
-        // parser state is most of an idle connection's memory). Anything the client still
-        // sends is read and dropped.
-        context.pipeline.syncOperations.removeHandler(name: Self.encoderName, promise: nil)
-        context.pipeline.syncOperations.removeHandler(name: Self.decoderName, promise: nil)
-        try? context.pipeline.syncOperations.addHandler(DiscardInbound(), position: .first)
+        guard let place = self.heldPlace else { return }
+        self.heldPlace = nil
+        self.state = .streaming
+        // From here on the connection speaks raw SSE: the HTTP codec and this handler leave
+        // the pipeline (their state is most of an idle connection's memory) and the stream's
+        // own handler takes over, with the stream's place under the limits.
+        let pipeline = context.pipeline.syncOperations
+        pipeline.removeHandler(name: Self.encoderName, promise: nil)
+        pipeline.removeHandler(name: Self.decoderName, promise: nil)
         var head = ByteBuffer()
         head.writeStaticString("HTTP/1.1 200 OK\r\n")
         head.writeStaticString("Content-Type: text/event-stream; charset=utf-8\r\n")
@@ -99,78 +102,28 @@ extension FanfareHTTPHandler {
         head.writeBuffer(&retry)
         context.writeAndFlush(NIOAny(head), promise: nil)
 
-        let stream = SSEStream(context: context, clientID: clientID, channels: channels)
         // A resume: the header wins over the query parameter (EventSource sends the header).
         let lastEventID = request.headers.first(name: "last-event-id") ?? request.query["lastEventId"]
-        let resumeFrom = lastEventID.flatMap { $0.isEmpty ? nil : $0 }
-        if resumeFrom != nil { stream.replayBuffer = [] }
-        self.state = .streaming(stream)
-        let node = self.node
-        node.hub.register(stream).assumeIsolated().whenComplete { result in
-            guard case .streaming(let current) = self.state, current === stream else { return }
-            switch result {
-            case .success:
-                let connected = ConnectedEvent(
-                    clientId: clientID,
-                    nodeId: node.identity.id,
-                    channels: channels,
-                    time: WallClock.milliseconds()
-                )
-                context.writeAndFlush(NIOAny(ControlFrame.connected(connected)), promise: nil)
-                if let resumeFrom {
-                    self.resume(context: context, stream: stream, from: resumeFrom)
-                }
-            case .failure(let error):
-                // Without a confirmed subscription this stream could miss events silently:
-                // close it and let the client come back after the retry delay.
-                node.logger.warning(
-                    "sse.subscribe.failed",
-                    metadata: ["client.id": "\(clientID)", "error": "\(error)"]
-                )
-                self.closeForRetry(context: context)
-            }
+        let resume: StreamStateMachine.Resume
+        switch lastEventID {
+        case nil, "": resume = .none
+        case let id?: resume = Cursor.decode(id).map { .cursor($0) } ?? .unreadable(id)
         }
-    }
-
-    /// Replays what `stream` missed after `lastEventID`, then releases its buffered live
-    /// frames. The node is already subscribed, so nothing falls between the two.
-    func resume(context: ChannelHandlerContext, stream: SSEStream, from lastEventID: String) {
-        let node = self.node
-        let channels = Set(stream.channels)
-        let after = EventID(lastEventID)
-        let replay: EventLoopFuture<Replay>
-        if let after {
-            replay = self.runTask(context: context) { try await node.bus.replay(after: after, channels: channels) }
-        } else {
-            replay = context.eventLoop.makeSucceededFuture(.gap(oldest: nil))  // not an id this cluster issues
-        }
-        replay.assumeIsolated().whenComplete { result in
-            guard case .streaming(let current) = self.state, current === stream else { return }
-            switch result {
-            case .success(.events(let entries)):
-                node.metrics.eventsReplayed.increment(by: entries.count)
-                stream.finishReplay(replayed: entries.map(\.frame), replayedUpTo: entries.last?.id ?? after)
-            case .success(.gap(let oldest)):
-                node.metrics.resetsSent.increment()
-                let trimmed = after.flatMap { after in oldest.map { after < $0 } } ?? false
-                let reset = ResetEvent(
-                    lastEventId: lastEventID,
-                    oldestEventId: oldest?.description,
-                    reason: trimmed ? .trimmed : .unknown
-                )
-                stream.finishReplay(replayed: [ControlFrame.reset(reset)], replayedUpTo: nil)
-            case .failure(let error):
-                node.logger.warning("sse.replay.failed", metadata: ["error": "\(error)"])
-                self.closeForRetry(context: context)
-            }
-        }
-    }
-
-    /// Tells the client to come back after the retry delay, and closes the stream.
-    private func closeForRetry(context: ChannelHandlerContext) {
-        let frame = ControlFrame.close(.unavailable, retryMilliseconds: self.node.configuration.retryMilliseconds)
-        context.writeAndFlush(NIOAny(frame)).assumeIsolated().whenComplete { _ in
+        let stream = SSEStreamHandler(
+            node: self.node,
+            clientID: clientID,
+            channels: channels,
+            resume: resume,
+            place: place,
+            eventLoop: context.eventLoop
+        )
+        do {
+            try pipeline.addHandler(stream, position: .first)
+        } catch {
+            self.node.connectionLimiter.release(clientID: place.clientID, address: place.address)
             context.close(promise: nil)
+            return
         }
+        pipeline.removeHandler(context: context, promise: nil)
     }
 }

@@ -19,7 +19,8 @@ final class FanfareHTTPHandler: ChannelInboundHandler {
         case idle
         case receiving(HTTPRequest)
         case responding
-        case streaming(SSEStream)
+        /// The connection became a stream; an ``SSEStreamHandler`` serves it now.
+        case streaming
         case closed
     }
 
@@ -34,7 +35,8 @@ final class FanfareHTTPHandler: ChannelInboundHandler {
     let node: NodeContext
     let role: Role
     var state = State.idle
-    /// The stream's place under the connection limits, given back when it closes.
+    /// A stream's place under the connection limits, taken before its handler exists;
+    /// given back here if the connection closes before that handler takes it over.
     var heldPlace: (clientID: String, address: String)?
     /// Closes a connection that is slow to send its request headers, or idle too long
     /// between requests.
@@ -133,9 +135,6 @@ final class FanfareHTTPHandler: ChannelInboundHandler {
     }
 
     func channelInactive(context: ChannelHandlerContext) {
-        if case .streaming(let stream) = self.state {
-            self.node.hub.unregister(stream)
-        }
         if let place = self.heldPlace {
             self.heldPlace = nil
             self.node.connectionLimiter.release(clientID: place.clientID, address: place.address)
@@ -144,17 +143,6 @@ final class FanfareHTTPHandler: ChannelInboundHandler {
         self.headerTimer = nil
         self.state = .closed
         context.fireChannelInactive()
-    }
-
-    func channelWritabilityChanged(context: ChannelHandlerContext) {
-        if case .streaming(let stream) = self.state, !context.channel.isWritable {
-            // More unsent bytes than the bound: a slow consumer. Closing it protects the
-            // node; it resumes by Last-Event-ID.
-            self.node.metrics.slowConsumerCloses.increment()
-            self.node.logger.info("sse.slow_consumer.closed", metadata: ["client.id": "\(stream.clientID)"])
-            context.close(promise: nil)
-        }
-        context.fireChannelWritabilityChanged()
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {

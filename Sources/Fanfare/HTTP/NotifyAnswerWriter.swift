@@ -16,6 +16,9 @@ enum NotifyAnswerWriter {
         }
         buffer.writeStaticString(#""connections":"#)
         buffer.writeString(String(answer.connections))
+        if let duplicate = answer.duplicate {
+            buffer.writeStaticString(duplicate ? #","duplicate":true"# : #","duplicate":false"#)
+        }
         buffer.writeStaticString(#","id":"#)
         Self.quote(answer.id, into: &buffer)
         buffer.writeStaticString(answer.ok ? #","ok":true,"sent":"# : #","ok":false,"sent":"#)

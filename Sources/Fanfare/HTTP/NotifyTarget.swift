@@ -1,6 +1,8 @@
 /// A parsed `POST /api/sse/notify` body: exactly one target, an event name, a payload.
 struct NotifyTarget: Sendable {
-    static let fields: Set<String> = ["clientId", "userId", "channel", "broadcast", "event", "payload"]
+    static let fields: Set<String> = [
+        "clientId", "userId", "channel", "broadcast", "event", "payload", "idempotencyKey",
+    ]
 
     var request: PublishRequest
     var clientID: String?
@@ -14,7 +16,7 @@ struct NotifyTarget: Sendable {
             guard Self.fields.contains(field.key) else {
                 throw FanfareError(
                     .invalidInput,
-                    "unknown field \(field.key): use clientId, userId, channel, broadcast, event, payload"
+                    "unknown field \(field.key): use clientId, userId, channel, broadcast, event, payload, idempotencyKey"
                 )
             }
             guard byKey.updateValue(field, forKey: field.key) == nil else {
@@ -64,7 +66,11 @@ struct NotifyTarget: Sendable {
         }
         // The payload goes on as the publisher wrote it, without whitespace between tokens.
         let data = byKey["payload"].map { JSONObjectReader.compact(body, $0.span) } ?? "null"
-        self.request = PublishRequest(channel: name, event: event, data: data)
+        let idempotencyKey = try text("idempotencyKey")
+        if let idempotencyKey, !ChannelName.isValid(idempotencyKey) {
+            throw FanfareError(.invalidInput, "idempotencyKey must be 1-128 of A-Z a-z 0-9 _ . : @ -")
+        }
+        self.request = PublishRequest(channel: name, event: event, data: data, idempotencyKey: idempotencyKey)
         self.clientID = clientID
     }
 }

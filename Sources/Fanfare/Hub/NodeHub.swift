@@ -4,26 +4,22 @@ import Synchronization
 
 /// The node's streams across all its event loops, and their link to the bus.
 ///
-/// Each loop has its own ``LocalHub``. The bus hands every event (channel + encoded frame)
-/// to ``receive(channel:frame:)`` from any thread; frames are queued per loop and a
-/// loop drains its queue in one task, so a burst becomes one batch and one flush per
-/// stream. Channels are reference counted across the node: the bus subscribes when the
-/// first local stream joins a channel and unsubscribes when the last one leaves.
+/// ``ChannelSubscriptions`` decides (which channels to subscribe to, when a stream is
+/// attached, when a channel catches up from history); the hub performs its actions. What
+/// the machine decides under the hub's lock is queued in that order: Redis commands for
+/// the bus's loop, and items for the loops (events, attachments, resets), staged on the
+/// bus's loop and handed to every loop in one batch. Each loop's ``LocalHub`` writes a
+/// batch to its streams and flushes each stream once.
 final class NodeHub: Sendable {
-    private struct Inbox {
-        var frames: [(channel: String, frame: ByteBuffer)] = []
+    /// What the loops get, in order.
+    enum Item: Sendable {
+        case event(BusEvent)
+        case attach(ObjectIdentifier, [StreamPosition])
+        case fail(ObjectIdentifier)
+        case reset(String, HistoryPage.Status, position: StreamPosition)
     }
 
-    private final class Loop: Sendable {
-        let hub: NIOLoopBoundBox<LocalHub>
-        let inbox = Mutex(Inbox())
-
-        init(hub: NIOLoopBoundBox<LocalHub>) {
-            self.hub = hub
-        }
-    }
-
-    struct Counts {
+    struct Counts: Sendable {
         /// Local streams per channel (including `client:<id>`).
         var channels: [String: Int] = [:]
         var connections = 0
@@ -32,30 +28,57 @@ final class NodeHub: Sendable {
         var version = 0
     }
 
-    /// Signalled when the last stream is gone (a drain waits for it).
-    private let emptied = Mutex<[AsyncSignal<Void>]>([])
+    private enum Command: Sendable {
+        case subscribe([String], generation: Int)
+        case unsubscribe([String])
+    }
+
+    private struct State: Sendable {
+        var machine: ChannelSubscriptions
+        var counts = Counts()
+        var staged: [Item] = []
+        var stagingScheduled = false
+        var commands: [Command] = []
+        var commandsScheduled = false
+        var emptied: [AsyncSignal<Void>] = []
+    }
+
+    /// Work the machine asked for that happens outside the lock.
+    private struct Work {
+        var stage = false
+        var commands = false
+        var reads: [ChannelSubscriptions.Action] = []
+    }
+
+    private final class Loop: Sendable {
+        let hub: NIOLoopBoundBox<LocalHub>
+        let inbox = Mutex<[Item]>([])
+
+        init(hub: NIOLoopBoundBox<LocalHub>) {
+            self.hub = hub
+        }
+    }
 
     private let loops: [ObjectIdentifier: Loop]
     private let loopList: [Loop]
-    /// Events from the bus are staged here first and handed to the loops in one batch per
-    /// staging task, so everything that arrived in one socket read travels together.
-    private let staging = Mutex(Inbox())
-    private let stagingLoop: any EventLoop
-    /// The node's place in the bus's events, for backfill (see `NodeHub+Backfill.swift`).
-    let backfill = Mutex(Backfill())
-
-    private let counts = Mutex(Counts())
+    /// The bus's loop: Redis commands go out from here in order, and events are staged
+    /// here so a whole socket read travels to the loops together.
+    private let busLoop: any EventLoop
+    private let state: Mutex<State>
+    private let pageSize: Int
     let bus: any EventBus
     private let logger: Logger
 
     init(
         group: any EventLoopGroup,
-        stagingLoop: any EventLoop,
+        busLoop: any EventLoop,
         bus: any EventBus,
         metrics: NodeMetrics? = nil,
+        bufferLimit: Int = 1_024,
+        pageSize: Int = 500,
         logger: Logger
     ) {
-        self.stagingLoop = stagingLoop
+        self.busLoop = busLoop
         var loops: [ObjectIdentifier: Loop] = [:]
         for eventLoop in group.makeIterator() {
             let loop = Loop(
@@ -66,6 +89,8 @@ final class NodeHub: Sendable {
         self.loops = loops
         self.loopList = Array(loops.values)
         self.bus = bus
+        self.pageSize = pageSize
+        self.state = Mutex(State(machine: ChannelSubscriptions(bufferLimit: bufferLimit, pageSize: pageSize)))
         self.logger = logger
     }
 
@@ -74,156 +99,257 @@ final class NodeHub: Sendable {
         self.loops[ObjectIdentifier(eventLoop)]?.hub.value
     }
 
-    func startHeartbeats(every interval: TimeAmount, frame: ByteBuffer) {
-        for loop in self.loopList {
-            let hub = loop.hub
-            hub.eventLoop.execute { hub.value.startHeartbeat(every: interval, frame: frame) }
-        }
-    }
+    // MARK: Streams
 
-    /// Drain: tells every stream when to come back (a random `retry:` up to `jitter`
-    /// milliseconds, so clients don't all return at once) and closes it once written.
-    func closeAllStreams(retryJitterMilliseconds jitter: Int) {
-        self.forEachStream { hub in
-            for stream in hub.allStreams {
-                let frame = ControlFrame.close(.draining, retryMilliseconds: Int.random(in: 0...max(0, jitter)))
-                let context = stream.context
-                context.writeAndFlush(NIOAny(frame)).assumeIsolated().whenComplete { _ in
-                    context.close(promise: nil)
-                }
-            }
+    /// Adds a stream (on its loop). It is attached, on its loop, once the node is
+    /// subscribed to every one of its channels, or failed when Redis does not confirm one.
+    func register(_ stream: SSEStreamHandler) {
+        self.localHub(on: stream.eventLoop)?.add(stream)
+        let (id, channels, client) = (ObjectIdentifier(stream), stream.channels, ChannelName.client(stream.clientID))
+        let work = self.state.withLock { state in
+            for channel in channels { state.counts.channels[channel, default: 0] += 1 }
+            if state.counts.channels[client] == 1 { state.counts.clients += 1 }
+            state.counts.connections += 1
+            state.counts.version += 1
+            return Self.enqueue(state.machine.join(id, channels: channels), &state)
         }
-    }
-
-    func stopHeartbeats() {
-        for loop in self.loopList {
-            let hub = loop.hub
-            hub.eventLoop.execute { hub.value.stop() }
-        }
-    }
-
-    /// Adds a stream (on its loop). The future succeeds once the bus delivers every one of
-    /// its channels.
-    func register(_ stream: SSEStream) -> EventLoopFuture<Void> {
-        let eventLoop = stream.context.eventLoop
-        self.localHub(on: eventLoop)?.add(stream)
-        let newChannels = self.counts.withLock { counts in
-            var new: [String] = []
-            for channel in stream.channels {
-                counts.channels[channel, default: 0] += 1
-                if counts.channels[channel] == 1 { new.append(channel) }
-            }
-            if counts.channels[ChannelName.client(stream.clientID)] == 1 { counts.clients += 1 }
-            counts.connections += 1
-            counts.version += 1
-            return new
-        }
-        guard !newChannels.isEmpty else { return eventLoop.makeSucceededVoidFuture() }
-        return self.bus.subscribe(newChannels).hop(to: eventLoop)
+        self.perform(work)
     }
 
     /// Removes a stream (on its loop) everywhere at once.
-    func unregister(_ stream: SSEStream) {
-        self.localHub(on: stream.context.eventLoop)?.remove(stream)
-        let (goneChannels, isEmpty) = self.counts.withLock { counts in
-            var gone: [String] = []
-            for channel in stream.channels {
-                let left = (counts.channels[channel] ?? 1) - 1
-                counts.channels[channel] = left > 0 ? left : nil
-                if left <= 0 { gone.append(channel) }
+    func unregister(_ stream: SSEStreamHandler) {
+        self.localHub(on: stream.eventLoop)?.remove(stream)
+        let (id, channels, client) = (ObjectIdentifier(stream), stream.channels, ChannelName.client(stream.clientID))
+        let (work, emptied) = self.state.withLock { state in
+            for channel in channels {
+                let left = (state.counts.channels[channel] ?? 1) - 1
+                state.counts.channels[channel] = left > 0 ? left : nil
             }
-            if counts.channels[ChannelName.client(stream.clientID)] == nil { counts.clients -= 1 }
-            counts.connections -= 1
-            counts.version += 1
-            return (gone, counts.connections == 0)
-        }
-        if !goneChannels.isEmpty { self.bus.unsubscribe(goneChannels) }
-        if isEmpty {
-            let waiters = self.emptied.withLock { waiters in
-                defer { waiters = [] }
-                return waiters
+            if state.counts.channels[client] == nil { state.counts.clients -= 1 }
+            state.counts.connections -= 1
+            state.counts.version += 1
+            let work = Self.enqueue(state.machine.leave(id, channels: channels), &state)
+            var emptied: [AsyncSignal<Void>] = []
+            if state.counts.connections == 0 {
+                emptied = state.emptied
+                state.emptied = []
             }
-            for signal in waiters { signal.succeed(()) }
+            return (work, emptied)
         }
+        self.perform(work)
+        for signal in emptied { signal.succeed(()) }
     }
 
     /// Returns once the node has no streams (at once when it has none).
     func waitUntilEmpty() async throws {
         let signal = AsyncSignal<Void>()
-        // Registered under the counts' lock, so the last unregister cannot slip between
-        // the check and the registration.
-        let empty = self.counts.withLock { counts in
-            if counts.connections == 0 { return true }
-            self.emptied.withLock { $0.append(signal) }
+        let empty = self.state.withLock { state in
+            if state.counts.connections == 0 { return true }
+            state.emptied.append(signal)
             return false
         }
         if empty { return }
         try await signal.wait()
     }
 
-    /// Queues one event for every loop. Events are staged on the staging loop (the bus's
-    /// loop, so a whole socket read is staged before the task runs), then each loop gets
-    /// the batch and drains its queue in one task.
-    func receive(channel: String, frame: ByteBuffer) {
-        let id = EventID(frame: frame)
-        let pass = self.backfill.withLock { backfill -> Bool in
-            if backfill.buffered != nil {
-                backfill.buffered?.append((channel, frame))
-                return false
-            }
-            guard let id else { return true }
-            if let last = backfill.lastID, id <= last { return false }  // already delivered
-            backfill.lastID = id
-            return true
-        }
-        if pass { self.stage(channel: channel, frame: frame) }
-    }
-
-    /// Queues one event for delivery on every loop, after everything queued before it.
-    func stage(channel: String, frame: ByteBuffer) {
-        let first = self.staging.withLock { staging in
-            staging.frames.append((channel, frame))
-            return staging.frames.count == 1
-        }
-        guard first else { return }
-        self.stagingLoop.execute {
-            let batch = self.staging.withLock { staging in
-                let frames = staging.frames
-                staging.frames.removeAll(keepingCapacity: true)
-                return frames
-            }
-            self.dispatch(batch)
-        }
-    }
-
-    private func dispatch(_ batch: [(channel: String, frame: ByteBuffer)]) {
-        for loop in self.loopList {
-            let wasEmpty = loop.inbox.withLock { inbox in
-                inbox.frames.append(contentsOf: batch)
-                return inbox.frames.count == batch.count
-            }
-            guard wasEmpty else { continue }
-            loop.hub.eventLoop.execute {
-                let frames = loop.inbox.withLock { inbox in
-                    let frames = inbox.frames
-                    inbox.frames.removeAll(keepingCapacity: true)
-                    return frames
-                }
-                loop.hub.value.deliver(frames)
-            }
-        }
-    }
-
     func snapshot() -> Counts {
-        self.counts.withLock { $0 }
+        self.state.withLock { $0.counts }
     }
 
     func connections(on channel: String) -> Int {
-        self.counts.withLock { $0.channels[channel] ?? 0 }
+        self.state.withLock { $0.counts.channels[channel] ?? 0 }
     }
 
-    /// Every stream of every loop, gathered on their loops.
-    func forEachStream(_ body: @escaping @Sendable (LocalHub) -> Void) {
+    // MARK: The bus
+
+    /// An event from the bus (any thread).
+    func receive(_ event: BusEvent) {
+        let work = self.state.withLock { state in Self.enqueue(state.machine.received(event), &state) }
+        self.perform(work)
+    }
+
+    /// The bus's subscription was lost and came back: every channel catches up.
+    func reconnected() {
+        let work = self.state.withLock { state in Self.enqueue(state.machine.reconnected(), &state) }
+        self.logger.info("hub.backfill.started")
+        self.perform(work)
+    }
+
+    /// Queues the machine's actions in their order; returns what to start outside the lock.
+    private static func enqueue(_ actions: [ChannelSubscriptions.Action], _ state: inout State) -> Work {
+        var work = Work()
+        for action in actions {
+            switch action {
+            case .subscribe(let channels, let generation):
+                state.commands.append(.subscribe(channels, generation: generation))
+            case .unsubscribe(let channels):
+                state.commands.append(.unsubscribe(channels))
+            case .deliver(let events):
+                state.staged.reserveCapacity(state.staged.count + events.count)
+                for event in events { state.staged.append(.event(event)) }
+            case .attach(let stream, let positions):
+                state.staged.append(.attach(stream, positions))
+            case .fail(let stream):
+                state.staged.append(.fail(stream))
+            case .reset(let channel, let status, let position):
+                state.staged.append(.reset(channel, status, position: position))
+            case .readHead, .readHistory:
+                work.reads.append(action)
+            }
+        }
+        if !state.staged.isEmpty, !state.stagingScheduled {
+            state.stagingScheduled = true
+            work.stage = true
+        }
+        if !state.commands.isEmpty, !state.commandsScheduled {
+            state.commandsScheduled = true
+            work.commands = true
+        }
+        return work
+    }
+
+    private func perform(_ work: Work) {
+        if work.stage { self.busLoop.execute { self.dispatchStaged() } }
+        if work.commands { self.busLoop.execute { self.sendCommands() } }
+        for read in work.reads { self.startRead(read) }
+    }
+
+    /// On the bus's loop: the queued subscribes and unsubscribes, in the order decided.
+    private func sendCommands() {
+        let commands = self.state.withLock { state in
+            defer {
+                state.commands = []
+                state.commandsScheduled = false
+            }
+            return state.commands
+        }
+        for command in commands {
+            switch command {
+            case .subscribe(let channels, let generation):
+                self.bus.subscribe(channels).whenComplete { result in
+                    let work = self.state.withLock { state in
+                        switch result {
+                        case .success:
+                            return Self.enqueue(state.machine.subscribed(channels, generation: generation), &state)
+                        case .failure:
+                            return Self.enqueue(state.machine.subscribeFailed(channels, generation: generation), &state)
+                        }
+                    }
+                    if case .failure(let error) = result {
+                        self.logger.warning("hub.subscribe.failed", metadata: ["error": "\(error)"])
+                    }
+                    self.perform(work)
+                }
+            case .unsubscribe(let channels):
+                self.bus.unsubscribe(channels)
+            }
+        }
+    }
+
+    /// Reads from history (async, from any thread), then hands the answer to the machine.
+    private func startRead(_ action: ChannelSubscriptions.Action) {
+        let bus = self.bus
+        let pageSize = self.pageSize
+        // From a synchronous caller into the bus's async reads: the task is the bridge.
+        Task {
+            switch action {
+            case .readHead(let channel, let generation):
+                let work: Work
+                do {
+                    let head = try await bus.head(of: channel)
+                    work = self.state.withLock { state in
+                        Self.enqueue(state.machine.headRead(channel, head: head, generation: generation), &state)
+                    }
+                } catch {
+                    self.logger.warning("hub.head.failed", metadata: ["channel": "\(channel)", "error": "\(error)"])
+                    work = self.state.withLock { state in
+                        Self.enqueue(state.machine.subscribeFailed([channel], generation: generation), &state)
+                    }
+                }
+                self.perform(work)
+            case .readHistory(let channel, let after, let generation):
+                let work: Work
+                do {
+                    let page = try await bus.read(channel, after: after, limit: pageSize)
+                    if page.status != .ok {
+                        self.logger.warning(
+                            "hub.backfill.gap",
+                            metadata: ["channel": "\(channel)", "after": "\(after)", "status": "\(page.status)"]
+                        )
+                    }
+                    work = self.state.withLock { state in
+                        Self.enqueue(state.machine.historyRead(channel, page: page, generation: generation), &state)
+                    }
+                } catch {
+                    // Redis is away: try again shortly (the subscriber's reconnect, when it
+                    // comes, asks for a read of its own).
+                    self.logger.warning(
+                        "hub.backfill.failed",
+                        metadata: ["channel": "\(channel)", "error": "\(error)"]
+                    )
+                    try? await Task.sleep(for: .milliseconds(500))
+                    work = self.state.withLock { state in
+                        Self.enqueue(
+                            state.machine.historyReadFailed(channel, after: after, generation: generation),
+                            &state
+                        )
+                    }
+                }
+                self.perform(work)
+            default:
+                break
+            }
+        }
+    }
+
+    /// On the bus's loop: hands everything staged to every loop, in one batch each.
+    private func dispatchStaged() {
+        let batch = self.state.withLock { state in
+            defer {
+                state.staged.removeAll(keepingCapacity: true)
+                state.stagingScheduled = false
+            }
+            return state.staged
+        }
+        guard !batch.isEmpty else { return }
+        for loop in self.loopList {
+            let wasEmpty = loop.inbox.withLock { inbox in
+                inbox.append(contentsOf: batch)
+                return inbox.count == batch.count
+            }
+            guard wasEmpty else { continue }
+            loop.hub.eventLoop.execute {
+                let items = loop.inbox.withLock { inbox in
+                    defer { inbox.removeAll(keepingCapacity: true) }
+                    return inbox
+                }
+                loop.hub.value.apply(items)
+            }
+        }
+    }
+
+    // MARK: Every stream
+
+    func startHeartbeats(every interval: TimeAmount, frame: ByteBuffer) {
+        self.forEachLocalHub { $0.startHeartbeat(every: interval, frame: frame) }
+    }
+
+    func stopHeartbeats() {
+        self.forEachLocalHub { $0.stop() }
+    }
+
+    /// Drain: tells every stream when to come back (a random `retry:` up to `jitter`
+    /// milliseconds, so clients don't all return at once) and closes it once written.
+    func closeAllStreams(retryJitterMilliseconds jitter: Int) {
+        self.forEachLocalHub { hub in
+            for stream in hub.allStreams {
+                stream.close(.draining, retryMilliseconds: Int.random(in: 0...max(0, jitter)))
+            }
+        }
+    }
+
+    /// Runs `body` with every loop's hub, on its loop.
+    private func forEachLocalHub(_ body: @escaping @Sendable (LocalHub) -> Void) {
         for loop in self.loopList {
             let hub = loop.hub
             hub.eventLoop.execute { body(hub.value) }

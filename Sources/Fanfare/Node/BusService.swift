@@ -15,13 +15,12 @@ struct BusService: Service {
     func run() async throws {
         let hub = self.hub
         let metrics = self.metrics
-        let logger = self.logger
         do {
             try await self.bus.start(
-                deliver: { channel, frame in hub.receive(channel: channel, frame: frame) },
+                deliver: { event in hub.receive(event) },
                 resubscribed: {
                     metrics.redisReconnects.increment()
-                    hub.backfillAfterReconnect(logger: logger)
+                    hub.reconnected()
                 }
             )
         } catch {

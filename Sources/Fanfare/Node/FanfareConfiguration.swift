@@ -24,10 +24,22 @@ public struct FanfareConfiguration: Sendable {
     public var registryInterval: TimeAmount
     /// How long a row lives without refresh; a dead node drops out after this.
     public var registryTTL: TimeAmount
-    /// Events kept in the history log (approximate upper bound).
+    /// Events kept in each channel's history (approximate upper bound).
     public var historyMaxLength: Int
-    /// How long events stay in the history log; 0 keeps them until the length bound.
+    /// How long events stay in a channel's history; 0 keeps them until the length bound.
     public var historyMaxAgeSeconds: Int
+    /// A channel without a publish for this long loses its history (at least the age bound).
+    public var historyIdleSeconds: Int
+    /// How long a publish's idempotency key is remembered.
+    public var idempotencyWindowSeconds: Int
+    /// The most events one resume replays; a client further behind gets `__reset` for the
+    /// channels past it.
+    public var replayCap: Int
+    /// Live events a catching-up stream (or the node, catching a channel up) keeps per
+    /// channel meanwhile; older ones are read from history again.
+    public var liveBufferEvents: Int
+    /// Events per history read.
+    public var historyPageSize: Int
     /// Origins allowed by CORS; `*` allows (and reflects) any origin.
     public var corsOrigins: [String]
     /// Largest request body accepted.
@@ -66,6 +78,11 @@ public struct FanfareConfiguration: Sendable {
         registryTTL: TimeAmount = .seconds(5),
         historyMaxLength: Int = 10_000,
         historyMaxAgeSeconds: Int = 86_400,
+        historyIdleSeconds: Int = 172_800,
+        idempotencyWindowSeconds: Int = 300,
+        replayCap: Int = 10_000,
+        liveBufferEvents: Int = 1_024,
+        historyPageSize: Int = 500,
         corsOrigins: [String] = ["*"],
         maxBodyBytes: Int = 64 * 1024,
         eventLoops: Int = System.coreCount,
@@ -97,6 +114,11 @@ public struct FanfareConfiguration: Sendable {
         self.registryTTL = registryTTL
         self.historyMaxLength = historyMaxLength
         self.historyMaxAgeSeconds = historyMaxAgeSeconds
+        self.historyIdleSeconds = historyIdleSeconds
+        self.idempotencyWindowSeconds = idempotencyWindowSeconds
+        self.replayCap = replayCap
+        self.liveBufferEvents = liveBufferEvents
+        self.historyPageSize = historyPageSize
         self.corsOrigins = corsOrigins
         self.maxBodyBytes = maxBodyBytes
         self.eventLoops = eventLoops
@@ -106,5 +128,17 @@ public struct FanfareConfiguration: Sendable {
     public static func generatedNodeID() -> String {
         let alphabet = Array("0123456789abcdef")
         return "node-" + String((0..<6).map { _ in alphabet[Int.random(in: 0..<16)] })
+    }
+
+    /// The history policy these settings make (the idle expiry is never shorter than the
+    /// age bound, so an idle channel's history is not gone before its events would age out).
+    var historyPolicy: HistoryPolicy {
+        let age = Int64(max(0, self.historyMaxAgeSeconds)) * 1_000
+        return HistoryPolicy(
+            maxLength: max(1, self.historyMaxLength),
+            maxAgeMilliseconds: age,
+            idleExpiryMilliseconds: max(age, Int64(max(1, self.historyIdleSeconds)) * 1_000),
+            idempotencyWindowMilliseconds: Int64(max(1, self.idempotencyWindowSeconds)) * 1_000
+        )
     }
 }

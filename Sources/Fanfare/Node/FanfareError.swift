@@ -13,6 +13,7 @@ public struct FanfareError: Error, CustomStringConvertible, CustomDebugStringCon
             case notFound
             case limitExceeded
             case unavailable
+            case outcomeUnknown
             case invalidConfiguration
             case internalError
         }
@@ -32,6 +33,9 @@ public struct FanfareError: Error, CustomStringConvertible, CustomDebugStringCon
         public static let limitExceeded = Code(.limitExceeded)
         /// Redis is unreachable, or the node is starting or draining.
         public static let unavailable = Code(.unavailable)
+        /// Redis did not confirm something it may have done (a publish whose answer was
+        /// lost): a retry with the same idempotency key is safe.
+        public static let outcomeUnknown = Code(.outcomeUnknown)
         /// A setting that cannot work, found when the node starts.
         public static let invalidConfiguration = Code(.invalidConfiguration)
         /// A bug, or an answer from Redis the node does not understand.

@@ -45,6 +45,12 @@ public final class FanfareNode: Sendable {
     ) async throws {
         var logger = logger
         logger[metadataKey: "node.id"] = "\(configuration.nodeID)"
+        guard RedisNames.isValidPrefix(configuration.redisPrefix) else {
+            throw FanfareError(
+                .invalidConfiguration,
+                "the Redis prefix must be 1-32 of A-Z a-z 0-9 _, starting with a letter, not '\(configuration.redisPrefix)'"
+            )
+        }
         let authenticator = try await Authenticator(security: configuration.security)
         let group = MultiThreadedEventLoopGroup(numberOfThreads: max(1, configuration.eventLoops))
         let names = RedisNames(prefix: configuration.redisPrefix)
@@ -58,7 +64,6 @@ public final class FanfareNode: Sendable {
 
         let bus: any EventBus
         var redisBus: RedisEventBus?
-        var embeddedBus: EmbeddedEventBus?
         if let url = configuration.redisURL {
             let redis: RedisConfiguration
             do {
@@ -70,25 +75,24 @@ public final class FanfareNode: Sendable {
             let made = RedisEventBus(
                 configuration: redis,
                 names: names,
-                historyMaxLength: configuration.historyMaxLength,
-                historyMaxAgeSeconds: configuration.historyMaxAgeSeconds,
+                policy: configuration.historyPolicy,
                 eventLoop: busLoop,
                 logger: logger
             )
             redisBus = made
             bus = made
         } else {
-            let made = EmbeddedEventBus(
-                eventLoop: busLoop,
-                historyMaxLength: configuration.historyMaxLength,
-                historyMaxAgeSeconds: configuration.historyMaxAgeSeconds
-            )
-            embeddedBus = made
-            bus = made
+            bus = EmbeddedEventBus(eventLoop: busLoop, policy: configuration.historyPolicy)
         }
-        let hub = NodeHub(group: group, stagingLoop: busLoop, bus: bus, metrics: metrics, logger: logger)
-        // The embedded bus answers `connections` from the hub; weak, since the hub owns the bus.
-        embeddedBus?.countConnections { [weak hub] channel in hub?.connections(on: channel) ?? 0 }
+        let hub = NodeHub(
+            group: group,
+            busLoop: busLoop,
+            bus: bus,
+            metrics: metrics,
+            bufferLimit: configuration.liveBufferEvents,
+            pageSize: configuration.historyPageSize,
+            logger: logger
+        )
 
         let registry: any ClusterRegistry
         if let redisBus {

@@ -7,6 +7,8 @@ protocol ClusterRegistry: Sendable {
     func snapshot() async throws -> ClusterSnapshot
     /// One client's connections per node.
     func client(_ id: String) async throws -> [(node: String, connections: Int)]
+    /// A channel's streams on every live node (for publish answers; may be a second old).
+    func connections(on channel: String) async throws -> Int
     /// Removes this node's row at once.
     func leave() async
 }

@@ -20,5 +20,9 @@ struct EmbeddedRegistry: ClusterRegistry {
         return count > 0 ? [(self.identity.id, count)] : []
     }
 
+    func connections(on channel: String) async throws -> Int {
+        self.hub.connections(on: channel)
+    }
+
     func leave() async {}
 }

@@ -4,9 +4,9 @@ internal import Logging
 import Synchronization
 
 /// The registry in Redis: each node refreshes its row (info + counts per channel) through
-/// `fanfare_heartbeat` every interval (``RegistryService``) with a TTL, so a dead node
-/// drops out by itself;
-/// `fanfare_cluster` and `fanfare_client` read every live row.
+/// `<prefix>_heartbeat` every interval (``RegistryService``) with a TTL, so a dead node
+/// drops out by itself; `<prefix>_cluster`, `<prefix>_client` and `<prefix>_connections`
+/// read every live row.
 final class RedisRegistry: ClusterRegistry {
     private let identity: NodeIdentity
     private let hub: NodeHub
@@ -16,6 +16,10 @@ final class RedisRegistry: ClusterRegistry {
     private let logger: Logger
     /// The counts version last written; counts are rewritten only when it changed.
     private let writtenVersion = Mutex<Int?>(nil)
+    /// Cluster-wide connections per channel, as last read, with when.
+    private let connectionCache = Mutex<[String: (count: Int, read: ContinuousClock.Instant)]>([:])
+    /// How long a channel's cluster-wide count is reused before it is read again.
+    static let connectionCacheLifetime = Duration.seconds(1)
 
     init(
         identity: NodeIdentity,
@@ -39,9 +43,7 @@ final class RedisRegistry: ClusterRegistry {
         let replace = self.writtenVersion.withLock { $0 } != counts.version
         let row = (try? APIJSON.string(self.identity.row(counts))) ?? "{}"
         var arguments: [RESPArgument] = [
-            "fanfare_heartbeat", 3, RESPArgument(self.names.nodes), RESPArgument(self.names.nodeInfo(self.identity.id)),
-            RESPArgument(self.names.nodeCounts(self.identity.id)), RESPArgument(self.identity.id),
-            RESPArgument(self.ttlMilliseconds), RESPArgument(row), replace ? "1" : "0",
+            RESPArgument(self.identity.id), RESPArgument(self.ttlMilliseconds), RESPArgument(row), replace ? "1" : "0",
         ]
         if replace {
             arguments.reserveCapacity(arguments.count + counts.channels.count * 2)
@@ -51,7 +53,7 @@ final class RedisRegistry: ClusterRegistry {
             }
         }
         do {
-            _ = try await self.bus.fcall(arguments)
+            _ = try await self.bus.fcall("heartbeat", keys: self.rowKeys, arguments: arguments)
             if replace { self.writtenVersion.withLock { $0 = counts.version } }
         } catch {
             // Counts must be rewritten after a failure: Redis may have lost them.
@@ -63,10 +65,17 @@ final class RedisRegistry: ClusterRegistry {
         }
     }
 
+    private var rowKeys: [RESPArgument] {
+        [
+            RESPArgument(self.names.nodes), RESPArgument(self.names.nodeInfo(self.identity.id)),
+            RESPArgument(self.names.nodeCounts(self.identity.id)),
+        ]
+    }
+
     func snapshot() async throws -> ClusterSnapshot {
-        let reply = try await self.call("fanfare_cluster", [RESPArgument(self.names.prefix)])
+        let reply = try await self.call("cluster", [])
         guard let parts = reply.array, parts.count == 2, let rows = parts[0].array, let clients = parts[1].array else {
-            throw FanfareError(.internalError, "unexpected reply from fanfare_cluster")
+            throw FanfareError(.internalError, "unexpected reply from \(self.names.function("cluster"))")
         }
         var nodes: [NodeRow] = []
         for index in stride(from: 0, to: rows.count - 1, by: 2) {
@@ -83,8 +92,7 @@ final class RedisRegistry: ClusterRegistry {
     }
 
     func client(_ id: String) async throws -> [(node: String, connections: Int)] {
-        let reply = try await self.call("fanfare_client", [RESPArgument(self.names.prefix), RESPArgument(id)])
-        let items = reply.array ?? []
+        let items = try await self.call("client", [RESPArgument(id)]).array ?? []
         var result: [(node: String, connections: Int)] = []
         for index in stride(from: 0, to: items.count - 1, by: 2) {
             if let node = items[index].string, let count = items[index + 1].int { result.append((node, Int(count))) }
@@ -92,18 +100,31 @@ final class RedisRegistry: ClusterRegistry {
         return result
     }
 
+    /// The channel's connections on every live node, read at most once a second per
+    /// channel (a publish answer may be up to that old; the rows themselves are refreshed
+    /// once a second).
+    func connections(on channel: String) async throws -> Int {
+        let now = ContinuousClock.now
+        if let cached = self.connectionCache.withLock({ $0[channel] }), now - cached.read < Self.connectionCacheLifetime
+        {
+            return cached.count
+        }
+        let count = Int(try await self.call("connections", [RESPArgument(channel)]).int ?? 0)
+        self.connectionCache.withLock { cache in
+            // Channels that were not asked for lately are forgotten, so the cache stays small.
+            if cache.count > 10_000 { cache = cache.filter { now - $0.value.read < Self.connectionCacheLifetime } }
+            cache[channel] = (count, now)
+        }
+        return count
+    }
+
     func leave() async {
-        _ = try? await self.bus.fcall(
-            [
-                "fanfare_leave", 3, RESPArgument(self.names.nodes), RESPArgument(self.names.nodeInfo(self.identity.id)),
-                RESPArgument(self.names.nodeCounts(self.identity.id)), RESPArgument(self.identity.id),
-            ]
-        )
+        _ = try? await self.bus.fcall("leave", keys: self.rowKeys, arguments: [RESPArgument(self.identity.id)])
     }
 
     private func call(_ function: String, _ arguments: [RESPArgument]) async throws -> RESPValue {
         do {
-            return try await self.bus.fcall([RESPArgument(function), 1, RESPArgument(self.names.nodes)] + arguments)
+            return try await self.bus.fcall(function, keys: [RESPArgument(self.names.nodes)], arguments: arguments)
         } catch {
             throw FanfareError(.unavailable, "Redis is unavailable; cluster counts cannot be read", underlying: error)
         }

@@ -110,6 +110,8 @@
       }
     };
     source.addEventListener("__connected", (event) => {
+      // The id is the stream's cursor from the start: a reconnect resumes from it.
+      if (event.lastEventId) lastId = event.lastEventId;
       const info = parse(event.data);
       const resumed = attempts > 0;
       attempts = 0;
@@ -124,6 +126,7 @@
       }
     });
     source.addEventListener("__reset", (event) => {
+      if (event.lastEventId) lastId = event.lastEventId;
       addEvent("some events could not be replayed: " + event.data, true);
       $("resume").textContent = "Some events published while away could not be replayed.";
     });

@@ -1,4 +1,22 @@
-#!lua name=fanfare
+#!lua name=__PREFIX__
+
+-- Fanfare's function library for the key prefix __PREFIX__ (one library per prefix).
+-- A node fills in the placeholders (prefix and history policy) and loads it with
+-- FUNCTION LOAD; see Bus/RedisFunctions.swift and docs/ARCHITECTURE.md.
+--
+-- Every channel has its own history, a stream keyed __PREFIX__:h:{<channel>}; the channel is
+-- the key's hash tag, so a publish touches one Redis Cluster slot. Entries hold the SSE body
+-- (field b) and the position of the channel's entry before them (field p), which lets
+-- readers tell a gap from a quiet channel.
+
+local VERSION = 2
+local PREFIX = '__PREFIX__'
+local MAXLEN = __MAXLEN__
+local MAX_AGE_MS = __MAX_AGE_MS__
+local IDLE_MS = __IDLE_MS__
+local IDEMPOTENCY_MS = __IDEMPOTENCY_MS__
+local POLICY = 'maxlen=' .. MAXLEN .. ' age_ms=' .. MAX_AGE_MS .. ' idle_ms=' .. IDLE_MS
+  .. ' idempotency_ms=' .. IDEMPOTENCY_MS
 
 local function now_ms()
   local t = redis.call('TIME')
@@ -6,7 +24,43 @@ local function now_ms()
 end
 
 local function valid_channel(c)
-  return #c >= 1 and #c <= 128 and string.match(c, '^[%w_%.:@%-]+$') ~= nil
+  return c ~= nil and #c >= 1 and #c <= 128 and string.match(c, '^[%w_%.:@%-]+$') ~= nil
+end
+
+-- The channel of a history key, or nil when the key is not one of this prefix's.
+local function channel_of(key)
+  local head = PREFIX .. ':h:{'
+  if string.sub(key, 1, #head) ~= head or string.sub(key, -1) ~= '}' then return nil end
+  local channel = string.sub(key, #head + 1, -2)
+  if not valid_channel(channel) then return nil end
+  return channel
+end
+
+-- '<ms>-<seq>' as two numbers, or nil.
+local function parse_id(id)
+  local ms, seq = string.match(id or '', '^(%d+)%-(%d+)$')
+  if not ms or #ms > 15 or #seq > 15 then return nil end
+  return tonumber(ms), tonumber(seq)
+end
+
+local function compare(a, b)
+  local ams, aseq = parse_id(a)
+  local bms, bseq = parse_id(b)
+  if ams ~= bms then return ams < bms and -1 or 1 end
+  if aseq ~= bseq then return aseq < bseq and -1 or 1 end
+  return 0
+end
+
+-- The newest position of a history stream, even when trimming emptied it.
+local function last_id(key)
+  local last = redis.call('XREVRANGE', key, '+', '-', 'COUNT', 1)
+  if last[1] then return last[1][1] end
+  if redis.call('EXISTS', key) == 0 then return '0-0' end
+  local info = redis.call('XINFO', 'STREAM', key)
+  for i = 1, #info, 2 do
+    if info[i] == 'last-generated-id' then return info[i + 1] end
+  end
+  return '0-0'
 end
 
 local function encode_body(event, data)
@@ -21,33 +75,79 @@ local function encode_body(event, data)
   return table.concat(parts)
 end
 
+-- FCALL <prefix>_publish 1 <prefix>:h:{<channel>} <event> <data>
+-- FCALL <prefix>_publish 2 <prefix>:h:{<channel>} <prefix>:i:{<channel>}:<key> <event> <data>
+-- Appends the event to the channel's history (its position is the entry id), publishes
+-- '<position> <predecessor>\n<body>' on <prefix>:c:{<channel>}, and answers
+-- {position, subscribed nodes, 0}; with an idempotency key seen within the window it
+-- publishes nothing and answers {the first publish's position, 0, 1}.
 local function publish(keys, args)
-  local channel, event, data = args[1], args[2] or '', args[3] or ''
-  local maxlen = tonumber(args[4] or '10000') or 10000
-  local prefix = args[5] or 'fanfare'
-  local max_age_ms = tonumber(args[6] or '0') or 0
-  if not channel or not valid_channel(channel) then
-    return redis.error_reply('ERR fanfare: invalid channel name')
+  local channel = channel_of(keys[1])
+  if not channel then
+    return redis.error_reply('ERR fanfare: the key must be ' .. PREFIX .. ':h:{<channel>} with a valid channel name')
   end
-  if string.find(event, '[\r\n%z]') then
-    return redis.error_reply('ERR fanfare: event name contains CR, LF or NUL')
+  local event, data = args[1] or '', args[2] or ''
+  if #event > 128 or string.find(event, '[\r\n%z]') then
+    return redis.error_reply('ERR fanfare: the event name must be at most 128 bytes without CR, LF or NUL')
   end
   if string.sub(event, 1, 2) == '__' then
     return redis.error_reply('ERR fanfare: event names starting with __ are reserved')
   end
+  if keys[2] then
+    local head = PREFIX .. ':i:{' .. channel .. '}:'
+    if string.sub(keys[2], 1, #head) ~= head or #keys[2] == #head or #keys[2] > #head + 128 then
+      return redis.error_reply('ERR fanfare: the idempotency key must be ' .. head .. '<key>')
+    end
+    local seen = redis.call('GET', keys[2])
+    if seen then return {seen, 0, 1} end
+  end
   local body = encode_body(event, data)
-  local id = redis.call('XADD', keys[1], 'MAXLEN', '~', maxlen, '*', 'c', channel, 'b', body)
-  if max_age_ms > 0 then
-    redis.call('XTRIM', keys[1], 'MINID', (now_ms() - max_age_ms) .. '-0')
+  local predecessor = last_id(keys[1])
+  local id = redis.call('XADD', keys[1], 'MAXLEN', '~', MAXLEN, '*', 'p', predecessor, 'b', body)
+  if MAX_AGE_MS > 0 then
+    redis.call('XTRIM', keys[1], 'MINID', (now_ms() - MAX_AGE_MS) .. '-0')
   end
-  local frame = 'id: ' .. id .. '\n' .. body
-  local nodes = redis.call('PUBLISH', prefix .. ':c:' .. channel, frame)
-  local connections = 0
-  for _, node in ipairs(redis.call('ZRANGEBYSCORE', keys[2], now_ms(), '+inf')) do
-    local n = redis.call('HGET', prefix .. ':node:' .. node .. ':counts', channel)
-    if n then connections = connections + tonumber(n) end
+  redis.call('PEXPIRE', keys[1], IDLE_MS)
+  if keys[2] then redis.call('SET', keys[2], id, 'PX', IDEMPOTENCY_MS) end
+  local nodes = redis.call('PUBLISH', PREFIX .. ':c:{' .. channel .. '}', id .. ' ' .. predecessor .. '\n' .. body)
+  return {id, nodes, 0}
+end
+
+-- FCALL <prefix>_head 1 <prefix>:h:{<channel>}: the channel's newest position, 0-0 for none.
+local function head(keys, args)
+  return last_id(keys[1])
+end
+
+-- FCALL <prefix>_read 1 <prefix>:h:{<channel>} <after> <count>
+-- {status, head, entries}: status ok (entries follow <after> without a gap), trimmed
+-- (entries after <after> are gone), gone (the history is gone), unknown (<after> is
+-- newer than the history or not a position).
+local function read(keys, args)
+  local after, count = args[1], tonumber(args[2]) or 100
+  if not parse_id(after) then return {'unknown', '0-0', {}} end
+  if redis.call('EXISTS', keys[1]) == 0 then
+    if after == '0-0' then return {'ok', '0-0', {}} end
+    return {'gone', '0-0', {}}
   end
-  return {id, nodes, connections}
+  local newest = last_id(keys[1])
+  local order = compare(after, newest)
+  if order > 0 then return {'unknown', newest, {}} end
+  if order == 0 then return {'ok', newest, {}} end
+  local entries = redis.call('XRANGE', keys[1], '(' .. after, '+', 'COUNT', count)
+  local first = entries[1]
+  local predecessor = nil
+  if first then
+    for i = 1, #first[2], 2 do
+      if first[2][i] == 'p' then predecessor = first[2][i + 1] end
+    end
+  end
+  if predecessor ~= after then return {'trimmed', newest, {}} end
+  return {'ok', newest, entries}
+end
+
+-- FCALL <prefix>_policy 0: {library version, history policy}.
+local function policy(keys, args)
+  return {VERSION, POLICY}
 end
 
 local function heartbeat(keys, args)
@@ -77,16 +177,15 @@ local function leave(keys, args)
 end
 
 local function cluster(keys, args)
-  local prefix = args[1] or 'fanfare'
   local nodes = {}
   local clients = {}
   for _, node in ipairs(redis.call('ZRANGEBYSCORE', keys[1], now_ms(), '+inf')) do
-    local info = redis.call('HGET', prefix .. ':node:' .. node, 'info')
-    local seen = redis.call('HGET', prefix .. ':node:' .. node, 'seen')
+    local info = redis.call('HGET', PREFIX .. ':node:' .. node, 'info')
+    local seen = redis.call('HGET', PREFIX .. ':node:' .. node, 'seen')
     if info then
       nodes[#nodes + 1] = info
       nodes[#nodes + 1] = seen or '0'
-      local counts = redis.call('HGETALL', prefix .. ':node:' .. node .. ':counts')
+      local counts = redis.call('HGETALL', PREFIX .. ':node:' .. node .. ':counts')
       for i = 1, #counts, 2 do
         if string.sub(counts[i], 1, 7) == 'client:' then
           local c = string.sub(counts[i], 8)
@@ -104,10 +203,10 @@ local function cluster(keys, args)
 end
 
 local function client(keys, args)
-  local prefix, id = args[1] or 'fanfare', args[2]
+  local id = args[1]
   local result = {}
   for _, node in ipairs(redis.call('ZRANGEBYSCORE', keys[1], now_ms(), '+inf')) do
-    local n = redis.call('HGET', prefix .. ':node:' .. node .. ':counts', 'client:' .. id)
+    local n = redis.call('HGET', PREFIX .. ':node:' .. node .. ':counts', 'client:' .. id)
     if n then
       result[#result + 1] = node
       result[#result + 1] = tonumber(n)
@@ -116,18 +215,22 @@ local function client(keys, args)
   return result
 end
 
-local function replay(keys, args)
-  local first = redis.call('XRANGE', keys[1], '-', '+', 'COUNT', 1)
-  local last = redis.call('XREVRANGE', keys[1], '+', '-', 'COUNT', 1)
-  local oldest = first[1] and first[1][1] or ''
-  local newest = last[1] and last[1][1] or ''
-  local entries = redis.call('XRANGE', keys[1], '(' .. args[1], '+', 'COUNT', tonumber(args[2]))
-  return {oldest, newest, entries}
+-- FCALL <prefix>_connections 1 <prefix>:nodes <channel>: the channel's streams on every live node.
+local function connections(keys, args)
+  local total = 0
+  for _, node in ipairs(redis.call('ZRANGEBYSCORE', keys[1], now_ms(), '+inf')) do
+    local n = redis.call('HGET', PREFIX .. ':node:' .. node .. ':counts', args[1])
+    if n then total = total + tonumber(n) end
+  end
+  return total
 end
 
-redis.register_function('fanfare_publish', publish)
-redis.register_function{function_name = 'fanfare_replay', callback = replay, flags = {'no-writes'}}
-redis.register_function('fanfare_heartbeat', heartbeat)
-redis.register_function('fanfare_leave', leave)
-redis.register_function{function_name = 'fanfare_cluster', callback = cluster, flags = {'no-writes'}}
-redis.register_function{function_name = 'fanfare_client', callback = client, flags = {'no-writes'}}
+redis.register_function(PREFIX .. '_publish', publish)
+redis.register_function{function_name = PREFIX .. '_head', callback = head, flags = {'no-writes'}}
+redis.register_function{function_name = PREFIX .. '_read', callback = read, flags = {'no-writes'}}
+redis.register_function{function_name = PREFIX .. '_policy', callback = policy, flags = {'no-writes'}}
+redis.register_function(PREFIX .. '_heartbeat', heartbeat)
+redis.register_function(PREFIX .. '_leave', leave)
+redis.register_function{function_name = PREFIX .. '_cluster', callback = cluster, flags = {'no-writes'}}
+redis.register_function{function_name = PREFIX .. '_client', callback = client, flags = {'no-writes'}}
+redis.register_function{function_name = PREFIX .. '_connections', callback = connections, flags = {'no-writes'}}

@@ -8,8 +8,8 @@ internal import ServerSentEvents
 /// | frame | when |
 /// |---|---|
 /// | `retry: <ms>` | first thing on every stream, right after the response head |
-/// | `event: __connected` + ``ConnectedEvent`` | the node is subscribed to every channel of the stream |
-/// | `event: __reset` + ``ResetEvent`` | events may be missing: history cannot cover a resume or an outage |
+/// | `id:` cursor, `event: __connected` + ``ConnectedEvent`` | the node is subscribed to every channel of the stream; the id is where the stream starts |
+/// | `id:` cursor, `event: __reset` + ``ResetEvent`` | events of the named channels may be missing; the id is past the gap |
 /// | `: heartbeat`, or `event: __heartbeat` + `{}` | every heartbeat interval, from one timer per loop |
 /// | `: draining` or `: unavailable` + `retry: <ms>` | the node closes the stream; come back after that long |
 enum ControlFrame {
@@ -17,7 +17,7 @@ enum ControlFrame {
     enum CloseReason: String {
         /// The node is shutting down (SIGTERM); another node takes the client.
         case draining
-        /// Redis could not confirm the subscription, or history could not be read.
+        /// Redis could not confirm a subscription, or history could not be read.
         case unavailable
     }
 
@@ -25,12 +25,12 @@ enum ControlFrame {
         Self.encode(ServerSentEvent(retry: max(0, milliseconds)))
     }
 
-    static func connected(_ connected: ConnectedEvent) -> ByteBuffer {
-        Self.encode(ServerSentEvent(event: "__connected", data: Self.json(connected)))
+    static func connected(_ connected: ConnectedEvent, id: String) -> ByteBuffer {
+        Self.encode(ServerSentEvent(id: id, event: "__connected", data: Self.json(connected)))
     }
 
-    static func reset(_ reset: ResetEvent) -> ByteBuffer {
-        Self.encode(ServerSentEvent(event: "__reset", data: Self.json(reset)))
+    static func reset(_ reset: ResetEvent, id: String) -> ByteBuffer {
+        Self.encode(ServerSentEvent(id: id, event: "__reset", data: Self.json(reset)))
     }
 
     static func heartbeat(asEvent: Bool) -> ByteBuffer {

@@ -1,0 +1,21 @@
+/// What one read of a channel's history found after a position.
+struct HistoryPage: Sendable {
+    enum Status: Sendable, Equatable {
+        /// `events` follow the position without a gap (none when it is the newest).
+        case ok
+        /// Events after the position are gone: trimmed by count or age.
+        case trimmed
+        /// The channel's history is gone (expired when idle, or Redis lost it) while the
+        /// position says there was one.
+        case gone
+        /// The position is newer than anything the channel has: not one this cluster issued.
+        case unknown
+    }
+
+    var status: Status
+    /// The channel's newest position at the time of the read (``StreamPosition/zero`` when
+    /// it has no history).
+    var head: StreamPosition
+    /// In order, at most the number asked for; empty unless `status` is `ok`.
+    var events: [BusEvent]
+}

@@ -1,0 +1,170 @@
+/// Brings one reader of one channel (the node after its subscription dropped, or a stream
+/// that resumes) from its position to the live events, with nothing lost, repeated or
+/// reordered. A state machine: its methods return what to do, the owner does it.
+///
+/// The reader is *live* while every event it gets follows on from its position (the
+/// event's predecessor is the position). Otherwise it reads history after its position, a
+/// page at a time, while the live events that arrive wait in a bounded buffer; once a read
+/// reaches the buffer (the first buffered event's predecessor is the position), the buffer
+/// is released and the reader is live again. When the buffer is full its oldest events
+/// are dropped: they are in history, so the reads go on until they meet the rest.
+struct ChannelCatchUp: Sendable {
+    /// The position of the last event the reader delivered (or started from).
+    private(set) var position: StreamPosition
+    private(set) var isLive: Bool
+    /// Live events newer than `position` that cannot be delivered yet, in order.
+    private var buffered: [BusEvent] = []
+    /// A read is in flight; its answer is awaited before another is asked for.
+    private var reading = false
+    /// Events may have been missed since the read in flight was sent: read again after it.
+    private var readAgain = false
+    /// Reads may begin (a stream catches its channels up one after another; until a
+    /// channel's turn its live events only wait).
+    private var started: Bool
+    let bufferLimit: Int
+
+    /// A reader at `position`: live, or needing history first.
+    init(position: StreamPosition, isLive: Bool, bufferLimit: Int) {
+        self.position = position
+        self.isLive = isLive
+        self.started = isLive
+        self.bufferLimit = max(1, bufferLimit)
+    }
+
+    /// What to do after a step.
+    struct Step: Sendable {
+        /// Events to deliver now, in order.
+        var deliver: [BusEvent] = []
+        /// History could not cover the gap (why, and the channel's newest position, where
+        /// the reader jumped to): the events in between are lost to it. Comes before
+        /// `deliver`, whose events follow the jump.
+        var reset: Reset?
+        /// Read history after this position now.
+        var read: StreamPosition?
+        /// The reader became live with this step.
+        var becameLive = false
+    }
+
+    struct Reset: Sendable, Equatable {
+        var status: HistoryPage.Status
+        var position: StreamPosition
+    }
+
+    /// The outcome of one live event, on the hot path.
+    enum LiveOutcome: Sendable {
+        /// Deliver it: it follows on from the position.
+        case deliver
+        /// Already delivered, or older than where the reader started.
+        case drop
+        /// Kept until history fills the gap before it.
+        case buffered
+        /// A gap: kept, and history must be read after this position.
+        case read(StreamPosition)
+    }
+
+    /// A live event of the channel arrived.
+    mutating func live(_ event: BusEvent) -> LiveOutcome {
+        guard event.position > self.position else { return .drop }
+        if self.isLive {
+            if event.predecessor == self.position {
+                self.position = event.position
+                return .deliver
+            }
+            // Something between the position and this event never arrived.
+            self.isLive = false
+        }
+        self.buffer(event)
+        guard self.started, !self.reading else { return .buffered }
+        self.reading = true
+        return .read(self.position)
+    }
+
+    /// Events may have been missed (the subscription dropped and came back): read history.
+    mutating func restart() -> Step {
+        if self.reading {
+            self.readAgain = true
+            return Step()
+        }
+        self.isLive = false
+        self.started = true
+        self.reading = true
+        return Step(read: self.position)
+    }
+
+    /// Starts catching up, for a reader made with `isLive: false`.
+    mutating func start() -> Step {
+        guard !self.isLive, !self.reading else { return Step() }
+        self.started = true
+        self.reading = true
+        return Step(read: self.position)
+    }
+
+    /// A read failed; the owner retries it (with the position it returns) when it can.
+    mutating func readFailed() -> StreamPosition {
+        self.position
+    }
+
+    /// The answer to the read in flight. `limit` is how many events it asked for: a full
+    /// page means more history may follow.
+    mutating func read(_ page: HistoryPage, limit: Int) -> Step {
+        var step = Step()
+        self.reading = false
+        switch page.status {
+        case .ok:
+            for event in page.events where event.position > self.position {
+                step.deliver.append(event)
+                self.position = event.position
+            }
+            if page.events.count >= limit || self.readAgain {
+                self.readAgain = false
+                self.reading = true
+                step.read = self.position
+                return step
+            }
+        case .trimmed, .gone, .unknown:
+            self.readAgain = false
+            step.reset = Reset(status: page.status, position: page.head)
+            self.position = page.head
+        }
+        self.release(into: &step)
+        return step
+    }
+
+    /// Jumps to `head` without reading what lies between (the reader was told it misses it).
+    mutating func jump(to head: StreamPosition) -> Step {
+        var step = Step()
+        self.reading = false
+        self.readAgain = false
+        self.position = head
+        self.release(into: &step)
+        return step
+    }
+
+    /// After history reached `position`: delivers the buffered events that follow on from
+    /// it, and goes live once all of them did; else reads on.
+    private mutating func release(into step: inout Step) {
+        self.buffered.removeAll { $0.position <= self.position }
+        var released = 0
+        for event in self.buffered {
+            guard event.predecessor == self.position else { break }
+            step.deliver.append(event)
+            self.position = event.position
+            released += 1
+        }
+        self.buffered.removeFirst(released)
+        if self.buffered.isEmpty {
+            if !self.isLive {
+                self.isLive = true
+                step.becameLive = true
+            }
+        } else {
+            self.reading = true
+            step.read = self.position
+        }
+    }
+
+    private mutating func buffer(_ event: BusEvent) {
+        if self.buffered.count >= self.bufferLimit { self.buffered.removeFirst() }
+        self.buffered.append(event)
+    }
+}

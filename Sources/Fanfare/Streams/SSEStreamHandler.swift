@@ -1,0 +1,239 @@
+internal import FanfareAPI
+internal import Logging
+internal import NIOCore
+
+/// One SSE stream: the connection's handler once the HTTP handler admitted the stream and
+/// wrote the response head (it replaces the HTTP codec and handler in the pipeline).
+///
+/// Loop-confined. It performs its ``StreamStateMachine``'s outputs: events and control
+/// frames go into one pending buffer per batch, each event with the stream's own cursor as
+/// its `id:` line before the shared body; the hub flushes it once per batch. A history
+/// read starts only once what came before it was written to the socket, so a resume never
+/// queues more than a page. Bytes the client sends are read and dropped.
+final class SSEStreamHandler: ChannelInboundHandler {
+    typealias InboundIn = ByteBuffer
+
+    let node: NodeContext
+    let clientID: String
+    let channels: [String]
+    let eventLoop: any EventLoop
+    private let tags: [UInt32]
+    private var machine: StreamStateMachine
+    private var context: ChannelHandlerContext?
+    /// The stream's place under the connection limits, given back when it closes.
+    private let place: (clientID: String, address: String)
+    /// This stream's position in its loop hub's list for each of `channels` (same order).
+    var slots: [Int]
+    var isAttached = false
+    /// Set while the stream is on its hub's list of streams to flush after a batch.
+    var needsFlush = false
+    private var pending: ByteBuffer?
+    /// A history read to start once the pending bytes are written.
+    private var readAfterFlush: (index: Int, after: StreamPosition)?
+    private var closed = false
+
+    init(
+        node: NodeContext,
+        clientID: String,
+        channels: [String],
+        resume: StreamStateMachine.Resume,
+        place: (clientID: String, address: String),
+        eventLoop: any EventLoop
+    ) {
+        self.node = node
+        self.clientID = clientID
+        self.channels = channels
+        self.eventLoop = eventLoop
+        self.tags = channels.map(Cursor.tag)
+        self.place = place
+        self.slots = Array(repeating: -1, count: channels.count)
+        let configuration = node.configuration
+        self.machine = StreamStateMachine(
+            channels: channels,
+            resume: resume,
+            replayCap: configuration.replayCap,
+            bufferLimit: configuration.liveBufferEvents,
+            pageSize: configuration.historyPageSize
+        )
+    }
+
+    // MARK: The channel
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+        self.node.hub.register(self)
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {}
+
+    func channelInactive(context: ChannelHandlerContext) {
+        self.finish()
+        context.fireChannelInactive()
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        self.finish()
+        self.context = nil
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        if !context.channel.isWritable, self.machine.isLive {
+            // More unsent bytes than the bound while live: a slow consumer. Closing it
+            // protects the node; it resumes by Last-Event-ID. (While catching up the
+            // stream waits for the socket instead, so it is never closed for that.)
+            self.node.metrics.slowConsumerCloses.increment()
+            self.node.logger.info("sse.slow_consumer.closed", metadata: ["client.id": "\(self.clientID)"])
+            context.close(promise: nil)
+        }
+        context.fireChannelWritabilityChanged()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        context.close(promise: nil)
+    }
+
+    private func finish() {
+        guard !self.closed else { return }
+        self.closed = true
+        self.machine.close()
+        self.node.hub.unregister(self)
+        self.node.connectionLimiter.release(clientID: self.place.clientID, address: self.place.address)
+    }
+
+    // MARK: From the hub (on this loop)
+
+    /// Attached with the node's positions; returns whether something waits to be flushed.
+    func attached(_ positions: [StreamPosition]) -> Bool {
+        self.perform(self.machine.attached(positions))
+    }
+
+    /// A live event of channel `index`; returns whether something waits to be flushed.
+    @inline(__always)
+    func enqueue(_ event: BusEvent, index: Int) -> Bool {
+        switch self.machine.live(event, index: index) {
+        case .write:
+            self.appendEvent(event)
+            return true
+        case .none:
+            return false
+        case .read(let index, let after):
+            self.readAfterFlush = (index, after)
+            return true
+        }
+    }
+
+    /// The node jumped channel `index` to `position` over a gap it could not fill.
+    func nodeReset(index: Int, status: HistoryPage.Status, position: StreamPosition) -> Bool {
+        self.perform(self.machine.nodeReset(index: index, status: status, position: position))
+    }
+
+    /// Writes the pending bytes; a read waiting for them starts once they are written.
+    func flushPending() {
+        self.needsFlush = false
+        guard let context = self.context, !self.closed else { return }
+        let read = self.readAfterFlush
+        self.readAfterFlush = nil
+        guard let pending = self.pending else {
+            if let read { self.startRead(read) }
+            return
+        }
+        self.pending = nil
+        guard let read else {
+            context.writeAndFlush(NIOAny(pending), promise: nil)
+            return
+        }
+        context.writeAndFlush(NIOAny(pending)).assumeIsolated().whenSuccess { _ in
+            self.startRead(read)
+        }
+    }
+
+    /// A heartbeat (or any frame of its own) now.
+    func write(_ frame: ByteBuffer) {
+        guard let context = self.context, !self.closed else { return }
+        context.writeAndFlush(NIOAny(frame), promise: nil)
+    }
+
+    /// Tells the client when to come back (`retry:`) and why, and closes the stream.
+    func close(_ reason: ControlFrame.CloseReason, retryMilliseconds: Int?) {
+        guard let context = self.context, !self.closed else { return }
+        let retry = retryMilliseconds ?? self.node.configuration.retryMilliseconds
+        context.writeAndFlush(NIOAny(ControlFrame.close(reason, retryMilliseconds: retry))).assumeIsolated()
+            .whenComplete { _ in context.close(promise: nil) }
+    }
+
+    // MARK: Outputs
+
+    /// Returns whether something waits to be flushed.
+    private func perform(_ outputs: [StreamStateMachine.Output]) -> Bool {
+        var waiting = false
+        for output in outputs {
+            switch output {
+            case .connected(let cursor):
+                let connected = ConnectedEvent(
+                    clientId: self.clientID,
+                    nodeId: self.node.identity.id,
+                    channels: self.channels,
+                    time: WallClock.milliseconds()
+                )
+                self.appendFrame(ControlFrame.connected(connected, id: cursor.text(tags: self.tags)))
+            case .event(let event, let cursor):
+                self.appendEvent(event, cursor: cursor)
+                self.node.metrics.eventsReplayed.increment()
+            case .reset(let channels, let reason, let cursor):
+                self.node.metrics.resetsSent.increment()
+                let reset = ResetEvent(channels: channels, reason: reason)
+                self.appendFrame(ControlFrame.reset(reset, id: cursor.text(tags: self.tags)))
+            case .read(let index, let after):
+                self.readAfterFlush = (index, after)
+            }
+            waiting = true
+        }
+        return waiting
+    }
+
+    private func startRead(_ read: (index: Int, after: StreamPosition)) {
+        guard let context = self.context, !self.closed else { return }
+        let bus = self.node.bus
+        let channel = self.channels[read.index]
+        let limit = self.node.configuration.historyPageSize
+        let executor = self.node.taskExecutors.executor(for: context.eventLoop)
+        let promise = context.eventLoop.makePromise(of: HistoryPage.self)
+        // From the loop into the bus's async read: the task is the bridge; it runs on this loop.
+        Task(executorPreference: executor) {
+            do {
+                promise.succeed(try await bus.read(channel, after: read.after, limit: limit))
+            } catch {
+                promise.fail(error)
+            }
+        }
+        promise.futureResult.assumeIsolated().whenComplete { result in
+            guard !self.closed else { return }
+            switch result {
+            case .success(let page):
+                if self.perform(self.machine.read(page, index: read.index)) { self.flushPending() }
+            case .failure(let error):
+                self.node.logger.warning("sse.replay.failed", metadata: ["error": "\(error)"])
+                self.close(.unavailable, retryMilliseconds: nil)
+            }
+        }
+    }
+
+    @inline(__always)
+    private func appendEvent(_ event: BusEvent, cursor: Cursor? = nil) {
+        var buffer = self.pending.take() ?? ByteBufferAllocator().buffer(capacity: event.body.readableBytes + 128)
+        buffer.writeStaticString("id: ")
+        (cursor ?? self.machine.cursor).write(tags: self.tags, into: &buffer)
+        buffer.writeStaticString("\n")
+        buffer.writeImmutableBuffer(event.body)
+        self.pending = buffer
+    }
+
+    private func appendFrame(_ frame: ByteBuffer) {
+        var buffer = self.pending.take() ?? ByteBufferAllocator().buffer(capacity: frame.readableBytes + 64)
+        buffer.writeImmutableBuffer(frame)
+        self.pending = buffer
+    }
+}
+
+@available(*, unavailable)
+extension SSEStreamHandler: Sendable {}
