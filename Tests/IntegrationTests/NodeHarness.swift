@@ -81,10 +81,7 @@ final class RunningNode: Sendable {
     private let task: Task<Void, any Error>
 
     init(configuration: FanfareConfiguration) async throws {
-        let node = try await FanfareNode(
-            configuration: configuration,
-            logger: Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() })
-        )
+        let node = try await FanfareNode(configuration: configuration, logger: Self.logger)
         let task = Task { try await node.run() }
         do {
             (self.address, self.operationsAddress) = try await withDeadline("the node to listen") {
@@ -98,6 +95,19 @@ final class RunningNode: Sendable {
         self.node = node
         self.task = task
     }
+
+    /// Quiet, unless `FANFARE_TEST_LOG` names a level (`debug`, `info`, …) for the nodes
+    /// of this process to log at, on standard error.
+    static let logger: Logger = {
+        guard let name = ProcessInfo.processInfo.environment["FANFARE_TEST_LOG"],
+            let level = Logger.Level(rawValue: name)
+        else { return Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() }) }
+        return Logger(label: "test") { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = level
+            return handler
+        }
+    }()
 
     /// Drains and stops the node, as SIGTERM does.
     func shutdown() async {

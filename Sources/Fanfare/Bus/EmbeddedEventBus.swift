@@ -117,16 +117,16 @@ final class EmbeddedEventBus: EventBus {
             }
             if position > channel.last { return HistoryPage(status: .unknown, head: channel.last, events: []) }
             if position == channel.last { return HistoryPage(status: .ok, head: channel.last, events: []) }
-            guard let start = channel.history.firstIndex(where: { $0.position > position }),
-                channel.history[start].predecessor == position
-            else {
+            guard let start = channel.history.firstIndex(where: { $0.position > position }) else {
                 return HistoryPage(status: .trimmed, head: channel.last, events: [])
             }
-            let end = channel.history.index(
-                start,
-                offsetBy: min(max(1, limit), channel.history.distance(from: start, to: channel.history.endIndex))
-            )
-            return HistoryPage(status: .ok, head: channel.last, events: Array(channel.history[start..<end]))
+            let count = min(max(1, limit), channel.history.distance(from: start, to: channel.history.endIndex))
+            let events = Array(channel.history[start..<channel.history.index(start, offsetBy: count)])
+            let first = channel.history[start].predecessor
+            // Events after the position are missing when the first one left does not follow
+            // on from it; a history that starts over from nothing was lost, not trimmed.
+            let status: HistoryPage.Status = first == position ? .ok : first == .zero ? .gone : .trimmed
+            return HistoryPage(status: status, head: channel.last, events: events)
         }
     }
 

@@ -16,6 +16,7 @@ struct HistoryPage: Sendable {
     /// The channel's newest position at the time of the read (``StreamPosition/zero`` when
     /// it has no history).
     var head: StreamPosition
-    /// In order, at most the number asked for; empty unless `status` is `ok`.
+    /// In order, at most the number asked for. After a gap (`trimmed`, `gone`) the first
+    /// events that are left, which follow on from the first one's predecessor.
     var events: [BusEvent]
 }

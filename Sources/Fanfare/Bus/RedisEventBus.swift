@@ -292,10 +292,11 @@ final class RedisEventBus: EventBus {
         else {
             throw FanfareError(.internalError, "unexpected reply from \(self.names.function("read"))")
         }
+        let pageStatus: HistoryPage.Status
         switch status {
-        case "ok": break
-        case "trimmed": return HistoryPage(status: .trimmed, head: head, events: [])
-        case "gone": return HistoryPage(status: .gone, head: head, events: [])
+        case "ok": pageStatus = .ok
+        case "trimmed": pageStatus = .trimmed
+        case "gone": pageStatus = .gone
         default: return HistoryPage(status: .unknown, head: head, events: [])
         }
         var events: [BusEvent] = []
@@ -320,7 +321,7 @@ final class RedisEventBus: EventBus {
             }
             events.append(BusEvent(channel: channel, position: position, predecessor: predecessor, body: body))
         }
-        return HistoryPage(status: .ok, head: head, events: events)
+        return HistoryPage(status: pageStatus, head: head, events: events)
     }
 
     func shutdown() async {

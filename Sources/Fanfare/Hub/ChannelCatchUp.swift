@@ -111,20 +111,25 @@ struct ChannelCatchUp: Sendable {
         self.reading = false
         switch page.status {
         case .ok:
-            for event in page.events where event.position > self.position {
-                step.deliver.append(event)
-                self.position = event.position
-            }
-            if page.events.count >= limit || self.readAgain {
-                self.readAgain = false
-                self.reading = true
-                step.read = self.position
-                return step
-            }
-        case .trimmed, .gone, .unknown:
-            self.readAgain = false
+            break
+        case .trimmed, .gone:
+            // The events in between are lost; what is left goes on from before its first.
+            let restart = page.events.first?.predecessor ?? page.head
+            step.reset = Reset(status: page.status, position: restart)
+            self.position = restart
+        case .unknown:
             step.reset = Reset(status: page.status, position: page.head)
             self.position = page.head
+        }
+        for event in page.events where event.position > self.position {
+            step.deliver.append(event)
+            self.position = event.position
+        }
+        if page.events.count >= limit || self.readAgain {
+            self.readAgain = false
+            self.reading = true
+            step.read = self.position
+            return step
         }
         self.release(into: &step)
         return step

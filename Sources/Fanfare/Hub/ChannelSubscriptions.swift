@@ -72,6 +72,15 @@ struct ChannelSubscriptions: Sendable {
         return catchUp.position
     }
 
+    /// Whether the head of `channel` is still awaited in `generation` (a failed read is
+    /// retried only then).
+    func awaitsHead(_ channel: String, generation: Int) -> Bool {
+        guard let entry = self.entries[channel], entry.generation == generation, case .readingHead = entry.phase else {
+            return false
+        }
+        return true
+    }
+
     /// Channels the node is subscribed to (or subscribing), with their stream counts.
     var streamCounts: [String: Int] { self.entries.mapValues(\.streams) }
 

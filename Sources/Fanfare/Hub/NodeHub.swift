@@ -1,3 +1,4 @@
+internal import HiredisNIO
 internal import Logging
 internal import NIOCore
 import Synchronization
@@ -227,6 +228,12 @@ final class NodeHub: Sendable {
             switch command {
             case .subscribe(let channels, let generation):
                 self.bus.subscribe(channels).whenComplete { result in
+                    if case .failure(let error) = result, Self.isWaitingForReconnect(error) {
+                        // The subscriber is reconnecting and keeps the names: the reconnect
+                        // acknowledges them (``reconnected()``), and the streams wait for it.
+                        self.logger.debug("hub.subscribe.deferred", metadata: ["error": "\(error)"])
+                        return
+                    }
                     let work = self.state.withLock { state in
                         switch result {
                         case .success:
@@ -261,10 +268,11 @@ final class NodeHub: Sendable {
                         Self.enqueue(state.machine.headRead(channel, head: head, generation: generation), &state)
                     }
                 } catch {
+                    // Redis is away: ask again shortly; the streams wait meanwhile.
                     self.logger.warning("hub.head.failed", metadata: ["channel": "\(channel)", "error": "\(error)"])
-                    work = self.state.withLock { state in
-                        Self.enqueue(state.machine.subscribeFailed([channel], generation: generation), &state)
-                    }
+                    try? await Task.sleep(for: .milliseconds(500))
+                    let again = self.state.withLock { $0.machine.awaitsHead(channel, generation: generation) }
+                    work = Work(reads: again ? [action] : [])
                 }
                 self.perform(work)
             case .readHistory(let channel, let after, let generation):
@@ -300,6 +308,11 @@ final class NodeHub: Sendable {
                 break
             }
         }
+    }
+
+    /// A subscribe that failed only because the subscriber is between connections.
+    private static func isWaitingForReconnect(_ error: any Error) -> Bool {
+        (error as? RedisClientError)?.code == .connectionClosed
     }
 
     /// On the bus's loop: hands everything staged to every loop, in one batch each.

@@ -120,8 +120,9 @@ end
 
 -- FCALL <prefix>_read 1 <prefix>:h:{<channel>} <after> <count>
 -- {status, head, entries}: status ok (entries follow <after> without a gap), trimmed
--- (entries after <after> are gone), gone (the history is gone), unknown (<after> is
--- newer than the history or not a position).
+-- (entries after <after> left the history; entries are the first ones left), gone (the
+-- history was lost or expired, and may have started over: entries are its first ones),
+-- unknown (<after> is newer than the history or not a position).
 local function read(keys, args)
   local after, count = args[1], tonumber(args[2]) or 100
   if not parse_id(after) then return {'unknown', '0-0', {}} end
@@ -141,7 +142,12 @@ local function read(keys, args)
       if first[2][i] == 'p' then predecessor = first[2][i + 1] end
     end
   end
-  if predecessor ~= after then return {'trimmed', newest, {}} end
+  if predecessor ~= after then
+    -- Events after <after> are missing; what is left follows the first one's predecessor.
+    -- A history that starts over from nothing after the position was lost, not trimmed.
+    if predecessor == '0-0' then return {'gone', newest, entries} end
+    return {'trimmed', newest, entries}
+  end
   return {'ok', newest, entries}
 end
 

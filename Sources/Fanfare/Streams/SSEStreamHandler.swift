@@ -28,6 +28,11 @@ final class SSEStreamHandler: ChannelInboundHandler {
     /// Set while the stream is on its hub's list of streams to flush after a batch.
     var needsFlush = false
     private var pending: ByteBuffer?
+    /// The pending bytes hold history (a page, or the last page before going live).
+    private var pendingHoldsHistory = false
+    /// Writes of history not yet on the socket: while there are any, a full socket is the
+    /// catch-up's own doing, not a slow consumer.
+    private var historyWritesInFlight = 0
     /// A history read to start once the pending bytes are written.
     private var readAfterFlush: (index: Int, after: StreamPosition)?
     private var closed = false
@@ -77,15 +82,21 @@ final class SSEStreamHandler: ChannelInboundHandler {
     }
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {
-        if !context.channel.isWritable, self.machine.isLive {
-            // More unsent bytes than the bound while live: a slow consumer. Closing it
-            // protects the node; it resumes by Last-Event-ID. (While catching up the
-            // stream waits for the socket instead, so it is never closed for that.)
-            self.node.metrics.slowConsumerCloses.increment()
-            self.node.logger.info("sse.slow_consumer.closed", metadata: ["client.id": "\(self.clientID)"])
-            context.close(promise: nil)
-        }
+        self.closeIfSlow(context: context)
         context.fireChannelWritabilityChanged()
+    }
+
+    /// More unsent bytes than the bound while live: a slow consumer. Closing it protects
+    /// the node; it resumes by Last-Event-ID. While history is written the stream waits
+    /// for the socket instead (the next page is read only once the last one is written), so
+    /// a catch-up is never closed for its own bytes.
+    private func closeIfSlow(context: ChannelHandlerContext) {
+        guard !context.channel.isWritable, self.machine.isLive, self.historyWritesInFlight == 0, !self.closed else {
+            return
+        }
+        self.node.metrics.slowConsumerCloses.increment()
+        self.node.logger.info("sse.slow_consumer.closed", metadata: ["client.id": "\(self.clientID)"])
+        context.close(promise: nil)
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
@@ -138,12 +149,20 @@ final class SSEStreamHandler: ChannelInboundHandler {
             return
         }
         self.pending = nil
-        guard let read else {
+        let history = self.pendingHoldsHistory
+        self.pendingHoldsHistory = false
+        guard read != nil || history else {
             context.writeAndFlush(NIOAny(pending), promise: nil)
             return
         }
-        context.writeAndFlush(NIOAny(pending)).assumeIsolated().whenSuccess { _ in
-            self.startRead(read)
+        if history { self.historyWritesInFlight += 1 }
+        context.writeAndFlush(NIOAny(pending)).assumeIsolated().whenComplete { result in
+            if history {
+                self.historyWritesInFlight -= 1
+                // Live meanwhile and still too far behind: slow after all.
+                self.closeIfSlow(context: context)
+            }
+            if case .success = result, let read { self.startRead(read) }
         }
     }
 
@@ -178,6 +197,7 @@ final class SSEStreamHandler: ChannelInboundHandler {
                 self.appendFrame(ControlFrame.connected(connected, id: cursor.text(tags: self.tags)))
             case .event(let event, let cursor):
                 self.appendEvent(event, cursor: cursor)
+                self.pendingHoldsHistory = true
                 self.node.metrics.eventsReplayed.increment()
             case .reset(let channels, let reason, let cursor):
                 self.node.metrics.resetsSent.increment()

@@ -167,7 +167,7 @@ struct StreamStateMachine: Sendable {
     /// The node could not fill a gap in channel `index` and jumped to `position`. A live
     /// channel follows it and says so; one catching up finds the gap in history itself.
     mutating func nodeReset(index: Int, status: HistoryPage.Status, position: StreamPosition) -> [Output] {
-        guard self.phase == .active, self.catchUps[index].isLive, position > self.positions[index] else { return [] }
+        guard self.phase == .active, self.catchUps[index].isLive else { return [] }
         self.catchUps[index] = ChannelCatchUp(position: position, isLive: true, bufferLimit: self.bufferLimit)
         self.positions[index] = position
         return [.reset(channels: [self.channels[index]], Self.reason(status), self.cursor)]

@@ -1,0 +1,112 @@
+import Testing
+
+@testable import Fanfare
+
+@Suite struct ChannelCatchUpTests {
+    private func live(at n: Int, limit: Int = 8) -> ChannelCatchUp {
+        ChannelCatchUp(position: Events.position(n), isLive: true, bufferLimit: limit)
+    }
+
+    @Test func eventsThatFollowOnAreDeliveredAndRepeatsDropped() {
+        var catchUp = self.live(at: 3)
+        guard case .deliver = catchUp.live(Events.event(4)) else {
+            Issue.record("4 follows 3")
+            return
+        }
+        guard case .drop = catchUp.live(Events.event(4)) else {
+            Issue.record("4 again")
+            return
+        }
+        guard case .drop = catchUp.live(Events.event(2)) else {
+            Issue.record("2 is older")
+            return
+        }
+        #expect(catchUp.position == Events.position(4))
+        #expect(catchUp.isLive)
+    }
+
+    @Test func aGapIsFilledFromHistoryBeforeTheEventsAfterIt() {
+        var catchUp = self.live(at: 3)
+        // 6 says its predecessor is 5: 4 and 5 never arrived.
+        guard case .read(let after) = catchUp.live(Events.event(6)) else {
+            Issue.record("a gap reads")
+            return
+        }
+        #expect(after == Events.position(3))
+        guard case .buffered = catchUp.live(Events.event(7)) else {
+            Issue.record("7 waits")
+            return
+        }
+        #expect(!catchUp.isLive)
+        let step = catchUp.read(Events.page(4...5, head: 7), limit: 100)
+        #expect(step.deliver.map(\.position.milliseconds) == [4, 5, 6, 7])
+        #expect(step.read == nil && step.becameLive)
+        #expect(catchUp.position == Events.position(7) && catchUp.isLive)
+    }
+
+    @Test func aFullPageReadsOnAndAPartialOneEndsTheCatchUp() {
+        var catchUp = ChannelCatchUp(position: Events.position(0), isLive: false, bufferLimit: 8)
+        #expect(catchUp.start().read == Events.position(0))
+        let first = catchUp.read(Events.page(1...3, head: 5), limit: 3)
+        #expect(first.deliver.count == 3 && first.read == Events.position(3))
+        let second = catchUp.read(Events.page(4...5, head: 5), limit: 3)
+        #expect(second.deliver.map(\.position.milliseconds) == [4, 5])
+        #expect(second.read == nil && second.becameLive)
+    }
+
+    @Test func aFullBufferDropsItsOldestAndReadsOnUntilHistoryMeetsTheRest() {
+        var catchUp = ChannelCatchUp(position: Events.position(0), isLive: false, bufferLimit: 2)
+        _ = catchUp.start()
+        for n in 11...14 { _ = catchUp.live(Events.event(n)) }  // 11 and 12 are dropped
+        // History up to 10 (the head when read): the buffer starts at 13, so read on.
+        let first = catchUp.read(Events.page(1...10, head: 10), limit: 100)
+        #expect(first.deliver.count == 10 && first.read == Events.position(10))
+        let second = catchUp.read(Events.page(11...12, head: 14), limit: 2)
+        // A full page: it reads on even though the buffer could follow.
+        #expect(second.read == Events.position(12))
+        let third = catchUp.read(Events.empty(head: 14).withEvents(13...14), limit: 2)
+        #expect(third.read == Events.position(14))
+        let last = catchUp.read(Events.empty(head: 14), limit: 2)
+        #expect(last.becameLive && catchUp.position == Events.position(14))
+    }
+
+    @Test func aDropDuringAReadReadsAgainAfterIt() {
+        // The window: the subscription drops again while history is read; what was
+        // published during the second outage is in neither the read nor the buffer.
+        var catchUp = self.live(at: 3)
+        #expect(catchUp.restart().read == Events.position(3))
+        #expect(catchUp.restart().read == nil)  // a read is in flight: it reads again after it
+        let answered = catchUp.read(Events.page(4...5, head: 5), limit: 100)
+        #expect(answered.deliver.count == 2)
+        #expect(answered.read == Events.position(5))
+        #expect(catchUp.read(Events.page(6...6, head: 6), limit: 100).becameLive)
+    }
+
+    @Test func whatHistoryCannotCoverIsAJumpToTheNewestPosition() {
+        var catchUp = self.live(at: 3)
+        _ = catchUp.live(Events.event(9))
+        _ = catchUp.live(Events.event(10))
+        let step = catchUp.read(Events.empty(head: 9, .trimmed), limit: 100)
+        #expect(step.reset == .init(status: .trimmed, position: Events.position(9)))
+        #expect(step.deliver.map(\.position.milliseconds) == [10])
+        #expect(step.becameLive && catchUp.position == Events.position(10))
+    }
+
+    @Test func aPositionNewerThanTheChannelJumpsBackToItsHead() {
+        var catchUp = ChannelCatchUp(position: Events.position(1_000), isLive: false, bufferLimit: 8)
+        _ = catchUp.start()
+        let step = catchUp.read(Events.empty(head: 5, .unknown), limit: 100)
+        #expect(step.reset?.status == .unknown)
+        #expect(catchUp.position == Events.position(5) && catchUp.isLive)
+        guard case .deliver = catchUp.live(Events.event(6)) else {
+            Issue.record("6 follows the head")
+            return
+        }
+    }
+}
+
+extension HistoryPage {
+    func withEvents(_ range: ClosedRange<Int>) -> HistoryPage {
+        HistoryPage(status: self.status, head: self.head, events: range.map { Events.event($0) })
+    }
+}

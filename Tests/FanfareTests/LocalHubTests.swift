@@ -1,0 +1,110 @@
+import Foundation
+import NIOCore
+import NIOEmbedded
+import NIOPosix
+import Testing
+
+@testable import Fanfare
+
+/// A loop's hub writing batches to real stream handlers on embedded channels.
+@Suite struct LocalHubTests {
+    private struct Client {
+        let channel: EmbeddedChannel
+        let stream: SSEStreamHandler
+    }
+
+    private func clients(_ channels: [[String]], node: NodeContext, loop: EmbeddedEventLoop) throws -> [Client] {
+        try channels.enumerated().map { index, names in
+            let channel = EmbeddedChannel(loop: loop)
+            let stream = SSEStreamHandler(
+                node: node,
+                clientID: "c\(index)",
+                channels: names,
+                resume: .none,
+                place: ("c\(index)", "127.0.0.1"),
+                eventLoop: loop
+            )
+            try channel.pipeline.syncOperations.addHandler(stream)
+            return Client(channel: channel, stream: stream)
+        }
+    }
+
+    /// Every write since the last call, one string per write.
+    private func written(_ client: Client) throws -> [String] {
+        var writes: [String] = []
+        while let buffer = try client.channel.readOutbound(as: ByteBuffer.self) {
+            writes.append(String(buffer: buffer))
+        }
+        return writes
+    }
+
+    private func event(_ n: Int, _ channel: String) -> NodeHub.Item {
+        .event(Events.event(n, channel: channel))
+    }
+
+    @Test func eventsReachExactlyTheAttachedStreamsOfTheirChannelEachWithItsOwnCursor() async throws {
+        let (node, group) = try await TestNode.context()
+        let loop = EmbeddedEventLoop()
+        let hub = LocalHub(eventLoop: loop)
+        let clients = try self.clients(
+            [["a", "broadcast"], ["broadcast"], ["b", "broadcast"]],
+            node: node,
+            loop: loop
+        )
+        for client in clients { hub.add(client.stream) }
+        // Only attached streams get events: the first two are attached.
+        hub.apply(
+            clients.prefix(2).map {
+                .attach(ObjectIdentifier($0.stream), $0.stream.channels.map { _ in Events.position(0) })
+            }
+        )
+        for client in clients.prefix(2) {
+            let connected = try self.written(client)
+            #expect(connected.count == 1 && connected[0].contains("event: __connected"))
+        }
+        hub.apply([self.event(1, "broadcast"), self.event(1, "a"), self.event(1, "b")])
+        let first = try self.written(clients[0])
+        // One write for the batch: both events, each with the stream's cursor before it.
+        #expect(first.count == 1)
+        let ids = first[0].split(separator: "\n").filter { $0.hasPrefix("id: ") }.map { String($0.dropFirst(4)) }
+        #expect(ids.count == 2)
+        let channels = ["a", "broadcast"]
+        #expect(ids.map { Cursor.decode($0)?[Cursor.tag("broadcast")] } == [Events.position(1), Events.position(1)])
+        #expect(ids.map { Cursor.decode($0)?[Cursor.tag("a")] } == [.zero, Events.position(1)])
+        #expect(channels.count == 2)
+        #expect(try self.written(clients[1]).count == 1)
+        #expect(try self.written(clients[2]).isEmpty)
+
+        // Removing streams keeps every channel's list consistent.
+        hub.remove(clients[0].stream)
+        hub.apply([.attach(ObjectIdentifier(clients[2].stream), [Events.position(1), Events.position(1)])])
+        _ = try self.written(clients[2])
+        hub.apply([self.event(2, "broadcast"), self.event(2, "a")])
+        #expect(try self.written(clients[0]).isEmpty)
+        #expect(try self.written(clients[1]).first?.contains("data: 2") == true)
+        #expect(try self.written(clients[2]).first?.contains("data: 2") == true)
+        #expect(hub.count == 2)
+        for client in clients { _ = try? client.channel.finish() }
+        try await group.shutdownGracefully()
+    }
+
+    @Test func aBurstOnOneChannelIsOneWritePerStream() async throws {
+        let (node, group) = try await TestNode.context()
+        let loop = EmbeddedEventLoop()
+        let hub = LocalHub(eventLoop: loop)
+        let clients = try self.clients([["broadcast"], ["broadcast"]], node: node, loop: loop)
+        for client in clients {
+            hub.add(client.stream)
+            hub.apply([.attach(ObjectIdentifier(client.stream), [Events.position(0)])])
+            _ = try self.written(client)
+        }
+        hub.apply((1...50).map { self.event($0, "broadcast") })
+        for client in clients {
+            let writes = try self.written(client)
+            #expect(writes.count == 1)
+            #expect(writes.first?.components(separatedBy: "\n\n").count == 51)
+        }
+        for client in clients { _ = try? client.channel.finish() }
+        try await group.shutdownGracefully()
+    }
+}

@@ -1,0 +1,58 @@
+import FanfareAPI
+import NIOCore
+
+@testable import Fanfare
+
+/// Events and pages for the state machine tests: channel `c`, positions `<n>-0`.
+enum Events {
+    static func position(_ n: Int) -> StreamPosition {
+        n == 0 ? .zero : StreamPosition(milliseconds: UInt64(n), sequence: 0)
+    }
+
+    /// The event at `n` whose predecessor is `n - 1` (or `after`).
+    static func event(_ n: Int, after: Int? = nil, channel: String = "c") -> BusEvent {
+        BusEvent(
+            channel: channel,
+            position: self.position(n),
+            predecessor: self.position(after ?? n - 1),
+            body: ByteBuffer(string: "data: \(n)\n\n")
+        )
+    }
+
+    static func page(_ range: ClosedRange<Int>, head: Int, channel: String = "c") -> HistoryPage {
+        HistoryPage(status: .ok, head: self.position(head), events: range.map { self.event($0, channel: channel) })
+    }
+
+    static func empty(head: Int, _ status: HistoryPage.Status = .ok) -> HistoryPage {
+        HistoryPage(status: status, head: self.position(head), events: [])
+    }
+}
+
+extension ChannelSubscriptions.Action {
+    /// A short name for comparing action lists in tests.
+    var summary: String {
+        switch self {
+        case .subscribe(let channels, let generation): "subscribe \(channels) #\(generation)"
+        case .unsubscribe(let channels): "unsubscribe \(channels)"
+        case .readHead(let channel, let generation): "head \(channel) #\(generation)"
+        case .readHistory(let channel, let after, _): "read \(channel) after \(after.milliseconds)"
+        case .deliver(let events): "deliver \(events.map { $0.position.milliseconds })"
+        case .attach(_, let positions): "attach \(positions.map(\.milliseconds))"
+        case .fail: "fail"
+        case .reset(let channel, let status, let position): "reset \(channel) \(status) to \(position.milliseconds)"
+        }
+    }
+}
+
+extension StreamStateMachine.Output {
+    var summary: String {
+        switch self {
+        case .connected(let cursor): "connected \(cursor.positions.map(\.milliseconds))"
+        case .event(let event, let cursor):
+            "event \(event.position.milliseconds) \(cursor.positions.map(\.milliseconds))"
+        case .reset(let channels, let reason, let cursor):
+            "reset \(channels) \(reason.rawValue) \(cursor.positions.map(\.milliseconds))"
+        case .read(let index, let after): "read \(index) after \(after.milliseconds)"
+        }
+    }
+}
