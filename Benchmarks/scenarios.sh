@@ -2,7 +2,8 @@
 # Runs the standard load scenarios against a local cluster of 2 nodes + Redis, all on
 # loopback, with release builds. Prints the load generator's figures for each scenario.
 #
-#   Benchmarks/scenarios.sh [idle|flat|fanout|latency|resume|replay|floor ...]   (default: all)
+#   Benchmarks/scenarios.sh [idle|flat|fanout|latency|resume|resume-busy|replay|catchup|floor ...]
+#                                                                              (default: all)
 #
 # `floor` runs no node: it measures what the kernel alone costs to broadcast over loopback
 # TCP on this machine (raw write(2) of one frame per connection, 2 writer threads for the 2
@@ -63,7 +64,7 @@ run() {
 }
 
 scenarios=("$@")
-((${#scenarios[@]})) || scenarios=(idle flat fanout latency resume replay floor)
+((${#scenarios[@]})) || scenarios=(idle flat fanout latency resume resume-busy replay catchup floor)
 for scenario in "${scenarios[@]}"; do
     case $scenario in
     idle) run "10,000 idle connections" --connections 10000 --events 0 ;;
@@ -71,7 +72,15 @@ for scenario in "${scenarios[@]}"; do
     fanout) run "10,000 subscribers at 10 events/s" --connections 10000 --events 100 --rate 10 ;;
     latency) run "1,000 subscribers at 1 event/s" --connections 1000 --events 10 --rate 1 ;;
     resume) run "1,000 clients reconnect 100 events behind" --connections 1000 --events 0 --resume-behind 100 ;;
+    resume-busy)
+        run "1,000 clients reconnect 100 events behind, among 200,000 events of other channels" \
+            --connections 1000 --events 0 --resume-behind 100 --resume-noise 200000 --redis "127.0.0.1:$redis_port"
+        ;;
     replay) run "one client replays 10,000 missed events" --connections 1 --events 0 --resume-behind 10000 ;;
+    catchup)
+        run "one client catches up 10 MiB (10,000 events of 1 KiB) on one connection" \
+            --connections 1 --events 0 --resume-behind 10000 --payload-bytes 1000
+        ;;
     floor)
         echo "== floor: 9,000 loopback connections at 10 rounds/s, no server"
         .build/release/fanfare-load --floor --connections 9000 --events 100 --rate 10

@@ -53,6 +53,15 @@ struct LoadGenerator: AsyncParsableCommand {
     @Option(help: "Resume test: disconnect everyone, publish this many events, reconnect with Last-Event-ID.")
     var resumeBehind = 0
 
+    @Option(help: "Resume test: also publish this many events on other channels while the clients are away.")
+    var resumeNoise = 0
+
+    @Option(help: "With --resume-noise: the cluster's Redis, host:port, and key prefix.")
+    var redis = "127.0.0.1:6379"
+
+    @Option(help: "With --resume-noise: the cluster's key prefix.")
+    var prefix = "fanfare"
+
     @Option(help: "Only connect, measure RSS, and hold the connections this many seconds.")
     var idleSeconds = 0
 
@@ -254,11 +263,12 @@ struct LoadGenerator: AsyncParsableCommand {
         stats: [LoopStats]
     ) async throws -> [any Channel] {
         let publisher = try await Publisher.connect(targets: targets, count: self.publishers, group: group)
-        _ = try await publisher.publish(lane: 0, body: Self.body(seq: 0, padding: ""))
+        let padding = String(repeating: "x", count: max(0, self.payloadBytes))
+        _ = try await publisher.publish(lane: 0, body: Self.body(seq: 0, padding: padding))
         while try await Self.total(stats, loops, { $0.delivered }) < self.connections {
             try await Task.sleep(for: .milliseconds(5))
         }
-        let lastID = try await loops[0].submit { stats[0].lastID.description }.get()
+        let lastID = try await loops[0].submit { String(decoding: stats[0].lastIDText, as: UTF8.self) }.get()
         for channel in channels { try? await channel.close() }
 
         try await withThrowingTaskGroup(of: Void.self) { tasks in
@@ -266,9 +276,23 @@ struct LoadGenerator: AsyncParsableCommand {
                 tasks.addTask {
                     var seq = lane
                     while seq < self.resumeBehind {
-                        _ = try await publisher.publish(lane: lane, body: Self.body(seq: seq, padding: ""))
+                        _ = try await publisher.publish(lane: lane, body: Self.body(seq: seq, padding: padding))
                         seq += self.publishers
                     }
+                }
+            }
+            if self.resumeNoise > 0 {
+                let (host, port) = (
+                    String(self.redis.prefix { $0 != ":" }), Int(self.redis.split(separator: ":").last ?? "") ?? 6379
+                )
+                tasks.addTask {
+                    try await RedisNoise.publish(
+                        count: self.resumeNoise,
+                        host: host,
+                        port: port,
+                        prefix: self.prefix,
+                        group: group
+                    )
                 }
             }
             try await tasks.waitForAll()
@@ -288,7 +312,10 @@ struct LoadGenerator: AsyncParsableCommand {
         }
         let seconds = Double(LoadClock.nanoseconds() - start) / 1e9
         let merged = try await Self.merge(fresh, loops)
-        print("resume: \(self.connections) clients reconnected \(self.resumeBehind) events behind (after \(lastID))")
+        print(
+            "resume: \(self.connections) clients reconnected \(self.resumeBehind) events of \(self.payloadBytes) "
+                + "padding bytes behind, among \(self.resumeNoise) events of other channels (after \(lastID))"
+        )
         print(
             "replayed: \(delivered) of \(expected), duplicates \(merged.duplicates), out of order \(merged.outOfOrder)"
         )

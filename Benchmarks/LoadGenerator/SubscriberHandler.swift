@@ -22,11 +22,14 @@ final class LoopStats: @unchecked Sendable {
         numberOfSignificantValueDigits: .three
     )
     @exclusivity(unchecked) var lastDelivery: Int64 = 0
-    /// The newest event id delivered on this loop.
+    /// The newest event position delivered on this loop, and the id (the stream's cursor)
+    /// it came with.
     @exclusivity(unchecked) var lastID = SSEEventKey.none
+    @exclusivity(unchecked) var lastIDText: [UInt8] = []
 }
 
-/// An event id `<milliseconds>-<sequence>` as two numbers: ids increase strictly.
+/// An event's position on `broadcast` (`<milliseconds>-<sequence>`) as two numbers:
+/// positions on one channel increase strictly.
 struct SSEEventKey: Comparable, Sendable, CustomStringConvertible {
     var milliseconds: Int
     var sequence: Int
@@ -43,7 +46,8 @@ struct SSEEventKey: Comparable, Sendable, CustomStringConvertible {
 /// One SSE subscriber, as lean as possible: no parser objects, no per-event strings or
 /// allocations. Each read is cut into lines with `memchr`; a line cut off by the end of a
 /// read waits in a small buffer for the rest. Lines that matter are `event: __connected`,
-/// `id: <ms>-<seq>` and `data: {"seq":N,"t":T…` (T is the publisher's clock when it sent).
+/// `id: <cursor>` (the broadcast position is read out of it) and `data: {"seq":N,"t":T…`
+/// (T is the publisher's clock when it sent).
 final class SubscriberHandler: ChannelInboundHandler {
     typealias InboundIn = ByteBuffer
 
@@ -112,6 +116,8 @@ struct LineScanner {
     var connectedNow = false
     var lastID = SSEEventKey.none
     var currentID = SSEEventKey.none
+    /// The current event's id line, reused from event to event.
+    var currentIDText: [UInt8] = []
 
     mutating func line(_ line: UnsafeRawBufferPointer, now: Int64, stats: LoopStats) {
         var count = line.count
@@ -124,10 +130,10 @@ struct LineScanner {
         let line = UnsafeRawBufferPointer(rebasing: line[0..<count])
         switch line[0] {
         case UInt8(ascii: "i") where Self.has(line, prefix: "id: "):
-            var index = 4
-            let milliseconds = Self.number(line, &index)
-            index += 1
-            self.currentID = SSEEventKey(milliseconds: milliseconds, sequence: Self.number(line, &index))
+            let text = UnsafeRawBufferPointer(rebasing: line[4...])
+            self.currentID = CursorReader.broadcastPosition(text)
+            self.currentIDText.removeAll(keepingCapacity: true)
+            self.currentIDText.append(contentsOf: text)
         case UInt8(ascii: "d") where Self.has(line, prefix: "data: "):
             guard var index = Self.find(line, #""t":"#, from: 6) else { return }
             let sentNanos = Self.number(line, &index)
@@ -139,7 +145,10 @@ struct LineScanner {
                 stats.outOfOrder += 1
             } else {
                 self.lastID = self.currentID
-                if stats.lastID < self.currentID { stats.lastID = self.currentID }
+                if stats.lastID < self.currentID {
+                    stats.lastID = self.currentID
+                    stats.lastIDText = self.currentIDText
+                }
             }
             _ = stats.latency.record(UInt64(max(0, now - Int64(sentNanos)) / 1_000))
         case UInt8(ascii: "e") where Self.has(line, prefix: "event: __connected"):
@@ -184,5 +193,77 @@ enum LoadClock {
         var time = timespec()
         clock_gettime(CLOCK_REALTIME, &time)
         return Int64(time.tv_sec) * 1_000_000_000 + Int64(time.tv_nsec)
+    }
+}
+
+/// Reads a node's cursor id (see Sources/Fanfare/Streams/Cursor.swift) without allocating:
+/// base64url of `[1][varint base]` then, per channel, `[4-byte FNV-1a tag][varint delta]`
+/// and, when the delta is not 0, `[varint sequence]`.
+enum CursorReader {
+    static let broadcastTag: UInt32 = {
+        var hash: UInt32 = 0x811C_9DC5
+        for byte in "broadcast".utf8 {
+            hash ^= UInt32(byte)
+            hash = hash &* 0x0100_0193
+        }
+        return hash
+    }()
+
+    /// The broadcast position in `text`, or ``SSEEventKey/none`` if it has none.
+    static func broadcastPosition(_ text: UnsafeRawBufferPointer) -> SSEEventKey {
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: text.count) { bytes in
+            var count = 0
+            var chunk: UInt32 = 0
+            var bits = 0
+            for character in text {
+                let value: UInt32
+                switch character {
+                case 65...90: value = UInt32(character - 65)
+                case 97...122: value = UInt32(character - 97 + 26)
+                case 48...57: value = UInt32(character - 48 + 52)
+                case 45: value = 62
+                case 95: value = 63
+                default: return .none
+                }
+                chunk = chunk << 6 | value
+                bits += 6
+                if bits >= 8 {
+                    bits -= 8
+                    bytes[count] = UInt8(truncatingIfNeeded: chunk >> UInt32(bits))
+                    count += 1
+                }
+            }
+            guard count > 1, bytes[0] == 1 else { return .none }
+            var index = 1
+            func varint() -> Int? {
+                var value = 0
+                var shift = 0
+                while index < count, shift < 63 {
+                    let byte = bytes[index]
+                    index += 1
+                    value |= Int(byte & 0x7F) << shift
+                    if byte & 0x80 == 0 { return value }
+                    shift += 7
+                }
+                return nil
+            }
+            guard let base = varint() else { return .none }
+            while index + 4 <= count {
+                let tag =
+                    UInt32(bytes[index]) << 24 | UInt32(bytes[index + 1]) << 16 | UInt32(bytes[index + 2]) << 8
+                    | UInt32(bytes[index + 3])
+                index += 4
+                guard let delta = varint() else { return .none }
+                var sequence = 0
+                if delta != 0 {
+                    guard let value = varint() else { return .none }
+                    sequence = value
+                }
+                if tag == Self.broadcastTag {
+                    return delta == 0 ? .none : SSEEventKey(milliseconds: base + delta - 1, sequence: sequence)
+                }
+            }
+            return .none
+        }
     }
 }

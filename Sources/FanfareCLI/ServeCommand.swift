@@ -9,7 +9,8 @@ struct ServeCommand: AsyncParsableCommand, EnvironmentConfigurable {
     static let environment: [EnvironmentOption] = [
         .value("host"), .value("port"), .value("redis", variable: "FANFARE_REDIS_URL"), .value("node-id"),
         .value("redis-prefix"), .value("heartbeat-seconds"), .value("slow-consumer-bytes"), .value("history-size"),
-        .value("history-seconds"), .value("cors-origin", variable: "FANFARE_CORS_ORIGINS"), .value("event-loops"),
+        .value("history-seconds"), .value("history-idle-seconds"), .value("idempotency-seconds"),
+        .value("replay-cap"), .value("cors-origin", variable: "FANFARE_CORS_ORIGINS"), .value("event-loops"),
         .secret("jwt-secret"), .value("jwt-public-key"), .secret("publisher-key"), .secret("admin-key"),
         .value("token-cookie"), .flag("cors-credentials"), .value("max-connections-per-client"),
         .value("max-connections-per-ip"), .value("max-connections"), .value("publish-rate"),
@@ -45,11 +46,20 @@ struct ServeCommand: AsyncParsableCommand, EnvironmentConfigurable {
     @Option(help: "Close a stream whose unsent bytes exceed this (at least 4096).")
     var slowConsumerBytes = 1 << 20
 
-    @Option(help: "Events kept in the history log.")
+    @Option(help: "Events kept in each channel's history.")
     var historySize = 10_000
 
-    @Option(help: "Seconds events stay in the history log, 0 for no age limit.")
+    @Option(help: "Seconds events stay in a channel's history, 0 for no age limit.")
     var historySeconds = 86_400
+
+    @Option(help: "Seconds without a publish after which a channel's history is dropped (at least the age limit).")
+    var historyIdleSeconds = 172_800
+
+    @Option(help: "Seconds a publish's idempotencyKey is remembered.")
+    var idempotencySeconds = 300
+
+    @Option(help: "Most events one resume replays; a client further behind gets __reset for what is past it.")
+    var replayCap = 10_000
 
     @Option(
         name: .customLong("cors-origin"),
@@ -140,6 +150,9 @@ struct ServeCommand: AsyncParsableCommand, EnvironmentConfigurable {
         configuration.slowConsumerBytes = max(4096, self.slowConsumerBytes)
         configuration.historyMaxLength = max(1, self.historySize)
         configuration.historyMaxAgeSeconds = max(0, self.historySeconds)
+        configuration.historyIdleSeconds = max(1, self.historyIdleSeconds)
+        configuration.idempotencyWindowSeconds = max(1, self.idempotencySeconds)
+        configuration.replayCap = max(1, self.replayCap)
         let origins = self.corsOrigins.flatMap { $0.split(separator: ",") }.map {
             String($0).trimmingCharacters(in: .whitespaces)
         }
