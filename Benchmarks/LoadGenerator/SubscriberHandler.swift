@@ -131,7 +131,16 @@ struct LineScanner {
         switch line[0] {
         case UInt8(ascii: "i") where Self.has(line, prefix: "id: "):
             let text = UnsafeRawBufferPointer(rebasing: line[4...])
-            self.currentID = CursorReader.broadcastPosition(text)
+            if let first = text.first, first >= 48, first <= 57 {
+                // An id of the earlier kind, `<ms>-<seq>` (a cursor starts with a letter):
+                // the generator measures older nodes too.
+                var index = 4
+                let milliseconds = Self.number(line, &index)
+                index += 1
+                self.currentID = SSEEventKey(milliseconds: milliseconds, sequence: Self.number(line, &index))
+            } else {
+                self.currentID = CursorReader.broadcastPosition(text)
+            }
             self.currentIDText.removeAll(keepingCapacity: true)
             self.currentIDText.append(contentsOf: text)
         case UInt8(ascii: "d") where Self.has(line, prefix: "data: "):
@@ -209,61 +218,70 @@ enum CursorReader {
         return hash
     }()
 
+    /// base64url's value of each byte, 255 for bytes outside its alphabet.
+    static let values: [UInt8] = {
+        var values = [UInt8](repeating: 255, count: 256)
+        for (index, character) in "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_".utf8.enumerated() {
+            values[Int(character)] = UInt8(index)
+        }
+        return values
+    }()
+
     /// The broadcast position in `text`, or ``SSEEventKey/none`` if it has none.
     static func broadcastPosition(_ text: UnsafeRawBufferPointer) -> SSEEventKey {
-        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: text.count) { bytes in
-            var count = 0
-            var chunk: UInt32 = 0
-            var bits = 0
-            for character in text {
-                let value: UInt32
-                switch character {
-                case 65...90: value = UInt32(character - 65)
-                case 97...122: value = UInt32(character - 97 + 26)
-                case 48...57: value = UInt32(character - 48 + 52)
-                case 45: value = 62
-                case 95: value = 63
-                default: return .none
+        guard text.count <= 512 else { return .none }
+        return Self.values.withUnsafeBufferPointer { values in
+            withUnsafeTemporaryAllocation(of: UInt8.self, capacity: text.count) { bytes in
+                var count = 0
+                var chunk: UInt32 = 0
+                var bits = 0
+                for character in text {
+                    let value = values[Int(character)]
+                    if value == 255 { return .none }
+                    chunk = chunk << 6 | UInt32(value)
+                    bits += 6
+                    if bits >= 8 {
+                        bits -= 8
+                        bytes[count] = UInt8(truncatingIfNeeded: chunk >> UInt32(bits))
+                        count += 1
+                    }
                 }
-                chunk = chunk << 6 | value
-                bits += 6
-                if bits >= 8 {
-                    bits -= 8
-                    bytes[count] = UInt8(truncatingIfNeeded: chunk >> UInt32(bits))
-                    count += 1
-                }
+                return Self.position(UnsafeBufferPointer(rebasing: bytes[0..<count]))
             }
-            guard count > 1, bytes[0] == 1 else { return .none }
-            var index = 1
-            func varint() -> Int? {
-                var value = 0
-                var shift = 0
-                while index < count, shift < 63 {
-                    let byte = bytes[index]
-                    index += 1
-                    value |= Int(byte & 0x7F) << shift
-                    if byte & 0x80 == 0 { return value }
-                    shift += 7
-                }
-                return nil
-            }
-            guard let base = varint() else { return .none }
-            while index + 4 <= count {
-                let tag =
-                    UInt32(bytes[index]) << 24 | UInt32(bytes[index + 1]) << 16 | UInt32(bytes[index + 2]) << 8
-                    | UInt32(bytes[index + 3])
-                index += 4
-                guard let delta = varint() else { return .none }
-                var sequence = 0
-                if delta != 0 {
-                    guard let value = varint() else { return .none }
-                    sequence = value
-                }
-                if tag == Self.broadcastTag {
-                    return delta == 0 ? .none : SSEEventKey(milliseconds: base + delta - 1, sequence: sequence)
-                }
-            }
-            return .none
         }
+    }
+
+    private static func position(_ bytes: UnsafeBufferPointer<UInt8>) -> SSEEventKey {
+        guard bytes.count > 1, bytes[0] == 1 else { return .none }
+        var index = 1
+        func varint() -> Int? {
+            var value = 0
+            var shift = 0
+            while index < bytes.count, shift < 63 {
+                let byte = bytes[index]
+                index += 1
+                value |= Int(byte & 0x7F) << shift
+                if byte & 0x80 == 0 { return value }
+                shift += 7
+            }
+            return nil
+        }
+        guard let base = varint() else { return .none }
+        while index + 4 <= bytes.count {
+            let tag =
+                UInt32(bytes[index]) << 24 | UInt32(bytes[index + 1]) << 16 | UInt32(bytes[index + 2]) << 8
+                | UInt32(bytes[index + 3])
+            index += 4
+            guard let delta = varint() else { return .none }
+            var sequence = 0
+            if delta != 0 {
+                guard let value = varint() else { return .none }
+                sequence = value
+            }
+            if tag == Self.broadcastTag {
+                return delta == 0 ? .none : SSEEventKey(milliseconds: base + delta - 1, sequence: sequence)
+            }
+        }
+        return .none
     }
 }

@@ -18,10 +18,11 @@ final class LocalHub {
 
     /// Attached streams per channel in a dense array (fast to walk); each stream remembers
     /// its slot in every list, so removal is a swap with the last element.
-    private var members: [String: ContiguousArray<Member>] = [:]
+    // Loop-confined and never accessed re-entrantly: no dynamic exclusivity checks.
+    @exclusivity(unchecked) private var members: [String: ContiguousArray<Member>] = [:]
     /// Every stream of the loop, attached or still waiting.
     private var streams: [ObjectIdentifier: SSEStreamHandler] = [:]
-    private var toFlush: [SSEStreamHandler] = []
+    @exclusivity(unchecked) private var toFlush: [SSEStreamHandler] = []
     private var heartbeat: Scheduled<Void>?
     private let metrics: NodeMetrics?
 
@@ -44,11 +45,11 @@ final class LocalHub {
         guard self.streams.removeValue(forKey: ObjectIdentifier(stream)) != nil, stream.isAttached else { return }
         for (index, channel) in stream.channels.enumerated() {
             guard var list = self.members.removeValue(forKey: channel) else { continue }
-            let slot = stream.slots[index]
+            let slot = Int(stream.lanes[index].slot)
             let last = list.removeLast()
             if last.stream !== stream {
                 list[slot] = last
-                last.stream.slots[last.index] = slot
+                last.stream.lanes[last.index].slot = Int32(slot)
             }
             if !list.isEmpty { self.members[channel] = list }
         }
@@ -63,13 +64,13 @@ final class LocalHub {
             case .event(let event):
                 guard let list = self.members[event.channel] else { continue }
                 self.record(event, deliveries: list.count, now: now)
-                for member in list where member.stream.enqueue(event, index: member.index) {
+                for member in list where member.stream.enqueue(event, index: member.index, burst: items.count) {
                     self.markForFlush(member.stream)
                 }
             case .attach(let id, let positions):
                 guard let stream = self.streams[id], !stream.isAttached else { continue }
                 for (index, channel) in stream.channels.enumerated() {
-                    stream.slots[index] = self.members[channel, default: []].count
+                    stream.lanes[index].slot = Int32(self.members[channel, default: []].count)
                     self.members[channel, default: []].append(Member(stream: stream, index: index))
                 }
                 stream.isAttached = true

@@ -39,24 +39,63 @@ struct Cursor: Equatable, Sendable {
 
     /// Writes the cursor as an SSE id (`tags` are the stream's channels' tags, in order).
     func write(tags: [UInt32], into buffer: inout ByteBuffer) {
-        var bytes: [UInt8] = []
-        bytes.reserveCapacity(8 + self.positions.count * 10)
-        bytes.append(Self.version)
-        let base = self.positions.lazy.filter { $0 != .zero }.map(\.milliseconds).min() ?? 0
-        Self.appendVarint(base, to: &bytes)
-        for (tag, position) in zip(tags, self.positions) {
-            bytes.append(UInt8(truncatingIfNeeded: tag >> 24))
-            bytes.append(UInt8(truncatingIfNeeded: tag >> 16))
-            bytes.append(UInt8(truncatingIfNeeded: tag >> 8))
-            bytes.append(UInt8(truncatingIfNeeded: tag))
-            if position == .zero {
-                bytes.append(0)
-            } else {
-                Self.appendVarint(position.milliseconds - base + 1, to: &bytes)
-                Self.appendVarint(position.sequence, to: &bytes)
-            }
+        let positions = self.positions
+        Self.write(count: positions.count, into: &buffer) { (tags[$0], positions[$0]) }
+    }
+
+    /// Writes the cursor of `count` channels, the tag and position of channel `i` given by
+    /// `channel(i)`, as an SSE id. On the delivery path: no allocation, one pass to find the
+    /// base, one to encode, base64url straight into `buffer`.
+    @inline(__always)
+    static func write(
+        count: Int,
+        into buffer: inout ByteBuffer,
+        line: Bool = false,
+        channel: (Int) -> (tag: UInt32, position: StreamPosition)
+    ) {
+        var base = UInt64.max
+        for index in 0..<count {
+            let position = channel(index).position
+            if position != .zero, position.milliseconds < base { base = position.milliseconds }
         }
-        Base64URL.encode(bytes, into: &buffer)
+        if base == .max { base = 0 }
+        // A version byte, the base, and per channel a tag and two varints of 10 at most.
+        let capacity = 11 + count * 24
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: capacity) { bytes in
+            var length = 0
+            bytes[length] = Self.version
+            length += 1
+            Self.appendVarint(base, to: bytes, at: &length)
+            for index in 0..<count {
+                let (tag, position) = channel(index)
+                bytes[length] = UInt8(truncatingIfNeeded: tag >> 24)
+                bytes[length + 1] = UInt8(truncatingIfNeeded: tag >> 16)
+                bytes[length + 2] = UInt8(truncatingIfNeeded: tag >> 8)
+                bytes[length + 3] = UInt8(truncatingIfNeeded: tag)
+                length += 4
+                if position == .zero {
+                    bytes[length] = 0
+                    length += 1
+                } else {
+                    Self.appendVarint(position.milliseconds - base + 1, to: bytes, at: &length)
+                    Self.appendVarint(position.sequence, to: bytes, at: &length)
+                }
+            }
+            Base64URL.encode(UnsafeBufferPointer(rebasing: bytes[0..<length]), into: &buffer, line: line)
+        }
+    }
+
+    @inline(__always)
+    private static func appendVarint(_ value: UInt64, to bytes: UnsafeMutableBufferPointer<UInt8>, at length: inout Int)
+    {
+        var value = value
+        while value >= 0x80 {
+            bytes[length] = UInt8(truncatingIfNeeded: value) | 0x80
+            length += 1
+            value >>= 7
+        }
+        bytes[length] = UInt8(value)
+        length += 1
     }
 
     /// The cursor as a string (tests, logs).
@@ -85,15 +124,6 @@ struct Cursor: Equatable, Sendable {
             positions[tag] = StreamPosition(milliseconds: milliseconds, sequence: sequence)
         }
         return positions
-    }
-
-    private static func appendVarint(_ value: UInt64, to bytes: inout [UInt8]) {
-        var value = value
-        while value >= 0x80 {
-            bytes.append(UInt8(truncatingIfNeeded: value) | 0x80)
-            value >>= 7
-        }
-        bytes.append(UInt8(value))
     }
 
     private struct VarintReader {
@@ -129,26 +159,54 @@ enum Base64URL {
     private static let alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_".utf8)
 
     static func encode(_ bytes: [UInt8], into buffer: inout ByteBuffer) {
-        buffer.reserveCapacity(minimumWritableBytes: (bytes.count * 4 + 2) / 3)
-        var index = 0
-        while index + 3 <= bytes.count {
-            let chunk = UInt32(bytes[index]) << 16 | UInt32(bytes[index + 1]) << 8 | UInt32(bytes[index + 2])
-            buffer.writeInteger(Self.alphabet[Int(chunk >> 18 & 63)])
-            buffer.writeInteger(Self.alphabet[Int(chunk >> 12 & 63)])
-            buffer.writeInteger(Self.alphabet[Int(chunk >> 6 & 63)])
-            buffer.writeInteger(Self.alphabet[Int(chunk & 63)])
-            index += 3
-        }
-        let rest = bytes.count - index
-        if rest == 1 {
-            let chunk = UInt32(bytes[index]) << 16
-            buffer.writeInteger(Self.alphabet[Int(chunk >> 18 & 63)])
-            buffer.writeInteger(Self.alphabet[Int(chunk >> 12 & 63)])
-        } else if rest == 2 {
-            let chunk = UInt32(bytes[index]) << 16 | UInt32(bytes[index + 1]) << 8
-            buffer.writeInteger(Self.alphabet[Int(chunk >> 18 & 63)])
-            buffer.writeInteger(Self.alphabet[Int(chunk >> 12 & 63)])
-            buffer.writeInteger(Self.alphabet[Int(chunk >> 6 & 63)])
+        bytes.withUnsafeBufferPointer { Self.encode($0, into: &buffer) }
+    }
+
+    /// Encodes straight into `buffer`'s storage, four characters per three bytes; with
+    /// `line`, as a whole SSE line: `id: `, the text, a newline, in one write.
+    static func encode(_ bytes: UnsafeBufferPointer<UInt8>, into buffer: inout ByteBuffer, line: Bool = false) {
+        let length = (bytes.count * 4 + 2) / 3 + (line ? 5 : 0)
+        buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: length) { out in
+            Self.alphabet.withUnsafeBufferPointer { alphabet in
+                var read = 0
+                var written = 0
+                if line {
+                    out[0] = UInt8(ascii: "i")
+                    out[1] = UInt8(ascii: "d")
+                    out[2] = UInt8(ascii: ":")
+                    out[3] = UInt8(ascii: " ")
+                    written = 4
+                }
+                while read + 3 <= bytes.count {
+                    let chunk = UInt32(bytes[read]) << 16 | UInt32(bytes[read + 1]) << 8 | UInt32(bytes[read + 2])
+                    out[written] = alphabet[Int(chunk >> 18 & 63)]
+                    out[written + 1] = alphabet[Int(chunk >> 12 & 63)]
+                    out[written + 2] = alphabet[Int(chunk >> 6 & 63)]
+                    out[written + 3] = alphabet[Int(chunk & 63)]
+                    read += 3
+                    written += 4
+                }
+                switch bytes.count - read {
+                case 1:
+                    let chunk = UInt32(bytes[read]) << 16
+                    out[written] = alphabet[Int(chunk >> 18 & 63)]
+                    out[written + 1] = alphabet[Int(chunk >> 12 & 63)]
+                    written += 2
+                case 2:
+                    let chunk = UInt32(bytes[read]) << 16 | UInt32(bytes[read + 1]) << 8
+                    out[written] = alphabet[Int(chunk >> 18 & 63)]
+                    out[written + 1] = alphabet[Int(chunk >> 12 & 63)]
+                    out[written + 2] = alphabet[Int(chunk >> 6 & 63)]
+                    written += 3
+                default:
+                    break
+                }
+                if line {
+                    out[written] = UInt8(ascii: "\n")
+                    written += 1
+                }
+                return written
+            }
         }
     }
 

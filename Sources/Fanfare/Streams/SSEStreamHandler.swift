@@ -17,17 +17,24 @@ final class SSEStreamHandler: ChannelInboundHandler {
     let clientID: String
     let channels: [String]
     let eventLoop: any EventLoop
-    private let tags: [UInt32]
-    private var machine: StreamStateMachine
+    // Loop-confined and never accessed re-entrantly: the dynamic exclusivity checks, which
+    // cost more than what they guard on the delivery path, are off for these.
+    @exclusivity(unchecked) private var machine: StreamStateMachine
     private var context: ChannelHandlerContext?
     /// The stream's place under the connection limits, given back when it closes.
     private let place: (clientID: String, address: String)
-    /// This stream's position in its loop hub's list for each of `channels` (same order).
-    var slots: [Int]
+    /// Per channel (same order as `channels`): its tag in the cursor, and this stream's
+    /// place in its loop hub's list of the channel's streams. One array, for idle memory.
+    struct Lane {
+        let tag: UInt32
+        var slot: Int32
+    }
+
+    @exclusivity(unchecked) var lanes: [Lane]
     var isAttached = false
     /// Set while the stream is on its hub's list of streams to flush after a batch.
-    var needsFlush = false
-    private var pending: ByteBuffer?
+    @exclusivity(unchecked) var needsFlush = false
+    @exclusivity(unchecked) private var pending: ByteBuffer?
     /// The pending bytes hold history (a page, or the last page before going live).
     private var pendingHoldsHistory = false
     /// Writes of history not yet on the socket: while there are any, a full socket is the
@@ -49,9 +56,8 @@ final class SSEStreamHandler: ChannelInboundHandler {
         self.clientID = clientID
         self.channels = channels
         self.eventLoop = eventLoop
-        self.tags = channels.map(Cursor.tag)
         self.place = place
-        self.slots = Array(repeating: -1, count: channels.count)
+        self.lanes = channels.map { Lane(tag: Cursor.tag($0), slot: -1) }
         let configuration = node.configuration
         self.machine = StreamStateMachine(
             channels: channels,
@@ -120,10 +126,10 @@ final class SSEStreamHandler: ChannelInboundHandler {
 
     /// A live event of channel `index`; returns whether something waits to be flushed.
     @inline(__always)
-    func enqueue(_ event: BusEvent, index: Int) -> Bool {
+    func enqueue(_ event: BusEvent, index: Int, burst: Int = 1) -> Bool {
         switch self.machine.live(event, index: index) {
         case .write:
-            self.appendEvent(event)
+            self.appendEvent(event, burst: burst)
             return true
         case .none:
             return false
@@ -194,7 +200,7 @@ final class SSEStreamHandler: ChannelInboundHandler {
                     channels: self.channels,
                     time: WallClock.milliseconds()
                 )
-                self.appendFrame(ControlFrame.connected(connected, id: cursor.text(tags: self.tags)))
+                self.appendFrame(ControlFrame.connected(connected, id: self.text(cursor)))
             case .event(let event, let cursor):
                 self.appendEvent(event, cursor: cursor)
                 self.pendingHoldsHistory = true
@@ -202,7 +208,7 @@ final class SSEStreamHandler: ChannelInboundHandler {
             case .reset(let channels, let reason, let cursor):
                 self.node.metrics.resetsSent.increment()
                 let reset = ResetEvent(channels: channels, reason: reason)
-                self.appendFrame(ControlFrame.reset(reset, id: cursor.text(tags: self.tags)))
+                self.appendFrame(ControlFrame.reset(reset, id: self.text(cursor)))
             case .read(let index, let after):
                 self.readAfterFlush = (index, after)
             }
@@ -238,12 +244,30 @@ final class SSEStreamHandler: ChannelInboundHandler {
         }
     }
 
+    private func text(_ cursor: Cursor) -> String {
+        cursor.text(tags: self.lanes.map(\.tag))
+    }
+
+    /// The hot path: the stream's own `id:` line, then the shared body. A burst of
+    /// `burst` events shares one buffer, sized for all of them at once (up to 16 KiB).
     @inline(__always)
-    private func appendEvent(_ event: BusEvent, cursor: Cursor? = nil) {
+    private func appendEvent(_ event: BusEvent, burst: Int = 1) {
+        var buffer =
+            self.pending.take()
+            ?? ByteBufferAllocator().buffer(capacity: min((event.body.readableBytes + 128) * max(1, burst), 16_384))
+        let lanes = self.lanes
+        Cursor.write(count: lanes.count, into: &buffer, line: true) { (lanes[$0].tag, self.machine.position(at: $0)) }
+        buffer.writeImmutableBuffer(event.body)
+        self.pending = buffer
+    }
+
+    /// A replayed event, with the cursor as it was when the machine replayed it.
+    private func appendEvent(_ event: BusEvent, cursor: Cursor) {
         var buffer = self.pending.take() ?? ByteBufferAllocator().buffer(capacity: event.body.readableBytes + 128)
         buffer.writeStaticString("id: ")
-        (cursor ?? self.machine.cursor).write(tags: self.tags, into: &buffer)
-        buffer.writeStaticString("\n")
+        let positions = cursor.positions
+        Cursor.write(count: self.lanes.count, into: &buffer) { (self.lanes[$0].tag, positions[$0]) }
+        buffer.writeInteger(UInt8(ascii: "\n"))
         buffer.writeImmutableBuffer(event.body)
         self.pending = buffer
     }

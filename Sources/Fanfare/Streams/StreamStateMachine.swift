@@ -50,9 +50,10 @@ struct StreamStateMachine: Sendable {
     }
 
     let channels: [String]
-    private let resume: Resume
+    /// Where the client said it was; dropped once the stream is attached.
+    private var resume: Resume
     private(set) var phase = Phase.waiting
-    private(set) var positions: [StreamPosition]
+    /// Per channel: where the stream is (the cursor's position) and how it catches up.
     private var catchUps: [ChannelCatchUp]
     /// Channels waiting their turn to catch up, and the one catching up.
     private var queue: [Int] = []
@@ -69,12 +70,19 @@ struct StreamStateMachine: Sendable {
         self.replayCap = replayCap
         self.bufferLimit = bufferLimit
         self.pageSize = pageSize
-        self.positions = Array(repeating: .zero, count: channels.count)
         self.catchUps = Array(
             repeating: ChannelCatchUp(position: .zero, isLive: true, bufferLimit: bufferLimit),
             count: channels.count
         )
     }
+
+    /// The stream's position in channel `index`: what its cursor holds.
+    @inline(__always)
+    func position(at index: Int) -> StreamPosition {
+        self.catchUps[index].position
+    }
+
+    var positions: [StreamPosition] { self.catchUps.map(\.position) }
 
     var cursor: Cursor { Cursor(positions: self.positions) }
 
@@ -101,9 +109,9 @@ struct StreamStateMachine: Sendable {
             case .none:
                 break
             }
-            self.positions[index] = start
             self.catchUps[index] = ChannelCatchUp(position: start, isLive: isLive, bufferLimit: self.bufferLimit)
         }
+        self.resume = .none
         var outputs: [Output] = [.connected(self.cursor)]
         if unreadable { outputs.append(.reset(channels: self.channels, .unknown, self.cursor)) }
         self.startNext(&outputs)
@@ -115,7 +123,6 @@ struct StreamStateMachine: Sendable {
         guard self.phase == .active else { return .none }
         switch self.catchUps[index].live(event) {
         case .deliver:
-            self.positions[index] = event.position
             return .write
         case .drop, .buffered:
             return .none
@@ -134,27 +141,30 @@ struct StreamStateMachine: Sendable {
     mutating func read(_ page: HistoryPage, index: Int) -> [Output] {
         guard self.phase == .active, self.current == index else { return [] }
         var outputs: [Output] = []
+        // The cursor of each output, as it is when that output is written.
+        var positions = self.positions
         let step: ChannelCatchUp.Step
         if page.status == .ok, !self.capped.contains(index), self.replayed + page.events.count > self.replayCap {
             // Longer than the replay cap: the client is told, and the channel goes on from
             // the newest position instead of an unbounded read.
             self.capped.insert(index)
             step = self.catchUps[index].jump(to: page.head)
-            self.positions[index] = page.head
-            outputs.append(.reset(channels: [self.channels[index]], .capped, self.cursor))
+            positions[index] = page.head
+            outputs.append(.reset(channels: [self.channels[index]], .capped, Cursor(positions: positions)))
         } else {
             step = self.catchUps[index].read(page, limit: self.pageSize)
             if let reset = step.reset {
-                self.positions[index] = reset.position
-                outputs.append(.reset(channels: [self.channels[index]], Self.reason(reset.status), self.cursor))
+                positions[index] = reset.position
+                outputs.append(
+                    .reset(channels: [self.channels[index]], Self.reason(reset.status), Cursor(positions: positions))
+                )
             }
         }
         for event in step.deliver {
-            self.positions[index] = event.position
+            positions[index] = event.position
             self.replayed += 1
-            outputs.append(.event(event, self.cursor))
+            outputs.append(.event(event, Cursor(positions: positions)))
         }
-        self.positions[index] = self.catchUps[index].position
         if let after = step.read {
             outputs.append(.read(index: index, after: after))
         } else if self.catchUps[index].isLive {
@@ -169,7 +179,6 @@ struct StreamStateMachine: Sendable {
     mutating func nodeReset(index: Int, status: HistoryPage.Status, position: StreamPosition) -> [Output] {
         guard self.phase == .active, self.catchUps[index].isLive else { return [] }
         self.catchUps[index] = ChannelCatchUp(position: position, isLive: true, bufferLimit: self.bufferLimit)
-        self.positions[index] = position
         return [.reset(channels: [self.channels[index]], Self.reason(status), self.cursor)]
     }
 
