@@ -21,7 +21,7 @@ import Testing
                 clientID: "c\(index)",
                 channels: names,
                 resume: .none,
-                place: ("c\(index)", "127.0.0.1"),
+                address: "127.0.0.1",
                 eventLoop: loop
             )
             try channel.pipeline.syncOperations.addHandler(stream)
@@ -106,5 +106,74 @@ import Testing
         }
         for client in clients { _ = try? client.channel.finish() }
         try await group.shutdownGracefully()
+    }
+
+    @Test func interleavedChannelsReachAStreamInTheBatchOrder() async throws {
+        let (node, group) = try await TestNode.context()
+        let loop = EmbeddedEventLoop()
+        let hub = LocalHub(eventLoop: loop)
+        let clients = try self.clients([["a", "b", "broadcast"], ["b"]], node: node, loop: loop)
+        for client in clients {
+            hub.add(client.stream)
+            hub.apply([.attach(ObjectIdentifier(client.stream), client.stream.channels.map { _ in .zero })])
+            _ = try self.written(client)
+        }
+        // Runs of one channel (a a, b, a, broadcast, b b) inside one batch.
+        hub.apply([
+            .event(Events.event(1, channel: "a")), .event(Events.event(2, channel: "a")),
+            .event(Events.event(1, channel: "b")), .event(Events.event(3, channel: "a")),
+            .event(Events.event(1, channel: "broadcast")), .event(Events.event(2, channel: "b")),
+            .event(Events.event(3, channel: "b")),
+        ])
+        let first = try self.written(clients[0])
+        #expect(first.count == 1)
+        let frames = first.joined().components(separatedBy: "\n\n").filter { !$0.isEmpty }
+        #expect(
+            frames.map { $0.split(separator: "\n").last.map(String.init) } == [
+                "data: 1", "data: 2", "data: 1", "data: 3", "data: 1", "data: 2", "data: 3",
+            ]
+        )
+        // Each id is the cursor after its own event: channel a's position after each frame.
+        let aPositions = frames.compactMap { frame -> StreamPosition? in
+            guard let id = frame.split(separator: "\n").first(where: { $0.hasPrefix("id: ") }) else { return nil }
+            return Cursor.decode(String(id.dropFirst(4)))?[Cursor.tag("a")]
+        }
+        #expect(aPositions == [1, 2, 2, 3, 3, 3, 3].map { Events.position($0) })
+        let second = try self.written(clients[1]).joined()
+        #expect(second.components(separatedBy: "data: ").count == 4)
+        for client in clients { _ = try? client.channel.finish() }
+        try await group.shutdownGracefully()
+    }
+}
+
+/// The loop's pool of write buffers.
+@Suite struct WriteBufferPoolTests {
+    @Test func keepsOnlyBuffersNothingElseHoldsWithinItsBounds() {
+        var pool = WriteBufferPool(limit: 2, maximumCapacity: 1_024)
+        var written = pool.take(capacity: 100)
+        written.writeString("frame")
+        pool.recycle(&written)
+        #expect(pool.count == 1)
+        // Taken again: empty, with its room.
+        let again = pool.take(capacity: 10)
+        #expect(again.readableBytes == 0 && again.capacity >= 100)
+
+        // A buffer the socket still holds (another reference) is not kept.
+        var held = ByteBufferAllocator().buffer(capacity: 64)
+        held.writeString("queued")
+        let socketCopy = held
+        pool.recycle(&held)
+        #expect(pool.count == 0)
+        #expect(String(buffer: socketCopy) == "queued")
+
+        // Nor one bigger than the bound, nor more than the limit.
+        var big = ByteBufferAllocator().buffer(capacity: 4_096)
+        pool.recycle(&big)
+        #expect(pool.count == 0)
+        for _ in 0..<3 {
+            var buffer = ByteBufferAllocator().buffer(capacity: 64)
+            pool.recycle(&buffer)
+        }
+        #expect(pool.count == 2)
     }
 }

@@ -102,10 +102,11 @@ final class EmbeddedEventBus: EventBus {
         }
     }
 
-    func head(of channel: String) async throws -> StreamPosition {
+    func heads(of channels: [String]) async throws -> [StreamPosition] {
         let policy = self.policy
+        let now = WallClock.milliseconds()
         return self.state.withLock { state in
-            Self.live(state.channels[channel], now: WallClock.milliseconds(), policy: policy)?.last ?? .zero
+            channels.map { Self.live(state.channels[$0], now: now, policy: policy)?.last ?? .zero }
         }
     }
 

@@ -20,8 +20,9 @@ protocol EventBus: Sendable {
     /// Publishes one event; fails (never drops silently) when it cannot be stored, and
     /// says whether it may have happened anyway.
     func publish(_ request: PublishRequest) async throws -> PublishResult
-    /// The newest position of `channel` (``StreamPosition/zero`` without history).
-    func head(of channel: String) async throws -> StreamPosition
+    /// The newest position of each of `channels`, in order (``StreamPosition/zero`` for
+    /// one without history).
+    func heads(of channels: [String]) async throws -> [StreamPosition]
     /// Up to `limit` events of `channel` after `position`, or why there are none.
     func read(_ channel: String, after position: StreamPosition, limit: Int) async throws -> HistoryPage
     /// Whether publishes can currently succeed.

@@ -263,17 +263,35 @@ final class RedisEventBus: EventBus {
         return PublishResult(position: position, sent: nodes > 0, duplicate: duplicate == 1)
     }
 
-    func head(of channel: String) async throws -> StreamPosition {
-        let reply: RESPValue
+    /// One key per call (each channel's slot on its own, ready for Redis Cluster), all
+    /// of them pipelined in one round trip.
+    func heads(of channels: [String]) async throws -> [StreamPosition] {
+        guard !channels.isEmpty else { return [] }
+        let function = RESPArgument(self.names.function("head"))
+        let calls = channels.map { channel in
+            (command: "FCALL", arguments: [function, RESPArgument(1), RESPArgument(self.names.history(channel))])
+        }
+        var replies: [RESPValue]
         do {
-            reply = try await self.fcall("head", keys: [RESPArgument(self.names.history(channel))])
+            let connection = try await self.commands()
+            replies = try await connection.pipeline(calls)
+            if replies.contains(where: { $0.isMissingFunction }) {
+                try await self.ensureLibrary(on: connection)
+                replies = try await connection.pipeline(calls)
+            }
         } catch {
             throw FanfareError(.unavailable, "Redis is unavailable; history cannot be read", underlying: error)
         }
-        guard let text = reply.string, let position = StreamPosition(text) else {
-            throw FanfareError(.internalError, "unexpected reply from \(self.names.function("head")): \(reply)")
+        return try replies.map { reply in
+            if case .error(let message) = reply {
+                // Loading, out of memory, a replica that cannot answer: try again later.
+                throw FanfareError(.unavailable, "Redis refused to read a channel's head: \(message)")
+            }
+            guard let text = reply.string, let position = StreamPosition(text) else {
+                throw FanfareError(.internalError, "unexpected reply from \(self.names.function("head")): \(reply)")
+            }
+            return position
         }
-        return position
     }
 
     func read(_ channel: String, after position: StreamPosition, limit: Int) async throws -> HistoryPage {
@@ -335,5 +353,13 @@ final class RedisEventBus: EventBus {
             return nil
         }
         await connection?.close()
+    }
+}
+
+extension RESPValue {
+    /// An error reply saying the function library is not loaded (Redis restarted empty).
+    fileprivate var isMissingFunction: Bool {
+        if case .error(let message) = self { return message.contains("Function not found") }
+        return false
     }
 }

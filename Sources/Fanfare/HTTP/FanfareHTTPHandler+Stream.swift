@@ -114,7 +114,7 @@ extension FanfareHTTPHandler {
             clientID: clientID,
             channels: channels,
             resume: resume,
-            place: place,
+            address: place.address,
             eventLoop: context.eventLoop
         )
         do {

@@ -9,11 +9,13 @@
 /// is released and the reader is live again. When the buffer is full its oldest events
 /// are dropped: they are in history, so the reads go on until they meet the rest.
 struct ChannelCatchUp: Sendable {
+    // 32 bytes: one per channel of every stream, and one per channel of the node.
     /// The position of the last event the reader delivered (or started from).
     private(set) var position: StreamPosition
-    private(set) var isLive: Bool
     /// Live events newer than `position` that cannot be delivered yet, in order.
     private var buffered: [BusEvent] = []
+    private let limit: Int32
+    private(set) var isLive: Bool
     /// A read is in flight; its answer is awaited before another is asked for.
     private var reading = false
     /// Events may have been missed since the read in flight was sent: read again after it.
@@ -21,14 +23,16 @@ struct ChannelCatchUp: Sendable {
     /// Reads may begin (a stream catches its channels up one after another; until a
     /// channel's turn its live events only wait).
     private var started: Bool
-    let bufferLimit: Int
+
+    /// How many live events wait at most while history is read.
+    var bufferLimit: Int { Int(self.limit) }
 
     /// A reader at `position`: live, or needing history first.
     init(position: StreamPosition, isLive: Bool, bufferLimit: Int) {
         self.position = position
         self.isLive = isLive
         self.started = isLive
-        self.bufferLimit = max(1, bufferLimit)
+        self.limit = Int32(clamping: max(1, bufferLimit))
     }
 
     /// What to do after a step.
@@ -169,7 +173,7 @@ struct ChannelCatchUp: Sendable {
     }
 
     private mutating func buffer(_ event: BusEvent) {
-        if self.buffered.count >= self.bufferLimit { self.buffered.removeFirst() }
+        if self.buffered.count >= self.limit { self.buffered.removeFirst() }
         self.buffered.append(event)
     }
 }

@@ -26,9 +26,9 @@ struct ChannelSubscriptions: Sendable {
     }
 
     private struct Entry: Sendable {
-        var streams = 0
-        var generation: Int
         var phase: Phase
+        var generation: Int
+        var streams: Int32 = 0
         /// Streams waiting for this channel to be ready.
         var waiting: [StreamID] = []
     }
@@ -82,7 +82,12 @@ struct ChannelSubscriptions: Sendable {
     }
 
     /// Channels the node is subscribed to (or subscribing), with their stream counts.
-    var streamCounts: [String: Int] { self.entries.mapValues(\.streams) }
+    var streamCounts: [String: Int] { self.entries.mapValues { Int($0.streams) } }
+
+    /// How many of the node's streams are on `channel`.
+    func streams(on channel: String) -> Int {
+        Int(self.entries[channel]?.streams ?? 0)
+    }
 
     // MARK: Streams
 
@@ -94,7 +99,7 @@ struct ChannelSubscriptions: Sendable {
         // One generation for the channels this stream subscribes: one SUBSCRIBE answers them.
         let generation = self.nextGeneration + 1
         for channel in channels {
-            var entry = self.entries[channel] ?? Entry(generation: generation, phase: .failed)
+            var entry = self.entries[channel] ?? Entry(phase: .failed, generation: generation)
             if case .failed = entry.phase {
                 entry.generation = generation
                 entry.phase = .subscribing(early: [])

@@ -23,6 +23,9 @@ final class LocalHub {
     /// Every stream of the loop, attached or still waiting.
     private var streams: [ObjectIdentifier: SSEStreamHandler] = [:]
     @exclusivity(unchecked) private var toFlush: [SSEStreamHandler] = []
+    /// The run of one channel's events being delivered.
+    @exclusivity(unchecked) private var run: ContiguousArray<BusEvent> = []
+    @exclusivity(unchecked) private var buffers = WriteBufferPool()
     private var heartbeat: Scheduled<Void>?
     private let metrics: NodeMetrics?
 
@@ -57,14 +60,32 @@ final class LocalHub {
     }
 
     /// Applies a batch from the node, in order, then flushes each stream once.
+    ///
+    /// Consecutive events of one channel go to each of its streams together (a stream's
+    /// state is loaded once per run, not once per event); each stream still gets every
+    /// event in the batch's order.
     func apply(_ items: [NodeHub.Item]) {
         let now = WallClock.milliseconds()
-        for item in items {
+        var position = items.startIndex
+        while position < items.endIndex {
+            let item = items[position]
+            position += 1
             switch item {
-            case .event(let event):
-                guard let list = self.members[event.channel] else { continue }
-                self.record(event, deliveries: list.count, now: now)
-                for member in list where member.stream.enqueue(event, index: member.index, burst: items.count) {
+            case .event(let first):
+                self.run.removeAll(keepingCapacity: true)
+                self.run.append(first)
+                var bodyBytes = first.body.readableBytes
+                while position < items.endIndex, case .event(let next) = items[position], next.channel == first.channel
+                {
+                    self.run.append(next)
+                    bodyBytes += next.body.readableBytes
+                    position += 1
+                }
+                guard let list = self.members[first.channel] else { continue }
+                for event in self.run { self.record(event, deliveries: list.count, now: now) }
+                for member in list
+                where member.stream.enqueue(self.run, index: member.index, bodyBytes: bodyBytes, buffers: &self.buffers)
+                {
                     self.markForFlush(member.stream)
                 }
             case .attach(let id, let positions):
@@ -85,7 +106,7 @@ final class LocalHub {
             }
         }
         for stream in self.toFlush {
-            stream.flushPending()
+            stream.flushPending(recycling: &self.buffers)
         }
         self.toFlush.removeAll(keepingCapacity: true)
     }

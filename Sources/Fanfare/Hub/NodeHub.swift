@@ -21,7 +21,8 @@ final class NodeHub: Sendable {
     }
 
     struct Counts: Sendable {
-        /// Local streams per channel (including `client:<id>`).
+        /// Local streams per channel (including `client:<id>`), made for a snapshot from
+        /// the subscriptions' own counts (not kept twice).
         var channels: [String: Int] = [:]
         var connections = 0
         var clients = 0
@@ -41,6 +42,9 @@ final class NodeHub: Sendable {
         var stagingScheduled = false
         var commands: [Command] = []
         var commandsScheduled = false
+        /// Head reads to make, batched: one round of pipelined reads for all of them.
+        var heads: [(channel: String, generation: Int)] = []
+        var headsScheduled = false
         var emptied: [AsyncSignal<Void>] = []
     }
 
@@ -48,7 +52,15 @@ final class NodeHub: Sendable {
     private struct Work {
         var stage = false
         var commands = false
+        var heads = false
         var reads: [ChannelSubscriptions.Action] = []
+
+        mutating func merge(_ other: Work) {
+            self.stage = self.stage || other.stage
+            self.commands = self.commands || other.commands
+            self.heads = self.heads || other.heads
+            self.reads += other.reads
+        }
     }
 
     private final class Loop: Sendable {
@@ -108,11 +120,11 @@ final class NodeHub: Sendable {
         self.localHub(on: stream.eventLoop)?.add(stream)
         let (id, channels, client) = (ObjectIdentifier(stream), stream.channels, ChannelName.client(stream.clientID))
         let work = self.state.withLock { state in
-            for channel in channels { state.counts.channels[channel, default: 0] += 1 }
-            if state.counts.channels[client] == 1 { state.counts.clients += 1 }
+            let work = Self.enqueue(state.machine.join(id, channels: channels), &state)
+            if state.machine.streams(on: client) == 1 { state.counts.clients += 1 }
             state.counts.connections += 1
             state.counts.version += 1
-            return Self.enqueue(state.machine.join(id, channels: channels), &state)
+            return work
         }
         self.perform(work)
     }
@@ -122,14 +134,10 @@ final class NodeHub: Sendable {
         self.localHub(on: stream.eventLoop)?.remove(stream)
         let (id, channels, client) = (ObjectIdentifier(stream), stream.channels, ChannelName.client(stream.clientID))
         let (work, emptied) = self.state.withLock { state in
-            for channel in channels {
-                let left = (state.counts.channels[channel] ?? 1) - 1
-                state.counts.channels[channel] = left > 0 ? left : nil
-            }
-            if state.counts.channels[client] == nil { state.counts.clients -= 1 }
+            let work = Self.enqueue(state.machine.leave(id, channels: channels), &state)
+            if state.machine.streams(on: client) == 0 { state.counts.clients -= 1 }
             state.counts.connections -= 1
             state.counts.version += 1
-            let work = Self.enqueue(state.machine.leave(id, channels: channels), &state)
             var emptied: [AsyncSignal<Void>] = []
             if state.counts.connections == 0 {
                 emptied = state.emptied
@@ -154,11 +162,15 @@ final class NodeHub: Sendable {
     }
 
     func snapshot() -> Counts {
-        self.state.withLock { $0.counts }
+        self.state.withLock { state in
+            var counts = state.counts
+            counts.channels = state.machine.streamCounts
+            return counts
+        }
     }
 
     func connections(on channel: String) -> Int {
-        self.state.withLock { $0.counts.channels[channel] ?? 0 }
+        self.state.withLock { $0.machine.streams(on: channel) }
     }
 
     // MARK: The bus
@@ -194,9 +206,15 @@ final class NodeHub: Sendable {
                 state.staged.append(.fail(stream))
             case .reset(let channel, let status, let position):
                 state.staged.append(.reset(channel, status, position: position))
-            case .readHead, .readHistory:
+            case .readHead(let channel, let generation):
+                state.heads.append((channel, generation))
+            case .readHistory:
                 work.reads.append(action)
             }
+        }
+        if !state.heads.isEmpty, !state.headsScheduled {
+            state.headsScheduled = true
+            work.heads = true
         }
         if !state.staged.isEmpty, !state.stagingScheduled {
             state.stagingScheduled = true
@@ -212,6 +230,7 @@ final class NodeHub: Sendable {
     private func perform(_ work: Work) {
         if work.stage { self.busLoop.execute { self.dispatchStaged() } }
         if work.commands { self.busLoop.execute { self.sendCommands() } }
+        if work.heads { self.busLoop.execute { self.readHeads() } }
         for read in work.reads { self.startRead(read) }
     }
 
@@ -224,32 +243,91 @@ final class NodeHub: Sendable {
             }
             return state.commands
         }
-        for command in commands {
-            switch command {
-            case .subscribe(let channels, let generation):
-                self.bus.subscribe(channels).whenComplete { result in
-                    if case .failure(let error) = result, Self.isWaitingForReconnect(error) {
-                        // The subscriber is reconnecting and keeps the names: the reconnect
-                        // acknowledges them (``reconnected()``), and the streams wait for it.
-                        self.logger.debug("hub.subscribe.deferred", metadata: ["error": "\(error)"])
-                        return
-                    }
-                    let work = self.state.withLock { state in
-                        switch result {
-                        case .success:
-                            return Self.enqueue(state.machine.subscribed(channels, generation: generation), &state)
-                        case .failure:
-                            return Self.enqueue(state.machine.subscribeFailed(channels, generation: generation), &state)
-                        }
-                    }
-                    if case .failure(let error) = result {
-                        self.logger.warning("hub.subscribe.failed", metadata: ["error": "\(error)"])
-                    }
-                    self.perform(work)
+        var index = commands.startIndex
+        while index < commands.endIndex {
+            switch commands[index] {
+            case .subscribe:
+                // Consecutive subscribes go out as one SUBSCRIBE (a connection storm decides
+                // one per stream); each generation is then acknowledged on its own.
+                var joined: [(channels: [String], generation: Int)] = []
+                while index < commands.endIndex, case .subscribe(let channels, let generation) = commands[index] {
+                    joined.append((channels, generation))
+                    index += 1
                 }
+                self.subscribe(joined)
             case .unsubscribe(let channels):
                 self.bus.unsubscribe(channels)
+                index += 1
             }
+        }
+    }
+
+    private func subscribe(_ joined: [(channels: [String], generation: Int)]) {
+        self.bus.subscribe(joined.flatMap(\.channels)).whenComplete { result in
+            if case .failure(let error) = result, Self.isWaitingForReconnect(error) {
+                // The subscriber is reconnecting and keeps the names: the reconnect
+                // acknowledges them (``reconnected()``), and the streams wait for it.
+                self.logger.debug("hub.subscribe.deferred", metadata: ["error": "\(error)"])
+                return
+            }
+            let work = self.state.withLock { state in
+                var work = Work()
+                for (channels, generation) in joined {
+                    let actions: [ChannelSubscriptions.Action]
+                    switch result {
+                    case .success: actions = state.machine.subscribed(channels, generation: generation)
+                    case .failure: actions = state.machine.subscribeFailed(channels, generation: generation)
+                    }
+                    work.merge(Self.enqueue(actions, &state))
+                }
+                return work
+            }
+            if case .failure(let error) = result {
+                self.logger.warning("hub.subscribe.failed", metadata: ["error": "\(error)"])
+            }
+            self.perform(work)
+        }
+    }
+
+    /// On the bus's loop: the head reads asked for so far, in one batch (a connection storm
+    /// asks for thousands at once: one task and one pipelined round trip, not one of each
+    /// per channel). A failed batch is asked for again shortly, for the channels that
+    /// still wait for it.
+    private func readHeads() {
+        let heads = self.state.withLock { state in
+            defer {
+                state.heads = []
+                state.headsScheduled = false
+            }
+            return state.heads
+        }
+        guard !heads.isEmpty else { return }
+        let bus = self.bus
+        Task {
+            let work: Work
+            do {
+                let positions = try await bus.heads(of: heads.map(\.channel))
+                work = self.state.withLock { state in
+                    var work = Work()
+                    for (head, position) in zip(heads, positions) {
+                        let actions = state.machine.headRead(head.channel, head: position, generation: head.generation)
+                        work.merge(Self.enqueue(actions, &state))
+                    }
+                    return work
+                }
+            } catch {
+                // Redis is away: ask again shortly; the streams wait meanwhile.
+                self.logger.warning("hub.head.failed", metadata: ["channels": "\(heads.count)", "error": "\(error)"])
+                try? await Task.sleep(for: .milliseconds(500))
+                work = self.state.withLock { state in
+                    let again = heads.filter { state.machine.awaitsHead($0.channel, generation: $0.generation) }
+                    let actions = again.map {
+                        ChannelSubscriptions.Action.readHead($0.channel, generation: $0.generation)
+                    }
+                    return Self.enqueue(actions, &state)
+                }
+            }
+            self.perform(work)
         }
     }
 
@@ -260,21 +338,6 @@ final class NodeHub: Sendable {
         // From a synchronous caller into the bus's async reads: the task is the bridge.
         Task {
             switch action {
-            case .readHead(let channel, let generation):
-                let work: Work
-                do {
-                    let head = try await bus.head(of: channel)
-                    work = self.state.withLock { state in
-                        Self.enqueue(state.machine.headRead(channel, head: head, generation: generation), &state)
-                    }
-                } catch {
-                    // Redis is away: ask again shortly; the streams wait meanwhile.
-                    self.logger.warning("hub.head.failed", metadata: ["channel": "\(channel)", "error": "\(error)"])
-                    try? await Task.sleep(for: .milliseconds(500))
-                    let again = self.state.withLock { $0.machine.awaitsHead(channel, generation: generation) }
-                    work = Work(reads: again ? [action] : [])
-                }
-                self.perform(work)
             case .readHistory(let channel, let after, let generation):
                 let work: Work
                 do {

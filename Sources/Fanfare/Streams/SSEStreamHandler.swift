@@ -21,8 +21,9 @@ final class SSEStreamHandler: ChannelInboundHandler {
     // cost more than what they guard on the delivery path, are off for these.
     @exclusivity(unchecked) private var machine: StreamStateMachine
     private var context: ChannelHandlerContext?
-    /// The stream's place under the connection limits, given back when it closes.
-    private let place: (clientID: String, address: String)
+    /// The address the stream counts against under the connection limits (with its
+    /// client id), given back when it closes.
+    private let address: String
     /// Per channel (same order as `channels`): its tag in the cursor, and this stream's
     /// place in its loop hub's list of the channel's streams. One array, for idle memory.
     struct Lane {
@@ -49,14 +50,14 @@ final class SSEStreamHandler: ChannelInboundHandler {
         clientID: String,
         channels: [String],
         resume: StreamStateMachine.Resume,
-        place: (clientID: String, address: String),
+        address: String,
         eventLoop: any EventLoop
     ) {
         self.node = node
         self.clientID = clientID
         self.channels = channels
         self.eventLoop = eventLoop
-        self.place = place
+        self.address = address
         self.lanes = channels.map { Lane(tag: Cursor.tag($0), slot: -1) }
         let configuration = node.configuration
         self.machine = StreamStateMachine(
@@ -114,7 +115,7 @@ final class SSEStreamHandler: ChannelInboundHandler {
         self.closed = true
         self.machine.close()
         self.node.hub.unregister(self)
-        self.node.connectionLimiter.release(clientID: self.place.clientID, address: self.place.address)
+        self.node.connectionLimiter.release(clientID: self.clientID, address: self.address)
     }
 
     // MARK: From the hub (on this loop)
@@ -124,19 +125,35 @@ final class SSEStreamHandler: ChannelInboundHandler {
         self.perform(self.machine.attached(positions))
     }
 
-    /// A live event of channel `index`; returns whether something waits to be flushed.
+    /// Live events of channel `index`, in order (a run of one channel's events from one
+    /// batch: the stream's state is loaded once for all of them); returns whether
+    /// something waits to be flushed. `bodyBytes` is the run's total body size.
     @inline(__always)
-    func enqueue(_ event: BusEvent, index: Int, burst: Int = 1) -> Bool {
-        switch self.machine.live(event, index: index) {
-        case .write:
-            self.appendEvent(event, burst: burst)
-            return true
-        case .none:
-            return false
-        case .read(let index, let after):
-            self.readAfterFlush = (index, after)
-            return true
+    func enqueue(
+        _ events: ContiguousArray<BusEvent>,
+        index: Int,
+        bodyBytes: Int,
+        buffers: inout WriteBufferPool
+    ) -> Bool {
+        var waiting = false
+        for event in events {
+            switch self.machine.live(event, index: index) {
+            case .write:
+                if self.pending == nil {
+                    // Room for the whole run: its bodies and an id line per event.
+                    let idLine = 6 + (11 + self.lanes.count * 24) * 4 / 3
+                    self.pending = buffers.take(capacity: bodyBytes + events.count * idLine)
+                }
+                self.appendEvent(event)
+                waiting = true
+            case .none:
+                continue
+            case .read(let index, let after):
+                self.readAfterFlush = (index, after)
+                waiting = true
+            }
         }
+        return waiting
     }
 
     /// The node jumped channel `index` to `position` over a gap it could not fill.
@@ -145,12 +162,13 @@ final class SSEStreamHandler: ChannelInboundHandler {
     }
 
     /// Writes the pending bytes; a read waiting for them starts once they are written.
-    func flushPending() {
+    /// The buffer goes back to `buffers` when the socket took all of it at once.
+    func flushPending(recycling buffers: inout WriteBufferPool) {
         self.needsFlush = false
         guard let context = self.context, !self.closed else { return }
         let read = self.readAfterFlush
         self.readAfterFlush = nil
-        guard let pending = self.pending else {
+        guard var pending = self.pending else {
             if let read { self.startRead(read) }
             return
         }
@@ -159,6 +177,7 @@ final class SSEStreamHandler: ChannelInboundHandler {
         self.pendingHoldsHistory = false
         guard read != nil || history else {
             context.writeAndFlush(NIOAny(pending), promise: nil)
+            buffers.recycle(&pending)
             return
         }
         if history { self.historyWritesInFlight += 1 }
@@ -170,6 +189,12 @@ final class SSEStreamHandler: ChannelInboundHandler {
             }
             if case .success = result, let read { self.startRead(read) }
         }
+    }
+
+    /// Writes the pending bytes (outside a batch: nothing to give the buffer back to).
+    private func flushPending() {
+        var none = WriteBufferPool(limit: 0)
+        self.flushPending(recycling: &none)
     }
 
     /// A heartbeat (or any frame of its own) now.
@@ -248,13 +273,10 @@ final class SSEStreamHandler: ChannelInboundHandler {
         cursor.text(tags: self.lanes.map(\.tag))
     }
 
-    /// The hot path: the stream's own `id:` line, then the shared body. A burst of
-    /// `burst` events shares one buffer, sized for all of them at once (up to 16 KiB).
+    /// The hot path: the stream's own `id:` line, then the shared body.
     @inline(__always)
-    private func appendEvent(_ event: BusEvent, burst: Int = 1) {
-        var buffer =
-            self.pending.take()
-            ?? ByteBufferAllocator().buffer(capacity: min((event.body.readableBytes + 128) * max(1, burst), 16_384))
+    private func appendEvent(_ event: BusEvent) {
+        var buffer = self.pending.take() ?? ByteBufferAllocator().buffer(capacity: event.body.readableBytes + 128)
         let lanes = self.lanes
         Cursor.write(count: lanes.count, into: &buffer, line: true) { (lanes[$0].tag, self.machine.position(at: $0)) }
         buffer.writeImmutableBuffer(event.body)
