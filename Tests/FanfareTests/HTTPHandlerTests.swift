@@ -99,6 +99,30 @@ import Testing
         try await group.shutdownGracefully()
     }
 
+    @Test func aStreamLeavesOnlyItsOwnHandlerInThePipeline() async throws {
+        let (node, group) = try await Self.context()
+        let connection = try Connection(node)
+        try connection.channel.writeInbound(
+            ByteBuffer(string: "GET /api/sse/subscribe/alice HTTP/1.1\r\nHost: x\r\n\r\n")
+        )
+        var head = ByteBuffer()
+        while let part = try connection.channel.readOutbound(as: IOData.self) {
+            if case .byteBuffer(var buffer) = part { head.writeBuffer(&buffer) }
+        }
+        #expect(String(buffer: head).hasPrefix("HTTP/1.1 200 OK\r\n"))
+        // The HTTP codec and handler are gone (their state would stay for the stream's
+        // whole life); the stream's handler serves the connection alone. (The decoder
+        // leaves on the loop's next turn, once it has handed over what it still held.)
+        connection.channel.embeddedEventLoop.run()
+        let pipeline = connection.channel.pipeline.syncOperations
+        #expect(throws: ChannelPipelineError.notFound) { try pipeline.handler(type: FanfareHTTPHandler.self) }
+        #expect(throws: ChannelPipelineError.notFound) { try pipeline.context(name: FanfareHTTPHandler.encoderName) }
+        #expect(throws: ChannelPipelineError.notFound) { try pipeline.context(name: FanfareHTTPHandler.decoderName) }
+        #expect(try pipeline.handler(type: SSEStreamHandler.self).clientID == "alice")
+        _ = try? connection.channel.finish()
+        try await group.shutdownGracefully()
+    }
+
     @Test func unknownRoutesAndWrongMethodsAreRefusedWithJSON() async throws {
         let (node, group) = try await Self.context()
         let connection = try Connection(node)

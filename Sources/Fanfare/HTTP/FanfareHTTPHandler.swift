@@ -8,7 +8,9 @@ import Synchronization
 ///
 /// Loop-confined. Requests are handled one at a time; the body is capped at the
 /// configured size (413 beyond it).
-final class FanfareHTTPHandler: ChannelInboundHandler {
+// Removable: a connection that becomes a stream drops this handler and the HTTP codec
+// (a handler that is not refuses to leave, silently, and stays for the stream's life).
+final class FanfareHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundIn = HTTPServerRequestPart
     typealias OutboundOut = HTTPServerResponsePart
 
