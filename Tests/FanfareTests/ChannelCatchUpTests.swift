@@ -7,6 +7,46 @@ import Testing
         ChannelCatchUp(position: Events.position(n), isLive: true, bufferLimit: limit)
     }
 
+    @Test func theFastPathAdvancesExactlyWhenLiveWouldDeliver() {
+        // Random live events (in order, repeated, with gaps) and reads; a reader that
+        // tries `advance` first must end every step where one that only uses `live` does.
+        var generator = SystemRandomNumberGenerator()
+        for _ in 0..<200 {
+            var plain = self.live(at: 0, limit: 4)
+            var fast = plain
+            var newest = 0
+            for _ in 0..<40 {
+                let step = Int.random(in: 0..<10, using: &generator)
+                if step == 0 {
+                    // The read in flight (if any) answers with everything up to the newest.
+                    let page = HistoryPage(
+                        status: .ok,
+                        head: Events.position(newest),
+                        events: (0..<newest).map { Events.event($0 + 1) }
+                    )
+                    _ = plain.read(page, limit: 100)
+                    _ = fast.read(page, limit: 100)
+                    continue
+                }
+                let n = max(1, newest + Int.random(in: -2...2, using: &generator))
+                newest = max(newest, n)
+                let event = Events.event(n)
+                let expected = plain.live(event)
+                let advanced = fast.advance(to: event.position, after: event.predecessor)
+                if advanced {
+                    guard case .deliver = expected else {
+                        Issue.record("advance moved the reader where live did not deliver")
+                        return
+                    }
+                } else {
+                    let outcome = fast.live(event)
+                    #expect("\(outcome)" == "\(expected)")
+                }
+                #expect(fast.position == plain.position && fast.isLive == plain.isLive)
+            }
+        }
+    }
+
     @Test func eventsThatFollowOnAreDeliveredAndRepeatsDropped() {
         var catchUp = self.live(at: 3)
         guard case .deliver = catchUp.live(Events.event(4)) else {

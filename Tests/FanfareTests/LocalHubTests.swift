@@ -108,6 +108,27 @@ import Testing
         try await group.shutdownGracefully()
     }
 
+    @Test func aRepeatInsideARunIsDroppedAndTheRestStillDelivered() async throws {
+        let (node, group) = try await TestNode.context()
+        let loop = EmbeddedEventLoop()
+        let hub = LocalHub(eventLoop: loop)
+        let clients = try self.clients([["a"]], node: node, loop: loop)
+        hub.add(clients[0].stream)
+        hub.apply([.attach(ObjectIdentifier(clients[0].stream), [.zero])])
+        _ = try self.written(clients[0])
+        // 1 and 2 follow on; the repeated 2 leaves the one-pass path, 3 is still written.
+        hub.apply([self.event(1, "a"), self.event(2, "a"), self.event(2, "a"), self.event(3, "a")])
+        let frames = try self.written(clients[0]).joined().components(separatedBy: "\n\n").filter { !$0.isEmpty }
+        #expect(frames.map { $0.split(separator: "\n").last.map(String.init) } == ["data: 1", "data: 2", "data: 3"])
+        let positions = frames.compactMap { frame -> StreamPosition? in
+            guard let id = frame.split(separator: "\n").first(where: { $0.hasPrefix("id: ") }) else { return nil }
+            return Cursor.decode(String(id.dropFirst(4)))?[Cursor.tag("a")]
+        }
+        #expect(positions == [1, 2, 3].map { Events.position($0) })
+        for client in clients { _ = try? client.channel.finish() }
+        try await group.shutdownGracefully()
+    }
+
     @Test func interleavedChannelsReachAStreamInTheBatchOrder() async throws {
         let (node, group) = try await TestNode.context()
         let loop = EmbeddedEventLoop()

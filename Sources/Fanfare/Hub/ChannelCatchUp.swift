@@ -68,19 +68,25 @@ struct ChannelCatchUp: Sendable {
 
     /// A live event of the channel arrived.
     mutating func live(_ event: BusEvent) -> LiveOutcome {
+        if self.advance(to: event.position, after: event.predecessor) { return .deliver }
         guard event.position > self.position else { return .drop }
-        if self.isLive {
-            if event.predecessor == self.position {
-                self.position = event.position
-                return .deliver
-            }
-            // Something between the position and this event never arrived.
-            self.isLive = false
-        }
+        // Live, this event does not follow on: something in between never arrived.
+        self.isLive = false
         self.buffer(event)
         guard self.started, !self.reading else { return .buffered }
         self.reading = true
         return .read(self.position)
+    }
+
+    /// The common case of ``live(_:)``, without the event itself: the reader is live and
+    /// the event at `position` follows on from its position (its predecessor is `after`).
+    /// Then the reader moves to it and the event is to be delivered; otherwise nothing
+    /// changes and the event goes through ``live(_:)``.
+    @inline(__always)
+    mutating func advance(to position: StreamPosition, after predecessor: StreamPosition) -> Bool {
+        guard self.isLive, predecessor == self.position, position > self.position else { return false }
+        self.position = position
+        return true
     }
 
     /// Events may have been missed (the subscription dropped and came back): read history.

@@ -24,7 +24,7 @@ final class LocalHub {
     private var streams: [ObjectIdentifier: SSEStreamHandler] = [:]
     @exclusivity(unchecked) private var toFlush: [SSEStreamHandler] = []
     /// The run of one channel's events being delivered.
-    @exclusivity(unchecked) private var run: ContiguousArray<BusEvent> = []
+    @exclusivity(unchecked) private var run = EventRun()
     @exclusivity(unchecked) private var buffers = WriteBufferPool()
     private var heartbeat: Scheduled<Void>?
     private let metrics: NodeMetrics?
@@ -48,11 +48,11 @@ final class LocalHub {
         guard self.streams.removeValue(forKey: ObjectIdentifier(stream)) != nil, stream.isAttached else { return }
         for (index, channel) in stream.channels.enumerated() {
             guard var list = self.members.removeValue(forKey: channel) else { continue }
-            let slot = Int(stream.lanes[index].slot)
+            let slot = Int(stream.slots[index])
             let last = list.removeLast()
             if last.stream !== stream {
                 list[slot] = last
-                last.stream.lanes[last.index].slot = Int32(slot)
+                last.stream.slots[last.index] = Int32(slot)
             }
             if !list.isEmpty { self.members[channel] = list }
         }
@@ -63,35 +63,37 @@ final class LocalHub {
     ///
     /// Consecutive events of one channel go to each of its streams together (a stream's
     /// state is loaded once per run, not once per event); each stream still gets every
-    /// event in the batch's order.
+    /// event in the batch's order, and one write for all of them.
     func apply(_ items: [NodeHub.Item]) {
         let now = WallClock.milliseconds()
+        // A stream that gets something in the batch's last run of events gets nothing
+        // more from the batch: it is flushed at once, and its buffer, still warm, serves
+        // the next stream.
+        let lastEvent = items.lastIndex { if case .event = $0 { true } else { false } } ?? items.endIndex
         var position = items.startIndex
         while position < items.endIndex {
             let item = items[position]
             position += 1
             switch item {
             case .event(let first):
-                self.run.removeAll(keepingCapacity: true)
-                self.run.append(first)
-                var bodyBytes = first.body.readableBytes
-                while position < items.endIndex, case .event(let next) = items[position], next.channel == first.channel
-                {
-                    self.run.append(next)
-                    bodyBytes += next.body.readableBytes
+                self.run.start(first)
+                while position < items.endIndex, case .event(let next) = items[position], self.run.extend(with: next) {
                     position += 1
                 }
                 guard let list = self.members[first.channel] else { continue }
-                for event in self.run { self.record(event, deliveries: list.count, now: now) }
-                for member in list
-                where member.stream.enqueue(self.run, index: member.index, bodyBytes: bodyBytes, buffers: &self.buffers)
-                {
-                    self.markForFlush(member.stream)
+                for link in self.run.links { self.record(link.position, deliveries: list.count, now: now) }
+                let isLast = position > lastEvent
+                for member in list where member.stream.enqueue(self.run, index: member.index, buffers: &self.buffers) {
+                    if isLast {
+                        member.stream.flushPending(recycling: &self.buffers)
+                    } else {
+                        self.markForFlush(member.stream)
+                    }
                 }
             case .attach(let id, let positions):
                 guard let stream = self.streams[id], !stream.isAttached else { continue }
                 for (index, channel) in stream.channels.enumerated() {
-                    stream.lanes[index].slot = Int32(self.members[channel, default: []].count)
+                    stream.slots[index] = Int32(self.members[channel, default: []].count)
                     self.members[channel, default: []].append(Member(stream: stream, index: index))
                 }
                 stream.isAttached = true
@@ -117,10 +119,10 @@ final class LocalHub {
         self.toFlush.append(stream)
     }
 
-    private func record(_ event: BusEvent, deliveries: Int, now: Int64) {
+    private func record(_ position: StreamPosition, deliveries: Int, now: Int64) {
         guard let metrics = self.metrics, deliveries > 0 else { return }
         metrics.deliveries.increment(by: deliveries)
-        metrics.recordLatency(publishedAtMilliseconds: event.position.milliseconds, now: UInt64(clamping: now))
+        metrics.recordLatency(publishedAtMilliseconds: position.milliseconds, now: UInt64(clamping: now))
     }
 
     /// Starts the loop's heartbeat: every `interval`, `frame` goes to every stream.

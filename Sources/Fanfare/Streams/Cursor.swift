@@ -44,8 +44,7 @@ struct Cursor: Equatable, Sendable {
     }
 
     /// Writes the cursor of `count` channels, the tag and position of channel `i` given by
-    /// `channel(i)`, as an SSE id. On the delivery path: no allocation, one pass to find the
-    /// base, one to encode, base64url straight into `buffer`.
+    /// `channel(i)`, as an SSE id; with `line`, as the whole `id:` line.
     @inline(__always)
     static func write(
         count: Int,
@@ -53,15 +52,36 @@ struct Cursor: Equatable, Sendable {
         line: Bool = false,
         channel: (Int) -> (tag: UInt32, position: StreamPosition)
     ) {
+        buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: Self.maximumLength(channels: count, line: line)) {
+            out in
+            Self.write(count: count, to: out.baseAddress.unsafelyUnwrapped, line: line, channel: channel)
+        }
+    }
+
+    /// The most bytes ``write(count:to:line:channel:)`` writes for `channels` channels.
+    @inline(__always)
+    static func maximumLength(channels: Int, line: Bool) -> Int {
+        // A version byte, the base, and per channel a tag and two varints of 10 at most.
+        (11 + channels * 24 + 2) / 3 * 4 + (line ? 5 : 0)
+    }
+
+    /// The delivery path's encoder: writes at `out` (room for ``maximumLength(channels:line:)``)
+    /// and returns how many bytes it wrote. No allocation: the binary form is built on the
+    /// stack in one pass after finding the base, then base64url goes straight to `out`.
+    @inline(__always)
+    static func write(
+        count: Int,
+        to out: UnsafeMutableRawPointer,
+        line: Bool,
+        channel: (Int) -> (tag: UInt32, position: StreamPosition)
+    ) -> Int {
         var base = UInt64.max
         for index in 0..<count {
             let position = channel(index).position
             if position != .zero, position.milliseconds < base { base = position.milliseconds }
         }
         if base == .max { base = 0 }
-        // A version byte, the base, and per channel a tag and two varints of 10 at most.
-        let capacity = 11 + count * 24
-        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: capacity) { bytes in
+        return withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 11 + count * 24) { bytes in
             var length = 0
             bytes[length] = Self.version
             length += 1
@@ -81,7 +101,7 @@ struct Cursor: Equatable, Sendable {
                     Self.appendVarint(position.sequence, to: bytes, at: &length)
                 }
             }
-            Base64URL.encode(UnsafeBufferPointer(rebasing: bytes[0..<length]), into: &buffer, line: line)
+            return Base64URL.encode(UnsafeBufferPointer(rebasing: bytes[0..<length]), to: out, line: line)
         }
     }
 
@@ -162,51 +182,58 @@ enum Base64URL {
         bytes.withUnsafeBufferPointer { Self.encode($0, into: &buffer) }
     }
 
-    /// Encodes straight into `buffer`'s storage, four characters per three bytes; with
-    /// `line`, as a whole SSE line: `id: `, the text, a newline, in one write.
+    /// Encodes into `buffer`; with `line`, as a whole SSE line: `id: `, the text, a newline.
     static func encode(_ bytes: UnsafeBufferPointer<UInt8>, into buffer: inout ByteBuffer, line: Bool = false) {
-        let length = (bytes.count * 4 + 2) / 3 + (line ? 5 : 0)
+        let length = (bytes.count + 2) / 3 * 4 + (line ? 5 : 0)
         buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: length) { out in
-            Self.alphabet.withUnsafeBufferPointer { alphabet in
-                var read = 0
-                var written = 0
-                if line {
-                    out[0] = UInt8(ascii: "i")
-                    out[1] = UInt8(ascii: "d")
-                    out[2] = UInt8(ascii: ":")
-                    out[3] = UInt8(ascii: " ")
-                    written = 4
-                }
-                while read + 3 <= bytes.count {
-                    let chunk = UInt32(bytes[read]) << 16 | UInt32(bytes[read + 1]) << 8 | UInt32(bytes[read + 2])
-                    out[written] = alphabet[Int(chunk >> 18 & 63)]
-                    out[written + 1] = alphabet[Int(chunk >> 12 & 63)]
-                    out[written + 2] = alphabet[Int(chunk >> 6 & 63)]
-                    out[written + 3] = alphabet[Int(chunk & 63)]
-                    read += 3
-                    written += 4
-                }
-                switch bytes.count - read {
-                case 1:
-                    let chunk = UInt32(bytes[read]) << 16
-                    out[written] = alphabet[Int(chunk >> 18 & 63)]
-                    out[written + 1] = alphabet[Int(chunk >> 12 & 63)]
-                    written += 2
-                case 2:
-                    let chunk = UInt32(bytes[read]) << 16 | UInt32(bytes[read + 1]) << 8
-                    out[written] = alphabet[Int(chunk >> 18 & 63)]
-                    out[written + 1] = alphabet[Int(chunk >> 12 & 63)]
-                    out[written + 2] = alphabet[Int(chunk >> 6 & 63)]
-                    written += 3
-                default:
-                    break
-                }
-                if line {
-                    out[written] = UInt8(ascii: "\n")
-                    written += 1
-                }
-                return written
+            Self.encode(bytes, to: out.baseAddress.unsafelyUnwrapped, line: line)
+        }
+    }
+
+    /// Encodes at `out` (room for `(count + 2) / 3 * 4` bytes, 5 more with `line`), four
+    /// characters per three bytes; returns how many bytes it wrote.
+    @inline(__always)
+    static func encode(_ bytes: UnsafeBufferPointer<UInt8>, to out: UnsafeMutableRawPointer, line: Bool) -> Int {
+        let out = out.assumingMemoryBound(to: UInt8.self)
+        return Self.alphabet.withUnsafeBufferPointer { alphabet in
+            var read = 0
+            var written = 0
+            if line {
+                out[0] = UInt8(ascii: "i")
+                out[1] = UInt8(ascii: "d")
+                out[2] = UInt8(ascii: ":")
+                out[3] = UInt8(ascii: " ")
+                written = 4
             }
+            while read + 3 <= bytes.count {
+                let chunk = UInt32(bytes[read]) << 16 | UInt32(bytes[read + 1]) << 8 | UInt32(bytes[read + 2])
+                out[written] = alphabet[Int(chunk >> 18 & 63)]
+                out[written + 1] = alphabet[Int(chunk >> 12 & 63)]
+                out[written + 2] = alphabet[Int(chunk >> 6 & 63)]
+                out[written + 3] = alphabet[Int(chunk & 63)]
+                read += 3
+                written += 4
+            }
+            switch bytes.count - read {
+            case 1:
+                let chunk = UInt32(bytes[read]) << 16
+                out[written] = alphabet[Int(chunk >> 18 & 63)]
+                out[written + 1] = alphabet[Int(chunk >> 12 & 63)]
+                written += 2
+            case 2:
+                let chunk = UInt32(bytes[read]) << 16 | UInt32(bytes[read + 1]) << 8
+                out[written] = alphabet[Int(chunk >> 18 & 63)]
+                out[written + 1] = alphabet[Int(chunk >> 12 & 63)]
+                out[written + 2] = alphabet[Int(chunk >> 6 & 63)]
+                written += 3
+            default:
+                break
+            }
+            if line {
+                out[written] = UInt8(ascii: "\n")
+                written += 1
+            }
+            return written
         }
     }
 

@@ -15,35 +15,27 @@ final class SSEStreamHandler: ChannelInboundHandler {
 
     let node: NodeContext
     let clientID: String
-    let channels: [String]
     let eventLoop: any EventLoop
     // Loop-confined and never accessed re-entrantly: the dynamic exclusivity checks, which
-    // cost more than what they guard on the delivery path, are off for these.
+    // cost more than what they guard on the delivery path, are off for the stored
+    // properties the delivery path touches.
     @exclusivity(unchecked) private var machine: StreamStateMachine
-    private var context: ChannelHandlerContext?
+    @exclusivity(unchecked) private var context: ChannelHandlerContext?
     /// The address the stream counts against under the connection limits (with its
     /// client id), given back when it closes.
     private let address: String
-    /// Per channel (same order as `channels`): its tag in the cursor, and this stream's
-    /// place in its loop hub's list of the channel's streams. One array, for idle memory.
-    struct Lane {
-        let tag: UInt32
-        var slot: Int32
-    }
-
-    @exclusivity(unchecked) var lanes: [Lane]
-    var isAttached = false
+    @exclusivity(unchecked) var isAttached = false
     /// Set while the stream is on its hub's list of streams to flush after a batch.
     @exclusivity(unchecked) var needsFlush = false
     @exclusivity(unchecked) private var pending: ByteBuffer?
     /// The pending bytes hold history (a page, or the last page before going live).
-    private var pendingHoldsHistory = false
+    @exclusivity(unchecked) private var pendingHoldsHistory = false
     /// Writes of history not yet on the socket: while there are any, a full socket is the
     /// catch-up's own doing, not a slow consumer.
-    private var historyWritesInFlight = 0
+    @exclusivity(unchecked) private var historyWritesInFlight = 0
     /// A history read to start once the pending bytes are written.
-    private var readAfterFlush: (index: Int, after: StreamPosition)?
-    private var closed = false
+    @exclusivity(unchecked) private var readAfterFlush: (index: Int, after: StreamPosition)?
+    @exclusivity(unchecked) private var closed = false
 
     init(
         node: NodeContext,
@@ -55,10 +47,8 @@ final class SSEStreamHandler: ChannelInboundHandler {
     ) {
         self.node = node
         self.clientID = clientID
-        self.channels = channels
         self.eventLoop = eventLoop
         self.address = address
-        self.lanes = channels.map { Lane(tag: Cursor.tag($0), slot: -1) }
         let configuration = node.configuration
         self.machine = StreamStateMachine(
             channels: channels,
@@ -67,6 +57,21 @@ final class SSEStreamHandler: ChannelInboundHandler {
             bufferLimit: configuration.liveBufferEvents,
             pageSize: configuration.historyPageSize
         )
+    }
+
+    /// The stream's channels, in its order (the cursor's too).
+    var channels: [String] { self.machine.channels }
+
+    /// The stream's place in its loop hub's list of the streams of channel `index`.
+    var slots: Slots { Slots(stream: self) }
+
+    struct Slots {
+        let stream: SSEStreamHandler
+
+        subscript(index: Int) -> Int32 {
+            get { self.stream.machine.lanes[index].slot }
+            nonmutating set { self.stream.machine.setSlot(newValue, at: index) }
+        }
     }
 
     // MARK: The channel
@@ -125,33 +130,57 @@ final class SSEStreamHandler: ChannelInboundHandler {
         self.perform(self.machine.attached(positions))
     }
 
-    /// Live events of channel `index`, in order (a run of one channel's events from one
-    /// batch: the stream's state is loaded once for all of them); returns whether
-    /// something waits to be flushed. `bodyBytes` is the run's total body size.
+    /// A run of live events of channel `index`; returns whether something waits to be
+    /// flushed.
+    ///
+    /// The hot path: while the stream is live on the channel and each event follows on,
+    /// its id line and body go into the pending buffer in one pass over the run's plain
+    /// memory. The first event that does not (a gap, a duplicate, a catch-up) and those
+    /// after it go through the state machine one by one.
     @inline(__always)
-    func enqueue(
-        _ events: ContiguousArray<BusEvent>,
-        index: Int,
-        bodyBytes: Int,
-        buffers: inout WriteBufferPool
-    ) -> Bool {
-        var waiting = false
-        for event in events {
-            switch self.machine.live(event, index: index) {
-            case .write:
-                if self.pending == nil {
-                    // Room for the whole run: its bodies and an id line per event.
-                    let idLine = 6 + (11 + self.lanes.count * 24) * 4 / 3
-                    self.pending = buffers.take(capacity: bodyBytes + events.count * idLine)
+    func enqueue(_ run: EventRun, index: Int, buffers: inout WriteBufferPool) -> Bool {
+        let idLine = Cursor.maximumLength(channels: self.machine.lanes.count, line: true)
+        var buffer = self.pending.take() ?? buffers.take(capacity: run.bodyBytes + run.count * idLine)
+        var delivered = 0
+        run.bodies.withUnsafeReadableBytes { bodies in
+            let base = bodies.baseAddress
+            buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: run.bodyBytes + run.count * idLine) { out in
+                guard let out = out.baseAddress, let base else { return 0 }
+                var written = 0
+                for link in run.links {
+                    guard self.machine.advance(index: index, to: link.position, after: link.predecessor) else { break }
+                    written += self.machine.lanes.withUnsafeBufferPointer { lanes in
+                        Cursor.write(count: lanes.count, to: out + written, line: true) {
+                            (lanes[$0].tag, lanes[$0].position)
+                        }
+                    }
+                    (out + written).copyMemory(from: base + Int(link.start), byteCount: Int(link.length))
+                    written += Int(link.length)
+                    delivered += 1
                 }
-                self.appendEvent(event)
-                waiting = true
-            case .none:
-                continue
-            case .read(let index, let after):
-                self.readAfterFlush = (index, after)
-                waiting = true
+                return written
             }
+        }
+        self.pending = consume buffer
+        var waiting = delivered > 0
+        if delivered < run.count {
+            for event in run.events[delivered...] {
+                switch self.machine.live(event, index: index) {
+                case .write:
+                    self.appendEvent(event)
+                    waiting = true
+                case .none:
+                    continue
+                case .read(let index, let after):
+                    self.readAfterFlush = (index, after)
+                    waiting = true
+                }
+            }
+        }
+        if var unused = self.pending, unused.readableBytes == 0 {
+            // Nothing written after all: the buffer goes back.
+            self.pending = nil
+            buffers.recycle(&unused)
         }
         return waiting
     }
@@ -270,17 +299,18 @@ final class SSEStreamHandler: ChannelInboundHandler {
     }
 
     private func text(_ cursor: Cursor) -> String {
-        cursor.text(tags: self.lanes.map(\.tag))
+        cursor.text(tags: self.machine.lanes.map(\.tag))
     }
 
     /// The hot path: the stream's own `id:` line, then the shared body.
     @inline(__always)
     private func appendEvent(_ event: BusEvent) {
         var buffer = self.pending.take() ?? ByteBufferAllocator().buffer(capacity: event.body.readableBytes + 128)
-        let lanes = self.lanes
-        Cursor.write(count: lanes.count, into: &buffer, line: true) { (lanes[$0].tag, self.machine.position(at: $0)) }
+        self.machine.lanes.withUnsafeBufferPointer { lanes in
+            Cursor.write(count: lanes.count, into: &buffer, line: true) { (lanes[$0].tag, lanes[$0].position) }
+        }
         buffer.writeImmutableBuffer(event.body)
-        self.pending = buffer
+        self.pending = consume buffer
     }
 
     /// A replayed event, with the cursor as it was when the machine replayed it.
@@ -288,16 +318,18 @@ final class SSEStreamHandler: ChannelInboundHandler {
         var buffer = self.pending.take() ?? ByteBufferAllocator().buffer(capacity: event.body.readableBytes + 128)
         buffer.writeStaticString("id: ")
         let positions = cursor.positions
-        Cursor.write(count: self.lanes.count, into: &buffer) { (self.lanes[$0].tag, positions[$0]) }
+        self.machine.lanes.withUnsafeBufferPointer { lanes in
+            Cursor.write(count: lanes.count, into: &buffer) { (lanes[$0].tag, positions[$0]) }
+        }
         buffer.writeInteger(UInt8(ascii: "\n"))
         buffer.writeImmutableBuffer(event.body)
-        self.pending = buffer
+        self.pending = consume buffer
     }
 
     private func appendFrame(_ frame: ByteBuffer) {
         var buffer = self.pending.take() ?? ByteBufferAllocator().buffer(capacity: frame.readableBytes + 64)
         buffer.writeImmutableBuffer(frame)
-        self.pending = buffer
+        self.pending = consume buffer
     }
 }
 

@@ -49,45 +49,59 @@ struct StreamStateMachine: Sendable {
         case read(index: Int, after: StreamPosition)
     }
 
+    /// Per channel (in the stream's channel order): its tag in the cursor and the stream's
+    /// position there, side by side for the cursor written with every event.
+    struct Lane: Sendable {
+        let tag: UInt32
+        /// The owner's bookkeeping for the channel (a ``LocalHub`` keeps the stream's place
+        /// in its list of the channel's streams here); the machine never reads it.
+        var slot: Int32 = -1
+        var position: StreamPosition
+    }
+
     let channels: [String]
+    private(set) var lanes: [Lane]
     /// Where the client said it was; dropped once the stream is attached.
     private var resume: Resume
     private(set) var phase = Phase.waiting
-    /// Per channel: where the stream is (the cursor's position) and how it catches up.
-    private var catchUps: [ChannelCatchUp]
+    /// The channels that are not live (catching up, or waiting their turn to): how each
+    /// catches up. A live channel has none; its lane's position is all it needs.
+    private var catchUps: [Int: ChannelCatchUp] = [:]
     /// Channels waiting their turn to catch up, and the one catching up.
     private var queue: [Int] = []
     private var current: Int?
     private var replayed = 0
     private var capped = Set<Int>()
-    let replayCap: Int
-    let bufferLimit: Int
-    let pageSize: Int
+    private let limits: (replayCap: Int32, bufferLimit: Int32, pageSize: Int32)
+
+    var replayCap: Int { Int(self.limits.replayCap) }
+    var bufferLimit: Int { Int(self.limits.bufferLimit) }
+    var pageSize: Int { Int(self.limits.pageSize) }
 
     init(channels: [String], resume: Resume, replayCap: Int, bufferLimit: Int, pageSize: Int) {
         self.channels = channels
         self.resume = resume
-        self.replayCap = replayCap
-        self.bufferLimit = bufferLimit
-        self.pageSize = pageSize
-        self.catchUps = Array(
-            repeating: ChannelCatchUp(position: .zero, isLive: true, bufferLimit: bufferLimit),
-            count: channels.count
-        )
+        self.limits = (Int32(clamping: replayCap), Int32(clamping: bufferLimit), Int32(clamping: pageSize))
+        self.lanes = channels.map { Lane(tag: Cursor.tag($0), position: .zero) }
     }
 
     /// The stream's position in channel `index`: what its cursor holds.
     @inline(__always)
     func position(at index: Int) -> StreamPosition {
-        self.catchUps[index].position
+        self.lanes[index].position
     }
 
-    var positions: [StreamPosition] { self.catchUps.map(\.position) }
+    var positions: [StreamPosition] { self.lanes.map(\.position) }
 
     var cursor: Cursor { Cursor(positions: self.positions) }
 
     /// Every channel is live: nothing is being caught up.
     var isLive: Bool { self.phase == .active && self.current == nil && self.queue.isEmpty }
+
+    /// Sets the owner's bookkeeping for channel `index` (see ``Lane/slot``).
+    mutating func setSlot(_ slot: Int32, at index: Int) {
+        self.lanes[index].slot = slot
+    }
 
     /// The node attached the stream with its position in each channel.
     mutating func attached(_ nodePositions: [StreamPosition]) -> [Output] {
@@ -95,13 +109,14 @@ struct StreamStateMachine: Sendable {
         self.phase = .active
         var unreadable = false
         for index in self.channels.indices {
-            var start = nodePositions[index]
-            var isLive = true
+            self.lanes[index].position = nodePositions[index]
             switch self.resume {
             case .cursor(let positions):
-                if let position = positions[Cursor.tag(self.channels[index])], position != start {
-                    start = position
-                    isLive = false
+                if let position = positions[self.lanes[index].tag], position != nodePositions[index] {
+                    self.store(
+                        ChannelCatchUp(position: position, isLive: false, bufferLimit: self.bufferLimit),
+                        at: index
+                    )
                     self.queue.append(index)
                 }
             case .unreadable:
@@ -109,7 +124,6 @@ struct StreamStateMachine: Sendable {
             case .none:
                 break
             }
-            self.catchUps[index] = ChannelCatchUp(position: start, isLive: isLive, bufferLimit: self.bufferLimit)
         }
         self.resume = .none
         var outputs: [Output] = [.connected(self.cursor)]
@@ -118,10 +132,30 @@ struct StreamStateMachine: Sendable {
         return outputs
     }
 
+    /// The hot path of ``live(_:index:)``: whether the event of channel `index` at
+    /// `position` (after `predecessor`) is to be written now, the stream moving to it. When
+    /// not, nothing changed: the event goes through ``live(_:index:)``.
+    @inline(__always)
+    mutating func advance(index: Int, to position: StreamPosition, after predecessor: StreamPosition) -> Bool {
+        guard self.phase == .active, self.catchUps.isEmpty || self.catchUps[index] == nil else { return false }
+        let current = self.lanes[index].position
+        guard predecessor == current, position > current else { return false }
+        self.lanes[index].position = position
+        return true
+    }
+
     /// A live event of channel `index`.
     mutating func live(_ event: BusEvent, index: Int) -> LiveOutcome {
+        if self.advance(index: index, to: event.position, after: event.predecessor) { return .write }
         guard self.phase == .active else { return .none }
-        switch self.catchUps[index].live(event) {
+        // Not simply live: the channel's catch-up decides (a live channel that meets a gap
+        // starts one, from where it is).
+        var catchUp =
+            self.catchUps[index]
+            ?? ChannelCatchUp(position: self.lanes[index].position, isLive: true, bufferLimit: self.bufferLimit)
+        let outcome = catchUp.live(event)
+        self.store(catchUp, at: index)
+        switch outcome {
         case .deliver:
             return .write
         case .drop, .buffered:
@@ -139,7 +173,7 @@ struct StreamStateMachine: Sendable {
 
     /// The read of channel `index` answered.
     mutating func read(_ page: HistoryPage, index: Int) -> [Output] {
-        guard self.phase == .active, self.current == index else { return [] }
+        guard self.phase == .active, self.current == index, var catchUp = self.catchUps[index] else { return [] }
         var outputs: [Output] = []
         // The cursor of each output, as it is when that output is written.
         var positions = self.positions
@@ -148,11 +182,11 @@ struct StreamStateMachine: Sendable {
             // Longer than the replay cap: the client is told, and the channel goes on from
             // the newest position instead of an unbounded read.
             self.capped.insert(index)
-            step = self.catchUps[index].jump(to: page.head)
+            step = catchUp.jump(to: page.head)
             positions[index] = page.head
             outputs.append(.reset(channels: [self.channels[index]], .capped, Cursor(positions: positions)))
         } else {
-            step = self.catchUps[index].read(page, limit: self.pageSize)
+            step = catchUp.read(page, limit: self.pageSize)
             if let reset = step.reset {
                 positions[index] = reset.position
                 outputs.append(
@@ -160,6 +194,7 @@ struct StreamStateMachine: Sendable {
                 )
             }
         }
+        self.store(catchUp, at: index)
         for event in step.deliver {
             positions[index] = event.position
             self.replayed += 1
@@ -167,18 +202,24 @@ struct StreamStateMachine: Sendable {
         }
         if let after = step.read {
             outputs.append(.read(index: index, after: after))
-        } else if self.catchUps[index].isLive {
+        } else if catchUp.isLive {
             self.current = nil
             self.startNext(&outputs)
         }
         return outputs
     }
 
+    /// Keeps channel `index`'s catch-up (none once it is live) and its position in the lane.
+    private mutating func store(_ catchUp: ChannelCatchUp, at index: Int) {
+        self.lanes[index].position = catchUp.position
+        self.catchUps[index] = catchUp.isLive ? nil : catchUp
+    }
+
     /// The node could not fill a gap in channel `index` and jumped to `position`. A live
     /// channel follows it and says so; one catching up finds the gap in history itself.
     mutating func nodeReset(index: Int, status: HistoryPage.Status, position: StreamPosition) -> [Output] {
-        guard self.phase == .active, self.catchUps[index].isLive else { return [] }
-        self.catchUps[index] = ChannelCatchUp(position: position, isLive: true, bufferLimit: self.bufferLimit)
+        guard self.phase == .active, self.catchUps[index] == nil else { return [] }
+        self.lanes[index].position = position
         return [.reset(channels: [self.channels[index]], Self.reason(status), self.cursor)]
     }
 
@@ -189,14 +230,16 @@ struct StreamStateMachine: Sendable {
     private mutating func startNext(_ outputs: inout [Output]) {
         while self.current == nil, !self.queue.isEmpty {
             let index = self.queue.removeFirst()
-            let step = self.catchUps[index].start()
+            guard var catchUp = self.catchUps[index] else { continue }
+            let step = catchUp.start()
+            self.store(catchUp, at: index)
             if let after = step.read {
                 self.current = index
                 outputs.append(.read(index: index, after: after))
-            } else if !self.catchUps[index].isLive {
+            } else if !catchUp.isLive {
                 // Its read is already asked for (a gap noticed while another channel read).
                 self.current = index
-                outputs.append(.read(index: index, after: self.catchUps[index].position))
+                outputs.append(.read(index: index, after: catchUp.position))
             }
         }
     }
