@@ -148,6 +148,27 @@ struct RedisFunctionsIntegrationTests {
         await bus.shutdown()
     }
 
+    @Test func aNodeWithOtherHistorySettingsSaysSoAndKeepsTheClustersPolicy() async throws {
+        let server = try await RedisServerProcess()
+        defer { server.stop() }
+        let first = try await NodeProcess(id: "policy-a", redis: server.url, arguments: ["--history-size", "300"])
+        defer { first.stop() }
+        let second = try await NodeProcess(id: "policy-b", redis: server.url, arguments: ["--history-size", "50"])
+        defer { second.stop() }
+        #expect(second.logText().contains("fanfare.history.policy.differs"), "\(second.logText())")
+        #expect(!first.logText().contains("fanfare.history.policy.differs"))
+        // The library the cluster loaded first stays: publishes through either node keep
+        // its policy.
+        let connection = try await RedisConnection.connect(
+            configuration: server.configuration,
+            eventLoop: MultiThreadedEventLoopGroup.singleton.next(),
+            logger: Logger(label: "test")
+        )
+        let policy = try await connection.send("FCALL", "fanfare_policy", "0")
+        #expect(policy.array?.last?.string?.hasPrefix("maxlen=300 ") == true, "\(policy)")
+        await connection.close()
+    }
+
     @Test func anIdempotencyKeyPublishesOnce() async throws {
         let server = try await RedisServerProcess()
         defer { server.stop() }
