@@ -1,10 +1,11 @@
 internal import HiredisNIO
 internal import Logging
 internal import NIOCore
+internal import NIOPosix
 import Synchronization
 
 /// The bus of a cluster node: publishes and reads history through the prefix's Redis
-/// Function library on one command connection, and receives through one
+/// Function library on a command connection per event loop, and receives through one
 /// ``RedisSubscriber`` on the node's pub/sub connection.
 final class RedisEventBus: EventBus {
     private let configuration: RedisConfiguration
@@ -16,21 +17,35 @@ final class RedisEventBus: EventBus {
     /// Whether the subscriber is connected: set from its callbacks, read by `/readyz`.
     private let subscriberReady = Atomic<Bool>(false)
 
-    /// The command connection: connected, being connected (every caller waits for that
-    /// one attempt), or neither.
+    /// A command connection: connected, being connected (every caller waits for that one
+    /// attempt), or neither.
     private enum Link {
         case none
         case connecting(EventLoopFuture<RedisConnection>)
         case connected(RedisConnection)
     }
 
-    private let link = Mutex(Link.none)
+    /// One command connection per event loop of the node, on that loop: a caller on the
+    /// loop (a publish, a history read) sends and gets its reply there, with no hop to
+    /// another thread and back, so a publish is answered as soon as its reply is read.
+    private final class Lane: Sendable {
+        let eventLoop: any EventLoop
+        let link = Mutex(Link.none)
+
+        init(eventLoop: any EventLoop) {
+            self.eventLoop = eventLoop
+        }
+    }
+
+    /// The lanes by loop; the bus loop's serves callers that are on none of them.
+    private let lanes: [ObjectIdentifier: Lane]
 
     init(
         configuration: RedisConfiguration,
         names: RedisNames,
         policy: HistoryPolicy,
         eventLoop: any EventLoop,
+        commandLoops: [any EventLoop] = [],
         logger: Logger
     ) {
         self.configuration = configuration
@@ -38,14 +53,34 @@ final class RedisEventBus: EventBus {
         self.policy = policy
         self.eventLoop = eventLoop
         self.logger = logger
+        var lanes: [ObjectIdentifier: Lane] = [:]
+        for loop in [eventLoop] + commandLoops { lanes[ObjectIdentifier(loop)] = Lane(eventLoop: loop) }
+        self.lanes = lanes
     }
 
-    /// The command connection. When there is none (or it dropped), the first caller
-    /// connects and every caller meanwhile waits for that same connection: one reconnect
-    /// per connection, however many callers found it gone.
+    /// The lane of the calling thread's loop, or the bus loop's.
+    private var currentLane: Lane {
+        if let loop = MultiThreadedEventLoopGroup.currentEventLoop, let lane = self.lanes[ObjectIdentifier(loop)] {
+            return lane
+        }
+        return self.busLane
+    }
+
+    private var busLane: Lane {
+        // Every lane table holds the bus loop's lane (see init).
+        self.lanes[ObjectIdentifier(self.eventLoop)].unsafelyUnwrapped
+    }
+
+    /// The command connection of the caller's loop. When there is none (or it dropped),
+    /// the first caller connects and every caller meanwhile waits for that same
+    /// connection: one reconnect per connection, however many callers found it gone.
     func commands() async throws -> RedisConnection {
-        let eventLoop = self.eventLoop
-        let (future, promise) = self.link.withLock {
+        try await self.commands(self.currentLane)
+    }
+
+    private func commands(_ lane: Lane) async throws -> RedisConnection {
+        let eventLoop = lane.eventLoop
+        let (future, promise) = lane.link.withLock {
             link -> (EventLoopFuture<RedisConnection>, EventLoopPromise<RedisConnection>?) in
             switch link {
             case .connected(let connection) where connection.isActive:
@@ -60,11 +95,11 @@ final class RedisEventBus: EventBus {
         }
         if let promise {
             do {
-                let connection = try await self.connect()
-                self.link.withLock { $0 = .connected(connection) }
+                let connection = try await self.connect(on: eventLoop)
+                lane.link.withLock { $0 = .connected(connection) }
                 promise.succeed(connection)
             } catch {
-                self.link.withLock { $0 = .none }
+                lane.link.withLock { $0 = .none }
                 promise.fail(error)
             }
         }
@@ -72,10 +107,10 @@ final class RedisEventBus: EventBus {
     }
 
     /// A new command connection with the library in place: Redis may have restarted empty.
-    private func connect() async throws -> RedisConnection {
+    private func connect(on eventLoop: any EventLoop) async throws -> RedisConnection {
         let fresh = try await RedisConnection.connect(
             configuration: self.configuration,
-            eventLoop: self.eventLoop,
+            eventLoop: eventLoop,
             logger: self.logger
         )
         do {
@@ -203,56 +238,130 @@ final class RedisEventBus: EventBus {
 
     var isReady: Bool {
         guard self.subscriberReady.load(ordering: .relaxed) else { return false }
-        return self.link.withLock { link in
+        return self.busLane.link.withLock { link in
             if case .connected(let connection) = link { return connection.isActive }
             return false
         }
     }
 
     func publish(_ request: PublishRequest) async throws -> PublishResult {
-        var keys = [RESPArgument(self.names.history(request.channel))]
-        if let key = request.idempotencyKey {
-            keys.append(RESPArgument(self.names.idempotency(request.channel, key: key)))
-        }
         let connection: RedisConnection
         do {
             connection = try await self.commands()
         } catch {
             throw FanfareError(.unavailable, "Redis is unavailable; the event was not published", underlying: error)
         }
+        let call = self.publishCall(request)
         let reply: RESPValue
         do {
-            let call =
-                [RESPArgument(self.names.function("publish")), RESPArgument(keys.count)] + keys + [
-                    RESPArgument(request.event), RESPArgument(request.data),
-                ]
-            do {
-                reply = try await connection.send("FCALL", arguments: call)
-            } catch let error as RedisClientError
-                where error.code == .serverError && error.message.contains("Function not found")
-            {
+            reply = try await connection.reply(to: "FCALL", arguments: call)
+            if reply.isMissingFunction {
                 // The library was lost, so nothing ran: load it and publish once more.
                 try await self.ensureLibrary(on: connection)
-                reply = try await connection.send("FCALL", arguments: call)
+                return try self.publishResult(
+                    try await connection.reply(to: "FCALL", arguments: call),
+                    request
+                )
             }
-        } catch let error as RedisClientError
-            where error.code == .serverError && error.message.hasPrefix("ERR fanfare:")
-        {
-            throw FanfareError(.invalidInput, String(error.message.dropFirst("ERR fanfare: ".count)))
-        } catch let error as RedisClientError where error.code == .serverError {
+        } catch let error as FanfareError {
+            throw error
+        } catch {
+            throw Self.outcomeUnknown(request, error)
+        }
+        return try self.publishResult(reply, request)
+    }
+
+    /// Every call goes out at once on the caller's connection (one write for the batch)
+    /// and the replies are read in order; each event is published on its own.
+    func publish(batch requests: [PublishRequest]) async -> [Result<PublishResult, FanfareError>] {
+        let connection: RedisConnection
+        do {
+            connection = try await self.commands()
+        } catch {
+            let refused = FanfareError(
+                .unavailable,
+                "Redis is unavailable; the event was not published",
+                underlying: error
+            )
+            return requests.map { _ in .failure(refused) }
+        }
+        var results: [Result<PublishResult, FanfareError>] = []
+        results.reserveCapacity(requests.count)
+        var retry: [Int] = []
+        let replies = await connection.replies(to: requests.map { ("FCALL", self.publishCall($0)) })
+        for (index, reply) in replies.enumerated() {
+            let request = requests[index]
+            switch reply {
+            case .success(let reply):
+                if reply.isMissingFunction { retry.append(index) }
+                results.append(Result { try self.publishResult(reply, request) }.mapError(Self.fanfareError))
+            case .failure(let error):
+                results.append(.failure(Self.outcomeUnknown(request, error)))
+            }
+        }
+        if !retry.isEmpty {
+            // The library was lost before these ran: load it and publish them once more.
+            do {
+                try await self.ensureLibrary(on: connection)
+                for index in retry {
+                    do {
+                        results[index] = .success(try await self.publish(requests[index]))
+                    } catch {
+                        results[index] = .failure(Self.fanfareError(error))
+                    }
+                }
+            } catch {
+                let refused = FanfareError(
+                    .unavailable,
+                    "Redis is unavailable; the event was not published",
+                    underlying: error
+                )
+                for index in retry { results[index] = .failure(refused) }
+            }
+        }
+        return results
+    }
+
+    private static func fanfareError(_ error: any Error) -> FanfareError {
+        error as? FanfareError ?? FanfareError(.internalError, "the publish failed", underlying: error)
+    }
+
+    private func publishCall(_ request: PublishRequest) -> [RESPArgument] {
+        var call = [RESPArgument(self.names.function("publish"))]
+        call.reserveCapacity(6)
+        if let key = request.idempotencyKey {
+            call += [
+                RESPArgument(2), RESPArgument(self.names.history(request.channel)),
+                RESPArgument(self.names.idempotency(request.channel, key: key)),
+            ]
+        } else {
+            call += [RESPArgument(1), RESPArgument(self.names.history(request.channel))]
+        }
+        call += [RESPArgument(request.event), RESPArgument(request.data)]
+        return call
+    }
+
+    /// The command went out and no answer came back: Redis may have run it.
+    private static func outcomeUnknown(_ request: PublishRequest, _ error: any Error) -> FanfareError {
+        FanfareError(
+            .outcomeUnknown,
+            request.idempotencyKey == nil
+                ? "Redis did not confirm the publish; the event may have been published (publish with an idempotencyKey to retry safely)"
+                : "Redis did not confirm the publish; the event may have been published: retry with the same idempotencyKey",
+            underlying: error
+        )
+    }
+
+    /// The publish function's reply: its result, or why it ran nothing.
+    private func publishResult(_ reply: RESPValue, _ request: PublishRequest) throws -> PublishResult {
+        if case .error(let message) = reply {
+            if message.hasPrefix("ERR fanfare: ") {
+                throw FanfareError(.invalidInput, String(message.dropFirst("ERR fanfare: ".count)))
+            }
             throw FanfareError(
                 .unavailable,
                 "Redis refused the publish; the event was not published",
-                underlying: error
-            )
-        } catch {
-            // The command went out and no answer came back: Redis may have run it.
-            throw FanfareError(
-                .outcomeUnknown,
-                request.idempotencyKey == nil
-                    ? "Redis did not confirm the publish; the event may have been published (publish with an idempotencyKey to retry safely)"
-                    : "Redis did not confirm the publish; the event may have been published: retry with the same idempotencyKey",
-                underlying: error
+                underlying: RedisClientError(.serverError, message)
             )
         }
         guard let items = reply.array, items.count == 3, let id = items[0].string,
@@ -347,12 +456,14 @@ final class RedisEventBus: EventBus {
             defer { subscriber = nil }
             return subscriber
         }?.close()
-        let connection = self.link.withLock { link -> RedisConnection? in
-            defer { link = .none }
-            if case .connected(let connection) = link { return connection }
-            return nil
+        for lane in self.lanes.values {
+            let connection = lane.link.withLock { link -> RedisConnection? in
+                defer { link = .none }
+                if case .connected(let connection) = link { return connection }
+                return nil
+            }
+            await connection?.close()
         }
-        await connection?.close()
     }
 }
 

@@ -77,6 +77,7 @@ public final class FanfareNode: Sendable {
                 names: names,
                 policy: configuration.historyPolicy,
                 eventLoop: busLoop,
+                commandLoops: Array(group.makeIterator()),
                 logger: logger
             )
             redisBus = made
