@@ -111,6 +111,31 @@ public final class RedisConnection: Sendable {
         try await self.send(command, arguments: arguments)
     }
 
+    /// Sends one command and waits for its raw reply: an error reply is a value here, not
+    /// a failure (a failure means no reply came). Cancellation as for ``send(_:arguments:)``.
+    package func reply(to command: String, arguments: [RESPArgument]) async throws -> RESPValue {
+        try await self.sendFuture(command, arguments: arguments).valueUnlessCancelled()
+    }
+
+    /// Sends every command back to back (one write, when called on the loop) and waits for
+    /// each raw reply, in order: a command whose reply never came is a failure of its own,
+    /// after the replies that did come.
+    package func replies(
+        to commands: [(command: String, arguments: [RESPArgument])]
+    ) async -> [Result<RESPValue, any Error>] {
+        let futures = commands.map { self.sendFuture($0.command, arguments: $0.arguments) }
+        var replies: [Result<RESPValue, any Error>] = []
+        replies.reserveCapacity(futures.count)
+        for future in futures {
+            do {
+                replies.append(.success(try await future.valueUnlessCancelled()))
+            } catch {
+                replies.append(.failure(error))
+            }
+        }
+        return replies
+    }
+
     /// Sends one command; the future completes on ``eventLoop`` with the raw reply
     /// (an error reply is a value here, not a failure). For callers already on the loop.
     package func sendFuture(_ command: String, arguments: [RESPArgument]) -> EventLoopFuture<RESPValue> {

@@ -35,6 +35,45 @@ struct JSONObjectReaderTests {
         #expect(self.fields(text) == nil)
     }
 
+    @Test func readsTheElementsOfAnArrayAsSpans() throws {
+        let text = #" [ {"a": 1} , [2, 3], "four" ,5,null ] "#
+        let bytes = Array(text.utf8)
+        let elements = try #require(JSONObjectReader.elements(of: bytes))
+        #expect(
+            elements.map { JSONObjectReader.compact(bytes, $0) } == [#"{"a":1}"#, "[2,3]", #""four""#, "5", "null"]
+        )
+        #expect(JSONObjectReader.elements(of: Array("[]".utf8))?.isEmpty == true)
+        #expect(JSONObjectReader.isArray(Array(" \n[".utf8)) && !JSONObjectReader.isArray(Array(" {}".utf8)))
+        for bad in ["", "[", "[1,]", "[,1]", "[1 2]", "[1]x", "{}", "[{\"a\":}]", "[\"\u{01}\"]"] {
+            #expect(JSONObjectReader.elements(of: Array(bad.utf8)) == nil, "\(bad)")
+        }
+    }
+
+    @Test func aBatchIsCheckedItemByItemAndRefusedWholeNamingTheFirstBadItem() throws {
+        let good = #"{"channel":"orders","event":"created","payload":{"id": 7}}"#
+        let targets = try NotifyTarget.batch(body: Array("[\(good), {\"clientId\":\"ann\"}]".utf8))
+        #expect(targets.map(\.request.channel) == ["orders", "client:ann"])
+        #expect(targets.map(\.request.data) == [#"{"id":7}"#, "null"])
+        #expect(targets[1].clientID == "ann")
+        for (body, says) in [
+            ("[\(good), {\"broadcast\":true,\"event\":\"__x\"}]", "item 1: event names starting with __"),
+            ("[\(good), 5]", "item 1: the body must be a JSON object"), ("[]", "the batch is empty"),
+            (
+                "[" + Array(repeating: good, count: NotifyTarget.batchLimit + 1).joined(separator: ",") + "]",
+                "at most 1000"
+            ),
+            ("[\(good)", "a JSON object, or an array of them"),
+        ] {
+            #expect(throws: FanfareError.self) { try NotifyTarget.batch(body: Array(body.utf8)) }
+            do {
+                _ = try NotifyTarget.batch(body: Array(body.utf8))
+            } catch let error as FanfareError {
+                #expect(error.code == .invalidInput)
+                #expect(error.message.contains(says), "\(error.message)")
+            }
+        }
+    }
+
     @Test func refusesInvalidUTF8AndTooDeepNesting() {
         #expect(JSONObjectReader.fields(of: Array("{\"a\":\"".utf8) + [0xC3, 0x28] + Array("\"}".utf8)) == nil)
         #expect(JSONObjectReader.fields(of: Array("{\"a\":\"".utf8) + [0xFF] + Array("\"}".utf8)) == nil)

@@ -1,5 +1,6 @@
 import FanfareAPI
 import Foundation
+import ServerSentEvents
 import Testing
 
 #if canImport(Glibc)
@@ -122,6 +123,44 @@ struct CLITests {
         // The stream first: nginx waits for open streams before it stops.
         if tailStopped.claim() { RedisServerProcess.signalAndReap(tail, SIGKILL) }
         nginx.stop()
+        await harness.stop()
+    }
+
+    @Test func publishBatchSendsAFileOfEventsInOrderInBatchesOfTheGivenSize() async throws {
+        let harness = try await NodeHarness(nodes: 1, embedded: true)
+        let stream = try await TestStream(harness.urls[0] + "/api/sse/subscribe/cli-batch")
+        _ = try await stream.connected()
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("fanfare-batch-\(UUID())").path
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let file = directory + "/events.jsonl"
+        let lines = (0..<5).map { #"{"clientId":"cli-batch","event":"token","payload":{"i":\#($0)}}"# }
+        try (lines.joined(separator: "\n") + "\n\n").write(toFile: file, atomically: true, encoding: .utf8)
+
+        let published = try await self.fanfare([
+            "publish", "--node", harness.urls[0], "--batch", file, "--batch-size", "2",
+        ])
+        #expect(published.code == 0, "\(published.output)")
+        // One answer per request: 2 + 2 + 1 events.
+        let answers = try published.output.split(separator: "\n").map {
+            try APIJSON.decode([NotifyAnswer].self, from: Array($0.utf8))
+        }
+        #expect(answers.map(\.count) == [2, 2, 1], "\(published.output)")
+        var received: [String] = []
+        for _ in 0..<5 { received.append(try await stream.next().data ?? "") }
+        #expect(received == (0..<5).map { #"{"i":\#($0)}"# })
+
+        // A bad line refuses its batch, and nothing after it goes out.
+        let bad = directory + "/bad.jsonl"
+        try [lines[0], #"{"clientId":"cli-batch","event":"__reserved"}"#, lines[1]].joined(separator: "\n")
+            .write(toFile: bad, atomically: true, encoding: .utf8)
+        let refused = try await self.fanfare(["publish", "--node", harness.urls[0], "--batch", bad])
+        #expect(refused.code == 1)
+        #expect(refused.output.contains("item 1"), "\(refused.output)")
+        _ = try await harness.notify(0, #"{"clientId":"cli-batch","event":"marker"}"#)
+        let marker = try await stream.next()
+        #expect(marker.event == "marker")
+        await stream.close()
         await harness.stop()
     }
 

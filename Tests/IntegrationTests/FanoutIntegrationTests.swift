@@ -1,4 +1,5 @@
 import Fanfare
+import FanfareAPI
 import Foundation
 import NIOCore
 import NIOPosix
@@ -139,6 +140,56 @@ struct FanoutIntegrationTests {
         }
         _ = try await harness.notify(0, #"{"broadcast":true,"event":"marker"}"#)
         #expect(try await watcher.next().event == "marker")
+        await watcher.close()
+        await harness.stop()
+    }
+
+    @Test(arguments: [false, true])
+    func aBatchIsPublishedInOrderAndAnsweredInOrder(embedded: Bool) async throws {
+        let harness = try await self.harness(embedded: embedded)
+        let watcher = try await self.open(harness, node: 0, "/api/sse/subscribe/w?channels=orders")
+        try await harness.waitForConnections(1)
+        let batch = """
+            [{"channel":"orders","event":"e0","payload":0},
+             {"clientId":"w","event":"e1","payload":{"n": 1}},
+             {"broadcast":true,"event":"e2"},
+             {"channel":"orders","event":"e3","idempotencyKey":"order-3"},
+             {"channel":"orders","event":"e3","idempotencyKey":"order-3"}]
+            """
+        let response = try await TestHTTPClient.request(
+            "POST",
+            harness.urls[harness.urls.count - 1] + "/api/sse/notify",
+            body: batch
+        )
+        #expect(response.status == 200, "\(response.body)")
+        let answers = try APIJSON.decode([NotifyAnswer].self, from: Array(response.body.utf8))
+        try #require(answers.count == 5)
+        #expect(answers.allSatisfy { $0.ok })
+        #expect(answers[1].clientId == "w")
+        #expect(answers[4].duplicate == true && answers[4].id == answers[3].id)
+        #expect(answers[3].duplicate == nil)
+        let events = [
+            try await watcher.next(), try await watcher.next(), try await watcher.next(), try await watcher.next(),
+        ]
+        #expect(events.map(\.event) == ["e0", "e1", "e2", "e3"])
+        #expect(events[1].data == #"{"n":1}"#)
+        #expect(TestCursor.position(events[0].id, "orders") == answers[0].id)
+        #expect(TestCursor.position(events[3].id, "orders") == answers[3].id)
+
+        // A bad item refuses the whole batch, naming it; a batch must hold 1 to 1,000.
+        let one = #"{"channel":"orders","event":"never"}"#
+        let tooMany = "[" + Array(repeating: one, count: 1_001).joined(separator: ",") + "]"
+        for (body, says) in [
+            ("[\(one),{\"channel\":\"orders\",\"event\":\"__x\"}]", "item 1: event names starting with __"),
+            ("[\(one),{\"event\":\"x\"}]", "item 1: give exactly one target"), ("[]", "empty"),
+            (tooMany, "at most 1000"), ("[\(one),", "JSON object"),
+        ] {
+            let (status, json) = try await harness.notify(0, body)
+            #expect(status == 400, "\(body.prefix(80))")
+            #expect((json["error"] as? String)?.contains(says) == true, "\(json)")
+        }
+        _ = try await harness.notify(0, #"{"channel":"orders","event":"marker"}"#)
+        #expect(try await watcher.next().event == "marker")  // nothing of the refused batches
         await watcher.close()
         await harness.stop()
     }

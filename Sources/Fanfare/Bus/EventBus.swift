@@ -20,6 +20,9 @@ protocol EventBus: Sendable {
     /// Publishes one event; fails (never drops silently) when it cannot be stored, and
     /// says whether it may have happened anyway.
     func publish(_ request: PublishRequest) async throws -> PublishResult
+    /// Publishes events in order, each on its own (a batch is not one transaction): one
+    /// result per request, each as ``publish(_:)`` would have answered it.
+    func publish(batch requests: [PublishRequest]) async -> [Result<PublishResult, FanfareError>]
     /// The newest position of each of `channels`, in order (``StreamPosition/zero`` for
     /// one without history).
     func heads(of channels: [String]) async throws -> [StreamPosition]
@@ -28,4 +31,22 @@ protocol EventBus: Sendable {
     /// Whether publishes can currently succeed.
     var isReady: Bool { get }
     func shutdown() async
+}
+
+extension EventBus {
+    /// One publish after the other.
+    func publish(batch requests: [PublishRequest]) async -> [Result<PublishResult, FanfareError>] {
+        var results: [Result<PublishResult, FanfareError>] = []
+        results.reserveCapacity(requests.count)
+        for request in requests {
+            do {
+                results.append(.success(try await self.publish(request)))
+            } catch let error as FanfareError {
+                results.append(.failure(error))
+            } catch {
+                results.append(.failure(FanfareError(.internalError, "the publish failed", underlying: error)))
+            }
+        }
+        return results
+    }
 }

@@ -16,6 +16,13 @@ extension FanfareHTTPHandler {
             {
                 throw HTTPError(.unsupportedMediaType, "send the body as Content-Type: application/json")
             }
+            if JSONObjectReader.isArray(request.body) {
+                return try await Self.publishBatch(
+                    try NotifyTarget.batch(body: request.body),
+                    node: node,
+                    identity: identity
+                )
+            }
             let target = try NotifyTarget(body: request.body)
             guard node.publishLimiter.allow(identity) else {
                 node.metrics.refused(.publishRate)
@@ -40,5 +47,86 @@ extension FanfareHTTPHandler {
             )
             return .json(.ok, NotifyAnswerWriter.write(answer))
         }
+    }
+
+    /// A batch: every event published in order, pipelined on one connection. The answer is
+    /// the array of their answers; when any failed, that event's error status with what
+    /// became of each (a failure says, as for one event, whether it may have happened).
+    private static func publishBatch(
+        _ targets: [NotifyTarget],
+        node: NodeContext,
+        identity: String
+    ) async throws -> HTTPResponse {
+        guard node.publishLimiter.allow(identity, count: targets.count) else {
+            node.metrics.refused(.publishRate)
+            if let burst = node.publishLimiter.burst, targets.count > burst {
+                throw FanfareError(
+                    .limitExceeded,
+                    "a batch of \(targets.count) is more than this credential may publish at once (\(burst)); send smaller batches"
+                )
+            }
+            throw FanfareError(.limitExceeded, "too many publishes for this credential; slow down")
+        }
+        // The cluster-wide counts come from the registry; they are read beside the publishes.
+        let channels = Array(Set(targets.map(\.request.channel)))
+        async let counts = Self.connections(on: channels, registry: node.registry)
+        let results = await node.bus.publish(batch: targets.map(\.request))
+        let connections = await counts
+        var answers: [NotifyAnswer] = []
+        answers.reserveCapacity(targets.count)
+        var failures: [(index: Int, error: FanfareError)] = []
+        for (index, result) in results.enumerated() {
+            switch result {
+            case .success(let published):
+                if !published.duplicate { node.metrics.eventsPublished.increment() }
+                answers.append(
+                    NotifyAnswer(
+                        id: published.position.description,
+                        sent: published.sent,
+                        connections: connections[targets[index].request.channel] ?? 0,
+                        clientId: targets[index].clientID,
+                        duplicate: published.duplicate ? true : nil
+                    )
+                )
+            case .failure(let error):
+                node.metrics.publishFailures.increment()
+                failures.append((index, error))
+            }
+        }
+        guard let first = failures.first else {
+            var body = ByteBuffer()
+            body.writeStaticString("[")
+            for (index, answer) in answers.enumerated() {
+                if index > 0 { body.writeStaticString(",") }
+                var one = NotifyAnswerWriter.write(answer)
+                body.writeBuffer(&one)
+            }
+            body.writeStaticString("]")
+            return .json(.ok, body)
+        }
+        var published = answers.makeIterator()
+        var failed = failures.makeIterator()
+        var next = failed.next()
+        var items: [BatchErrorAnswer.Item] = []
+        for index in targets.indices {
+            if let failure = next, failure.index == index {
+                items.append(.failed(ErrorAnswer(error: failure.error.message, code: Int(failure.error.status.code))))
+                next = failed.next()
+            } else if let answer = published.next() {
+                items.append(.published(answer))
+            }
+        }
+        let status = first.error.status
+        let sentence =
+            "\(failures.count) of \(targets.count) events were not published (the first, item \(first.index): "
+            + "\(first.error.message)); the others were: see results"
+        return .answer(status, BatchErrorAnswer(error: sentence, code: Int(status.code), results: items))
+    }
+
+    /// The registry's count of each channel (0 when it cannot say).
+    private static func connections(on channels: [String], registry: any ClusterRegistry) async -> [String: Int] {
+        var counts: [String: Int] = [:]
+        for channel in channels { counts[channel] = (try? await registry.connections(on: channel)) ?? 0 }
+        return counts
     }
 }

@@ -33,6 +33,19 @@ struct JSONObjectReader {
         return reader.topLevel()
     }
 
+    /// The byte ranges of the elements of the array in `bytes`, in order; `nil` when
+    /// `bytes` is not exactly one valid JSON array (with optional surrounding whitespace)
+    /// or nests deeper than `maximumDepth`.
+    static func elements(of bytes: [UInt8], maximumDepth: Int = 64) -> [Range<Int>]? {
+        var reader = JSONObjectReader(bytes: bytes, maximumDepth: maximumDepth)
+        return reader.topLevelArray()
+    }
+
+    /// Whether the first byte that is not whitespace opens an array.
+    static func isArray(_ bytes: [UInt8]) -> Bool {
+        bytes.first { !Self.isWhitespace($0) } == UInt8(ascii: "[")
+    }
+
     /// The JSON text of `span` without the whitespace between tokens (strings unchanged).
     static func compact(_ bytes: [UInt8], _ span: Range<Int>) -> String {
         var out: [UInt8] = []
@@ -94,6 +107,26 @@ struct JSONObjectReader {
         }
         self.skipWhitespace()
         return self.index == self.bytes.count ? fields : nil
+    }
+
+    private mutating func topLevelArray() -> [Range<Int>]? {
+        guard (try? UTF8Span(validating: self.bytes.span)) != nil else { return nil }
+        self.skipWhitespace()
+        guard self.take(UInt8(ascii: "[")) else { return nil }
+        var elements: [Range<Int>] = []
+        self.skipWhitespace()
+        if !self.take(UInt8(ascii: "]")) {
+            repeat {
+                self.skipWhitespace()
+                let start = self.index
+                guard self.value(depth: 2) != nil else { return nil }
+                elements.append(start..<self.index)
+                self.skipWhitespace()
+            } while self.take(UInt8(ascii: ","))
+            guard self.take(UInt8(ascii: "]")) else { return nil }
+        }
+        self.skipWhitespace()
+        return self.index == self.bytes.count ? elements : nil
     }
 
     private mutating func value(depth: Int) -> Kind? {

@@ -7,6 +7,31 @@ struct NotifyTarget: Sendable {
     var request: PublishRequest
     var clientID: String?
 
+    /// The most events one batch may hold.
+    static let batchLimit = 1_000
+
+    /// A batch body: a JSON array of notify objects, each checked as a single body is.
+    /// Any bad item refuses the whole batch, naming the item (from 0).
+    static func batch(body: [UInt8]) throws -> [NotifyTarget] {
+        guard let elements = JSONObjectReader.elements(of: body) else {
+            throw FanfareError(.invalidInput, "the body must be a JSON object, or an array of them")
+        }
+        guard !elements.isEmpty else { throw FanfareError(.invalidInput, "the batch is empty") }
+        guard elements.count <= Self.batchLimit else {
+            throw FanfareError(
+                .invalidInput,
+                "the batch holds \(elements.count) events; send at most \(Self.batchLimit) per request"
+            )
+        }
+        return try elements.enumerated().map { index, span in
+            do {
+                return try NotifyTarget(body: Array(body[span]))
+            } catch let error as FanfareError {
+                throw FanfareError(error.code, "item \(index): \(error.message)")
+            }
+        }
+    }
+
     init(body: [UInt8]) throws {
         guard !body.isEmpty, let fields = JSONObjectReader.fields(of: body) else {
             throw FanfareError(.invalidInput, "the body must be a JSON object")
