@@ -151,6 +151,7 @@ struct FanoutIntegrationTests {
         try await harness.waitForConnections(1)
         let batch = """
             [{"channel":"orders","event":"e0","payload":0},
+             {"channel":"orders","event":"e0b","payload":"b"},
              {"clientId":"w","event":"e1","payload":{"n": 1}},
              {"broadcast":true,"event":"e2"},
              {"channel":"orders","event":"e3","idempotencyKey":"order-3"},
@@ -163,18 +164,20 @@ struct FanoutIntegrationTests {
         )
         #expect(response.status == 200, "\(response.body)")
         let answers = try APIJSON.decode([NotifyAnswer].self, from: Array(response.body.utf8))
-        try #require(answers.count == 5)
+        try #require(answers.count == 6)
         #expect(answers.allSatisfy { $0.ok })
-        #expect(answers[1].clientId == "w")
-        #expect(answers[4].duplicate == true && answers[4].id == answers[3].id)
-        #expect(answers[3].duplicate == nil)
-        let events = [
-            try await watcher.next(), try await watcher.next(), try await watcher.next(), try await watcher.next(),
-        ]
-        #expect(events.map(\.event) == ["e0", "e1", "e2", "e3"])
-        #expect(events[1].data == #"{"n":1}"#)
-        #expect(TestCursor.position(events[0].id, "orders") == answers[0].id)
-        #expect(TestCursor.position(events[3].id, "orders") == answers[3].id)
+        #expect(answers[2].clientId == "w")
+        #expect(answers[5].duplicate == true && answers[5].id == answers[4].id)
+        #expect(answers[4].duplicate == nil)
+        var events: [ServerSentEvent] = []
+        for _ in 0..<5 { events.append(try await watcher.next()) }
+        #expect(events.map(\.event) == ["e0", "e0b", "e1", "e2", "e3"])
+        #expect(events[2].data == #"{"n":1}"#)
+        // Each event's cursor holds its own position (the two of one channel in a row too).
+        for (event, answer) in zip(events, [answers[0], answers[1]]) {
+            #expect(TestCursor.position(event.id, "orders") == answer.id)
+        }
+        #expect(TestCursor.position(events[4].id, "orders") == answers[4].id)
 
         // A bad item refuses the whole batch, naming it; a batch must hold 1 to 1,000.
         let one = #"{"channel":"orders","event":"never"}"#

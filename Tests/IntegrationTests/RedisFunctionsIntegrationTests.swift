@@ -59,8 +59,11 @@ struct RedisFunctionsIntegrationTests {
         #expect(
             Set(functions)
                 == Set(
-                    ["publish", "head", "read", "policy", "heartbeat", "leave", "cluster", "client", "connections"]
-                        .map(self.names.function)
+                    [
+                        "publish", "publish_batch", "head", "read", "policy", "heartbeat", "leave", "cluster", "client",
+                        "connections",
+                    ]
+                    .map(self.names.function)
                 )
         )
         let policy = try await self.call(connection, "policy", keys: [])
@@ -118,6 +121,48 @@ struct RedisFunctionsIntegrationTests {
         )
         #expect(try await self.call(connection, "read", keys: [missing], ["0-0", "10"]).array?.first?.string == "ok")
         // Every history expires when idle.
+        #expect(try await connection.send("PTTL", RESPArgument(history)).int ?? 0 > 0)
+        await connection.close()
+    }
+
+    @Test func aBatchOfOneChannelChainsItsEventsAndPublishesEachInOrder() async throws {
+        let server = try await RedisServerProcess()
+        defer { server.stop() }
+        let connection = try await self.connect(server)
+        let history = self.names.history("tokens")
+        let first = try #require(try await self.call(connection, "publish", keys: [history], ["token", "A"]).array)
+        let before = try #require(first.first?.string)
+
+        let reply = try #require(
+            try await self.call(connection, "publish_batch", keys: [history], ["token", "B", "", "C", "done", "x\ny"])
+                .array
+        )
+        #expect(reply.first?.int == 0)  // no node subscribed
+        let positions = reply.dropFirst().compactMap(\.string)
+        #expect(positions.count == 3)
+        #expect(try await self.call(connection, "head", keys: [history]).string == positions.last)
+        let page = try await self.call(connection, "read", keys: [history], [before, "10"])
+        #expect(page.array?.first?.string == "ok")
+        let entries = try #require(page.array?.last?.array)
+        #expect(entries.compactMap { $0.array?.first?.string } == positions)
+        let fields = entries.compactMap { $0.array?.last?.array?.map(\.string) }
+        #expect(
+            fields == [
+                ["p", before, "b", "event: token\ndata: B\n\n"], ["p", positions[0], "b", "data: C\n\n"],
+                ["p", positions[1], "b", "event: done\ndata: x\ndata: y\n\n"],
+            ]
+        )
+
+        // A bad event name anywhere publishes none of the batch; so does an odd count.
+        for arguments in [["token", "D", "__reset", "E"], ["token"], []] {
+            await #expect(throws: RedisClientError.self) {
+                try await self.call(connection, "publish_batch", keys: [history], arguments)
+            }
+        }
+        await #expect(throws: RedisClientError.self) {
+            try await self.call(connection, "publish_batch", keys: ["elsewhere"], ["token", "D"])
+        }
+        #expect(try await self.call(connection, "head", keys: [history]).string == positions.last)
         #expect(try await connection.send("PTTL", RESPArgument(history)).int ?? 0 > 0)
         await connection.close()
     }

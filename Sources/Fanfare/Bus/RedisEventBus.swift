@@ -258,21 +258,20 @@ final class RedisEventBus: EventBus {
             if reply.isMissingFunction {
                 // The library was lost, so nothing ran: load it and publish once more.
                 try await self.ensureLibrary(on: connection)
-                return try self.publishResult(
-                    try await connection.reply(to: "FCALL", arguments: call),
-                    request
-                )
+                return try self.publishResult(try await connection.reply(to: "FCALL", arguments: call))
             }
         } catch let error as FanfareError {
             throw error
         } catch {
             throw Self.outcomeUnknown(request, error)
         }
-        return try self.publishResult(reply, request)
+        return try self.publishResult(reply)
     }
 
     /// Every call goes out at once on the caller's connection (one write for the batch)
-    /// and the replies are read in order; each event is published on its own.
+    /// and the replies are read in order. Consecutive events of one channel without an
+    /// idempotency key go in one call of `<prefix>_publish_batch` (one slot, one read of
+    /// the channel's head for all of them); the others in one `<prefix>_publish` each.
     func publish(batch requests: [PublishRequest]) async -> [Result<PublishResult, FanfareError>] {
         let connection: RedisConnection
         do {
@@ -285,18 +284,46 @@ final class RedisEventBus: EventBus {
             )
             return requests.map { _ in .failure(refused) }
         }
-        var results: [Result<PublishResult, FanfareError>] = []
-        results.reserveCapacity(requests.count)
+        var spans: [Range<Int>] = []
+        var calls: [(command: String, arguments: [RESPArgument])] = []
+        var start = 0
+        while start < requests.count {
+            var end = start + 1
+            if requests[start].idempotencyKey == nil {
+                while end < requests.count, requests[end].idempotencyKey == nil,
+                    requests[end].channel == requests[start].channel
+                {
+                    end += 1
+                }
+            }
+            spans.append(start..<end)
+            calls.append(
+                ("FCALL", end - start == 1 ? self.publishCall(requests[start]) : self.batchCall(requests[start..<end]))
+            )
+            start = end
+        }
+        var results = [Result<PublishResult, FanfareError>](
+            repeating: .failure(FanfareError(.internalError, "no reply")),
+            count: requests.count
+        )
         var retry: [Int] = []
-        let replies = await connection.replies(to: requests.map { ("FCALL", self.publishCall($0)) })
-        for (index, reply) in replies.enumerated() {
-            let request = requests[index]
+        let replies = await connection.replies(to: calls)
+        for (span, reply) in zip(spans, replies) {
             switch reply {
+            case .success(let reply) where reply.isMissingFunction:
+                retry += span
+            case .success(let reply) where span.count == 1:
+                results[span.lowerBound] = Result { try self.publishResult(reply) }
+                    .mapError(Self.fanfareError)
             case .success(let reply):
-                if reply.isMissingFunction { retry.append(index) }
-                results.append(Result { try self.publishResult(reply, request) }.mapError(Self.fanfareError))
+                do {
+                    let published = try self.batchResult(reply, count: span.count)
+                    for (index, result) in zip(span, published) { results[index] = .success(result) }
+                } catch {
+                    for index in span { results[index] = .failure(Self.fanfareError(error)) }
+                }
             case .failure(let error):
-                results.append(.failure(Self.outcomeUnknown(request, error)))
+                for index in span { results[index] = .failure(Self.outcomeUnknown(requests[index], error)) }
             }
         }
         if !retry.isEmpty {
@@ -320,6 +347,50 @@ final class RedisEventBus: EventBus {
             }
         }
         return results
+    }
+
+    /// `<prefix>_publish_batch` of events of one channel, none with an idempotency key.
+    private func batchCall(_ requests: ArraySlice<PublishRequest>) -> [RESPArgument] {
+        var call = [RESPArgument]()
+        call.reserveCapacity(3 + 2 * requests.count)
+        call += [
+            RESPArgument(self.names.function("publish_batch")), RESPArgument(1),
+            RESPArgument(self.names.history(requests[requests.startIndex].channel)),
+        ]
+        for request in requests { call += [RESPArgument(request.event), RESPArgument(request.data)] }
+        return call
+    }
+
+    /// `<prefix>_publish_batch`'s reply, `{nodes, position, position, ...}`: a result per event.
+    private func batchResult(_ reply: RESPValue, count: Int) throws -> [PublishResult] {
+        if case .error(let message) = reply { throw Self.refusal(message) }
+        guard let items = reply.array, items.count == count + 1, let nodes = items[0].int else {
+            throw FanfareError(
+                .internalError,
+                "unexpected reply from \(self.names.function("publish_batch")): \(reply)"
+            )
+        }
+        return try items.dropFirst().map { item in
+            guard let text = item.string, let position = StreamPosition(text) else {
+                throw FanfareError(
+                    .internalError,
+                    "unexpected position from \(self.names.function("publish_batch")): \(item)"
+                )
+            }
+            return PublishResult(position: position, sent: nodes > 0, duplicate: false)
+        }
+    }
+
+    /// Why a publish function refused to run (it published nothing).
+    private static func refusal(_ message: String) -> FanfareError {
+        if message.hasPrefix("ERR fanfare: ") {
+            return FanfareError(.invalidInput, String(message.dropFirst("ERR fanfare: ".count)))
+        }
+        return FanfareError(
+            .unavailable,
+            "Redis refused the publish; the event was not published",
+            underlying: RedisClientError(.serverError, message)
+        )
     }
 
     private static func fanfareError(_ error: any Error) -> FanfareError {
@@ -353,17 +424,8 @@ final class RedisEventBus: EventBus {
     }
 
     /// The publish function's reply: its result, or why it ran nothing.
-    private func publishResult(_ reply: RESPValue, _ request: PublishRequest) throws -> PublishResult {
-        if case .error(let message) = reply {
-            if message.hasPrefix("ERR fanfare: ") {
-                throw FanfareError(.invalidInput, String(message.dropFirst("ERR fanfare: ".count)))
-            }
-            throw FanfareError(
-                .unavailable,
-                "Redis refused the publish; the event was not published",
-                underlying: RedisClientError(.serverError, message)
-            )
-        }
+    private func publishResult(_ reply: RESPValue) throws -> PublishResult {
+        if case .error(let message) = reply { throw Self.refusal(message) }
         guard let items = reply.array, items.count == 3, let id = items[0].string,
             let position = StreamPosition(id), let nodes = items[1].int, let duplicate = items[2].int
         else {

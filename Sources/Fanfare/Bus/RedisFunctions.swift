@@ -13,7 +13,7 @@
 /// the registry's functions.
 enum RedisFunctions {
     /// Bumped whenever the functions change in a way older nodes could not use.
-    static let version = 2
+    static let version = 3
 
     /// The library's Lua source for `prefix` and `policy`.
     static func source(names: RedisNames, policy: HistoryPolicy) -> String {

@@ -9,7 +9,7 @@
 -- (field b) and the position of the channel's entry before them (field p), which lets
 -- readers tell a gap from a quiet channel.
 
-local VERSION = 2
+local VERSION = 3
 local PREFIX = '__PREFIX__'
 local MAXLEN = __MAXLEN__
 local MAX_AGE_MS = __MAX_AGE_MS__
@@ -64,6 +64,11 @@ local function last_id(key)
 end
 
 local function encode_body(event, data)
+  if not string.find(data, '[\r\n]') then
+    -- One line of data (every compact JSON payload): no splitting.
+    if event == '' then return 'data: ' .. data .. '\n\n' end
+    return 'event: ' .. event .. '\ndata: ' .. data .. '\n\n'
+  end
   local parts = {}
   if event ~= '' then parts[#parts + 1] = 'event: ' .. event .. '\n' end
   data = (string.gsub(data, '\r\n', '\n'))
@@ -75,6 +80,42 @@ local function encode_body(event, data)
   return table.concat(parts)
 end
 
+local function check_event(event)
+  if #event > 128 or string.find(event, '[\r\n%z]') then
+    return 'ERR fanfare: the event name must be at most 128 bytes without CR, LF or NUL'
+  end
+  if string.sub(event, 1, 2) == '__' then
+    return 'ERR fanfare: event names starting with __ are reserved'
+  end
+  return nil
+end
+
+-- Appends one event after `predecessor` and publishes it; returns its position and the
+-- number of nodes reached.
+local function append(key, pubsub, predecessor, event, data)
+  local body = encode_body(event, data)
+  local id = redis.call('XADD', key, 'MAXLEN', '~', MAXLEN, '*', 'p', predecessor, 'b', body)
+  local nodes = redis.call('PUBLISH', pubsub, id .. ' ' .. predecessor .. '\n' .. body)
+  return id, nodes
+end
+
+-- Trims by age and renews the idle expiry once the events are in, `id` being the last.
+local function settle(key, id)
+  if MAX_AGE_MS > 0 then
+    -- The new id's milliseconds are the server's clock (or the last id's, if that was
+    -- later): no TIME call. Trimming by age once per millisecond of a channel is enough.
+    local ms, seq = string.match(id, '^(%d+)%-(%d+)$')
+    if seq == '0' then
+      redis.call('XTRIM', key, 'MINID', (tonumber(ms) - MAX_AGE_MS) .. '-0')
+    end
+  end
+  redis.call('PEXPIRE', key, IDLE_MS)
+end
+
+local function bad_key_reply()
+  return redis.error_reply('ERR fanfare: the key must be ' .. PREFIX .. ':h:{<channel>} with a valid channel name')
+end
+
 -- FCALL <prefix>_publish 1 <prefix>:h:{<channel>} <event> <data>
 -- FCALL <prefix>_publish 2 <prefix>:h:{<channel>} <prefix>:i:{<channel>}:<key> <event> <data>
 -- Appends the event to the channel's history (its position is the entry id), publishes
@@ -83,16 +124,10 @@ end
 -- publishes nothing and answers {the first publish's position, 0, 1}.
 local function publish(keys, args)
   local channel = channel_of(keys[1])
-  if not channel then
-    return redis.error_reply('ERR fanfare: the key must be ' .. PREFIX .. ':h:{<channel>} with a valid channel name')
-  end
+  if not channel then return bad_key_reply() end
   local event, data = args[1] or '', args[2] or ''
-  if #event > 128 or string.find(event, '[\r\n%z]') then
-    return redis.error_reply('ERR fanfare: the event name must be at most 128 bytes without CR, LF or NUL')
-  end
-  if string.sub(event, 1, 2) == '__' then
-    return redis.error_reply('ERR fanfare: event names starting with __ are reserved')
-  end
+  local bad = check_event(event)
+  if bad then return redis.error_reply(bad) end
   if keys[2] then
     local head = PREFIX .. ':i:{' .. channel .. '}:'
     if string.sub(keys[2], 1, #head) ~= head or #keys[2] == #head or #keys[2] > #head + 128 then
@@ -101,16 +136,37 @@ local function publish(keys, args)
     local seen = redis.call('GET', keys[2])
     if seen then return {seen, 0, 1} end
   end
-  local body = encode_body(event, data)
-  local predecessor = last_id(keys[1])
-  local id = redis.call('XADD', keys[1], 'MAXLEN', '~', MAXLEN, '*', 'p', predecessor, 'b', body)
-  if MAX_AGE_MS > 0 then
-    redis.call('XTRIM', keys[1], 'MINID', (now_ms() - MAX_AGE_MS) .. '-0')
-  end
-  redis.call('PEXPIRE', keys[1], IDLE_MS)
+  local id, nodes = append(keys[1], PREFIX .. ':c:{' .. channel .. '}', last_id(keys[1]), event, data)
+  settle(keys[1], id)
   if keys[2] then redis.call('SET', keys[2], id, 'PX', IDEMPOTENCY_MS) end
-  local nodes = redis.call('PUBLISH', PREFIX .. ':c:{' .. channel .. '}', id .. ' ' .. predecessor .. '\n' .. body)
   return {id, nodes, 0}
+end
+
+-- FCALL <prefix>_publish_batch 1 <prefix>:h:{<channel>} <event> <data> [<event> <data> ...]
+-- Several events of one channel in one call, in order, each as <prefix>_publish would
+-- (without idempotency keys): answers {nodes reached, position, position, ...}. Every
+-- event name is checked first: a bad one publishes none of them.
+local function publish_batch(keys, args)
+  local channel = channel_of(keys[1])
+  if not channel then return bad_key_reply() end
+  if #args == 0 or #args % 2 ~= 0 then
+    return redis.error_reply('ERR fanfare: give one or more pairs of event and data')
+  end
+  for i = 1, #args, 2 do
+    local bad = check_event(args[i])
+    if bad then return redis.error_reply(bad) end
+  end
+  local pubsub = PREFIX .. ':c:{' .. channel .. '}'
+  local predecessor = last_id(keys[1])
+  local reply = {0}
+  for i = 1, #args, 2 do
+    local id, nodes = append(keys[1], pubsub, predecessor, args[i], args[i + 1])
+    reply[#reply + 1] = id
+    reply[1] = nodes
+    predecessor = id
+  end
+  settle(keys[1], predecessor)
+  return reply
 end
 
 -- FCALL <prefix>_head 1 <prefix>:h:{<channel>}: the channel's newest position, 0-0 for none.
@@ -232,6 +288,7 @@ local function connections(keys, args)
 end
 
 redis.register_function(PREFIX .. '_publish', publish)
+redis.register_function(PREFIX .. '_publish_batch', publish_batch)
 redis.register_function{function_name = PREFIX .. '_head', callback = head, flags = {'no-writes'}}
 redis.register_function{function_name = PREFIX .. '_read', callback = read, flags = {'no-writes'}}
 redis.register_function{function_name = PREFIX .. '_policy', callback = policy, flags = {'no-writes'}}
