@@ -28,20 +28,32 @@ extension FanfareHTTPHandler {
                 node.metrics.refused(.publishRate)
                 throw FanfareError(.limitExceeded, "too many publishes for this credential; slow down")
             }
-            // The cluster-wide count comes from the registry; it is read beside the publish.
-            async let connections = node.registry.connections(on: target.request.channel)
+            func publish() async throws -> PublishResult {
+                do {
+                    return try await node.bus.publish(target.request)
+                } catch {
+                    node.metrics.publishFailures.increment()
+                    throw error
+                }
+            }
+            // The cluster-wide count comes from the registry: known already (no task for
+            // it), or read beside the publish.
+            let channel = target.request.channel
             let result: PublishResult
-            do {
-                result = try await node.bus.publish(target.request)
-            } catch {
-                node.metrics.publishFailures.increment()
-                throw error
+            let connections: Int
+            if let known = node.registry.knownConnections(on: channel) {
+                result = try await publish()
+                connections = known
+            } else {
+                async let read = (try? await node.registry.connections(on: channel)) ?? 0
+                result = try await publish()
+                connections = await read
             }
             if !result.duplicate { node.metrics.eventsPublished.increment() }
             let answer = NotifyAnswer(
                 id: result.position.description,
                 sent: result.sent,
-                connections: (try? await connections) ?? 0,
+                connections: connections,
                 clientId: target.clientID,
                 duplicate: result.duplicate ? true : nil
             )
@@ -68,10 +80,23 @@ extension FanfareHTTPHandler {
             throw FanfareError(.limitExceeded, "too many publishes for this credential; slow down")
         }
         // The cluster-wide counts come from the registry; they are read beside the publishes.
-        let channels = Array(Set(targets.map(\.request.channel)))
-        async let counts = Self.connections(on: channels, registry: node.registry)
-        let results = await node.bus.publish(batch: targets.map(\.request))
-        let connections = await counts
+        var connections: [String: Int] = [:]
+        var unknown: [String] = []
+        for channel in Set(targets.map(\.request.channel)) {
+            if let known = node.registry.knownConnections(on: channel) {
+                connections[channel] = known
+            } else {
+                unknown.append(channel)
+            }
+        }
+        let results: [Result<PublishResult, FanfareError>]
+        if unknown.isEmpty {
+            results = await node.bus.publish(batch: targets.map(\.request))
+        } else {
+            async let counts = Self.connections(on: unknown, registry: node.registry)
+            results = await node.bus.publish(batch: targets.map(\.request))
+            connections.merge(await counts) { $1 }
+        }
         var answers: [NotifyAnswer] = []
         answers.reserveCapacity(targets.count)
         var failures: [(index: Int, error: FanfareError)] = []

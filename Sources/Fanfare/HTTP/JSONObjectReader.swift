@@ -23,6 +23,8 @@ struct JSONObjectReader {
 
     private let bytes: [UInt8]
     private var index = 0
+    /// Where the text being read ends (the end of `bytes`, or of one element of an array).
+    private let end: Int
     private let maximumDepth: Int
 
     /// The fields of the object in `bytes`, in order; `nil` when `bytes` is not exactly one
@@ -30,7 +32,15 @@ struct JSONObjectReader {
     /// `maximumDepth`.
     static func fields(of bytes: [UInt8], maximumDepth: Int = 64) -> [Field]? {
         var reader = JSONObjectReader(bytes: bytes, maximumDepth: maximumDepth)
-        return reader.topLevel()
+        return reader.topLevel(validate: true)
+    }
+
+    /// The fields of the object at `span` of `bytes` (an element ``elements(of:maximumDepth:)``
+    /// found, so already valid UTF-8): the same as ``fields(of:maximumDepth:)`` of those
+    /// bytes alone, with spans into `bytes`, and no copy.
+    static func fields(of bytes: [UInt8], in span: Range<Int>, maximumDepth: Int = 64) -> [Field]? {
+        var reader = JSONObjectReader(bytes: bytes, range: span, maximumDepth: maximumDepth)
+        return reader.topLevel(validate: false)
     }
 
     /// The byte ranges of the elements of the array in `bytes`, in order; `nil` when
@@ -70,15 +80,17 @@ struct JSONObjectReader {
         return String(decoding: out, as: UTF8.self)
     }
 
-    private init(bytes: [UInt8], maximumDepth: Int) {
+    private init(bytes: [UInt8], range: Range<Int>? = nil, maximumDepth: Int) {
         self.bytes = bytes
+        self.index = range?.lowerBound ?? 0
+        self.end = range?.upperBound ?? bytes.count
         self.maximumDepth = maximumDepth
     }
 
-    private mutating func topLevel() -> [Field]? {
+    private mutating func topLevel(validate: Bool) -> [Field]? {
         // JSON text is UTF-8: refuse anything else before looking at it.
         // (A check in place: no copy of the body is made for it.)
-        guard (try? UTF8Span(validating: self.bytes.span)) != nil else { return nil }
+        if validate, (try? UTF8Span(validating: self.bytes.span)) == nil { return nil }
         self.skipWhitespace()
         guard self.take(UInt8(ascii: "{")) else { return nil }
         var fields: [Field] = []
@@ -106,7 +118,7 @@ struct JSONObjectReader {
             guard self.take(UInt8(ascii: "}")) else { return nil }
         }
         self.skipWhitespace()
-        return self.index == self.bytes.count ? fields : nil
+        return self.index == self.end ? fields : nil
     }
 
     private mutating func topLevelArray() -> [Range<Int>]? {
@@ -126,7 +138,7 @@ struct JSONObjectReader {
             guard self.take(UInt8(ascii: "]")) else { return nil }
         }
         self.skipWhitespace()
-        return self.index == self.bytes.count ? elements : nil
+        return self.index == self.end ? elements : nil
     }
 
     private mutating func value(depth: Int) -> Kind? {
@@ -227,7 +239,7 @@ struct JSONObjectReader {
     }
 
     private mutating func hex4() -> UInt32? {
-        guard self.index + 4 <= self.bytes.count else { return nil }
+        guard self.index + 4 <= self.end else { return nil }
         var value: UInt32 = 0
         for _ in 0..<4 {
             let byte = self.bytes[self.index]
@@ -274,13 +286,13 @@ struct JSONObjectReader {
 
     private mutating func literal(_ word: StaticString) -> Bool {
         let count = word.utf8CodeUnitCount
-        guard self.index + count <= self.bytes.count else { return false }
+        guard self.index + count <= self.end else { return false }
         for offset in 0..<count where self.bytes[self.index + offset] != word.utf8Start[offset] { return false }
         self.index += count
         return true
     }
 
-    private var peek: UInt8? { self.index < self.bytes.count ? self.bytes[self.index] : nil }
+    private var peek: UInt8? { self.index < self.end ? self.bytes[self.index] : nil }
 
     private mutating func take(_ byte: UInt8) -> Bool {
         guard self.peek == byte else { return false }

@@ -29,6 +29,12 @@ enum NotifyAnswerWriter {
     /// `string` as a JSON string literal, escaped the way `JSONEncoder` escapes.
     static func quote(_ string: String, into buffer: inout ByteBuffer) {
         buffer.writeInteger(UInt8(ascii: "\""))
+        // Ids and positions never need escaping: written in one go.
+        if !string.utf8.contains(where: { $0 < 0x20 || $0 == UInt8(ascii: "\"") || $0 == UInt8(ascii: "\\") }) {
+            buffer.writeString(string)
+            buffer.writeInteger(UInt8(ascii: "\""))
+            return
+        }
         for byte in string.utf8 {
             switch byte {
             case UInt8(ascii: "\""): buffer.writeStaticString(#"\""#)

@@ -25,7 +25,7 @@ struct NotifyTarget: Sendable {
         }
         return try elements.enumerated().map { index, span in
             do {
-                return try NotifyTarget(body: Array(body[span]))
+                return try NotifyTarget(body: body, span: span)
             } catch let error as FanfareError {
                 throw FanfareError(error.code, "item \(index): \(error.message)")
             }
@@ -33,23 +33,35 @@ struct NotifyTarget: Sendable {
     }
 
     init(body: [UInt8]) throws {
-        guard !body.isEmpty, let fields = JSONObjectReader.fields(of: body) else {
+        try self.init(body: body, fields: JSONObjectReader.fields(of: body))
+    }
+
+    /// The item at `span` of a batch body (already read as valid JSON).
+    init(body: [UInt8], span: Range<Int>) throws {
+        try self.init(body: body, fields: JSONObjectReader.fields(of: body, in: span))
+    }
+
+    private init(body: [UInt8], fields: [JSONObjectReader.Field]?) throws {
+        guard !body.isEmpty, let fields else {
             throw FanfareError(.invalidInput, "the body must be a JSON object")
         }
-        var byKey: [String: JSONObjectReader.Field] = [:]
-        for field in fields {
+        // At most seven known fields: scans of the few there are beat a dictionary.
+        for (index, field) in fields.enumerated() {
             guard Self.fields.contains(field.key) else {
                 throw FanfareError(
                     .invalidInput,
                     "unknown field \(field.key): use clientId, userId, channel, broadcast, event, payload, idempotencyKey"
                 )
             }
-            guard byKey.updateValue(field, forKey: field.key) == nil else {
+            guard !fields[..<index].contains(where: { $0.key == field.key }) else {
                 throw FanfareError(.invalidInput, "the field \(field.key) is given twice")
             }
         }
+        func field(_ key: String) -> JSONObjectReader.Field? {
+            fields.first { $0.key == key }
+        }
         func text(_ key: String) throws -> String? {
-            guard let field = byKey[key] else { return nil }
+            guard let field = field(key) else { return nil }
             guard let string = field.string else { throw FanfareError(.invalidInput, "\(key) must be a string") }
             return string
         }
@@ -57,7 +69,7 @@ struct NotifyTarget: Sendable {
         let userID = try text("userId")
         let channel = try text("channel")
         var broadcast = false
-        if let field = byKey["broadcast"] {
+        if let field = field("broadcast") {
             guard case .bool(let value) = field.kind else {
                 throw FanfareError(.invalidInput, "broadcast must be true or false")
             }
@@ -90,7 +102,7 @@ struct NotifyTarget: Sendable {
             throw FanfareError(.invalidInput, "event must be 1-128 of A-Z a-z 0-9 _ . : @ - (no spaces, CR, LF or NUL)")
         }
         // The payload goes on as the publisher wrote it, without whitespace between tokens.
-        let data = byKey["payload"].map { JSONObjectReader.compact(body, $0.span) } ?? "null"
+        let data = field("payload").map { JSONObjectReader.compact(body, $0.span) } ?? "null"
         let idempotencyKey = try text("idempotencyKey")
         if let idempotencyKey, !ChannelName.isValid(idempotencyKey) {
             throw FanfareError(.invalidInput, "idempotencyKey must be 1-128 of A-Z a-z 0-9 _ . : @ -")

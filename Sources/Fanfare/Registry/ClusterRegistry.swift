@@ -9,6 +9,9 @@ protocol ClusterRegistry: Sendable {
     func client(_ id: String) async throws -> [(node: String, connections: Int)]
     /// A channel's streams on every live node (for publish answers; may be a second old).
     func connections(on channel: String) async throws -> Int
+    /// The count of `channel` when it is known without asking Redis (recent enough), else
+    /// `nil`: the publish path answers at once with it.
+    func knownConnections(on channel: String) -> Int?
     /// Removes this node's row at once.
     func leave() async
 }

@@ -24,5 +24,9 @@ struct EmbeddedRegistry: ClusterRegistry {
         self.hub.connections(on: channel)
     }
 
+    func knownConnections(on channel: String) -> Int? {
+        self.hub.connections(on: channel)
+    }
+
     func leave() async {}
 }

@@ -103,6 +103,13 @@ final class RedisRegistry: ClusterRegistry {
     /// The channel's connections on every live node, read at most once a second per
     /// channel (a publish answer may be up to that old; the rows themselves are refreshed
     /// once a second).
+    func knownConnections(on channel: String) -> Int? {
+        guard let cached = self.connectionCache.withLock({ $0[channel] }),
+            ContinuousClock.now - cached.read < Self.connectionCacheLifetime
+        else { return nil }
+        return cached.count
+    }
+
     func connections(on channel: String) async throws -> Int {
         let now = ContinuousClock.now
         if let cached = self.connectionCache.withLock({ $0[channel] }), now - cached.read < Self.connectionCacheLifetime
