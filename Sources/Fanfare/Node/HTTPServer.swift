@@ -90,6 +90,14 @@ struct HTTPServer: Service {
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
             .childChannelOption(.writeBufferWaterMark, value: .init(low: limit / 2, high: limit))
+            // A connection keeps its last read buffer for the next read: for a stream, which
+            // reads nothing after its request, that buffer is idle memory held for its whole
+            // life. Reads start at 512 bytes (a stream's request fits) instead of 2 KiB,
+            // and grow, as before, for connections that send more (publishes, batches).
+            .childChannelOption(
+                .recvAllocator,
+                value: AdaptiveRecvByteBufferAllocator(minimum: 64, initial: 512, maximum: 65_536)
+            )
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try FanfareHTTPHandler.configure(channel.pipeline.syncOperations, node: node, role: role)
