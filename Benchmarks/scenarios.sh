@@ -2,8 +2,27 @@
 # Runs the standard load scenarios against a local cluster of 2 nodes + Redis, all on
 # loopback, with release builds. Prints the load generator's figures for each scenario.
 #
-#   Benchmarks/scenarios.sh [idle|flat|fanout|latency|resume|resume-busy|replay|catchup|floor ...]
-#                                                                              (default: all)
+#   Benchmarks/scenarios.sh [scenario ...]                      (default: all but compare, streams)
+#   PEER=nchan Benchmarks/scenarios.sh [scenario ...]           the same against nchan
+#   RUNS=3 Benchmarks/scenarios.sh compare                      both side by side, with ratios
+#   FANFARE_BINARY=../old/.build/release/fanfare Benchmarks/scenarios.sh flat
+#                                                               another build of the node (before/after)
+#
+# Scenarios: idle flat fanout latency spread batch resume resume-busy replay catchup floor
+# streams compare.
+#
+# The peer is nchan (nginx with Debian's libnginx-mod-nchan, see Benchmarks/nchan-peer.sh):
+# two nginx instances of one worker each sharing the same Redis, in place of the two nodes.
+# Its streams are the same as a node's (a broadcast channel and one of their own) and so
+# are the payloads; the resume scenarios and `batch` are Fanfare's only.
+#
+# `compare` runs idle, latency, flat, fanout and spread against Fanfare and nchan in turn,
+# RUNS times (default 3), then the floor, and prints each figure's median for both and
+# their ratio: the table of the README's benchmark section, from one sitting.
+#
+# `streams` holds 100,200 streams over 6 nodes (one generator process per node, as the
+# open-file limit is 20,000 per process) and broadcasts 10 events at 1/s: streams held,
+# loss, p99 and RSS per stream.
 #
 # `floor` runs no node: it measures what the kernel alone costs to broadcast over loopback
 # TCP on this machine (raw write(2) of one frame per connection, 2 writer threads for the 2
@@ -14,17 +33,21 @@
 # Not a test: the figures go into closing notes and docs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source Benchmarks/nchan-peer.sh
 
 scripts/install-dependencies.sh
-swift build -c release --product fanfare
+fanfare=${FANFARE_BINARY:-.build/release/fanfare}
+[[ -n ${FANFARE_BINARY:-} ]] || swift build -c release --product fanfare
 swift build -c release --product fanfare-load
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 
 workdir=$(mktemp -d)
 redis_port=$(( (RANDOM % 5000) + 21000 ))
 ports=($(( redis_port + 1 )) $(( redis_port + 2 )))
+peer=${PEER:-fanfare}
 pids=()
 cleanup() {
+    nchan_stop
     for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
     wait 2>/dev/null || true
     redis-cli -p "$redis_port" shutdown nosave >/dev/null 2>&1 || true
@@ -35,58 +58,199 @@ trap cleanup EXIT
 redis-server --port "$redis_port" --bind 127.0.0.1 --save "" --appendonly no --dir "$workdir" \
     --logfile "$workdir/redis.log" --daemonize yes
 for _ in $(seq 50); do redis-cli -p "$redis_port" ping >/dev/null 2>&1 && break; sleep 0.1; done
+redis_pid=$(redis-cli -p "$redis_port" info server | tr -d '\r' | sed -n 's/^process_id://p')
 
-start_nodes() {
+# Starts the servers of $peer on the ports given (default: the two of the cluster).
+start_servers() {
+    local port
+    (($#)) || set -- "${ports[@]}"
     pids=()
-    for port in "${ports[@]}"; do
-        .build/release/fanfare serve --host 127.0.0.1 --port "$port" --node-id "bench-$port" \
+    # Each run starts from an empty Redis: no history or counts of the run before, and no
+    # function library (another build may load its own).
+    redis-cli -p "$redis_port" flushall >/dev/null
+    redis-cli -p "$redis_port" function flush >/dev/null
+    if [[ $peer == nchan ]]; then
+        mkdir -p "$workdir/nchan"
+        nchan_start "$workdir/nchan" "$redis_port" "$@"
+        pids=("${nchan_pids[@]}")
+        return
+    fi
+    for port in "$@"; do
+        "$fanfare" serve --host 127.0.0.1 --port "$port" --node-id "bench-$port" \
             --redis "redis://127.0.0.1:$redis_port" --log-level warning >"$workdir/node-$port.log" 2>&1 &
         pids+=($!)
     done
-    for port in "${ports[@]}"; do
+    for port in "$@"; do
         for _ in $(seq 100); do curl -sf "http://127.0.0.1:$port/readyz" >/dev/null && break; sleep 0.1; done
     done
 }
-stop_nodes() {
-    for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-    wait "${pids[@]}" 2>/dev/null || true
+stop_servers() {
+    if [[ $peer == nchan ]]; then
+        nchan_stop
+    else
+        for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+        wait "${pids[@]}" 2>/dev/null || true
+    fi
     pids=()
 }
 
-nodes="http://127.0.0.1:${ports[0]},http://127.0.0.1:${ports[1]}"
-run() {
-    local name=$1
-    shift
-    echo "== $name"
-    start_nodes
-    .build/release/fanfare-load --nodes "$nodes" --pids "$(IFS=,; echo "${pids[*]}")" "$@"
-    stop_nodes
+urls() {
+    local port list=()
+    for port in "$@"; do list+=("http://127.0.0.1:$port"); done
+    (IFS=,; echo "${list[*]}")
 }
 
-scenarios=("$@")
-((${#scenarios[@]})) || scenarios=(idle flat fanout latency resume resume-busy replay catchup floor)
-for scenario in "${scenarios[@]}"; do
-    case $scenario in
-    idle) run "10,000 idle connections" --connections 10000 --events 0 ;;
-    flat) run "1,000 subscribers, broadcast flat out for 10 s" --connections 1000 --events 1000000 --seconds 10 --window 1000 --publishers 64 ;;
-    fanout) run "10,000 subscribers at 10 events/s" --connections 10000 --events 100 --rate 10 ;;
-    latency) run "1,000 subscribers at 1 event/s" --connections 1000 --events 10 --rate 1 ;;
-    resume) run "1,000 clients reconnect 100 events behind" --connections 1000 --events 0 --resume-behind 100 ;;
+# run <label> <generator options...>: one scenario against $peer; its `result:` lines are
+# kept in $workdir/results as "<peer> <label> key=value ...".
+run() {
+    local label=$1 name=$2
+    shift 2
+    echo "== $name ($peer)"
+    start_servers
+    .build/release/fanfare-load --peer "$peer" --nodes "$(urls "${ports[@]}")" \
+        --pids "$(IFS=,; echo "${pids[*]}")" --redis-pid "$redis_pid" "$@" | tee "$workdir/last"
+    sed -n "s/^result: /$peer $label /p" "$workdir/last" >>"$workdir/results"
+    stop_servers
+}
+
+scenario() {
+    case $1 in
+    idle) run idle "10,000 idle connections" --connections 10000 --events 0 ;;
+    flat)
+        run flat "1,000 subscribers, broadcast flat out for 10 s, 16 publishes in flight" \
+            --connections 1000 --events 1000000 --seconds 10 --window 1000 --publishers 16 --settle-seconds 1
+        ;;
+    fanout) run fanout "10,000 subscribers at 10 events/s" --connections 10000 --events 100 --rate 10 --settle-seconds 1 ;;
+    latency) run latency "1,000 subscribers at 1 event/s" --connections 1000 --events 20 --rate 1 --settle-seconds 1 ;;
+    spread)
+        run spread "1,000 subscribers on 1,000 channels, flat out for 10 s: each publish reaches one stream" \
+            --connections 1000 --spread --events 10000000 --seconds 10 --window 2000 --publishers 16 --settle-seconds 1
+        ;;
+    batch)
+        [[ $peer == fanfare ]] || { echo "== batch: Fanfare only (nchan has no batch publish)"; return; }
+        run batch "1,000 subscribers, batches of 100 events to one stream each (token by token), 8 in flight, for 10 s" \
+            --connections 1000 --spread --batch 100 --events 100000000 --seconds 10 --window 20000 --publishers 8 \
+            --settle-seconds 1
+        ;;
+    resume) run resume "1,000 clients reconnect 100 events behind" --connections 1000 --events 0 --resume-behind 100 ;;
     resume-busy)
-        run "1,000 clients reconnect 100 events behind, among 200,000 events of other channels" \
+        run resume-busy "1,000 clients reconnect 100 events behind, among 200,000 events of other channels" \
             --connections 1000 --events 0 --resume-behind 100 --resume-noise 200000 --redis "127.0.0.1:$redis_port"
         ;;
-    replay) run "one client replays 10,000 missed events" --connections 1 --events 0 --resume-behind 10000 ;;
+    replay) run replay "one client replays 10,000 missed events" --connections 1 --events 0 --resume-behind 10000 ;;
     catchup)
-        run "one client catches up 10 MiB (10,000 events of 1 KiB) on one connection" \
+        run catchup "one client catches up 10 MiB (10,000 events of 1 KiB) on one connection" \
             --connections 1 --events 0 --resume-behind 10000 --payload-bytes 1000
         ;;
     floor)
         echo "== floor: 9,000 loopback connections at 10 rounds/s, no server"
-        .build/release/fanfare-load --floor --connections 9000 --events 100 --rate 10
+        .build/release/fanfare-load --floor --connections 9000 --events 100 --rate 10 | tee "$workdir/last"
         echo "== floor: 1,000 loopback connections at 1 round/s, no server"
-        .build/release/fanfare-load --floor --connections 1000 --events 10 --rate 1
+        .build/release/fanfare-load --floor --connections 1000 --events 10 --rate 1 | tee -a "$workdir/last"
         ;;
-    *) echo "unknown scenario $scenario" >&2; exit 2 ;;
+    streams) streams ;;
+    compare) compare ;;
+    *) echo "unknown scenario $1" >&2; exit 2 ;;
     esac
-done
+}
+
+# 100,200 streams over 6 nodes, a generator process per node; a seventh publishes.
+streams() {
+    local count=6 per=16700 index stream_ports=() listeners=() logs=() ready
+    for index in $(seq "$count"); do stream_ports+=($(( redis_port + 10 + index ))); done
+    echo "== $((count * per)) streams over $count nodes, broadcast 10 events at 1/s ($peer)"
+    start_servers "${stream_ports[@]}"
+    for index in $(seq 0 $((count - 1))); do
+        logs+=("$workdir/streams-$index.log")
+        .build/release/fanfare-load --peer "$peer" --nodes "$(urls "${stream_ports[$index]}")" \
+            --pids "${pids[$index]}" --connections "$per" --first-stream $((index * per)) \
+            --listen-events 10 --listen-seconds 120 >"${logs[$index]}" 2>&1 &
+        listeners+=($!)
+    done
+    for _ in $(seq 600); do
+        ready=$(grep -l "connections established" "${logs[@]}" 2>/dev/null | wc -l)
+        ((ready == count)) && break
+        sleep 0.5
+    done
+    ((ready == count)) || { echo "only $ready of $count generators connected" >&2; cat "${logs[@]}" >&2; exit 1; }
+    sleep 2
+    .build/release/fanfare-load --peer "$peer" --nodes "$(urls "${stream_ports[@]}")" --connections 0 \
+        --events 10 --rate 1 --publishers 1
+    wait "${listeners[@]}" || true
+    local rss=0 delivered=0 missing=0 p99=0 line
+    for index in $(seq 0 $((count - 1))); do
+        echo "-- node $index"; cat "${logs[$index]}"
+        line=$(grep "KiB per connection" "${logs[$index]}" | head -1)
+        rss=$(( rss + $(sed -n 's/^result: rss_bytes_per_stream=\([0-9]*\).*/\1/p' "${logs[$index]}") ))
+        delivered=$(( delivered + $(sed -n 's/^result: delivered=\([0-9]*\).*/\1/p' "${logs[$index]}") ))
+        missing=$(( missing + $(sed -n 's/^result: delivered=[0-9]* missing=\(-\?[0-9]*\).*/\1/p' "${logs[$index]}") ))
+    done
+    p99=$(sed -n 's/.*latency_p99_ms=\([0-9.]*\).*/\1/p' "${logs[@]}" | sort -n | tail -1)
+    echo "streams: $((count * per)) held on $count nodes; delivered $delivered, missing $missing;"
+    echo "  worst node p99 $p99 ms; RSS $(( rss / count )) bytes per stream (mean of the nodes)"
+    stop_servers
+}
+
+# Both peers in turn, RUNS times, then the floor; medians and ratios.
+compare() {
+    local round which
+    : >"$workdir/results"
+    for round in $(seq "${RUNS:-3}"); do
+        for which in fanfare nchan; do
+            peer=$which
+            for name in idle latency flat fanout spread; do scenario "$name"; done
+        done
+    done
+    peer=fanfare
+    scenario batch
+    scenario floor
+    python3 - "$workdir/results" "$workdir/last" <<'PY'
+import statistics, sys
+rows = {}
+for line in open(sys.argv[1]):
+    peer, label, *pairs = line.split()
+    for pair in pairs:
+        key, value = pair.split("=")
+        rows.setdefault((label, key), {}).setdefault(peer, []).append(float(value))
+floor = open(sys.argv[2]).read()
+table = [
+    ("latency", "answer_p50_ms", "1,000 subscribers, 1 event/s: publish answer p50 (ms)"),
+    ("latency", "latency_p50_ms", "same: publish→receive p50 (ms)"),
+    ("latency", "latency_p99_ms", "same: publish→receive p99 (ms)"),
+    ("flat", "deliveries_per_s", "1,000 subscribers, broadcast, 16 in flight: deliveries/s"),
+    ("flat", "node_user_us_per_delivery", "same: user CPU per delivery, servers (µs)"),
+    ("flat", "all_us_per_delivery", "same: all CPU per delivery, servers + Redis + loader (µs)"),
+    ("idle", "rss_bytes_per_stream", "10,000 idle streams: RSS per stream (bytes)"),
+    ("fanout", "node_us_per_delivery", "10,000 subscribers, 10 events/s: server CPU per delivery (µs)"),
+    ("fanout", "missing", "same: deliveries missing"),
+    ("spread", "events_per_s", "1,000 subscribers on 1,000 channels, flat out: publishes/s"),
+    ("spread", "node_us_per_publish", "same: server CPU per publish (µs)"),
+    ("spread", "redis_us_per_publish", "same: Redis CPU per publish (µs)"),
+    ("batch", "events_per_s", "batches of 100 to 1,000 channels: events/s (Fanfare only)"),
+    ("batch", "redis_us_per_publish", "same: Redis CPU per event (µs)"),
+]
+def median(values):
+    return statistics.median(values) if values else None
+def show(value):
+    if value is None: return "–"
+    return f"{value:,.0f}" if abs(value) >= 100 else f"{value:.2f}"
+print()
+print(f"== side by side, medians of {max((len(v) for r in rows.values() for v in r.values()), default=0)} runs")
+print(f"| scenario | nchan | Fanfare | Fanfare / nchan |")
+print(f"|---|---|---|---|")
+for label, key, text in table:
+    values = rows.get((label, key), {})
+    fanfare, nchan = median(values.get("fanfare", [])), median(values.get("nchan", []))
+    ratio = f"{fanfare / nchan:.2f}" if fanfare is not None and nchan else "–"
+    print(f"| {text} | {show(nchan)} | {show(fanfare)} | {ratio} |")
+print()
+print("floor (no server, same sitting):")
+for line in floor.splitlines():
+    if line.startswith(("floor:", "round due", "writer CPU", "subscriber CPU")):
+        print("  " + line)
+PY
+}
+
+scenarios=("$@")
+((${#scenarios[@]})) || scenarios=(idle flat fanout latency spread batch resume resume-busy replay catchup floor)
+for name in "${scenarios[@]}"; do scenario "$name"; done

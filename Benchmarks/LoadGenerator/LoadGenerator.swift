@@ -65,6 +65,40 @@ struct LoadGenerator: AsyncParsableCommand {
     @Option(help: "Only connect, measure RSS, and hold the connections this many seconds.")
     var idleSeconds = 0
 
+    @Option(help: "The number of the first stream (load-<n>): generators sharing a cluster take turns.")
+    var firstStream = 0
+
+    @Option(help: "The server: fanfare, or nchan (the peer; see Benchmarks/nchan-peer.sh).")
+    var peer = Peer.fanfare
+
+    @Flag(help: "Each publish reaches one stream (stream seq % connections) instead of all of them.")
+    var spread = false
+
+    @Option(
+        help: """
+            Events per publish request: more than 1 sends a JSON array (Fanfare's batch publish); with \
+            --spread, all of a batch's events go to one stream.
+            """
+    )
+    var batch = 1
+
+    @Option(help: "The process id of the cluster's Redis, for its CPU per publish.")
+    var redisPid: Int32 = 0
+
+    @Option(help: "Seconds to wait after every stream is open before publishing.")
+    var settleSeconds = 0.0
+
+    @Option(
+        help: """
+            Listen only: publish nothing, wait until every stream has this many events (or \
+            --listen-seconds pass) and report what arrived. Another generator publishes.
+            """
+    )
+    var listenEvents = 0
+
+    @Option(help: "With --listen-events: the most seconds to wait, from the moment every stream is open.")
+    var listenSeconds = 120.0
+
     func run() async throws {
         let urls = self.nodes.split(separator: ",").map(String.init)
         let targets = try urls.map { try Target(url: $0) }
@@ -95,6 +129,8 @@ struct LoadGenerator: AsyncParsableCommand {
                         + "\(String(format: "%.2f", delta / 1024)) KiB per connection (\(perNode) connections)"
                 )
             }
+            let total = zip(rssAfter, rssBefore).reduce(0) { $0 + $1.0 - $1.1 }
+            Self.printResult([("rss_bytes_per_stream", "\(total / max(1, self.connections))")])
         }
         if self.idleSeconds > 0 {
             try await Task.sleep(for: .seconds(self.idleSeconds))
@@ -108,6 +144,8 @@ struct LoadGenerator: AsyncParsableCommand {
                 loops: loops,
                 stats: stats
             )
+        } else if self.listenEvents > 0 {
+            try await self.listen(stats: stats, loops: loops)
         } else if self.events > 0 {
             try await self.publishAndMeasure(targets: targets, group: group, stats: stats, loops: loops, pids: pids)
         }
@@ -122,58 +160,151 @@ struct LoadGenerator: AsyncParsableCommand {
         loops: [any EventLoop],
         pids: [Int32]
     ) async throws {
-        let publisher = try await Publisher.connect(targets: targets, count: self.publishers, group: group)
+        if self.settleSeconds > 0 { try await Task.sleep(for: .seconds(self.settleSeconds)) }
+        // Publishers have a thread of their own, as a publishing service would: an answer is
+        // read when it arrives, not after the deliveries the subscribers' loops are reading.
+        let publishing = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        defer { publishing.shutdownGracefully { _ in } }
+        let publisher = try await Publisher.connect(targets: targets, count: self.publishers, group: publishing)
         let cpuBefore = pids.map(ProcessStats.cpuSplit)
+        let redisBefore = self.redisPid > 0 ? ProcessStats.cpuSeconds(self.redisPid) : 0
         let selfBefore = ProcessStats.selfCPUSeconds()
         let start = LoadClock.nanoseconds()
         let padding = String(repeating: "x", count: self.payloadBytes)
         var failures = 0
         var published = 0
         let stopAt = self.seconds > 0 ? start + Int64(self.seconds * 1e9) : Int64.max
+        let batch = max(1, self.batch)
+        let perEvent = self.spread ? 1 : self.connections
+        let peer = self.peer
+        let spread = self.spread ? max(1, self.connections) : 0
+        let first = self.firstStream
+        let firstStreamBase = self.firstStream
+        var flatChannels: [any Channel] = []
+        defer { for channel in flatChannels { channel.close(promise: nil) } }
         // How long a publish takes to be answered (the node has then handed it to Redis).
         let roundTrips = RoundTrips()
-        try await withThrowingTaskGroup(of: (Int, Int).self) { tasks in
-            let lanes = self.rate > 0 ? 1 : self.publishers
+        if self.rate == 0 {
+            // Flat out: closed-loop lanes on the publishing loop (see FlatPublisher.swift).
+            let lanes = max(1, self.publishers)
+            var outcomes: [EventLoopFuture<FlatPublisherHandler.Outcome>] = []
+            let events = self.events
+            let window = self.window
             for lane in 0..<lanes {
-                tasks.addTask {
-                    var failed = 0
-                    var sent = 0
-                    var seq = lane
-                    while seq < self.events && LoadClock.nanoseconds() < stopAt {
-                        if self.rate == 0 {
-                            // Flow control: stay at most `window` events ahead of delivery.
-                            let allowed = (seq - self.window) * self.connections
-                            while stats.reduce(0, { $0 + $1.progress.load(ordering: .relaxed) }) < allowed {
-                                try await Task.sleep(for: .microseconds(200))
-                            }
-                        } else {
-                            let due = start + Int64(Double(seq) / self.rate * 1e9)
-                            let wait = due - LoadClock.nanoseconds()
-                            if wait > 0 { try await Task.sleep(for: .nanoseconds(wait)) }
+                let target = targets[lane % targets.count]
+                let loop = publishing.next()
+                let done = loop.makePromise(of: FlatPublisherHandler.Outcome.self)
+                let host = target.host
+                let channel = try await ClientBootstrap(group: loop)
+                    .channelOption(.socketOption(.tcp_nodelay), value: 1)
+                    .channelInitializer { channel in
+                        channel.eventLoop.makeCompletedFuture {
+                            try channel.pipeline.syncOperations.addHandler(
+                                FlatPublisherHandler(
+                                    lane: lane,
+                                    lanes: lanes,
+                                    batch: batch,
+                                    events: events,
+                                    stopAt: stopAt,
+                                    window: window,
+                                    perEvent: perEvent,
+                                    stats: stats,
+                                    isPublished: { peer.published($0) },
+                                    make: { first, count, now, request in
+                                        peer.writePublish(
+                                            first: first,
+                                            count: count,
+                                            batchSize: batch,
+                                            sentAt: now,
+                                            padding: padding,
+                                            spread: spread,
+                                            firstStream: firstStreamBase,
+                                            host: host,
+                                            into: &request
+                                        )
+                                    },
+                                    done: done
+                                )
+                            )
                         }
-                        let sentAt = LoadClock.nanoseconds()
-                        let body =
-                            #"{"broadcast":true,"event":"load","payload":{"seq":\#(seq),"t":\#(sentAt),"#
-                            + #""pad":"\#(padding)"}}"#
-                        let status = try await publisher.publish(lane: lane, body: body)
-                        let roundTrip = UInt64(max(0, LoadClock.nanoseconds() - sentAt) / 1_000)
-                        roundTrips.record(roundTrip)
-                        if status != 200 { failed += 1 } else { sent += 1 }
-                        seq += lanes
                     }
-                    return (sent, failed)
-                }
+                    .connect(host: target.host, port: target.port).get()
+                try await loop.submit {
+                    try channel.pipeline.syncOperations.handler(type: FlatPublisherHandler.self).start()
+                }.get()
+                outcomes.append(done.futureResult)
+                flatChannels.append(channel)
             }
-            for try await (sent, failed) in tasks {
-                published += sent
-                failures += failed
+            for outcome in outcomes {
+                let result = try await outcome.get()
+                published += result.sent
+                failures += result.failed
+                roundTrips.histogram.withLock { $0.add(result.roundTrips) }
+            }
+        } else {
+            try await withThrowingTaskGroup(of: (Int, Int).self) { tasks in
+                let lanes = self.rate > 0 ? 1 : self.publishers
+                for lane in 0..<lanes {
+                    tasks.addTask {
+                        var failed = 0
+                        var sent = 0
+                        // Requests are numbered; request k carries events k * batch ..< (k + 1) * batch.
+                        var request = lane
+                        while request * batch < self.events && LoadClock.nanoseconds() < stopAt {
+                            let seq = request * batch
+                            if self.rate == 0 {
+                                // Flow control: stay at most `window` events ahead of delivery.
+                                let allowed = (seq - self.window) * perEvent
+                                while stats.reduce(0, { $0 + $1.progress.load(ordering: .relaxed) }) < allowed {
+                                    try await Task.sleep(for: .microseconds(200))
+                                }
+                            } else {
+                                let due = start + Int64(Double(seq) / self.rate * 1e9)
+                                let wait = due - LoadClock.nanoseconds()
+                                if wait > 0 { try await Task.sleep(for: .nanoseconds(wait)) }
+                            }
+                            let sentAt = LoadClock.nanoseconds()
+                            let count = min(batch, self.events - seq)
+                            let payloads = (seq..<(seq + count)).map { seq in
+                                (
+                                    #"{"seq":\#(seq),"t":\#(sentAt),"pad":"\#(padding)"}"#,
+                                    spread > 0 ? first + seq % spread : nil
+                                )
+                            }
+                            let status = try await publisher.publish(lane: lane) { host in
+                                if batch == 1 {
+                                    return peer.publishRequest(
+                                        payload: payloads[0].0,
+                                        stream: payloads[0].1,
+                                        host: host
+                                    )
+                                }
+                                let items = payloads.map { payload, stream in
+                                    let target = stream.map { #""clientId":"load-\#($0)""# } ?? #""broadcast":true"#
+                                    return #"{\#(target),"event":"load","payload":\#(payload)}"#
+                                }
+                                return peer.batchRequest(batch: "[" + items.joined(separator: ",") + "]", host: host)
+                            }
+                            let roundTrip = UInt64(max(0, LoadClock.nanoseconds() - sentAt) / 1_000)
+                            roundTrips.record(roundTrip)
+                            if peer.published(status) { sent += count } else { failed += count }
+                            request += lanes
+                        }
+                        return (sent, failed)
+                    }
+                }
+                for try await (sent, failed) in tasks {
+                    published += sent
+                    failures += failed
+                }
             }
         }
         let publishEnd = LoadClock.nanoseconds()
-        let expected = published * self.connections
+        let redisCPU = self.redisPid > 0 ? ProcessStats.cpuSeconds(self.redisPid) - redisBefore : 0
+        let expected = published * perEvent
         // Wait for the deliveries to drain (bounded).
         let deadline = LoadClock.nanoseconds() + 30_000_000_000
-        while LoadClock.nanoseconds() < deadline {
+        while expected > 0, LoadClock.nanoseconds() < deadline {
             let delivered = try await Self.total(stats, loops) { $0.delivered }
             if delivered >= expected { break }
             try await Task.sleep(for: .milliseconds(20))
@@ -181,13 +312,24 @@ struct LoadGenerator: AsyncParsableCommand {
         let merged = try await Self.merge(stats, loops)
         let end = max(merged.lastDelivery, publishEnd)
         let seconds = Double(end - start) / 1e9
+        let publishSeconds = Double(publishEnd - start) / 1e9
         let selfCPU = ProcessStats.selfCPUSeconds() - selfBefore
-        print("events published: \(published) (\(failures) failed) at \(self.rate > 0 ? "\(self.rate)/s" : "flat out")")
+        let shape = self.spread ? "each to one stream" : "broadcast"
+        print(
+            "events published: \(published) (\(failures) failed), \(shape), "
+                + "\(self.rate > 0 ? "\(self.rate)/s" : "flat out"), \(batch) per request: "
+                + "\(Int(Double(published) / publishSeconds)) events/s over \(String(format: "%.2f", publishSeconds)) s"
+        )
         print(
             "deliveries expected: \(expected), delivered: \(merged.delivered), missing: \(expected - merged.delivered)"
         )
-        print("duplicates: \(merged.duplicates), out of order: \(merged.outOfOrder)")
-        print("deliveries/s: \(Int(Double(merged.delivered) / seconds)) over \(String(format: "%.2f", seconds)) s")
+        if self.peer.readsIDs && !self.spread {
+            print("duplicates: \(merged.duplicates), out of order: \(merged.outOfOrder)")
+        } else {
+            print("duplicates and order: not checked (ids without the broadcast position)")
+        }
+        let deliveriesPerSecond = Int(Double(merged.delivered) / seconds)
+        print("deliveries/s: \(deliveriesPerSecond) over \(String(format: "%.2f", seconds)) s")
         let latency = merged.latency
         print(
             "publish→receive latency ms: p50 \(Self.ms(latency.valueAtPercentile(50))), "
@@ -198,6 +340,15 @@ struct LoadGenerator: AsyncParsableCommand {
             "publish round trip ms: p50 \(Self.ms(publishes.valueAtPercentile(50))), "
                 + "p99 \(Self.ms(publishes.valueAtPercentile(99))), max \(Self.ms(publishes.max))"
         )
+        var result: [(String, String)] = [
+            ("events_per_s", "\(Int(Double(published) / publishSeconds))"),
+            ("deliveries_per_s", "\(deliveriesPerSecond)"),
+            ("missing", "\(expected - merged.delivered)"),
+            ("latency_p50_ms", Self.ms(latency.valueAtPercentile(50))),
+            ("latency_p99_ms", Self.ms(latency.valueAtPercentile(99))),
+            ("answer_p50_ms", Self.ms(publishes.valueAtPercentile(50))),
+            ("loader_us_per_delivery", Self.micro(selfCPU, merged.delivered)),
+        ]
         if !pids.isEmpty {
             let cpuAfter = pids.map(ProcessStats.cpuSplit)
             let nodeUser = zip(cpuAfter, cpuBefore).reduce(0.0) { $0 + ($1.0.user - $1.1.user) }
@@ -206,14 +357,63 @@ struct LoadGenerator: AsyncParsableCommand {
             print(
                 "node CPU: \(String(format: "%.2f", nodeCPU)) s "
                     + "(user \(String(format: "%.2f", nodeUser)) s, system \(String(format: "%.2f", nodeSystem)) s), "
-                    + "\(Self.micro(nodeCPU, merged.delivered)) µs per delivery"
+                    + "\(Self.micro(nodeCPU, merged.delivered)) µs per delivery "
+                    + "(user \(Self.micro(nodeUser, merged.delivered))), \(Self.micro(nodeCPU, published)) µs per publish"
             )
+            let all = nodeCPU + redisCPU + selfCPU
+            print(
+                "all CPU (nodes, Redis, load generator): \(String(format: "%.2f", all)) s, "
+                    + "\(Self.micro(all, merged.delivered)) µs per delivery"
+            )
+            result += [
+                ("node_us_per_delivery", Self.micro(nodeCPU, merged.delivered)),
+                ("node_user_us_per_delivery", Self.micro(nodeUser, merged.delivered)),
+                ("node_us_per_publish", Self.micro(nodeCPU, published)),
+                ("all_us_per_delivery", Self.micro(all, merged.delivered)),
+            ]
+        }
+        if self.redisPid > 0 {
+            print(
+                "Redis CPU: \(String(format: "%.2f", redisCPU)) s, \(Self.micro(redisCPU, published)) µs per publish"
+            )
+            result.append(("redis_us_per_publish", Self.micro(redisCPU, published)))
         }
         print(
             "load generator CPU: \(String(format: "%.2f", selfCPU)) s, "
                 + "\(Self.micro(selfCPU, merged.delivered)) µs per delivery"
         )
+        Self.printResult(result)
         await publisher.close()
+    }
+
+    /// One line the scenarios script collects into its side-by-side table.
+    static func printResult(_ figures: [(String, String)]) {
+        print("result: " + figures.map { "\($0)=\($1)" }.joined(separator: " "))
+    }
+
+    /// Publishes nothing: waits until every stream has `listenEvents` events (or the
+    /// deadline passes) and reports what arrived.
+    private func listen(stats: [LoopStats], loops: [any EventLoop]) async throws {
+        let expected = self.listenEvents * self.connections
+        let deadline = LoadClock.nanoseconds() + Int64(self.listenSeconds * 1e9)
+        while LoadClock.nanoseconds() < deadline {
+            if try await Self.total(stats, loops, { $0.delivered }) >= expected { break }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        let merged = try await Self.merge(stats, loops)
+        let latency = merged.latency
+        print(
+            "deliveries expected: \(expected), delivered: \(merged.delivered), missing: \(expected - merged.delivered)"
+        )
+        print("duplicates: \(merged.duplicates), out of order: \(merged.outOfOrder)")
+        print(
+            "publish→receive latency ms: p50 \(Self.ms(latency.valueAtPercentile(50))), "
+                + "p99 \(Self.ms(latency.valueAtPercentile(99))), max \(Self.ms(latency.max))"
+        )
+        Self.printResult([
+            ("delivered", "\(merged.delivered)"), ("missing", "\(expected - merged.delivered)"),
+            ("duplicates", "\(merged.duplicates)"), ("latency_p99_ms", Self.ms(latency.valueAtPercentile(99))),
+        ])
     }
 
     /// Opens every subscriber (optionally resuming after `lastEventID`) and waits for each
@@ -224,23 +424,30 @@ struct LoadGenerator: AsyncParsableCommand {
         stats: [LoopStats],
         lastEventID: String?
     ) async throws -> [any Channel] {
+        guard self.connections > 0 else { return [] }
         let allConnected = loops[0].makePromise(of: Void.self)
         let remaining = ManagedAtomicCounter(self.connections)
         var channels: [any Channel] = []
         channels.reserveCapacity(self.connections)
-        let resume = lastEventID.map { "Last-Event-ID: \($0)\r\n" } ?? ""
+        let peer = self.peer
+        let readsIDs = peer.readsIDs && !self.spread
         for index in 0..<self.connections {
             let target = targets[index % targets.count]
             let loopIndex = index % loops.count
             let request = ByteBuffer(
-                string: "GET /api/sse/subscribe/load-\(index) HTTP/1.1\r\nHost: \(target.host)\r\n"
-                    + "Accept: text/event-stream\r\n\(resume)\r\n"
+                string: peer.subscribeRequest(
+                    index: index + self.firstStream,
+                    host: target.host,
+                    lastEventID: lastEventID,
+                    spread: self.spread
+                )
             )
             let channel = try await ClientBootstrap(group: loops[loopIndex])
                 .channelInitializer { channel in
                     channel.eventLoop.makeCompletedFuture {
                         try channel.pipeline.syncOperations.addHandler(
-                            SubscriberHandler(request: request, stats: stats[loopIndex]) {
+                            SubscriberHandler(request: request, stats: stats[loopIndex], peer: peer, readsIDs: readsIDs)
+                            {
                                 if remaining.decrement() == 0 { allConnected.succeed() }
                             }
                         )
@@ -264,7 +471,9 @@ struct LoadGenerator: AsyncParsableCommand {
     ) async throws -> [any Channel] {
         let publisher = try await Publisher.connect(targets: targets, count: self.publishers, group: group)
         let padding = String(repeating: "x", count: max(0, self.payloadBytes))
-        _ = try await publisher.publish(lane: 0, body: Self.body(seq: 0, padding: padding))
+        _ = try await publisher.publish(lane: 0) {
+            self.peer.publishRequest(payload: Self.payload(seq: 0, padding: padding), stream: nil, host: $0)
+        }
         while try await Self.total(stats, loops, { $0.delivered }) < self.connections {
             try await Task.sleep(for: .milliseconds(5))
         }
@@ -276,7 +485,13 @@ struct LoadGenerator: AsyncParsableCommand {
                 tasks.addTask {
                     var seq = lane
                     while seq < self.resumeBehind {
-                        _ = try await publisher.publish(lane: lane, body: Self.body(seq: seq, padding: padding))
+                        _ = try await publisher.publish(lane: lane) {
+                            self.peer.publishRequest(
+                                payload: Self.payload(seq: seq, padding: padding),
+                                stream: nil,
+                                host: $0
+                            )
+                        }
                         seq += self.publishers
                     }
                 }
@@ -326,8 +541,8 @@ struct LoadGenerator: AsyncParsableCommand {
         return reconnected
     }
 
-    static func body(seq: Int, padding: String) -> String {
-        #"{"broadcast":true,"event":"load","payload":{"seq":\#(seq),"t":\#(LoadClock.nanoseconds()),"pad":"\#(padding)"}}"#
+    static func payload(seq: Int, padding: String) -> String {
+        #"{"seq":\#(seq),"t":\#(LoadClock.nanoseconds()),"pad":"\#(padding)"}"#
     }
 
     static func ms(_ micros: UInt64) -> String { String(format: "%.2f", Double(micros) / 1000) }

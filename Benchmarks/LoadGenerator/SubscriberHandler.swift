@@ -58,10 +58,13 @@ final class SubscriberHandler: ChannelInboundHandler {
     /// The start of a line that the previous read cut off.
     private var partial: [UInt8] = []
 
-    init(request: ByteBuffer, stats: LoopStats, onConnected: @escaping () -> Void) {
+    /// `readsIDs`: whether the ids hold the broadcast position (see ``LineScanner/readsIDs``).
+    init(request: ByteBuffer, stats: LoopStats, peer: Peer, readsIDs: Bool, onConnected: @escaping () -> Void) {
         self.request = request
         self.stats = stats
         self.onConnected = onConnected
+        self.scanner.connectedOnHead = peer.connectedOnHead
+        self.scanner.readsIDs = readsIDs
     }
 
     func channelActive(context: ChannelHandlerContext) {
@@ -112,6 +115,11 @@ final class SubscriberHandler: ChannelInboundHandler {
 /// The per-connection scanning state; a value type, kept in a local while a read is
 /// scanned. Deliveries go straight into the loop's figures.
 struct LineScanner {
+    /// The stream is open once the response head arrived (a peer without `__connected`).
+    var connectedOnHead = false
+    /// Whether `id:` lines hold the broadcast position, so order and duplicates can be
+    /// checked; when not, deliveries are only counted.
+    var readsIDs = true
     var headersDone = false
     var connectedNow = false
     var lastID = SSEEventKey.none
@@ -123,13 +131,16 @@ struct LineScanner {
         var count = line.count
         if count > 0, line[count - 1] == UInt8(ascii: "\r") { count -= 1 }
         if !self.headersDone {
-            if count == 0 { self.headersDone = true }
+            if count == 0 {
+                self.headersDone = true
+                if self.connectedOnHead { self.connectedNow = true }
+            }
             return
         }
         guard count > 0 else { return }
         let line = UnsafeRawBufferPointer(rebasing: line[0..<count])
         switch line[0] {
-        case UInt8(ascii: "i") where Self.has(line, prefix: "id: "):
+        case UInt8(ascii: "i") where self.readsIDs && Self.has(line, prefix: "id: "):
             let text = UnsafeRawBufferPointer(rebasing: line[4...])
             if let first = text.first, first >= 48, first <= 57 {
                 // An id of the earlier kind, `<ms>-<seq>` (a cursor starts with a letter):
@@ -148,7 +159,9 @@ struct LineScanner {
             let sentNanos = Self.number(line, &index)
             stats.delivered += 1
             stats.lastDelivery = now
-            if self.currentID == self.lastID {
+            if !self.readsIDs {
+                // Counted only.
+            } else if self.currentID == self.lastID {
                 stats.duplicates += 1
             } else if self.currentID < self.lastID {
                 stats.outOfOrder += 1

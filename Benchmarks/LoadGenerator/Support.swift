@@ -44,15 +44,12 @@ final class Publisher: Sendable {
         return Publisher(channels: channels, handlers: handlers, hosts: hosts)
     }
 
-    /// Publishes one notify body on `lane` and returns the HTTP status.
-    func publish(lane: Int, body: String) async throws -> Int {
+    /// Sends one publish request (made by the ``Peer``) on `lane` and returns the HTTP status.
+    func publish(lane: Int, request make: (_ host: String) -> String) async throws -> Int {
         let index = lane % self.channels.count
         let channel = self.channels[index]
         let handler = self.handlers[index]
-        let request = ByteBuffer(
-            string: "POST /api/sse/notify HTTP/1.1\r\nHost: \(self.hosts[index])\r\n"
-                + "Content-Type: application/json\r\nContent-Length: \(body.utf8.count)\r\n\r\n\(body)"
-        )
+        let request = ByteBuffer(string: make(self.hosts[index]))
         let promise = channel.eventLoop.makePromise(of: Int.self)
         channel.eventLoop.execute {
             guard let context = try? channel.pipeline.syncOperations.context(handlerType: PublisherHandler.self) else {
