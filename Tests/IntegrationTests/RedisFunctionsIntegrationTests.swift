@@ -275,6 +275,25 @@ struct RedisFunctionsIntegrationTests {
         let client = try await self.call(connection, "client", keys: [names.nodes], ["alice"])
         #expect(client.array?.first?.string == "n1" && client.array?.last?.int == 2)
         #expect(try await self.call(connection, "connections", keys: [names.nodes], ["orders"]).int == 1)
+
+        // Later heartbeats carry only what changed: nothing ("0"), or changes ("2", where 0
+        // removes a channel); the rest of the counts stay as they were.
+        let keys = [names.nodes, names.nodeInfo("n1"), names.nodeCounts("n1")]
+        _ = try await self.call(connection, "heartbeat", keys: keys, ["n1", "5000", row, "0"])
+        #expect(try await self.call(connection, "connections", keys: [names.nodes], ["orders"]).int == 1)
+        _ = try await self.call(
+            connection,
+            "heartbeat",
+            keys: keys,
+            ["n1", "5000", row, "2", "orders", "0", "client:bob", "1", "alerts", "3"]
+        )
+        let counts = try await connection.send("HGETALL", RESPArgument(names.nodeCounts("n1")))
+        var byChannel: [String: String] = [:]
+        let fields = counts.array?.compactMap(\.string) ?? []
+        for index in stride(from: 0, to: fields.count - 1, by: 2) { byChannel[fields[index]] = fields[index + 1] }
+        #expect(byChannel == ["client:alice": "2", "client:bob": "1", "alerts": "3"])
+        #expect(try await self.call(connection, "connections", keys: [names.nodes], ["orders"]).int == 0)
+        #expect(try await self.call(connection, "connections", keys: [names.nodes], ["alerts"]).int == 3)
         _ = try await self.call(
             connection,
             "leave",

@@ -46,6 +46,8 @@ final class NodeHub: Sendable {
         var heads: [(channel: String, generation: Int)] = []
         var headsScheduled = false
         var emptied: [AsyncSignal<Void>] = []
+        /// Channels whose stream count changed since the registry last took them.
+        var changed = Set<String>()
     }
 
     /// Work the machine asked for that happens outside the lock.
@@ -121,6 +123,7 @@ final class NodeHub: Sendable {
         let (id, channels, client) = (ObjectIdentifier(stream), stream.channels, ChannelName.client(stream.clientID))
         let work = self.state.withLock { state in
             let work = Self.enqueue(state.machine.join(id, channels: channels), &state)
+            state.changed.formUnion(channels)
             if state.machine.streams(on: client) == 1 { state.counts.clients += 1 }
             state.counts.connections += 1
             state.counts.version += 1
@@ -135,6 +138,7 @@ final class NodeHub: Sendable {
         let (id, channels, client) = (ObjectIdentifier(stream), stream.channels, ChannelName.client(stream.clientID))
         let (work, emptied) = self.state.withLock { state in
             let work = Self.enqueue(state.machine.leave(id, channels: channels), &state)
+            state.changed.formUnion(channels)
             if state.machine.streams(on: client) == 0 { state.counts.clients -= 1 }
             state.counts.connections -= 1
             state.counts.version += 1
@@ -171,6 +175,22 @@ final class NodeHub: Sendable {
 
     func connections(on channel: String) -> Int {
         self.state.withLock { $0.machine.streams(on: channel) }
+    }
+
+    /// The counts, with the channels whose stream count changed since the last call (0 for
+    /// a channel without streams now), or with every channel (`all`).
+    ///
+    /// The registry writes only what changed: with 16,700 streams a node has as many
+    /// `client:<id>` channels, and rewriting all of them every second cost more than
+    /// the streams themselves.
+    func countChanges(all: Bool) -> (counts: Counts, changed: [(channel: String, streams: Int)]) {
+        self.state.withLock { state in
+            defer { state.changed.removeAll() }
+            if all {
+                return (state.counts, state.machine.streamCounts.map { ($0.key, $0.value) })
+            }
+            return (state.counts, state.changed.map { ($0, state.machine.streams(on: $0)) })
+        }
     }
 
     // MARK: The bus

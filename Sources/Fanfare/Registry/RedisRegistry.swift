@@ -14,8 +14,9 @@ final class RedisRegistry: ClusterRegistry {
     private let names: RedisNames
     private let ttlMilliseconds: Int64
     private let logger: Logger
-    /// The counts version last written; counts are rewritten only when it changed.
-    private let writtenVersion = Mutex<Int?>(nil)
+    /// Whether Redis may lack this node's counts (at first, and after a failed write):
+    /// the next write replaces them all.
+    private let countsLost = Mutex(true)
     /// Cluster-wide connections per channel, as last read, with when.
     private let connectionCache = Mutex<[String: (count: Int, read: ContinuousClock.Instant)]>([:])
     /// How long a channel's cluster-wide count is reused before it is read again.
@@ -37,27 +38,29 @@ final class RedisRegistry: ClusterRegistry {
         self.logger = logger
     }
 
-    /// Writes this node's row once.
+    /// Writes this node's row once, with the channel counts that changed since the last
+    /// write (all of them after a failure, or the first time).
     func refresh() async {
-        let counts = self.hub.snapshot()
-        let replace = self.writtenVersion.withLock { $0 } != counts.version
+        let full = self.countsLost.withLock { $0 }
+        let (counts, changed) = self.hub.countChanges(all: full)
         let row = (try? APIJSON.string(self.identity.row(counts))) ?? "{}"
+        // "1": replace the counts with these; "2": these changed (0: the channel has none).
+        let mode: RESPArgument = full ? "1" : changed.isEmpty ? "0" : "2"
         var arguments: [RESPArgument] = [
-            RESPArgument(self.identity.id), RESPArgument(self.ttlMilliseconds), RESPArgument(row), replace ? "1" : "0",
+            RESPArgument(self.identity.id), RESPArgument(self.ttlMilliseconds), RESPArgument(row), mode,
         ]
-        if replace {
-            arguments.reserveCapacity(arguments.count + counts.channels.count * 2)
-            for (channel, count) in counts.channels {
-                arguments.append(RESPArgument(channel))
-                arguments.append(RESPArgument(count))
-            }
+        arguments.reserveCapacity(arguments.count + changed.count * 2)
+        for (channel, streams) in changed {
+            arguments.append(RESPArgument(channel))
+            arguments.append(RESPArgument(streams))
         }
         do {
             _ = try await self.bus.fcall("heartbeat", keys: self.rowKeys, arguments: arguments)
-            if replace { self.writtenVersion.withLock { $0 = counts.version } }
+            if full { self.countsLost.withLock { $0 = false } }
         } catch {
-            // Counts must be rewritten after a failure: Redis may have lost them.
-            self.writtenVersion.withLock { $0 = nil }
+            // Counts must be rewritten after a failure: Redis may have lost them, and the
+            // changes taken for this write are gone.
+            self.countsLost.withLock { $0 = true }
             // A refresh cut short by the drain is not a failure worth a warning.
             if !(error is CancellationError) {
                 self.logger.warning("registry.refresh.failed", metadata: ["error": "\(error)"])

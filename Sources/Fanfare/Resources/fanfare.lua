@@ -217,6 +217,7 @@ local function heartbeat(keys, args)
   local now = now_ms()
   redis.call('HSET', keys[2], 'info', info, 'seen', now)
   if replace == '1' then
+    -- Every channel's count: they replace the node's counts.
     redis.call('DEL', keys[3])
     local i = 5
     while i <= #args do
@@ -224,6 +225,19 @@ local function heartbeat(keys, args)
       redis.call('HSET', keys[3], unpack(args, i, last))
       i = last + 1
     end
+  elseif replace == '2' then
+    -- The counts that changed; 0 removes the channel.
+    local set, gone = {}, {}
+    for i = 5, #args - 1, 2 do
+      if args[i + 1] == '0' then
+        gone[#gone + 1] = args[i]
+      else
+        set[#set + 1] = args[i]
+        set[#set + 1] = args[i + 1]
+      end
+    end
+    for i = 1, #set, 2000 do redis.call('HSET', keys[3], unpack(set, i, math.min(i + 1999, #set))) end
+    for i = 1, #gone, 1000 do redis.call('HDEL', keys[3], unpack(gone, i, math.min(i + 999, #gone))) end
   end
   redis.call('PEXPIRE', keys[2], ttl)
   redis.call('PEXPIRE', keys[3], ttl)
