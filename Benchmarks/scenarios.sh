@@ -168,7 +168,7 @@ streams() {
         listeners+=($!)
     done
     for _ in $(seq 600); do
-        ready=$(grep -l "connections established" "${logs[@]}" 2>/dev/null | wc -l)
+        ready=$( (grep -l "connections established" "${logs[@]}" 2>/dev/null || true) | wc -l)
         ((ready == count)) && break
         sleep 0.5
     done

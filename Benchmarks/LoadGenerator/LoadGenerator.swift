@@ -118,6 +118,8 @@ struct LoadGenerator: AsyncParsableCommand {
         var channels = try await self.connectAll(targets: targets, loops: loops, stats: stats, lastEventID: nil)
         let connectSeconds = Double(LoadClock.nanoseconds() - connectStart) / 1e9
         print("connections established: \(self.connections) in \(String(format: "%.2f", connectSeconds)) s")
+        // Out at once, also into a file: the scenarios script waits for this line.
+        fflush(nil)
         if !pids.isEmpty {
             try await Task.sleep(for: .seconds(2))  // let counts and allocations settle
             let rssAfter = pids.map(ProcessStats.rssBytes)
@@ -389,6 +391,7 @@ struct LoadGenerator: AsyncParsableCommand {
     /// One line the scenarios script collects into its side-by-side table.
     static func printResult(_ figures: [(String, String)]) {
         print("result: " + figures.map { "\($0)=\($1)" }.joined(separator: " "))
+        fflush(nil)
     }
 
     /// Publishes nothing: waits until every stream has `listenEvents` events (or the
