@@ -11,6 +11,10 @@
 # Scenarios: idle flat fanout latency spread batch resume resume-busy replay catchup floor
 # streams compare.
 #
+# Each node runs one event loop, as each nchan instance runs one worker: two server
+# threads on the two cores either way (NODE_OPTIONS replaces `--event-loops 1` with other
+# node options, e.g. NODE_OPTIONS= for one loop per core).
+#
 # The peer is nchan (nginx with Debian's libnginx-mod-nchan, see Benchmarks/nchan-peer.sh):
 # two nginx instances of one worker each sharing the same Redis, in place of the two nodes.
 # Its streams are the same as a node's (a broadcast channel and one of their own) and so
@@ -77,7 +81,8 @@ start_servers() {
     fi
     for port in "$@"; do
         "$fanfare" serve --host 127.0.0.1 --port "$port" --node-id "bench-$port" \
-            --redis "redis://127.0.0.1:$redis_port" --log-level warning >"$workdir/node-$port.log" 2>&1 &
+            --redis "redis://127.0.0.1:$redis_port" --log-level warning ${NODE_OPTIONS---event-loops 1} \
+            >"$workdir/node-$port.log" 2>&1 &
         pids+=($!)
     done
     for port in "$@"; do
