@@ -13,7 +13,8 @@ struct ServeCommand: AsyncParsableCommand, EnvironmentConfigurable {
         .value("replay-cap"), .value("cors-origin", variable: "FANFARE_CORS_ORIGINS"), .value("event-loops"),
         .secret("jwt-secret"), .value("jwt-public-key"), .secret("publisher-key"), .secret("admin-key"),
         .value("token-cookie"), .flag("cors-credentials"), .value("max-connections-per-client"),
-        .value("max-connections-per-ip"), .value("max-connections"), .value("publish-rate"),
+        .value("max-connections-per-ip"), .value("max-channels-per-stream"), .value("max-connections"),
+        .value("publish-rate"),
         .value("max-body-bytes"), .value("max-header-bytes"), .value("header-timeout-seconds"),
         .flag("trust-forwarded-for"), .value("ops-address"), .value("drain-seconds"),
         .value("drain-grace-seconds"), .value("drain-retry-jitter-ms"), .value("log-level"),
@@ -103,6 +104,9 @@ struct ServeCommand: AsyncParsableCommand, EnvironmentConfigurable {
     @Option(help: "Streams per client address per node, 0 = no bound.")
     var maxConnectionsPerIp = 0
 
+    @Option(help: "Channels one stream may ask for with ?channels= (at least 1).")
+    var maxChannelsPerStream = 64
+
     @Option(help: "Streams per node, 0 = no bound.")
     var maxConnections = 0
 
@@ -180,6 +184,7 @@ struct ServeCommand: AsyncParsableCommand, EnvironmentConfigurable {
         var limits = LimitsConfiguration()
         limits.connectionsPerClient = max(0, self.maxConnectionsPerClient)
         limits.connectionsPerIP = max(0, self.maxConnectionsPerIp)
+        limits.channelsPerStream = max(1, self.maxChannelsPerStream)
         limits.connectionsPerNode = max(0, self.maxConnections)
         limits.publishesPerSecond = max(0, self.publishRate)
         limits.maxHeaderBytes = max(1024, self.maxHeaderBytes)

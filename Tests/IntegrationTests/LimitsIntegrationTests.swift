@@ -1,4 +1,5 @@
 import Fanfare
+import FanfareAPI
 import Foundation
 import NIOCore
 import NIOPosix
@@ -123,6 +124,24 @@ struct LimitsIntegrationTests {
         await perNode.stop()
     }
 
+    @Test func channelsPerStreamAreBoundedWith429() async throws {
+        let harness = try await NodeHarness(nodes: 1, embedded: true) { $0.limits.channelsPerStream = 3 }
+        let url = harness.urls[0] + "/api/sse/subscribe/many?userId=u&channels="
+        let response = try await TestHTTPClient.request(
+            "GET",
+            url + "a,b,c,d",
+            headers: [("Accept", "text/event-stream")]
+        )
+        #expect(response.status == 429)
+        let error = try APIJSON.decode(ErrorAnswer.self, from: Array(response.body.utf8))
+        #expect(error.error == "a stream may ask for at most 3 channels (--max-channels-per-stream)")
+        #expect(try await self.refusals(harness, "channels_per_stream") == 1)
+        // Three topics (repeats once) with a user: at the bound, accepted.
+        let stream = try await self.open(url + "a,b,a,c")
+        await stream.close()
+        await harness.stop()
+    }
+
     @Test func publishesPerSecondAreBoundedPerCredentialAndRecover() async throws {
         let harness = try await NodeHarness(nodes: 1, embedded: true) { $0.limits.publishesPerSecond = 5 }
         // A concurrent burst well over the rate: the first five pass, the rest are refused
@@ -190,6 +209,17 @@ struct LimitsIntegrationTests {
         #expect(ContinuousClock.now - started >= .milliseconds(900))
         #expect(try await self.refusals(harness, "header_timeout") == 1)
         #expect(try await self.status(harness.urls[0] + "/healthz") == 200)
+
+        // A body announced and never finished: the same timer, counted on its own.
+        let bodyStarted = ContinuousClock.now
+        let slowBody = try await RawHTTP.exchange(
+            harness.urls[0],
+            Array("POST /api/sse/notify HTTP/1.1\r\nHost: x\r\nContent-Length: 65000\r\n\r\n{\"broadcast\"".utf8)
+        )
+        #expect(slowBody.hasPrefix("HTTP/1.1 408"), "\(slowBody.prefix(80))")
+        #expect(slowBody.contains("the request body took too long"))
+        #expect(ContinuousClock.now - bodyStarted >= .milliseconds(900))
+        #expect(try await self.refusals(harness, "body_timeout") == 1)
         await harness.stop()
     }
 

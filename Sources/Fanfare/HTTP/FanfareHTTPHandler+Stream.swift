@@ -48,8 +48,13 @@ extension FanfareHTTPHandler {
                 requested: requested,
                 userID: request.query["userId"],
                 topics: request.query["channels"],
-                grant: grant
+                grant: grant,
+                maximumTopics: self.node.configuration.limits.channelsPerStream
             )
+        } catch let error as FanfareError where error.code == .limitExceeded {
+            self.node.metrics.refused(.channelsPerStream)
+            self.refuse(context: context, request: request, error)
+            return
         } catch {
             self.refuse(context: context, request: request, error)
             return

@@ -83,13 +83,20 @@ final class FanfareHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
         self.headerTimer = nil
     }
 
-    /// Starts (or restarts) the wait for the next request's headers.
+    /// Starts (or restarts) the wait for the next request's headers or, once they are in,
+    /// for its body: each must arrive within the header timeout.
     func armHeaderTimer(context: ChannelHandlerContext) {
         self.headerTimer?.cancel()
         let timeout = self.node.configuration.limits.headerTimeout
         guard timeout > .zero else { return }
         self.headerTimer = context.eventLoop.assumeIsolated().scheduleTask(in: timeout) {
             self.headerTimer = nil
+            if case .receiving = self.state {
+                // A body that does not come holds its socket and buffer: refused like slow headers.
+                self.node.metrics.refused(.bodyTimeout)
+                self.refuseAndClose(context: context, HTTPError(.requestTimeout, "the request body took too long"))
+                return
+            }
             guard case .idle = self.state else { return }
             guard self.served == 0 else {
                 // An idle keep-alive connection: close quietly (an unasked-for response
@@ -105,8 +112,8 @@ final class FanfareHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         switch (Self.unwrapInboundIn(data), self.state) {
         case (.head(let head), .idle):
-            self.headerTimer?.cancel()
-            self.headerTimer = nil
+            // The body gets a timer of its own, from the end of the headers.
+            self.armHeaderTimer(context: context)
             let request = HTTPRequest(head: head)
             if head.uri.utf8.count > self.node.configuration.limits.maxURIBytes {
                 self.node.metrics.refused(.uriSize)
@@ -129,6 +136,8 @@ final class FanfareHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
             if let bytes = chunk.readBytes(length: chunk.readableBytes) { request.body += bytes }
             self.state = .receiving(request)
         case (.end, .receiving(let request)):
+            self.headerTimer?.cancel()
+            self.headerTimer = nil
             self.state = .responding
             self.route(context: context, request: request)
         default:

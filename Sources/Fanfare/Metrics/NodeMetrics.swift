@@ -53,10 +53,12 @@ final class NodeMetrics: Sendable {
         case connectionsPerIP = "connections_per_ip"
         case connectionsPerNode = "connections_per_node"
         case publishRate = "publish_rate"
+        case channelsPerStream = "channels_per_stream"
         case headerSize = "header_size"
         case uriSize = "uri_size"
         case bodySize = "body_size"
         case headerTimeout = "header_timeout"
+        case bodyTimeout = "body_timeout"
     }
 
     private let connections: Metrics.Gauge

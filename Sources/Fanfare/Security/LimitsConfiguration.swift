@@ -11,6 +11,10 @@ public struct LimitsConfiguration: Sendable {
     public var connectionsPerNode: Int
     /// Publishes per second per credential (publisher key, token subject, or address).
     public var publishesPerSecond: Int
+    /// Channels one stream may ask for with `?channels=` (its client, user and broadcast
+    /// channels are not counted): each is a Redis subscription and a count the registry
+    /// keeps. At least 1.
+    public var channelsPerStream: Int
     /// Largest request line plus headers.
     public var maxHeaderBytes: Int
     /// Longest request target (path and query).
@@ -27,6 +31,7 @@ public struct LimitsConfiguration: Sendable {
         connectionsPerIP: Int = 0,
         connectionsPerNode: Int = 0,
         publishesPerSecond: Int = 0,
+        channelsPerStream: Int = 64,
         maxHeaderBytes: Int = 16 * 1024,
         maxURIBytes: Int = 8 * 1024,
         headerTimeout: TimeAmount = .seconds(10),
@@ -36,6 +41,7 @@ public struct LimitsConfiguration: Sendable {
         self.connectionsPerIP = connectionsPerIP
         self.connectionsPerNode = connectionsPerNode
         self.publishesPerSecond = publishesPerSecond
+        self.channelsPerStream = max(1, channelsPerStream)
         self.maxHeaderBytes = maxHeaderBytes
         self.maxURIBytes = maxURIBytes
         self.headerTimeout = headerTimeout

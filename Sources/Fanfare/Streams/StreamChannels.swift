@@ -13,7 +13,14 @@ struct StreamChannels: Sendable, Equatable {
     ///   - userID: the `userId` parameter; ignored when there is a grant (the token's
     ///     subject is the user then).
     ///   - topics: the `channels` parameter, comma-separated.
-    init(requested: String?, userID: String?, topics: String?, grant: Grant?) throws {
+    ///   - maximumTopics: the most topics a stream may ask for (a grant does not widen it).
+    init(
+        requested: String?,
+        userID: String?,
+        topics requestedTopics: String?,
+        grant: Grant?,
+        maximumTopics: Int = 64
+    ) throws {
         if let requested {
             guard ChannelName.isValidID(requested) else { throw FanfareError(.invalidInput, "invalid client id") }
             if let grant, !grant.allows(ChannelName.client(requested)) {
@@ -27,7 +34,8 @@ struct StreamChannels: Sendable, Equatable {
             guard ChannelName.isValidID(user) else { throw FanfareError(.invalidInput, "invalid userId") }
             channels.append(ChannelName.user(user))
         }
-        for topic in (topics ?? "").split(separator: ",") {
+        var topics = 0
+        for topic in (requestedTopics ?? "").split(separator: ",") {
             let name = topic.trimmingWhitespace()
             guard !name.isEmpty else { continue }
             guard ChannelName.isValid(name) else {
@@ -39,7 +47,16 @@ struct StreamChannels: Sendable, Equatable {
             if let grant, !grant.allows(name) {
                 throw FanfareError(.forbidden, "the token does not grant the channel \(name)")
             }
-            if !channels.contains(name) { channels.append(name) }
+            if !channels.contains(name) {
+                channels.append(name)
+                topics += 1
+                guard topics <= maximumTopics else {
+                    throw FanfareError(
+                        .limitExceeded,
+                        "a stream may ask for at most \(maximumTopics) channels (--max-channels-per-stream)"
+                    )
+                }
+            }
         }
         if !channels.contains(ChannelName.broadcast) { channels.append(ChannelName.broadcast) }
         self.clientID = clientID
