@@ -46,7 +46,7 @@ public struct RedisConfiguration: Sendable, Hashable {
             )
         }
         guard rest.hasPrefix("redis://") else {
-            throw RedisClientError(.invalidURL, "a Redis URL starts with redis://, got '\(url)'")
+            throw RedisClientError(.invalidURL, "a Redis URL starts with redis://, got '\(Self.redacted(url))'")
         }
         rest = rest.dropFirst("redis://".count)
         if let end = rest.firstIndex(where: { $0 == "?" || $0 == "#" }) {
@@ -72,14 +72,14 @@ public struct RedisConfiguration: Sendable, Hashable {
         var portText: Substring? = nil
         if rest.hasPrefix("[") {
             guard let close = rest.firstIndex(of: "]") else {
-                throw RedisClientError(.invalidURL, "unclosed '[' in IPv6 host of '\(url)'")
+                throw RedisClientError(.invalidURL, "unclosed '[' in IPv6 host of '\(Self.redacted(url))'")
             }
             self.host = String(rest[rest.index(after: rest.startIndex)..<close])
             let after = rest[rest.index(after: close)...]
             if after.hasPrefix(":") {
                 portText = after.dropFirst()
             } else if !after.isEmpty {
-                throw RedisClientError(.invalidURL, "unexpected text after host in '\(url)'")
+                throw RedisClientError(.invalidURL, "unexpected text after host in '\(Self.redacted(url))'")
             }
         } else if let colon = rest.lastIndex(of: ":") {
             self.host = String(rest[..<colon])
@@ -90,16 +90,29 @@ public struct RedisConfiguration: Sendable, Hashable {
         if self.host.isEmpty { self.host = "127.0.0.1" }
         if let portText {
             guard let port = Int(portText), (1...65535).contains(port) else {
-                throw RedisClientError(.invalidURL, "bad port '\(portText)' in '\(url)'")
+                throw RedisClientError(.invalidURL, "bad port '\(portText)' in '\(Self.redacted(url))'")
             }
             self.port = port
         }
         if !path.isEmpty {
             guard let database = Int(path), database >= 0 else {
-                throw RedisClientError(.invalidURL, "bad database '\(path)' in '\(url)'")
+                throw RedisClientError(.invalidURL, "bad database '\(path)' in '\(Self.redacted(url))'")
             }
             self.database = database
         }
+    }
+
+    /// `url` for a message: a password (or a lone secret) before the host becomes `***`,
+    /// so no error or log line repeats a credential.
+    public static func redacted(_ url: String) -> String {
+        let start: String.Index = url.firstRange(of: "://")?.upperBound ?? url.startIndex
+        let rest: Substring = url[start...]
+        let end: String.Index = rest.firstIndex { $0 == "/" || $0 == "?" || $0 == "#" } ?? rest.endIndex
+        guard let at = rest[..<end].lastIndex(of: "@") else { return url }
+        let userInfo: Substring = rest[..<at]
+        var shown = "***"
+        if let colon = userInfo.firstIndex(of: ":") { shown = String(userInfo[..<colon]) + ":***" }
+        return String(url[..<start]) + shown + String(url[at...])
     }
 
     private static func percentDecoded(_ text: Substring) throws -> String {

@@ -58,4 +58,31 @@ import Testing
         #expect(configuration.description == "redis://u:***@h:1/4")
         #expect(!configuration.description.contains("hunter2"))
     }
+
+    @Test(arguments: [
+        "http://u:hunter2@h", "redis://u:hunter2@h:port", "redis://hunter2@h:70000", "redis://:hunter2@h/x",
+        "redis://u:hunter2@[::1", "redis://u:hunter2@[::1]x", "u:hunter2@h",
+    ])
+    func aBadURLIsRefusedWithoutItsPassword(_ url: String) {
+        do {
+            _ = try RedisConfiguration(url: url)
+            Issue.record("accepted \(url)")
+        } catch let error as RedisClientError {
+            #expect(error.code == .invalidURL)
+            #expect(!"\(error)".contains("hunter2"), "\(error)")
+            #expect("\(error)".contains("***"), "\(error)")
+        } catch {
+            Issue.record("unexpected \(error)")
+        }
+        #expect(
+            RedisConfiguration.redacted(url).contains("***") && !RedisConfiguration.redacted(url).contains("hunter2")
+        )
+    }
+
+    @Test func redactsOnlyTheCredentials() {
+        #expect(RedisConfiguration.redacted("redis://u:p@h:1/2") == "redis://u:***@h:1/2")
+        #expect(RedisConfiguration.redacted("redis://secret@h") == "redis://***@h")
+        #expect(RedisConfiguration.redacted("redis://h:1/a@b") == "redis://h:1/a@b")
+        #expect(RedisConfiguration.redacted("redis://h:1") == "redis://h:1")
+    }
 }

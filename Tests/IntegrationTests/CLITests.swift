@@ -170,6 +170,20 @@ struct CLITests {
         #expect(short.output.contains("the JWT secret must be at least 32 bytes"), "\(short.output)")
         #expect(!short.output.contains("FanfareError"), "\(short.output)")
 
+        // Credentials for any origin: any website could read a signed-in user's streams.
+        let anyOrigin = try await self.fanfare(["serve", "--host", "127.0.0.1", "--port", "0", "--cors-credentials"])
+        #expect(anyOrigin.code != 0)
+        #expect(
+            anyOrigin.output.contains(
+                "--cors-credentials with the allowed origin * would let any website read a signed-in user's streams"
+            ),
+            "\(anyOrigin.output)"
+        )
+        let named = try await self.fanfare(
+            ["serve", "--host", "127.0.0.1", "--port", "0", "--cors-credentials", "--cors-origin", "*"]
+        )
+        #expect(named.code != 0 && named.output.contains("name the allowed origins with --cors-origin"))
+
         let number = try await self.fanfare(["serve", "--port", "0"], environment: ["FANFARE_MAX_BODY_BYTES=lots"])
         #expect(number.code != 0)
         #expect(number.output.contains("FANFARE_MAX_BODY_BYTES"), "\(number.output)")

@@ -26,6 +26,8 @@ struct SecurityIntegrationTests {
                 adminKey: Self.adminKey,
                 corsAllowCredentials: true
             )
+            // With credentials the origins must be named (any origin is refused at start).
+            configuration.corsOrigins = ["https://app.example.org", "*.example.com"]
             configure(&configuration)
         }
     }

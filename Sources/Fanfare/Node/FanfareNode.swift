@@ -51,6 +51,15 @@ public final class FanfareNode: Sendable {
                 "the Redis prefix must be 1-32 of A-Z a-z 0-9 _, starting with a letter, not '\(configuration.redisPrefix)'"
             )
         }
+        if configuration.security.corsAllowCredentials, configuration.corsOrigins.contains("*") {
+            // Every origin is reflected; with credentials the browser then sends the token
+            // cookie from any website and lets it read the answer.
+            throw FanfareError(
+                .invalidConfiguration,
+                "--cors-credentials with the allowed origin * would let any website read a signed-in user's streams: "
+                    + "name the allowed origins with --cors-origin"
+            )
+        }
         let authenticator = try await Authenticator(security: configuration.security)
         let group = MultiThreadedEventLoopGroup(numberOfThreads: max(1, configuration.eventLoops))
         let names = RedisNames(prefix: configuration.redisPrefix)
