@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Static checks of Deploy/: the nginx config renders and passes `nginx -t`, and
-# docker-compose.yml validates against the Compose specification (no Docker engine here).
+# Static checks of Deploy/: the nginx config renders and passes `nginx -t`,
+# docker-compose.yml validates against the Compose specification (no Docker engine here),
+# and the Dockerfile builds with a Swift at least as new as the package needs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -11,3 +12,17 @@ nginx -t -q -c "$workdir/nginx.conf" -p "$workdir" -e stderr
 echo "nginx -t: Deploy/nginx/fanfare.conf.template is valid"
 
 .venv/bin/check-jsonschema --builtin-schema vendor.compose-spec docker-compose.yml
+
+# Package.swift names the oldest Swift that builds the package (the code uses the
+# standard library of that release); the image must not be older.
+needed=$(sed -n '1s|^// swift-tools-version:\([0-9.]*\).*|\1|p' Package.swift)
+image=$(sed -n 's|^FROM swift:\([0-9][0-9.]*\).*|\1|p' Deploy/Dockerfile | head -1)
+if [[ -z $needed || -z $image ]]; then
+    echo "cannot read the Swift versions of Package.swift ($needed) and Deploy/Dockerfile ($image)" >&2
+    exit 1
+fi
+if [[ $(printf '%s\n%s\n' "$needed" "$image" | sort -V | head -1) != "$needed" ]]; then
+    echo "Deploy/Dockerfile builds with swift:$image, older than the Swift $needed the package needs" >&2
+    exit 1
+fi
+echo "Dockerfile: swift:$image builds a package that needs Swift $needed"
