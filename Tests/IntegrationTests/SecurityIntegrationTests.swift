@@ -153,8 +153,15 @@ struct SecurityIntegrationTests {
             expiresIn: 3600
         )
         #expect(try await self.call("GET", url + "?token=\(forged)").status == 401)
-        let metrics = try await self.call("GET", harness.urls[0] + "/metrics")
-        #expect(metrics.response.body.contains(#"fanfare_refusals_total{node="node-0",reason="unauthorized"} 5"#))
+        // On the public port /metrics needs the admin credential (the refusal counts too).
+        #expect(try await self.call("GET", harness.urls[0] + "/metrics").status == 401)
+        let metrics = try await self.call(
+            "GET",
+            harness.urls[0] + "/metrics",
+            headers: [("Authorization", "Bearer \(Self.adminKey)")]
+        )
+        #expect(metrics.status == 200)
+        #expect(metrics.response.body.contains(#"fanfare_refusals_total{node="node-0",reason="unauthorized"} 6"#))
         await harness.stop()
     }
 

@@ -72,7 +72,21 @@ extension FanfareHTTPHandler {
             }
         case ["metrics"]:
             self.requireMethod(.GET, context: context, request: request) {
-                self.respond(context: context, request: request, self.prometheus())
+                guard case .all = self.role else {
+                    // The operations address is private by where it listens.
+                    self.respond(context: context, request: request, self.prometheus())
+                    return
+                }
+                // On the public port the metrics (client counts, refusals) need the admin
+                // credential, like the cluster's counts.
+                let node = self.node
+                self.runTask(context: context) { try await node.authenticator.authorizeAdmin(request) }
+                    .assumeIsolated().whenComplete { result in
+                        switch result {
+                        case .success: self.respond(context: context, request: request, self.prometheus())
+                        case .failure(let error): self.refuse(context: context, request: request, error)
+                        }
+                    }
             }
         case ["healthz"]:
             self.requireMethod(.GET, context: context, request: request) {
