@@ -52,7 +52,9 @@ final class NodeProcess: Sendable {
         throw TestFailure("node \(id) did not become ready:\n\(self.logText())")
     }
 
+    /// Signals the node, unless it has exited (its pid is never signalled once reaped).
     func kill(_ signal: Int32) {
+        guard self.exitStatus() == nil else { return }
         _ = Glibc.kill(self.pid, signal)
     }
 

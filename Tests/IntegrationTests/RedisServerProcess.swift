@@ -106,13 +106,35 @@ final class RedisServerProcess: Sendable {
         sigfillset(&allSignals)
         posix_spawnattr_setsigmask(&attributes, &noSignals)
         posix_spawnattr_setsigdefault(&attributes, &allSignals)
-        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
+        // A process group of its own: stopping it stops what it started (nginx's workers,
+        // a shell's child) too.
+        posix_spawnattr_setpgroup(&attributes, 0)
+        posix_spawnattr_setflags(
+            &attributes,
+            Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETPGROUP)
+        )
         var cArguments = argv.map { strdup($0) } + [nil]
         defer { for argument in cArguments { free(argument) } }
+        // A clean environment: a FANFARE_* variable exported where the tests run must not
+        // change the nodes they start (a test passes its own through /usr/bin/env).
+        var environment = Self.childEnvironment().map { strdup($0) } + [nil]
+        defer { for variable in environment { free(variable) } }
         var pid: pid_t = 0
-        let status = posix_spawn(&pid, argv[0], &actions, &attributes, &cArguments, environ)
+        let status = posix_spawn(&pid, argv[0], &actions, &attributes, &cArguments, &environment)
         guard status == 0 else { throw TestFailure("posix_spawn \(argv[0]) failed: \(status)") }
         return pid
+    }
+
+    /// This process's environment without the `FANFARE_` variables.
+    static func childEnvironment() -> [String] {
+        var variables: [String] = []
+        var entry = environ
+        while let pointer = entry.pointee {
+            let variable = String(cString: pointer)
+            if !variable.hasPrefix("FANFARE_") { variables.append(variable) }
+            entry += 1
+        }
+        return variables
     }
 
     /// The exit code of a `waitpid` status (128 + the signal when a signal ended it).
@@ -127,7 +149,7 @@ final class RedisServerProcess: Sendable {
         var status: Int32 = 0
         while waitpid(pid, &status, WNOHANG) != pid {
             guard ContinuousClock.now < deadline else {
-                Glibc.kill(pid, SIGKILL)
+                Glibc.kill(-pid, SIGKILL)
                 _ = waitpid(pid, &status, 0)
                 throw TestFailure("\(what) did not finish within \(limit)")
             }
@@ -157,10 +179,13 @@ final class RedisServerProcess: Sendable {
         Self.signalAndReap(self.pid, signal)
     }
 
+    /// Signals a child's process group and reaps the child. A child that has exited is
+    /// only reaped: a pid is never signalled once it may have been reaped (and reused).
     static func signalAndReap(_ pid: pid_t, _ signal: Int32) {
-        guard Glibc.kill(pid, 0) == 0 else { return }
-        _ = Glibc.kill(pid, signal)
         var status: Int32 = 0
+        // 0: still running and ours; the pid (it had exited, now reaped) or -1 (reaped before).
+        guard waitpid(pid, &status, WNOHANG) == 0 else { return }
+        _ = Glibc.kill(-pid, signal)
         _ = waitpid(pid, &status, 0)
     }
 

@@ -1,0 +1,49 @@
+import Foundation
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// How the tests start and stop their child processes: a process group each (stopping a
+/// child stops what it started), no `FANFARE_*` variables from the caller, and no signal to
+/// a pid that was reaped.
+@Suite(.timeLimit(.minutes(1)))
+struct ProcessHygieneTests {
+    @Test func stoppingAChildStopsWhatItStarted() async throws {
+        let pid = try RedisServerProcess.spawn(["/bin/sh", "-c", "sleep 60 & sleep 60"])
+        // The shell and its background sleep share the child's own process group.
+        try await withDeadline("the shell to start its sleeps") {
+            while !FileManager.default.fileExists(atPath: "/proc/\(pid)") || Self.members(of: pid) < 2 {
+                try await Task.sleep(for: .milliseconds(20))
+            }
+        }
+        #expect(getpgid(pid) == pid)
+        RedisServerProcess.signalAndReap(pid, SIGKILL)
+        try await withDeadline("the background sleep to be gone too") {
+            while Glibc.kill(-pid, 0) == 0 { try await Task.sleep(for: .milliseconds(20)) }
+        }
+        // Reaped: a second stop signals nothing (the pid may belong to another process now).
+        RedisServerProcess.signalAndReap(pid, SIGKILL)
+    }
+
+    @Test func childrenDoNotInheritFanfareVariables() async throws {
+        setenv("FANFARE_PUBLISHER_KEY_LEAK_TEST", "from-the-caller", 1)
+        defer { unsetenv("FANFARE_PUBLISHER_KEY_LEAK_TEST") }
+        #expect(!RedisServerProcess.childEnvironment().contains { $0.hasPrefix("FANFARE_") })
+        #expect(RedisServerProcess.childEnvironment().contains { $0.hasPrefix("PATH=") })
+        let log = FileManager.default.temporaryDirectory.appendingPathComponent("env-\(UUID()).log").path
+        defer { try? FileManager.default.removeItem(atPath: log) }
+        let pid = try RedisServerProcess.spawn(["/usr/bin/env"], output: log)
+        #expect(try await RedisServerProcess.waitForExit(pid, "env", within: .seconds(10)) == 0)
+        let printed = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
+        #expect(printed.contains("PATH="))
+        #expect(!printed.contains("FANFARE_"), "\(printed)")
+    }
+
+    /// How many processes are in process group `group`.
+    private static func members(of group: pid_t) -> Int {
+        let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
+        return entries.compactMap { Int32($0) }.filter { getpgid($0) == group }.count
+    }
+}
