@@ -72,8 +72,12 @@ struct NginxIntegrationTests {
         let metrics = try await TestHTTPClient.request("GET", nginx.url + "/api/sse/metrics")
         #expect(metrics.status == 200)
         #expect(metrics.body.contains(#""totalConnections":1"#))
-        await stream.close()
+        // nginx stops with the stream still open: it waits for it only as long as the
+        // config's worker_shutdown_timeout (1 s here), not forever.
+        let stopping = ContinuousClock.now
         nginx.stop()
+        #expect(ContinuousClock.now - stopping < .seconds(5))
+        await stream.close()
         await harness.stop()
     }
 }

@@ -51,6 +51,8 @@ final class NginxProcess: Sendable {
             .replacingOccurrences(of: "${FANFARE_NODE_3}", with: nodes[2])
             .replacingOccurrences(of: "${FANFARE_PID}", with: "\(self.directory)/nginx.pid")
             .replacingOccurrences(of: "${FANFARE_TMP}", with: self.directory)
+            // The project's bound on a stop with streams open, shortened for the tests.
+            .replacingOccurrences(of: "worker_shutdown_timeout 10s;", with: "worker_shutdown_timeout 1s;")
         if let tls {
             let tlsPort = try RedisServerProcess.freePort()
             let server = """
