@@ -51,6 +51,19 @@ struct NodeLifecycleTests {
         #expect(error.message == "the node cannot start: connecting to Redis failed", "\(error)")
     }
 
+    @Test func aRedisWithoutFunctionsStopsTheNodeSayingWhichRedisItNeeds() async throws {
+        let old = try await OldRedisServer()
+        let node = try await self.node { $0.redisURL = "redis://127.0.0.1:\(old.port)" }
+        let error = try await self.failure(of: node)
+        #expect(error.code == .invalidConfiguration)
+        #expect(
+            error.message
+                == "the node cannot start: Redis 6.2.14 has no functions (FCALL): Fanfare needs Redis 7.0 or newer",
+            "\(error)"
+        )
+        await old.stop()
+    }
+
     @Test func aNodeRunsOnce() async throws {
         let running = try await RunningNode(
             configuration: FanfareConfiguration(host: "127.0.0.1", port: 0, nodeID: "once", eventLoops: 1)

@@ -130,6 +130,16 @@ final class RedisEventBus: EventBus {
         let reply: RESPValue
         do {
             reply = try await connection.send("FCALL", RESPArgument(self.names.function("policy")), 0)
+        } catch let error as RedisClientError
+            where error.code == .serverError && error.message.lowercased().contains("unknown command")
+        {
+            // Functions came with Redis 7.0: say so, instead of failing on FUNCTION LOAD.
+            let version = try? await Self.serverVersion(connection)
+            throw FanfareError(
+                .invalidConfiguration,
+                "Redis \(version ?? "(version unknown)") has no functions (FCALL): Fanfare needs Redis 7.0 or newer",
+                underlying: error
+            )
         } catch let error as RedisClientError where error.code == .serverError {
             // No library (Redis started empty): load ours. Another node may just have.
             do {
@@ -157,6 +167,13 @@ final class RedisEventBus: EventBus {
                 ]
             )
         }
+    }
+
+    /// The server's `redis_version`, from `INFO server`.
+    private static func serverVersion(_ connection: RedisConnection) async throws -> String? {
+        let info = try await connection.send("INFO", "server").string ?? ""
+        return info.split(whereSeparator: \.isNewline).first { $0.hasPrefix("redis_version:") }
+            .map { String($0.dropFirst("redis_version:".count)) }
     }
 
     /// Calls a function of the library. If Redis lost the library (restarted empty,

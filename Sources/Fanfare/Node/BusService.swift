@@ -24,11 +24,17 @@ struct BusService: Service {
                 }
             )
         } catch {
-            let failure = FanfareError(
-                .unavailable,
-                "the node cannot start: connecting to Redis failed",
-                underlying: error
-            )
+            let failure: FanfareError
+            if let error = error as? FanfareError, error.code == .invalidConfiguration {
+                // A Redis that cannot work (too old): its own sentence.
+                failure = FanfareError(.invalidConfiguration, "the node cannot start: \(error.message)")
+            } else {
+                failure = FanfareError(
+                    .unavailable,
+                    "the node cannot start: connecting to Redis failed",
+                    underlying: error
+                )
+            }
             self.started.fail(failure)
             await self.bus.shutdown()
             throw failure
