@@ -36,6 +36,8 @@
 #
 # Not a test: the figures go into closing notes and docs.
 set -euo pipefail
+# nginx (and other daemons) live in /usr/sbin, which an ordinary user's PATH lacks.
+case ":$PATH:" in *:/usr/sbin:*) ;; *) export PATH="$PATH:/usr/sbin:/sbin" ;; esac
 cd "$(dirname "$0")/.."
 source Benchmarks/nchan-peer.sh
 

@@ -7,6 +7,8 @@
 #
 # Ports: nginx on --port (default 8080), nodes on the next three, Redis on the fourth.
 set -euo pipefail
+# nginx (and other daemons) live in /usr/sbin, which an ordinary user's PATH lacks.
+case ":$PATH:" in *:/usr/sbin:*) ;; *) export PATH="$PATH:/usr/sbin:/sbin" ;; esac
 cd "$(dirname "$0")/.."
 
 port=8080

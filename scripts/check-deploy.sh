@@ -3,6 +3,8 @@
 # docker-compose.yml validates against the Compose specification (no Docker engine here),
 # and the Dockerfile builds with a Swift at least as new as the package needs.
 set -euo pipefail
+# nginx (and other daemons) live in /usr/sbin, which an ordinary user's PATH lacks.
+case ":$PATH:" in *:/usr/sbin:*) ;; *) export PATH="$PATH:/usr/sbin:/sbin" ;; esac
 cd "$(dirname "$0")/.."
 
 workdir=$(mktemp -d)

@@ -2,6 +2,8 @@
 # Installs what Fanfare needs to build, run and test, if it is missing.
 # Debian/Ubuntu: apt-get (as root, or through sudo). Swift itself must already be installed.
 set -euo pipefail
+# nginx (and other daemons) live in /usr/sbin, which an ordinary user's PATH lacks.
+case ":$PATH:" in *:/usr/sbin:*) ;; *) export PATH="$PATH:/usr/sbin:/sbin" ;; esac
 cd "$(dirname "$0")/.."
 
 missing=()

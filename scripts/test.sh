@@ -13,7 +13,8 @@ echo "== format"
 swift format lint --strict --recursive Package.swift Sources Tests Benchmarks
 
 echo "== deploy files"
-scripts/check-deploy.sh
+# With an ordinary user's PATH (no /usr/sbin): the scripts find nginx all the same.
+env PATH="$PWD/.venv/bin:/usr/local/bin:/usr/bin:/bin" scripts/check-deploy.sh
 
 echo "== resources"
 scripts/check-resources.sh
