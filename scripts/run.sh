@@ -8,7 +8,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-scripts/install-dependencies.sh
+scripts/install-dependencies.sh --run
 swift build -c release --product fanfare
 if [[ ${1:-} == --embedded ]]; then
     shift
