@@ -146,7 +146,11 @@ struct FaultIntegrationTests {
         await harness.stop()
     }
 
-    @Test func aPublishWhoseAnswerIsLostIsRetriedWithItsKeyAndDeliveredOnce() async throws {
+    /// Redis, a TCP proxy in front of it that the test controls, a node (two loops) that
+    /// reaches Redis only through the proxy, its URL, and a stream of client `job` on it.
+    private func proxiedNodeWithAStream() async throws -> (
+        RedisServerProcess, TCPProxy, RunningNode, String, TestStream
+    ) {
         let redis = try await RedisServerProcess()
         let proxy = try await TCPProxy(upstreamPort: redis.port)
         let node = try await RunningNode(
@@ -163,6 +167,11 @@ struct FaultIntegrationTests {
         let url = "http://127.0.0.1:\(node.address.port ?? 0)"
         let stream = try await TestStream(url + "/api/sse/subscribe/job")
         _ = try await stream.connected()
+        return (redis, proxy, node, url, stream)
+    }
+
+    @Test func aPublishWhoseAnswerIsLostIsRetriedWithItsKeyAndDeliveredOnce() async throws {
+        let (redis, proxy, node, url, stream) = try await self.proxiedNodeWithAStream()
 
         // The publish reaches Redis; its answer never comes back.
         proxy.cutAfterForwarding("_publish")
@@ -218,22 +227,7 @@ struct FaultIntegrationTests {
     }
 
     @Test func aBatchWhoseAnswersAreLostSaysSoPerEventAndItsRetryPublishesNothingTwice() async throws {
-        let redis = try await RedisServerProcess()
-        let proxy = try await TCPProxy(upstreamPort: redis.port)
-        let node = try await RunningNode(
-            configuration: FanfareConfiguration(
-                host: "127.0.0.1",
-                port: try RedisServerProcess.freePort(),
-                redisURL: proxy.url,
-                nodeID: "node-proxied",
-                registryInterval: .milliseconds(200),
-                registryTTL: .seconds(2),
-                eventLoops: 2
-            )
-        )
-        let url = "http://127.0.0.1:\(node.address.port ?? 0)"
-        let stream = try await TestStream(url + "/api/sse/subscribe/job")
-        _ = try await stream.connected()
+        let (redis, proxy, node, url, stream) = try await self.proxiedNodeWithAStream()
 
         let batch =
             "["

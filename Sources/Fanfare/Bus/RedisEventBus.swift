@@ -266,7 +266,7 @@ final class RedisEventBus: EventBus {
         do {
             connection = try await self.commands()
         } catch {
-            throw FanfareError(.unavailable, "Redis is unavailable; the event was not published", underlying: error)
+            throw Self.notPublished(error)
         }
         let call = self.publishCall(request)
         let reply: RESPValue
@@ -294,11 +294,7 @@ final class RedisEventBus: EventBus {
         do {
             connection = try await self.commands()
         } catch {
-            let refused = FanfareError(
-                .unavailable,
-                "Redis is unavailable; the event was not published",
-                underlying: error
-            )
+            let refused = Self.notPublished(error)
             return requests.map { _ in .failure(refused) }
         }
         var spans: [Range<Int>] = []
@@ -355,11 +351,7 @@ final class RedisEventBus: EventBus {
                     }
                 }
             } catch {
-                let refused = FanfareError(
-                    .unavailable,
-                    "Redis is unavailable; the event was not published",
-                    underlying: error
-                )
+                let refused = Self.notPublished(error)
                 for index in retry { results[index] = .failure(refused) }
             }
         }
@@ -396,6 +388,11 @@ final class RedisEventBus: EventBus {
             }
             return PublishResult(position: position, sent: nodes > 0, duplicate: false)
         }
+    }
+
+    /// No connection to send the publish on: it did not happen.
+    private static func notPublished(_ error: any Error) -> FanfareError {
+        FanfareError(.unavailable, "Redis is unavailable; the event was not published", underlying: error)
     }
 
     /// Why a publish function refused to run (it published nothing).
