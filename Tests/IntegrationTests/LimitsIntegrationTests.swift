@@ -227,6 +227,35 @@ struct LimitsIntegrationTests {
         await harness.stop()
     }
 
+    /// Requests sent back to back on one connection (pipelined) are each answered, in the
+    /// order they came, also when an earlier one is answered later (a publish waits for Redis).
+    @Test func pipelinedRequestsAreAnsweredInOrder() async throws {
+        let harness = try await NodeHarness(nodes: 1)
+        let watcher = try await self.open(harness.urls[0] + "/api/sse/subscribe/w")
+        func publish(_ data: String) -> String {
+            let body = #"{"broadcast":true,"event":"p","payload":"\#(data)"}"#
+            return "POST /api/sse/notify HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                + "Content-Length: \(body.utf8.count)\r\n\r\n\(body)"
+        }
+        let requests =
+            publish("one") + "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n" + publish("two") + publish("three")
+            + "GET /nowhere HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        let answer = try await RawHTTP.exchange(harness.urls[0], Array(requests.utf8))
+        let responses = answer.components(separatedBy: "HTTP/1.1 ").dropFirst().map { $0 }
+        #expect(responses.map { $0.prefix(3) } == ["200", "200", "200", "200", "404"], "\(answer)")
+        if responses.count == 5 {
+            for index in [0, 2, 3] {
+                #expect(responses[index].contains(#""id":""#) && responses[index].contains(#""ok":true"#))
+            }
+            #expect(!responses[1].contains(#""id":""#), "\(responses[1])")
+        }
+        var received: [String] = []
+        for _ in 0..<3 { received.append(try await watcher.next().data ?? "") }
+        #expect(received == [#""one""#, #""two""#, #""three""#])
+        await watcher.close()
+        await harness.stop()
+    }
+
     @Test func everyBadInputGetsItsStatusAndPublishesNothing() async throws {
         let harness = try await NodeHarness(nodes: 1, embedded: true)
         let url = harness.urls[0]

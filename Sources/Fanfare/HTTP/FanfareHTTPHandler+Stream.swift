@@ -87,6 +87,7 @@ extension FanfareHTTPHandler {
         guard let place = self.heldPlace else { return }
         self.heldPlace = nil
         self.state = .streaming
+        self.dropQueued(context: context)
         // From here on the connection speaks raw SSE: the HTTP codec and this handler leave
         // the pipeline (their state is most of an idle connection's memory) and the stream's
         // own handler takes over, with the stream's place under the limits.

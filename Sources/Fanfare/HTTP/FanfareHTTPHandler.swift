@@ -6,8 +6,8 @@ import Synchronization
 /// Serves one HTTP connection: JSON routes answer and keep the connection alive; an SSE
 /// route turns the connection into a stream for the rest of its life.
 ///
-/// Loop-confined. Requests are handled one at a time; the body is capped at the
-/// configured size (413 beyond it).
+/// Loop-confined. Requests are handled one at a time, and answered in the order they came
+/// (HTTP/1.1 pipelining); the body is capped at the configured size (413 beyond it).
 // Removable: a connection that becomes a stream drops this handler and the HTTP codec
 // (a handler that is not refuses to leave, silently, and stays for the stream's life).
 final class FanfareHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
@@ -45,6 +45,15 @@ final class FanfareHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
     private var headerTimer: Scheduled<Void>?
     /// Responses sent on this connection so far.
     private var served = 0
+    /// Parts of requests that arrived while an earlier one was being answered (pipelining),
+    /// handled in order once it is. Reading stops while any wait; beyond
+    /// ``maxQueuedRequests`` the rest is dropped and the connection closes after the
+    /// answers (a pipelining client retries what was not answered).
+    private var queued = CircularBuffer<HTTPServerRequestPart>()
+    private var queuedRequests = 0
+    private var queueOverflowed = false
+    private var answeringQueued = false
+    static let maxQueuedRequests = 16
 
     /// Sets up a new connection's pipeline: the HTTP/1.1 codec (with the node's header
     /// limits) and this handler.
@@ -110,7 +119,18 @@ final class FanfareHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        switch (Self.unwrapInboundIn(data), self.state) {
+        let part = Self.unwrapInboundIn(data)
+        if case .responding = self.state {
+            self.enqueue(part, context: context)
+        } else if !self.queued.isEmpty {
+            self.enqueue(part, context: context)
+        } else {
+            self.handle(part, context: context)
+        }
+    }
+
+    private func handle(_ part: HTTPServerRequestPart, context: ChannelHandlerContext) {
+        switch (part, self.state) {
         case (.head(let head), .idle):
             // The body gets a timer of its own, from the end of the headers.
             self.armHeaderTimer(context: context)
@@ -143,6 +163,59 @@ final class FanfareHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
         default:
             break  // anything after a stream started, or after a refusal, is ignored
         }
+    }
+
+    // MARK: Pipelined requests
+
+    private func enqueue(_ part: HTTPServerRequestPart, context: ChannelHandlerContext) {
+        guard !self.queueOverflowed else { return }
+        if case .head = part {
+            guard self.queuedRequests < Self.maxQueuedRequests else {
+                self.queueOverflowed = true
+                return
+            }
+            self.queuedRequests += 1
+        }
+        if self.queued.isEmpty { self.setReading(false, context: context) }
+        self.queued.append(part)
+    }
+
+    /// Handles queued requests until one is answered later (or none is left); called when an
+    /// answer was written and the connection stays open.
+    private func answerQueued(context: ChannelHandlerContext) {
+        guard !self.answeringQueued else { return }
+        self.answeringQueued = true
+        defer { self.answeringQueued = false }
+        while let part = self.queued.first {
+            switch self.state {
+            case .idle, .receiving: break
+            case .responding, .streaming, .closed: return
+            }
+            self.queued.removeFirst()
+            if case .head = part { self.queuedRequests -= 1 }
+            self.handle(part, context: context)
+        }
+        guard case .idle = self.state else { return }
+        if self.queueOverflowed {
+            self.state = .closed
+            context.close(promise: nil)
+        } else {
+            self.setReading(true, context: context)
+        }
+    }
+
+    /// Forgets queued requests (the connection became a stream) and reads again.
+    func dropQueued(context: ChannelHandlerContext) {
+        guard !self.queued.isEmpty || self.queueOverflowed else { return }
+        self.queued.removeAll()
+        self.queuedRequests = 0
+        self.queueOverflowed = false
+        self.setReading(true, context: context)
+    }
+
+    private func setReading(_ reading: Bool, context: ChannelHandlerContext) {
+        // Setting it back to true reads again; a closed channel has nothing to read.
+        try? context.channel.syncOptions?.setOption(ChannelOptions.autoRead, value: reading)
     }
 
     func channelInactive(context: ChannelHandlerContext) {
@@ -191,6 +264,7 @@ final class FanfareHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
             self.state = .idle
             context.writeAndFlush(Self.wrapOutboundOut(.end(nil)), promise: nil)
             self.armHeaderTimer(context: context)
+            self.answerQueued(context: context)
         } else {
             self.state = .closed
             context.writeAndFlush(Self.wrapOutboundOut(.end(nil))).assumeIsolated().whenComplete { _ in
