@@ -11,7 +11,8 @@ struct ServeCommand: AsyncParsableCommand, EnvironmentConfigurable {
         .value("redis-prefix"), .value("heartbeat-seconds"), .value("slow-consumer-bytes"), .value("history-size"),
         .value("history-seconds"), .value("history-idle-seconds"), .value("idempotency-seconds"),
         .value("replay-cap"), .value("cors-origin", variable: "FANFARE_CORS_ORIGINS"), .value("event-loops"),
-        .secret("jwt-secret"), .value("jwt-public-key"), .secret("publisher-key"), .secret("admin-key"),
+        .secret("jwt-secret"), .value("jwt-public-key"), .value("jwt-audience"),
+        .value("jwt-issuer"), .secret("publisher-key"), .secret("admin-key"),
         .value("token-cookie"), .flag("cors-credentials"), .value("max-connections-per-client"),
         .value("max-connections-per-ip"), .value("max-channels-per-stream"), .value("max-connections"),
         .value("publish-rate"),
@@ -79,6 +80,12 @@ struct ServeCommand: AsyncParsableCommand, EnvironmentConfigurable {
 
     @Option(help: "PEM file of an ES256 or RS256 public key for tokens.")
     var jwtPublicKey: String?
+
+    @Option(help: "When set, a token's aud must name this audience.")
+    var jwtAudience: String?
+
+    @Option(help: "When set, a token's iss must be this issuer.")
+    var jwtIssuer: String?
 
     @Option(help: "Bearer key that may publish.")
     var publisherKey: String?
@@ -178,6 +185,8 @@ struct ServeCommand: AsyncParsableCommand, EnvironmentConfigurable {
         security.publisherKey = try Secret.read(self.publisherKey, file: self.publisherKeyFile, option: "publisher-key")
         security.adminKey = try Secret.read(self.adminKey, file: self.adminKeyFile, option: "admin-key")
         security.tokenCookie = self.tokenCookie
+        security.audience = self.jwtAudience.flatMap { $0.isEmpty ? nil : $0 }
+        security.issuer = self.jwtIssuer.flatMap { $0.isEmpty ? nil : $0 }
         security.corsAllowCredentials = self.corsCredentials
         configuration.security = security
 

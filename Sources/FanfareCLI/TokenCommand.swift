@@ -29,6 +29,12 @@ struct TokenCommand: AsyncParsableCommand, EnvironmentConfigurable {
     @Option(help: "Lifetime: seconds, or with a unit: 90s, 30m, 12h, 7d.")
     var ttl = "1h"
 
+    @Option(help: "The audience (aud) the token is for, when nodes check it (--jwt-audience).")
+    var aud: String?
+
+    @Option(help: "The issuer (iss), when nodes check it (--jwt-issuer).")
+    var iss: String?
+
     @Flag(help: "The token may publish.")
     var publish = false
 
@@ -57,7 +63,9 @@ struct TokenCommand: AsyncParsableCommand, EnvironmentConfigurable {
             channels: channels,
             expiresIn: seconds,
             publish: self.publish,
-            admin: self.admin
+            admin: self.admin,
+            audience: self.aud,
+            issuer: self.iss
         )
         print(token)
     }

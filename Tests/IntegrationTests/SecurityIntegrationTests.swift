@@ -37,7 +37,9 @@ struct SecurityIntegrationTests {
         channels: [String]? = nil,
         expiresIn: TimeInterval = 3600,
         publish: Bool = false,
-        admin: Bool = false
+        admin: Bool = false,
+        audience: String? = nil,
+        issuer: String? = nil
     ) async throws -> String {
         try await TokenMinter.mint(
             secret: Self.secret,
@@ -45,7 +47,9 @@ struct SecurityIntegrationTests {
             channels: channels,
             expiresIn: expiresIn,
             publish: publish,
-            admin: admin
+            admin: admin,
+            audience: audience,
+            issuer: issuer
         )
     }
 
@@ -162,6 +166,59 @@ struct SecurityIntegrationTests {
         )
         #expect(metrics.status == 200)
         #expect(metrics.response.body.contains(#"fanfare_refusals_total{node="node-0",reason="unauthorized"} 6"#))
+        await harness.stop()
+    }
+
+    @Test func audienceAndIssuerAreCheckedWhenConfigured() async throws {
+        let harness = try await self.secured { configuration in
+            configuration.security.audience = "fanfare-test"
+            configuration.security.issuer = "https://auth.example.org"
+        }
+        let url = harness.urls[0] + "/api/notifications/stream"
+        let refused: [(audience: String?, issuer: String?)] = [
+            (nil, nil), (nil, "https://auth.example.org"), ("fanfare-test", nil),
+            ("another-service", "https://auth.example.org"), ("fanfare-test", "https://evil.example.org"),
+        ]
+        for (audience, issuer) in refused {
+            let token = try await self.token(audience: audience, issuer: issuer)
+            let answer = try await self.call("GET", url + "?token=\(token)")
+            #expect(answer.status == 401, "aud \(audience ?? "-") iss \(issuer ?? "-")")
+            #expect(answer.response.body.contains("aud") || answer.response.body.contains("iss"))
+        }
+        let wrongPublisher = try await self.token(publish: true, audience: "another-service")
+        let publish = try await self.call(
+            "POST",
+            harness.urls[0] + "/api/sse/notify",
+            body: #"{"broadcast":true,"event":"x"}"#,
+            headers: [("Authorization", "Bearer \(wrongPublisher)")]
+        )
+        #expect(publish.status == 401)
+        let good = try await self.token(audience: "fanfare-test", issuer: "https://auth.example.org")
+        let stream = try await TestStream(url + "?token=\(good)")
+        #expect(stream.stream.status == 200)
+        #expect(try await self.channels(of: stream).contains("user:42"))
+        await stream.close()
+        await harness.stop()
+    }
+
+    /// The node ends a stream once its token is no longer accepted, telling the client when
+    /// to come back; the same token then gets 401.
+    @Test func anOpenStreamEndsWhenItsTokenExpires() async throws {
+        let harness = try await self.secured { $0.security.leewaySeconds = 0 }
+        let url = harness.urls[0] + "/api/notifications/stream"
+        let token = try await self.token(expiresIn: 2)
+        let target = try TestHTTPClient.Target(url: harness.urls[0])
+        let request = "GET /api/notifications/stream?token=\(token) HTTP/1.1\r\nHost: \(target.host)\r\n\r\n"
+        let started = ContinuousClock.now
+        let answer = try await RawHTTP.exchange(harness.urls[0], Array(request.utf8), seconds: 10)
+        let elapsed = ContinuousClock.now - started
+        #expect(answer.hasPrefix("HTTP/1.1 200 OK"), "\(answer.prefix(200))")
+        #expect(answer.contains("event: __connected"))
+        // The last frame: when to come back, and why.
+        let last = answer.components(separatedBy: "\n\n").dropLast().last ?? ""
+        #expect(last.contains("retry: 2000") && last.contains(": token-expired"), "\(answer.suffix(80))")
+        #expect(elapsed >= .milliseconds(900), "closed after \(elapsed)")
+        #expect(try await self.call("GET", url + "?token=\(token)").status == 401)
         await harness.stop()
     }
 

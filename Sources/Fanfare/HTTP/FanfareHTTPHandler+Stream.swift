@@ -1,4 +1,5 @@
 internal import FanfareAPI
+internal import Foundation
 internal import Logging
 internal import NIOCore
 internal import NIOHTTP1
@@ -75,14 +76,21 @@ extension FanfareHTTPHandler {
             return
         }
         self.heldPlace = (stream.clientID, address)
-        self.openStream(context: context, request: request, clientID: stream.clientID, channels: stream.channels)
+        self.openStream(
+            context: context,
+            request: request,
+            clientID: stream.clientID,
+            channels: stream.channels,
+            expires: grant?.expires
+        )
     }
 
     private func openStream(
         context: ChannelHandlerContext,
         request: HTTPRequest,
         clientID: String,
-        channels: [String]
+        channels: [String],
+        expires: Date?
     ) {
         guard let place = self.heldPlace else { return }
         self.heldPlace = nil
@@ -121,6 +129,7 @@ extension FanfareHTTPHandler {
             channels: channels,
             resume: resume,
             address: place.address,
+            expires: expires.map { NIODeadline.now() + .milliseconds(Int64($0.timeIntervalSinceNow * 1000)) },
             eventLoop: context.eventLoop
         )
         do {

@@ -73,6 +73,12 @@ final class Authenticator: Sendable {
         } catch {
             throw FanfareError(.unauthenticated, "the token has expired")
         }
+        if let audience = self.security.audience, claims.aud?.value.contains(audience) != true {
+            throw FanfareError(.unauthenticated, "the token is not for this audience (aud)")
+        }
+        if let issuer = self.security.issuer, claims.iss?.value != issuer {
+            throw FanfareError(.unauthenticated, "the token's issuer (iss) is not accepted")
+        }
         if let nbf = claims.nbf {
             do {
                 try nbf.verifyNotBefore(currentDate: Date().addingTimeInterval(leeway))
@@ -111,7 +117,9 @@ final class Authenticator: Sendable {
         guard let subject = claims.sub?.value, ChannelName.isValidID(subject) else {
             throw FanfareError(.unauthenticated, "the token's sub must be a valid user id")
         }
-        return Grant(userID: subject, patterns: claims.channels ?? [])
+        // The stream ends when the token would no longer be accepted.
+        let expires = claims.exp.value.addingTimeInterval(TimeInterval(self.security.leewaySeconds))
+        return Grant(userID: subject, patterns: claims.channels ?? [], expires: expires)
     }
 
     /// Checks a publisher; returns the identity publish rates are counted by.

@@ -6,6 +6,8 @@ struct FanfareClaims: JWTPayload {
     var exp: ExpirationClaim
     var nbf: NotBeforeClaim?
     var iat: IssuedAtClaim?
+    var aud: AudienceClaim?
+    var iss: IssuerClaim?
     /// Channels the holder may join; a trailing `*` matches any suffix.
     var channels: [String]?
     /// May publish.

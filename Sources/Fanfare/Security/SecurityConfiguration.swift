@@ -11,6 +11,10 @@ public struct SecurityConfiguration: Sendable {
     public var adminKey: String?
     /// Cookie a browser may carry its subscriber token in.
     public var tokenCookie: String
+    /// When set, a token's `aud` must name it.
+    public var audience: String?
+    /// When set, a token's `iss` must be it.
+    public var issuer: String?
     /// Allowed clock difference when checking `exp` and `nbf`.
     public var leewaySeconds: Int
     /// Send `Access-Control-Allow-Credentials: true` to allowed origins.
@@ -23,7 +27,9 @@ public struct SecurityConfiguration: Sendable {
         adminKey: String? = nil,
         tokenCookie: String = "fanfare_token",
         leewaySeconds: Int = 10,
-        corsAllowCredentials: Bool = false
+        corsAllowCredentials: Bool = false,
+        audience: String? = nil,
+        issuer: String? = nil
     ) {
         self.jwtSecret = jwtSecret
         self.jwtPublicKeyPEM = jwtPublicKeyPEM
@@ -32,6 +38,8 @@ public struct SecurityConfiguration: Sendable {
         self.tokenCookie = tokenCookie
         self.leewaySeconds = leewaySeconds
         self.corsAllowCredentials = corsAllowCredentials
+        self.audience = audience
+        self.issuer = issuer
     }
 
     /// Tokens are checked when a secret or a public key is configured.

@@ -13,7 +13,9 @@ public enum TokenMinter {
         expiresIn: Double,
         notBeforeIn: Double? = nil,
         publish: Bool = false,
-        admin: Bool = false
+        admin: Bool = false,
+        audience: String? = nil,
+        issuer: String? = nil
     ) async throws -> String {
         let keys = JWTKeyCollection()
         if let secret {
@@ -36,6 +38,8 @@ public enum TokenMinter {
             exp: ExpirationClaim(value: now.addingTimeInterval(expiresIn)),
             nbf: notBeforeIn.map { NotBeforeClaim(value: now.addingTimeInterval($0)) },
             iat: IssuedAtClaim(value: now),
+            aud: audience.map { AudienceClaim(value: [$0]) },
+            iss: issuer.map { IssuerClaim(value: $0) },
             channels: channels,
             publish: publish ? true : nil,
             admin: admin ? true : nil

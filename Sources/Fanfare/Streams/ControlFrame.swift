@@ -11,7 +11,7 @@ internal import ServerSentEvents
 /// | `id:` cursor, `event: __connected` + ``ConnectedEvent`` | the node is subscribed to every channel of the stream; the id is where the stream starts |
 /// | `id:` cursor, `event: __reset` + ``ResetEvent`` | events of the named channels may be missing; the id is past the gap |
 /// | `: heartbeat`, or `event: __heartbeat` + `{}` | every heartbeat interval, from one timer per loop |
-/// | `: draining` or `: unavailable` + `retry: <ms>` | the node closes the stream; come back after that long |
+/// | `: draining`, `: unavailable` or `: token-expired` + `retry: <ms>` | the node closes the stream; come back after that long (with a fresh token) |
 enum ControlFrame {
     /// Why the node closes a stream and asks the client to come back.
     enum CloseReason: String {
@@ -19,6 +19,8 @@ enum ControlFrame {
         case draining
         /// Redis could not confirm a subscription, or history could not be read.
         case unavailable
+        /// The stream's token is no longer accepted; the client comes back with a fresh one.
+        case tokenExpired = "token-expired"
     }
 
     static func retry(milliseconds: Int) -> ByteBuffer {

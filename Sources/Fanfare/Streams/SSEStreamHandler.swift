@@ -36,6 +36,9 @@ final class SSEStreamHandler: ChannelInboundHandler {
     /// A history read to start once the pending bytes are written.
     @exclusivity(unchecked) private var readAfterFlush: (index: Int, after: StreamPosition)?
     @exclusivity(unchecked) private var closed = false
+    /// When the stream's token stops being accepted, and the timer that ends it then.
+    private let expires: NIODeadline?
+    private var expiryTimer: Scheduled<Void>?
 
     init(
         node: NodeContext,
@@ -43,12 +46,14 @@ final class SSEStreamHandler: ChannelInboundHandler {
         channels: [String],
         resume: StreamStateMachine.Resume,
         address: String,
+        expires: NIODeadline? = nil,
         eventLoop: any EventLoop
     ) {
         self.node = node
         self.clientID = clientID
         self.eventLoop = eventLoop
         self.address = address
+        self.expires = expires
         let configuration = node.configuration
         self.machine = StreamStateMachine(
             channels: channels,
@@ -79,6 +84,13 @@ final class SSEStreamHandler: ChannelInboundHandler {
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
         self.node.hub.register(self)
+        if let expires = self.expires {
+            self.expiryTimer = context.eventLoop.assumeIsolated().scheduleTask(deadline: expires) {
+                self.expiryTimer = nil
+                self.node.logger.debug("sse.token.expired", metadata: ["client.id": "\(self.clientID)"])
+                self.close(.tokenExpired, retryMilliseconds: nil)
+            }
+        }
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {}
@@ -118,6 +130,8 @@ final class SSEStreamHandler: ChannelInboundHandler {
     private func finish() {
         guard !self.closed else { return }
         self.closed = true
+        self.expiryTimer?.cancel()
+        self.expiryTimer = nil
         self.machine.close()
         self.node.hub.unregister(self)
         self.node.connectionLimiter.release(clientID: self.clientID, address: self.address)
