@@ -93,7 +93,14 @@ final class NginxProcess: Sendable {
         ])
         let deadline = ContinuousClock.now + .seconds(10)
         while ContinuousClock.now < deadline {
-            if (try? await FanfareClientProbe.status(self.url + "/healthz")) == 200 { return }
+            // nginx writes its pid file once it holds its ports: an answer counts only then,
+            // so another server on the port is never taken for this one.
+            let pidFile = try? String(contentsOfFile: "\(self.directory)/nginx.pid", encoding: .utf8)
+            if pidFile?.trimmingCharacters(in: .whitespacesAndNewlines) == "\(self.pid)",
+                (try? await FanfareClientProbe.status(self.url + "/healthz")) == 200
+            {
+                return
+            }
             try await Task.sleep(for: .milliseconds(20))
         }
         self.stop()

@@ -45,7 +45,14 @@ final class NodeProcess: Sendable {
             if self.exitStatus() != nil {
                 throw TestFailure("node \(id) exited at start:\n\(self.logText())")
             }
-            if (try? await FanfareClientProbe.status(self.url + "/readyz")) == 200 { return }
+            if let ready = try? await TestHTTPClient.request("GET", self.url + "/readyz"), ready.status == 200 {
+                // What answers must be this node, not another server that holds the port.
+                guard ready.body.contains(#""node":"\#(id)""#) else {
+                    self.kill(SIGKILL)
+                    throw TestFailure("another server answers on port \(self.port): \(ready.body.prefix(200))")
+                }
+                return
+            }
             try await Task.sleep(for: .milliseconds(50))
         }
         self.kill(SIGKILL)

@@ -27,6 +27,16 @@ struct ProcessHygieneTests {
         RedisServerProcess.signalAndReap(pid, SIGKILL)
     }
 
+    /// A server started on a port another server holds is never mistaken for it: the
+    /// answer must come from the process that was started.
+    @Test func aServerOnATakenPortIsNotTakenForTheOneStarted() async throws {
+        let first = try await RedisServerProcess()
+        for _ in 0..<3 {
+            await #expect(throws: (any Error).self) { _ = try await RedisServerProcess(onPort: first.port) }
+        }
+        first.stop()
+    }
+
     @Test func childrenDoNotInheritFanfareVariables() async throws {
         setenv("FANFARE_PUBLISHER_KEY_LEAK_TEST", "from-the-caller", 1)
         defer { unsetenv("FANFARE_PUBLISHER_KEY_LEAK_TEST") }

@@ -63,7 +63,10 @@ final class RedisServerProcess: Sendable {
                 ] + arguments
             let pid = try Self.spawn(argv)
             do {
-                try await Self.waitUntilReady(pid: pid, port: candidate)
+                let password = arguments.firstIndex(of: "--requirepass").flatMap {
+                    arguments.indices.contains($0 + 1) ? arguments[$0 + 1] : nil
+                }
+                try await Self.waitUntilReady(pid: pid, port: candidate, password: password)
                 self.port = candidate
                 self.pid = pid
                 return
@@ -191,27 +194,33 @@ final class RedisServerProcess: Sendable {
 
     deinit { self.stop() }
 
-    private struct ServerExited: Error {}
+    /// The server exited at start, or another server held its port: try another port.
+    private struct ServerExited: Error, CustomStringConvertible {
+        var description: String
+    }
 
-    private static func waitUntilReady(pid: pid_t, port: Int) async throws {
+    /// Waits until the server answers, and checks that the server answering is the one
+    /// started (its `process_id`), not another that holds the port.
+    private static func waitUntilReady(pid: pid_t, port: Int, password: String?) async throws {
         let deadline = ContinuousClock.now + .seconds(10)
         while ContinuousClock.now < deadline {
             var status: Int32 = 0
             if waitpid(pid, &status, WNOHANG) == pid {
-                throw ServerExited()
+                throw ServerExited(description: "redis-server exited at start on port \(port)")
             }
             if let connection = try? await RedisConnection.connect(
-                configuration: RedisConfiguration(host: "127.0.0.1", port: port),
+                configuration: RedisConfiguration(host: "127.0.0.1", port: port, password: password),
                 eventLoop: MultiThreadedEventLoopGroup.singleton.next(),
                 logger: Logger(label: "test")
             ) {
-                // A server with requirepass answers PING with NOAUTH, which still proves it is up.
-                let reply = try? await connection.sendFuture("PING", arguments: []).get()
+                let reply = try? await connection.sendFuture("INFO", arguments: ["server"]).get()
                 await connection.close()
-                switch reply {
-                case .simpleString("PONG"): return
-                case .error(let message) where message.hasPrefix("NOAUTH"): return
-                default: break
+                if let info = reply?.string {
+                    guard info.contains("\r\nprocess_id:\(pid)\r\n") else {
+                        Self.signalAndReap(pid, SIGKILL)
+                        throw ServerExited(description: "another Redis answers on port \(port), not pid \(pid)")
+                    }
+                    return
                 }
             }
             try await Task.sleep(for: .milliseconds(20))
