@@ -18,7 +18,8 @@ struct ServeCommand: AsyncParsableCommand, EnvironmentConfigurable {
         .value("publish-rate"),
         .value("max-body-bytes"), .value("max-header-bytes"), .value("header-timeout-seconds"),
         .flag("trust-forwarded-for"), .value("ops-address"), .value("drain-seconds"),
-        .value("drain-grace-seconds"), .value("drain-retry-jitter-ms"), .value("log-level"),
+        .value("drain-grace-seconds"), .value("drain-retry-jitter-ms"), .value("registry-ttl-seconds"),
+        .value("log-level"),
     ]
 
     static let configuration = CommandConfiguration(
@@ -144,6 +145,11 @@ struct ServeCommand: AsyncParsableCommand, EnvironmentConfigurable {
     )
     var drainGraceSeconds = 0
 
+    @Option(
+        help: "How long a node's registry row outlives its last refresh (a node that dies without leaving), at least 2."
+    )
+    var registryTtlSeconds = 5
+
     @Option(help: "On drain, clients are told to retry after a random 0…N ms.")
     var drainRetryJitterMs = 2_000
 
@@ -171,6 +177,7 @@ struct ServeCommand: AsyncParsableCommand, EnvironmentConfigurable {
         if let loops = self.eventLoops { configuration.eventLoops = max(1, loops) }
         configuration.drainTimeout = .seconds(Int64(max(1, self.drainSeconds)))
         configuration.drainGrace = .seconds(Int64(max(0, self.drainGraceSeconds)))
+        configuration.registryTTL = .seconds(Int64(max(2, self.registryTtlSeconds)))
         configuration.drainRetryJitterMilliseconds = max(0, self.drainRetryJitterMs)
 
         var security = SecurityConfiguration()

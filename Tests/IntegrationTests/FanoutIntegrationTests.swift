@@ -4,6 +4,7 @@ import Foundation
 import NIOCore
 import NIOPosix
 import ServerSentEvents
+import Synchronization
 import Testing
 
 @Suite(.enabled(if: RedisServerProcess.enabled), .timeLimit(.minutes(2)))
@@ -197,10 +198,11 @@ struct FanoutIntegrationTests {
         await harness.stop()
     }
 
-    @Test func aClientThatNeverReadsIsClosedWithoutDelayingOthers() async throws {
+    @Test func aClientThatNeverReadsIsClosedWithoutDelayingOthersAndResumesLosslessly() async throws {
         let harness = try await NodeHarness(nodes: 1) { $0.slowConsumerBytes = 64 * 1024 }
         let reader = try await self.open(harness, node: 0, "/api/sse/subscribe/reader")
         let stalled = try await StalledClient(url: harness.urls[0], path: "/api/sse/subscribe/stalled")
+        let cursor = try await stalled.connectedID()
         try await harness.waitForConnections(2)
 
         let payload = String(repeating: "x", count: 16 * 1024)
@@ -212,26 +214,73 @@ struct FanoutIntegrationTests {
             #expect(try await reader.next().event == "e\(index)")
         }
         // 6.4 MB went out: far past the bound plus what the kernel buffers hold, so the
-        // node must have dropped the stalled stream (its client cannot tell before it reads).
+        // node must have dropped the stalled stream (its client cannot tell before it reads),
+        // and counted it.
         try await harness.waitForConnections(1)
-        await reader.close()
+        let metrics = try await harness.metrics(0)
+        #expect((metrics["thisNode"] as? [String: Any])?["slowConsumerCloses"] as? Int == 1)
         try? await stalled.channel.close()
+
+        // Coming back from where it stopped reading, it gets every event it missed, in order.
+        let resumed = try await TestStream(
+            harness.urls[0] + "/api/sse/subscribe/stalled",
+            headers: [("Last-Event-ID", cursor)]
+        )
+        #expect(try await resumed.next(includingControl: true).event == "__connected")
+        for index in 0..<count {
+            #expect(try await resumed.next(includingControl: true).event == "e\(index)")
+        }
+        await resumed.close()
+        await reader.close()
         await harness.stop()
     }
 }
 
-/// A raw client that sends a stream request and then never reads.
+/// A raw client that sends a stream request, reads up to its `__connected` frame, and then
+/// never reads again.
 struct StalledClient {
     let channel: any Channel
+    private let collector: Collector
+
+    private final class Collector: ChannelInboundHandler, Sendable {
+        typealias InboundIn = ByteBuffer
+        let received = Mutex([UInt8]())
+
+        func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+            let buffer = Self.unwrapInboundIn(data)
+            self.received.withLock { $0 += buffer.readableBytesView }
+        }
+    }
 
     init(url: String, path: String) async throws {
         let target = try TestHTTPClient.Target(url: url)
+        let collector = Collector()
+        self.collector = collector
         self.channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .channelOption(.autoRead, value: false)
             .channelOption(.socketOption(.so_rcvbuf), value: 4096)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(collector) }
+            }
             .connect(host: target.host, port: target.port).get()
         let request = "GET \(path) HTTP/1.1\r\nHost: \(target.host)\r\nAccept: text/event-stream\r\n\r\n"
         try await self.channel.writeAndFlush(ByteBuffer(string: request))
+    }
+
+    /// Reads until the `__connected` frame is in, and returns its id (the stream's cursor).
+    func connectedID() async throws -> String {
+        try await withDeadline("the stalled client's __connected frame") {
+            while true {
+                let text = String(decoding: self.collector.received.withLock { $0 }, as: UTF8.self)
+                if let frame = text.components(separatedBy: "\n\n").first(where: { $0.contains("event: __connected") }),
+                    let line = frame.split(separator: "\n").first(where: { $0.hasPrefix("id: ") })
+                {
+                    return String(line.dropFirst(4))
+                }
+                self.channel.read()
+                try await Task.sleep(for: .milliseconds(20))
+            }
+        }
     }
 }
 

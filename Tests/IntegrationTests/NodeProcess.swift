@@ -286,7 +286,7 @@ func expectExactlyOnceInOrder(_ client: ResumingClient, acknowledged: [String]) 
 /// Waits until every client received every acknowledged id.
 func waitForDelivery(_ clients: [ResumingClient], acknowledged: [String], seconds: Int = 20) async throws {
     let expected = Set(acknowledged)
-    try? await withDeadline(seconds: seconds, "every client to receive \(expected.count) events") {
+    try await withDeadline(seconds: seconds, "every client to receive \(expected.count) events") {
         for client in clients {
             while !expected.isSubset(of: client.events.map(\.id)) {
                 try await Task.sleep(for: .milliseconds(50))

@@ -184,11 +184,20 @@ final class RedisServerProcess: Sendable {
 
     /// Signals a child's process group and reaps the child. A child that has exited is
     /// only reaped: a pid is never signalled once it may have been reaped (and reused).
+    /// A child still running 10 s after a gentler signal gets SIGKILL.
     static func signalAndReap(_ pid: pid_t, _ signal: Int32) {
         var status: Int32 = 0
         // 0: still running and ours; the pid (it had exited, now reaped) or -1 (reaped before).
         guard waitpid(pid, &status, WNOHANG) == 0 else { return }
         _ = Glibc.kill(-pid, signal)
+        if signal != SIGKILL {
+            let deadline = ContinuousClock.now + .seconds(10)
+            while ContinuousClock.now < deadline {
+                guard waitpid(pid, &status, WNOHANG) == 0 else { return }
+                usleep(10_000)
+            }
+            _ = Glibc.kill(-pid, SIGKILL)
+        }
         _ = waitpid(pid, &status, 0)
     }
 

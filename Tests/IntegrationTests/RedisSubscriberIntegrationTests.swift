@@ -21,28 +21,28 @@ struct RedisSubscriberIntegrationTests {
     private func subscriber(
         _ server: RedisServerProcess,
         ping: TimeAmount? = .seconds(2)
-    ) -> (RedisSubscriber, AsyncStream<RedisSubscriberEvent>.AsyncIterator) {
+    ) -> (RedisSubscriber, SubscriberEvents) {
         let (subscriber, events) = RedisSubscriber.makeWithStream(
             configuration: .init(redis: server.configuration, pingInterval: ping),
             eventLoop: self.loop,
             logger: self.logger
         )
         subscriber.start()
-        return (subscriber, events.makeAsyncIterator())
+        return (subscriber, SubscriberEvents(events))
     }
 
     @Test func aPublishFromAnotherConnectionReachesTheSubscriber() async throws {
         let server = try await RedisServerProcess()
         defer { server.stop() }
-        var (subscriber, events) = self.subscriber(server)
+        let (subscriber, events) = self.subscriber(server)
         let channel = "chan:\(UUID())"
         try await subscriber.subscribe([channel])
-        #expect(try await self.nextReady(&events) == false)
+        #expect(try await self.nextReady(events) == false)
 
         let publisher = try await self.publisher(server)
         let payload: [UInt8] = [0, 1, 2, 0xFF] + Array("hello".utf8)
         #expect(try await publisher.send("PUBLISH", RESPArgument(channel), RESPArgument(bytes: payload)) == .integer(1))
-        let (name, received) = try await self.nextMessage(&events)
+        let (name, received) = try await self.nextMessage(events)
         #expect(name == channel)
         #expect(Array(received.readableBytesView) == payload)
         await publisher.close()
@@ -52,7 +52,7 @@ struct RedisSubscriberIntegrationTests {
     @Test func patternsAndUnsubscribesWork() async throws {
         let server = try await RedisServerProcess()
         defer { server.stop() }
-        var (subscriber, events) = self.subscriber(server)
+        let (subscriber, events) = self.subscriber(server)
         let prefix = "orders:\(UUID())"
         try await subscriber.psubscribe(["\(prefix):*"])
         try await subscriber.subscribe(["\(prefix)-plain"])
@@ -60,7 +60,8 @@ struct RedisSubscriberIntegrationTests {
 
         #expect(try await publisher.send("PUBLISH", RESPArgument("\(prefix):eu"), "p1") == .integer(1))
         var matched = false
-        while let event = await events.next() {
+        while true {
+            let event = try await events.next()
             if case .patternMessage(let pattern, let channel, let payload) = event {
                 #expect(pattern == "\(prefix):*")
                 #expect(channel == "\(prefix):eu")
@@ -90,18 +91,19 @@ struct RedisSubscriberIntegrationTests {
     @Test func clientKillMakesItReconnectResubscribeAndSignal() async throws {
         let server = try await RedisServerProcess()
         defer { server.stop() }
-        var (subscriber, events) = self.subscriber(server)
+        let (subscriber, events) = self.subscriber(server)
         let channels = (0..<50).map { "kill:\(UUID()):\($0)" }
         try await subscriber.subscribe(channels)
         try await subscriber.psubscribe(["kill-pattern:*"])
-        #expect(try await self.nextReady(&events) == false)
+        #expect(try await self.nextReady(events) == false)
 
         let admin = try await self.publisher(server)
         #expect(try await admin.send("CLIENT", "KILL", "TYPE", "pubsub").int == 1)
 
         var sawDisconnect = false
         var reconnected = false
-        while let event = await events.next() {
+        while true {
+            let event = try await events.next()
             switch event {
             case .disconnected(let error):
                 #expect(error.code == .connectionClosed)
@@ -118,7 +120,7 @@ struct RedisSubscriberIntegrationTests {
 
         for channel in [channels[0], channels[49]] {
             #expect(try await admin.send("PUBLISH", RESPArgument(channel), "after") == .integer(1))
-            let (name, payload) = try await self.nextMessage(&events)
+            let (name, payload) = try await self.nextMessage(events)
             #expect(name == channel)
             #expect(String(buffer: payload) == "after")
         }
@@ -130,9 +132,9 @@ struct RedisSubscriberIntegrationTests {
     @Test func aSilentConnectionIsDetectedByPingAndReplaced() async throws {
         let server = try await RedisServerProcess()
         defer { server.stop() }
-        var (subscriber, events) = self.subscriber(server, ping: .milliseconds(250))
+        let (subscriber, events) = self.subscriber(server, ping: .milliseconds(250))
         let channel = "silent:\(UUID())"
-        #expect(try await self.nextReady(&events) == false)
+        #expect(try await self.nextReady(events) == false)
         do {
             try await subscriber.subscribe([channel])
         } catch let error as RedisClientError where error.code == .connectionClosed {
@@ -145,7 +147,8 @@ struct RedisSubscriberIntegrationTests {
         let admin = try await self.publisher(server)
         _ = try await admin.send("CLIENT", "PAUSE", "1500", "ALL")
         var sawDisconnect = false
-        while let event = await events.next() {
+        while true {
+            let event = try await events.next()
             if case .disconnected = event { sawDisconnect = true }
             if case .ready(let isReconnect) = event, isReconnect { break }
         }
@@ -158,7 +161,7 @@ struct RedisSubscriberIntegrationTests {
                 try await Task.sleep(for: .milliseconds(20))
             }
         }
-        let (_, payload) = try await self.nextMessage(&events)
+        let (_, payload) = try await self.nextMessage(events)
         #expect(String(buffer: payload) == "back")
         await admin.close()
         await publisher.close()
@@ -167,16 +170,17 @@ struct RedisSubscriberIntegrationTests {
 
     @Test func itKeepsRetryingUntilTheServerComesBack() async throws {
         let server = try await RedisServerProcess()
-        var (subscriber, events) = self.subscriber(server)
+        let (subscriber, events) = self.subscriber(server)
         let channel = "restart:\(UUID())"
         try await subscriber.subscribe([channel])
-        #expect(try await self.nextReady(&events) == false)
+        #expect(try await self.nextReady(events) == false)
         let port = server.port
         server.kill()
         server.stop()
 
         var disconnects = 0
-        while let event = await events.next() {
+        while true {
+            let event = try await events.next()
             if case .disconnected = event { disconnects += 1 }
             if disconnects >= 3 { break }  // the first drop and at least two failed attempts
         }
@@ -189,7 +193,8 @@ struct RedisSubscriberIntegrationTests {
 
         let revived = try await RedisServerProcess(onPort: port)
         defer { revived.stop() }
-        while let event = await events.next() {
+        while true {
+            let event = try await events.next()
             if case .ready(let isReconnect) = event {
                 #expect(isReconnect)
                 break
@@ -221,19 +226,42 @@ struct RedisSubscriberIntegrationTests {
 
     // MARK: Helpers
 
-    private func nextReady(_ events: inout AsyncStream<RedisSubscriberEvent>.AsyncIterator) async throws -> Bool {
-        while let event = await events.next() {
+    private func nextReady(_ events: SubscriberEvents) async throws -> Bool {
+        while true {
+            let event = try await events.next()
             if case .ready(let isReconnect) = event { return isReconnect }
         }
-        throw TestFailure("event stream ended")
     }
 
     private func nextMessage(
-        _ events: inout AsyncStream<RedisSubscriberEvent>.AsyncIterator
+        _ events: SubscriberEvents
     ) async throws -> (String, ByteBuffer) {
-        while let event = await events.next() {
+        while true {
+            let event = try await events.next()
             if case .message(let channel, let payload) = event { return (channel, payload) }
         }
-        throw TestFailure("event stream ended")
+    }
+}
+
+/// A subscriber's events, each waited for with a deadline that fails the test.
+actor SubscriberEvents {
+    private var iterator: AsyncStream<RedisSubscriberEvent>.AsyncIterator?
+
+    init(_ events: AsyncStream<RedisSubscriberEvent>) {
+        self.iterator = events.makeAsyncIterator()
+    }
+
+    private func take() async throws -> RedisSubscriberEvent {
+        var iterator = self.iterator
+        self.iterator = nil
+        defer { self.iterator = iterator }
+        guard let event = await iterator?.next(isolation: #isolation) else {
+            throw TestFailure("the subscriber's events ended")
+        }
+        return event
+    }
+
+    func next() async throws -> RedisSubscriberEvent {
+        try await withDeadline("the subscriber's next event") { try await self.take() }
     }
 }
