@@ -54,6 +54,39 @@ struct NginxIntegrationTests {
         await harness.stop()
     }
 
+    /// A browser on another origin reads a stream through nginx: the node's SSE and CORS
+    /// headers pass through, and frames arrive unbuffered.
+    @Test func aStreamThroughNginxKeepsItsHeadersAndCORS() async throws {
+        let harness = try await NodeHarness(nodes: 3) { $0.corsOrigins = ["https://app.example.org"] }
+        let nginx = try await NginxProcess(nodes: harness.urls.map { $0.replacingOccurrences(of: "http://", with: "") })
+        let stream = try await RawStream(
+            nginx.url,
+            "/api/sse/subscribe/cors-proxied",
+            headers: [("Origin", "https://app.example.org")]
+        )
+        try await stream.waitUntil("__connected through nginx") { $0.contains { $0.contains("event: __connected") } }
+        #expect(stream.text.hasPrefix("HTTP/1.1 200 OK\r\n"), "\(stream.text.prefix(200))")
+        let headers = stream.headers
+        #expect(headers["content-type"] == "text/event-stream; charset=utf-8")
+        #expect(headers["cache-control"] == "no-cache, no-transform")
+        #expect(headers["access-control-allow-origin"] == "https://app.example.org")
+        #expect(headers["vary"] == "Origin")
+        let (status, _) = try await harness.notify(1, #"{"clientId":"cors-proxied","event":"through"}"#)
+        #expect(status == 200)
+        try await stream.waitUntil("the event through nginx") { $0.contains { $0.contains("event: through") } }
+
+        let preflight = try await TestHTTPClient.request(
+            "OPTIONS",
+            nginx.url + "/api/sse/notify",
+            headers: [("Origin", "https://app.example.org"), ("Access-Control-Request-Method", "POST")]
+        )
+        #expect(preflight.header("access-control-allow-origin") == "https://app.example.org")
+        #expect(preflight.header("access-control-allow-methods")?.contains("POST") == true)
+        await stream.close()
+        nginx.stop()
+        await harness.stop()
+    }
+
     @Test func publishesAndCountsWorkThroughNginx() async throws {
         let harness = try await NodeHarness(nodes: 3)
         let nginx = try await NginxProcess(nodes: harness.urls.map { $0.replacingOccurrences(of: "http://", with: "") })

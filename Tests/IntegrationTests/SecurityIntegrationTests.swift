@@ -101,6 +101,62 @@ struct SecurityIntegrationTests {
         await harness.stop()
     }
 
+    /// A token's user is the same user on every node: streams of user 42 on two nodes get
+    /// what a third node publishes to user 42, and the cluster counts them together.
+    @Test(.enabled(if: RedisServerProcess.enabled))
+    func aTokensUserReachesItsStreamsOnEveryNode() async throws {
+        let harness = try await NodeHarness(nodes: 3) { configuration in
+            configuration.security = SecurityConfiguration(
+                jwtSecret: Self.secret,
+                publisherKey: Self.publisherKey,
+                adminKey: Self.adminKey
+            )
+        }
+        let token = try await self.token(sub: "42")
+        let other = try await self.token(sub: "7")
+        var streams: [TestStream] = []
+        for node in 0..<2 {
+            let stream = try await TestStream(harness.urls[node] + "/api/notifications/stream?token=\(token)")
+            #expect(try await self.channels(of: stream).contains("user:42"))
+            streams.append(stream)
+        }
+        let seven = try await TestStream(harness.urls[1] + "/api/notifications/stream?token=\(other)")
+        _ = try await seven.connected()
+        let body = #"{"userId":"42","event":"for-42","payload":"hi"}"#
+        let answer = try await self.call(
+            "POST",
+            harness.urls[2] + "/api/sse/notify",
+            body: body,
+            headers: [("Authorization", "Bearer \(Self.publisherKey)")]
+        )
+        #expect(answer.status == 200)
+        for stream in streams {
+            let event = try await stream.next()
+            #expect(event.event == "for-42")
+            #expect(event.data == #""hi""#)
+        }
+        // Counted cluster-wide by user, from any node: a publish to user 42 answers with
+        // its matching connections (from the registry, refreshed every second).
+        try await withDeadline("user 42's two connections in the counts") {
+            while true {
+                let probe = try await self.call(
+                    "POST",
+                    harness.urls[2] + "/api/sse/notify",
+                    body: #"{"userId":"42","event":"probe"}"#,
+                    headers: [("Authorization", "Bearer \(Self.publisherKey)")]
+                )
+                if probe.json["connections"] as? Int == 2 { return }
+                try await Task.sleep(for: .milliseconds(100))
+            }
+        }
+        // User 7 got none of it: the first event it sees is its own.
+        #expect(try await self.publish(harness, #"{"userId":"7","event":"marker"}"#) == 200)
+        #expect(try await seven.next().event == "marker")
+        for stream in streams { await stream.close() }
+        await seven.close()
+        await harness.stop()
+    }
+
     @Test func aWildcardGrantCoversItsPrefixOnly() async throws {
         let harness = try await self.secured()
         let token = try await self.token(channels: ["orders.*", "alerts"])
