@@ -1,3 +1,4 @@
+import Fanfare
 import FanfareAPI
 import Foundation
 import ServerSentEvents
@@ -9,7 +10,8 @@ import Glibc
 
 /// The `fanfare` command as a user runs it: `publish`, `cluster` and `tail` against a
 /// node over plain HTTP and, through nginx with a self-signed certificate, over HTTPS;
-/// settings from the environment; a bad setting refused with a sentence.
+/// `publish --redis`, `token` and `tail --last-event-id`; settings from the environment;
+/// a bad setting refused with a sentence.
 @Suite(.enabled(if: NginxProcess.enabled), .timeLimit(.minutes(2)))
 struct CLITests {
     /// Runs `fanfare <arguments>` to its end; its exit code and output (stdout + stderr).
@@ -161,6 +163,71 @@ struct CLITests {
         let marker = try await stream.next()
         #expect(marker.event == "marker")
         await stream.close()
+        await harness.stop()
+    }
+
+    /// `fanfare token` mints what the node accepts (with its audience), `publish --redis`
+    /// makes the same function call a service makes, and `tail --last-event-id` resumes.
+    @Test(.enabled(if: RedisServerProcess.enabled))
+    func tokenPublishThroughRedisAndTailFromAnIdWork() async throws {
+        let secret = "cli-secret-0123456789abcdef0123456789"
+        let harness = try await NodeHarness(nodes: 1) { configuration in
+            configuration.security = SecurityConfiguration(jwtSecret: secret, audience: "fanfare-cli")
+        }
+        let redis = try #require(harness.redis)
+        let minted = try await self.fanfare(
+            [
+                "token", "--sub", "42", "--channels", "orders.*", "--ttl", "10m", "--aud", "fanfare-cli",
+            ],
+            environment: ["FANFARE_JWT_SECRET=\(secret)"]
+        )
+        #expect(minted.code == 0, "\(minted.output)")
+        let token = minted.output.trimmingCharacters(in: .whitespacesAndNewlines)
+        #expect(token.split(separator: ".").count == 3, "\(minted.output)")
+        let withoutAudience = try await self.fanfare(["token", "--secret", secret, "--sub", "42"])
+        let stream = harness.urls[0] + "/api/notifications/stream?channels=orders.eu&token="
+        let refused = try await TestHTTPClient.request(
+            "GET",
+            stream + withoutAudience.output.trimmingCharacters(in: .whitespacesAndNewlines)
+        )
+        #expect(refused.status == 401)
+        let watcher = try await TestStream(stream + token)
+        _ = try await watcher.connected()
+
+        var positions: [String] = []
+        for (index, target) in [["--user", "42"], ["--channel", "orders.eu"]].enumerated() {
+            let published = try await self.fanfare(
+                ["publish", "--redis", redis.url] + target + ["--event", "r\(index)", "--payload", #"{"i":\#(index)}"#]
+            )
+            #expect(published.code == 0, "\(published.output)")
+            let event = try await watcher.next()
+            #expect(event.event == "r\(index)")
+            #expect(event.data == #"{"i":\#(index)}"#)
+            positions.append(event.id ?? "")
+        }
+        await watcher.close()
+        // A bad id is refused before anything is sent.
+        let bad = try await self.fanfare(["publish", "--redis", redis.url, "--user", "a:b", "--event", "x"])
+        #expect(bad.code != 0 && bad.output.contains("ids must not be empty or contain ':'"), "\(bad.output)")
+
+        // tail from the first event's id prints the second, and nothing before it.
+        guard let executable = NodeProcess.executable else { throw TestFailure("fanfare is not built") }
+        let log = FileManager.default.temporaryDirectory.appendingPathComponent("fanfare-tail-\(UUID()).log").path
+        defer { try? FileManager.default.removeItem(atPath: log) }
+        let tail = try RedisServerProcess.spawn(
+            [executable, "tail", "--last-event-id", positions[0], stream + token],
+            output: log
+        )
+        defer { RedisServerProcess.signalAndReap(tail, SIGKILL) }
+        try await withDeadline("tail to print the missed event") {
+            while !((try? String(contentsOfFile: log, encoding: .utf8)) ?? "").contains("[r1 id=") {
+                try await Task.sleep(for: .milliseconds(20))
+            }
+        }
+        let printed = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
+        #expect(!printed.contains("[r0 "), "\(printed)")
+        #expect(printed.contains(#"] {"i":1}"#), "\(printed)")
+        RedisServerProcess.signalAndReap(tail, SIGTERM)
         await harness.stop()
     }
 
