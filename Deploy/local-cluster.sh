@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Brings up the cluster on loopback without Docker: redis-server (append-only), three
 # nodes and nginx in front. Waits until everything is ready, prints the URLs, and takes
-# everything down again on Ctrl-C, SIGTERM or exit.
+# everything down again on Ctrl-C, SIGTERM or exit. Every process stays in the
+# foreground of this script's process group (none daemonizes), so nothing outlives it.
 #
 #   Deploy/local-cluster.sh [--port 8080] [--binary .build/release/fanfare]
 #
@@ -25,12 +26,16 @@ redis_port=$((port + 4))
 workdir=$(mktemp -d -t fanfare-cluster.XXXXXX)
 pids=()
 
+redis_pid=
+nginx_pid=
+
+# In order: nginx (no new requests), the nodes (they drain), then Redis.
 cleanup() {
     trap - EXIT INT TERM
-    [[ -f $workdir/nginx/nginx.pid ]] && kill "$(cat "$workdir/nginx/nginx.pid")" 2>/dev/null || true
+    [[ -n $nginx_pid ]] && kill -TERM "$nginx_pid" 2>/dev/null && wait "$nginx_pid" 2>/dev/null
     for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
     wait "${pids[@]}" 2>/dev/null || true
-    redis-cli -p "$redis_port" shutdown 2>/dev/null >/dev/null || true
+    [[ -n $redis_pid ]] && kill -TERM "$redis_pid" 2>/dev/null && wait "$redis_pid" 2>/dev/null
     rm -rf "$workdir"
 }
 trap cleanup EXIT
@@ -48,7 +53,8 @@ wait_for() {
 }
 
 redis-server --port "$redis_port" --bind 127.0.0.1 --appendonly yes --save "" --dir "$workdir" \
-    --logfile "$workdir/redis.log" --daemonize yes
+    --logfile "$workdir/redis.log" &
+redis_pid=$!
 wait_for "redis-server" "redis-cli -p $redis_port ping"
 
 for index in 0 1 2; do
@@ -63,8 +69,9 @@ done
 
 Deploy/render-nginx.sh "127.0.0.1:$port" "127.0.0.1:${node_ports[0]}" "127.0.0.1:${node_ports[1]}" \
     "127.0.0.1:${node_ports[2]}" "$workdir/nginx" >"$workdir/nginx.conf"
-nginx -c "$workdir/nginx.conf" -p "$workdir/nginx" -e stderr \
-    2>"$workdir/nginx.log"
+nginx -c "$workdir/nginx.conf" -p "$workdir/nginx" -e stderr -g "daemon off;" \
+    2>"$workdir/nginx.log" &
+nginx_pid=$!
 wait_for "nginx" "curl -sf http://127.0.0.1:$port/readyz"
 
 cat <<INFO

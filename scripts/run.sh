@@ -5,13 +5,19 @@
 #                                         and nginx on loopback; nginx on :8080 (Ctrl-C stops all)
 #   scripts/run.sh --port 9090            the same with nginx on :9090 (nodes on the next ports)
 #   scripts/run.sh --embedded [args]      one node, no Redis, on :8080; args go to `fanfare serve`
+#
+# FANFARE_BINARY=path runs that fanfare executable instead of building one.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 scripts/install-dependencies.sh --run
-swift build -c release --product fanfare
+binary=${FANFARE_BINARY:-}
+if [[ -z $binary ]]; then
+    swift build -c release --product fanfare
+    binary=.build/release/fanfare
+fi
 if [[ ${1:-} == --embedded ]]; then
     shift
-    exec .build/release/fanfare serve "$@"
+    exec "$binary" serve "$@"
 fi
-exec Deploy/local-cluster.sh --binary .build/release/fanfare "$@"
+exec Deploy/local-cluster.sh --binary "$binary" "$@"

@@ -1,0 +1,134 @@
+import Foundation
+import NIOCore
+import NIOPosix
+import ServerSentEvents
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The README's run command as a user runs it: `scripts/run.sh` brings up the local
+/// cluster (through `Deploy/local-cluster.sh`) or one embedded node, a publish goes
+/// through, and Ctrl-C stops everything it started. The fanfare executable the tests were
+/// built with stands in for the release build (`FANFARE_BINARY`).
+@Suite(.enabled(if: RedisServerProcess.enabled && NginxProcess.enabled), .timeLimit(.minutes(2)))
+struct ScriptsTests {
+    private static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent().path
+
+    /// `count` consecutive free loopback ports, in the tests' range.
+    private func freePorts(_ count: Int) throws -> Int {
+        for _ in 0..<200 {
+            let base = Int.random(in: 20_000..<(32_000 - count))
+            if (base..<(base + count)).allSatisfy({ self.isFree($0) }) { return base }
+        }
+        throw TestFailure("no \(count) consecutive free ports")
+    }
+
+    private func isFree(_ port: Int) -> Bool {
+        guard
+            let channel = try? ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+                .bind(host: "127.0.0.1", port: port).wait()
+        else { return false }
+        try? channel.close().wait()
+        return true
+    }
+
+    /// Whether anything accepts connections on `port`.
+    private func answers(_ port: Int) async -> Bool {
+        guard
+            let channel = try? await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+                .connectTimeout(.seconds(1)).connect(host: "127.0.0.1", port: port).get()
+        else { return false }
+        try? await channel.close()
+        return true
+    }
+
+    private func waitForOutput(_ log: String, _ text: String, seconds: Int = 60) async throws -> String {
+        try await withDeadline(seconds: seconds, "the script to print \(text)") {
+            while true {
+                let output = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
+                if output.contains(text) { return output }
+                try await Task.sleep(for: .milliseconds(50))
+            }
+        }
+    }
+
+    private func runScript(_ arguments: [String], log: String) throws -> pid_t {
+        guard let executable = NodeProcess.executable else {
+            throw TestFailure("the fanfare executable is not built next to the tests; run `swift build --build-tests`")
+        }
+        return try RedisServerProcess.spawn(
+            ["/usr/bin/env", "FANFARE_BINARY=\(executable)", "bash", "scripts/run.sh"] + arguments,
+            output: log,
+            directory: Self.root
+        )
+    }
+
+    @Test func theLocalClusterStartsServesThroughNginxAndCtrlCStopsEverything() async throws {
+        let base = try self.freePorts(5)
+        let log = FileManager.default.temporaryDirectory.appendingPathComponent("fanfare-run-\(UUID()).log").path
+        defer { try? FileManager.default.removeItem(atPath: log) }
+        let script = try self.runScript(["--port", "\(base)"], log: log)
+        // Whatever happens, the script's group goes (its trap takes the rest down).
+        defer { RedisServerProcess.signalAndReap(script, SIGINT) }
+        let output = try await self.waitForOutput(log, "Ctrl-C stops everything.")
+        #expect(output.contains("through nginx   http://127.0.0.1:\(base)"), "\(output)")
+        let workdir = output.components(separatedBy: "(logs in ").dropFirst().first?.prefix { $0 != ")" } ?? ""
+        #expect(FileManager.default.fileExists(atPath: String(workdir)), "\(output)")
+
+        // The three nodes behind nginx: a stream through nginx gets a publish through nginx.
+        let url = "http://127.0.0.1:\(base)"
+        let stream = try await TestStream(url + "/api/sse/subscribe/script-alice")
+        let connected = try await stream.connected()
+        #expect(connected["data"]?.contains(#""nodeId":"node-"#) == true)
+        let response = try await TestHTTPClient.request(
+            "POST",
+            url + "/api/sse/notify",
+            body: #"{"clientId":"script-alice","event":"hello","payload":{"hi":1}}"#
+        )
+        #expect(response.status == 200, "\(response.body)")
+        let event = try await stream.next()
+        #expect(event.event == "hello")
+        #expect(event.data == #"{"hi":1}"#)
+        await stream.close()
+
+        // Ctrl-C: the terminal signals the whole foreground process group.
+        _ = Glibc.kill(-script, SIGINT)
+        let code = try await RedisServerProcess.waitForExit(script, "scripts/run.sh", within: .seconds(30))
+        #expect(code == 130, "exit \(code):\n\((try? String(contentsOfFile: log, encoding: .utf8)) ?? "")")
+        for port in base..<(base + 5) {
+            #expect(await self.answers(port) == false, "something still answers on \(port)")
+        }
+        #expect(!FileManager.default.fileExists(atPath: String(workdir)), "\(workdir) was left behind")
+    }
+
+    @Test func anEmbeddedNodeStartsAndCtrlCStopsIt() async throws {
+        let port = try self.freePorts(1)
+        let log = FileManager.default.temporaryDirectory.appendingPathComponent("fanfare-run-\(UUID()).log").path
+        defer { try? FileManager.default.removeItem(atPath: log) }
+        let script = try self.runScript(["--embedded", "--host", "127.0.0.1", "--port", "\(port)"], log: log)
+        defer { RedisServerProcess.signalAndReap(script, SIGINT) }
+        let url = "http://127.0.0.1:\(port)"
+        try await withDeadline(seconds: 60, "the embedded node to be ready") {
+            while (try? await TestHTTPClient.request("GET", url + "/readyz").status) != 200 {
+                try await Task.sleep(for: .milliseconds(50))
+            }
+        }
+        let stream = try await TestStream(url + "/api/sse/subscribe/solo")
+        _ = try await stream.connected()
+        let response = try await TestHTTPClient.request(
+            "POST",
+            url + "/api/sse/notify",
+            body: #"{"broadcast":true,"event":"solo"}"#
+        )
+        #expect(response.status == 200)
+        #expect(try await stream.next().event == "solo")
+        await stream.close()
+        _ = Glibc.kill(-script, SIGINT)
+        let code = try await RedisServerProcess.waitForExit(script, "scripts/run.sh --embedded", within: .seconds(30))
+        #expect(code == 0, "exit \(code):\n\((try? String(contentsOfFile: log, encoding: .utf8)) ?? "")")
+        #expect(await self.answers(port) == false)
+    }
+}
