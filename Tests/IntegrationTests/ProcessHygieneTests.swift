@@ -14,7 +14,7 @@ struct ProcessHygieneTests {
         let pid = try RedisServerProcess.spawn(["/bin/sh", "-c", "sleep 60 & sleep 60"])
         // The shell and its background sleep share the child's own process group.
         try await withDeadline("the shell to start its sleeps") {
-            while !FileManager.default.fileExists(atPath: "/proc/\(pid)") || Self.members(of: pid) < 2 {
+            while Self.members(of: pid, running: "sleep 60") < 2 {
                 try await Task.sleep(for: .milliseconds(20))
             }
         }
@@ -25,6 +25,24 @@ struct ProcessHygieneTests {
         }
         // Reaped: a second stop signals nothing (the pid may belong to another process now).
         RedisServerProcess.signalAndReap(pid, SIGKILL)
+    }
+
+    /// A child dies with the process that started it, even when that one is killed and
+    /// cannot stop it: here a lifeline of its own, closed by the test, stands for the end
+    /// of the test process.
+    @Test func aChildDiesWithItsParent() async throws {
+        let lifeline = RedisServerProcess.makeLifeline()
+        let child = try RedisServerProcess.spawn(["/bin/sleep", "60"], lifeline: lifeline.read)
+        close(lifeline.read)
+        try await Task.sleep(for: .milliseconds(200))
+        var status: Int32 = 0
+        #expect(waitpid(child, &status, WNOHANG) == 0, "the child ended while its parent lived")
+        close(lifeline.write)
+        try await withDeadline("the child to die with its parent") {
+            var status: Int32 = 0
+            while waitpid(child, &status, WNOHANG) != child { try await Task.sleep(for: .milliseconds(20)) }
+            #expect(RedisServerProcess.exitCode(status) == 128 + SIGKILL)
+        }
     }
 
     /// A server started on a port another server holds is never mistaken for it: the
@@ -51,9 +69,15 @@ struct ProcessHygieneTests {
         #expect(!printed.contains("FANFARE_"), "\(printed)")
     }
 
-    /// How many processes are in process group `group`.
-    private static func members(of group: pid_t) -> Int {
+    /// How many processes of process group `group` run `command` (arguments space-separated).
+    private static func members(of group: pid_t, running command: String) -> Int {
         let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
-        return entries.compactMap { Int32($0) }.filter { getpgid($0) == group }.count
+        return entries.compactMap { Int32($0) }.filter { pid in
+            guard getpgid(pid) == group, let line = FileManager.default.contents(atPath: "/proc/\(pid)/cmdline") else {
+                return false
+            }
+            return line.split(separator: 0).map { String(decoding: $0, as: UTF8.self) }.joined(separator: " ")
+                == command
+        }.count
     }
 }

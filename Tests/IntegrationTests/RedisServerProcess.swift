@@ -83,9 +83,35 @@ final class RedisServerProcess: Sendable {
 
     /// Spawns `argv` with a clean signal mask and none of this process's descriptors;
     /// stdout and stderr go to `output` (or nowhere). With `directory` it runs there.
-    static func spawn(_ command: [String], output: String = "/dev/null", directory: String? = nil) throws -> pid_t {
-        // glibc's posix_spawn has no portable chdir: a shell changes directory, then execs.
-        let argv = directory.map { [#"/bin/sh"#, "-c", #"cd "$0" && exec "$@""#, $0] + command } ?? command
+    ///
+    /// The child dies with this process, even when this process crashes or is killed: a
+    /// watcher in the child's process group waits on `lifeline`, the read end of a pipe
+    /// whose write end only this process holds, and kills the group when it reads the end.
+    /// (The kernel's parent-death signal follows the spawning thread, not the process, so
+    /// it would fire when a pool thread retires.)
+    static func spawn(
+        _ command: [String],
+        output: String = "/dev/null",
+        directory: String? = nil,
+        lifeline: Int32 = RedisServerProcess.lifeline.read
+    ) throws -> pid_t {
+        // A shell closes every descriptor it inherited but the standard three and the
+        // lifeline (a socket another thread opened while this one spawned would otherwise
+        // stay open in the child, and a client's close would never reach its server),
+        // starts the watcher, changes directory (glibc's posix_spawn has no portable
+        // chdir), then execs the command, which keeps the pid.
+        let script = #"""
+            lifeline=$1; directory=$2; shift 2
+            for fd in /proc/self/fd/*; do
+                fd=${fd##*/}
+                [ "$fd" -gt 2 ] 2>/dev/null && [ "$fd" != "$lifeline" ] && eval "exec $fd>&-" 2>/dev/null
+            done
+            (read -r _ <&"$lifeline"; kill -KILL 0) </dev/null >/dev/null 2>&1 &
+            eval "exec $lifeline<&-"
+            if [ -n "$directory" ]; then cd "$directory" || exit 127; fi
+            exec "$@"
+            """#
+        let argv = ["/bin/bash", "-c", script, "bash", "\(lifeline)", directory ?? ""] + command
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
@@ -95,7 +121,7 @@ final class RedisServerProcess: Sendable {
         // The child must not inherit this process's sockets (a node's listening socket
         // held open by nginx or Redis would keep accepting after the node stopped).
         let open = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd")) ?? []
-        for fd in open.compactMap({ Int32($0) }) where fd > 2 {
+        for fd in open.compactMap({ Int32($0) }) where fd > 2 && fd != lifeline {
             posix_spawn_file_actions_addclose(&actions, fd)
         }
         // Test threads (dispatch workers) block signals and posix_spawn passes the mask
@@ -126,6 +152,17 @@ final class RedisServerProcess: Sendable {
         let status = posix_spawn(&pid, argv[0], &actions, &attributes, &cArguments, &environment)
         guard status == 0 else { throw TestFailure("posix_spawn \(argv[0]) failed: \(status)") }
         return pid
+    }
+
+    /// A pipe whose write end only this process holds (it closes on exec): children
+    /// read its end of file when this process is gone.
+    static let lifeline: (read: Int32, write: Int32) = RedisServerProcess.makeLifeline()
+
+    static func makeLifeline() -> (read: Int32, write: Int32) {
+        var fds: [Int32] = [-1, -1]
+        guard pipe(&fds) == 0 else { return (-1, -1) }
+        _ = fcntl(fds[1], F_SETFD, FD_CLOEXEC)
+        return (fds[0], fds[1])
     }
 
     /// This process's environment without the `FANFARE_` variables.

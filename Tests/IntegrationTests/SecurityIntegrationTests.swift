@@ -262,14 +262,13 @@ struct SecurityIntegrationTests {
     @Test func anOpenStreamEndsWhenItsTokenExpires() async throws {
         let harness = try await self.secured { $0.security.leewaySeconds = 0 }
         let url = harness.urls[0] + "/api/notifications/stream"
-        let token = try await self.token(expiresIn: 2)
+        let token = try await self.token(expiresIn: 3)
         let target = try TestHTTPClient.Target(url: harness.urls[0])
         let request = "GET /api/notifications/stream?token=\(token) HTTP/1.1\r\nHost: \(target.host)\r\n\r\n"
         let started = ContinuousClock.now
         let answer = try await RawHTTP.exchange(harness.urls[0], Array(request.utf8), seconds: 10)
         let elapsed = ContinuousClock.now - started
         #expect(answer.hasPrefix("HTTP/1.1 200 OK"), "\(answer.prefix(200))")
-        #expect(answer.contains("event: __connected"))
         // The last frame: when to come back, and why.
         let last = answer.components(separatedBy: "\n\n").dropLast().last ?? ""
         #expect(last.contains("retry: 2000") && last.contains(": token-expired"), "\(answer.suffix(80))")
