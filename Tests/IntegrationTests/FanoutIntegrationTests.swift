@@ -240,21 +240,11 @@ struct FanoutIntegrationTests {
 /// never reads again.
 struct StalledClient {
     let channel: any Channel
-    private let collector: Collector
-
-    private final class Collector: ChannelInboundHandler, Sendable {
-        typealias InboundIn = ByteBuffer
-        let received = Mutex([UInt8]())
-
-        func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-            let buffer = Self.unwrapInboundIn(data)
-            self.received.withLock { $0 += buffer.readableBytesView }
-        }
-    }
+    private let collector: ReceivedBytes
 
     init(url: String, path: String) async throws {
         let target = try TestHTTPClient.Target(url: url)
-        let collector = Collector()
+        let collector = ReceivedBytes()
         self.collector = collector
         self.channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .channelOption(.autoRead, value: false)

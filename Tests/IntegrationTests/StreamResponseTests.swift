@@ -6,20 +6,21 @@ import ServerSentEvents
 import Synchronization
 import Testing
 
+/// Keeps every byte a connection receives.
+final class ReceivedBytes: ChannelInboundHandler, Sendable {
+    typealias InboundIn = ByteBuffer
+    let received = Mutex([UInt8]())
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let buffer = Self.unwrapInboundIn(data)
+        self.received.withLock { $0 += buffer.readableBytesView }
+    }
+}
+
 /// A stream read as raw bytes: the response head, comments and every frame as sent.
 final class RawStream: Sendable {
-    private final class Collector: ChannelInboundHandler, Sendable {
-        typealias InboundIn = ByteBuffer
-        let received = Mutex([UInt8]())
-
-        func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-            let buffer = Self.unwrapInboundIn(data)
-            self.received.withLock { $0 += buffer.readableBytesView }
-        }
-    }
-
     let channel: any Channel
-    private let collector = Collector()
+    private let collector = ReceivedBytes()
 
     /// Sends `GET path` with `headers` to `url`'s server.
     init(_ url: String, _ path: String, headers: [(String, String)] = []) async throws {
