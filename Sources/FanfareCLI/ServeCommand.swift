@@ -34,7 +34,12 @@ struct ServeCommand: AsyncParsableCommand, EnvironmentConfigurable {
     @Option(help: "Port to bind.")
     var port = 8080
 
-    @Option(help: "Redis URL redis://[user:password@]host:port/db; without one the node runs embedded.")
+    @Option(
+        help: """
+            Redis URL redis://[user:password@]host:port/db, or redis-sentinel://[user:password@]host:port,host:port/<master>[/db]\
+            [?sentinelPassword=…] to follow the master Sentinel watches; without one the node runs embedded.
+            """
+    )
     var redis: String?
 
     @Option(name: .customLong("node-id"), help: "This node's id (default: generated, node-<6 hex>).")

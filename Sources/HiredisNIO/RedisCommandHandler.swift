@@ -65,6 +65,11 @@ final class RedisCommandHandler: ChannelDuplexHandler, RemovableChannelHandler {
             return
         }
         head.promise.succeed(value)
+        if case .error(let message) = value, message.hasPrefix("READONLY") {
+            // The server became a replica (a failover): this connection can never write
+            // again, and closing it makes its owner connect anew, to the new master.
+            context.close(promise: nil)
+        }
     }
 
     func channelInactive(context: ChannelHandlerContext) {

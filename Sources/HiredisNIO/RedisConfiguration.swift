@@ -13,6 +13,9 @@ public struct RedisConfiguration: Sendable, Hashable {
     /// When it passes, every pending command fails and the connection closes, since
     /// later replies could no longer be matched to their commands.
     public var commandTimeout: TimeAmount?
+    /// When set, `host` and `port` are not used: every connection first asks these
+    /// sentinels where the master is, and checks with ROLE that it is the master.
+    public var sentinel: RedisSentinel?
 
     public init(
         host: String = "127.0.0.1",
@@ -32,7 +35,10 @@ public struct RedisConfiguration: Sendable, Hashable {
         self.commandTimeout = commandTimeout
     }
 
-    /// Reads `redis://[[user]:password@]host[:port][/database]`.
+    /// Reads `redis://[[user]:password@]host[:port][/database]`, or
+    /// `redis-sentinel://[[user]:password@]host[:port][,host[:port]…]/master-name[/database]`
+    /// with `?sentinelUsername=` and `?sentinelPassword=` for the sentinels' own
+    /// credentials (the ones before the hosts are the master's); see ``RedisSentinel``.
     ///
     /// User and password may be percent-encoded; an IPv6 host goes in brackets.
     /// `rediss://` (TLS) is recognised and refused with ``RedisClientError/Code/unsupported``.
@@ -45,8 +51,15 @@ public struct RedisConfiguration: Sendable, Hashable {
                 "rediss:// (TLS) is not supported yet; use redis:// on a trusted network"
             )
         }
+        if rest.hasPrefix("redis-sentinel://") {
+            try self.readSentinelURL(url)
+            return
+        }
         guard rest.hasPrefix("redis://") else {
-            throw RedisClientError(.invalidURL, "a Redis URL starts with redis://, got '\(Self.redacted(url))'")
+            throw RedisClientError(
+                .invalidURL,
+                "a Redis URL starts with redis:// or redis-sentinel://, got '\(Self.redacted(url))'"
+            )
         }
         rest = rest.dropFirst("redis://".count)
         if let end = rest.firstIndex(where: { $0 == "?" || $0 == "#" }) {
@@ -57,54 +70,77 @@ public struct RedisConfiguration: Sendable, Hashable {
             path = rest[rest.index(after: slash)...]
             rest = rest[..<slash]
         }
-        if let at = rest.lastIndex(of: "@") {
-            let userInfo = rest[..<at]
-            rest = rest[rest.index(after: at)...]
-            if let colon = userInfo.firstIndex(of: ":") {
-                let user = try Self.percentDecoded(userInfo[..<colon])
-                self.username = user.isEmpty ? nil : user
-                self.password = try Self.percentDecoded(userInfo[userInfo.index(after: colon)...])
-            } else if !userInfo.isEmpty {
-                // `redis://secret@host` is the common shorthand for a password alone.
-                self.password = try Self.percentDecoded(userInfo)
-            }
+        rest = try self.readUserInfo(rest)
+        (self.host, self.port) = try Self.hostAndPort(rest, defaultPort: self.port, url: url)
+        if !path.isEmpty {
+            self.database = try Self.database(path, url: url)
         }
+    }
+
+    /// Takes `[user]:password@` off the front of `rest` into the credentials.
+    mutating func readUserInfo(_ rest: Substring) throws -> Substring {
+        guard let at = rest.lastIndex(of: "@") else { return rest }
+        let userInfo = rest[..<at]
+        if let colon = userInfo.firstIndex(of: ":") {
+            let user = try Self.percentDecoded(userInfo[..<colon])
+            self.username = user.isEmpty ? nil : user
+            self.password = try Self.percentDecoded(userInfo[userInfo.index(after: colon)...])
+        } else if !userInfo.isEmpty {
+            // `redis://secret@host` is the common shorthand for a password alone.
+            self.password = try Self.percentDecoded(userInfo)
+        }
+        return rest[rest.index(after: at)...]
+    }
+
+    /// `host`, `host:port`, `[v6]` or `[v6]:port`; an empty host is the loopback.
+    static func hostAndPort(_ text: Substring, defaultPort: Int, url: String) throws -> (String, Int) {
+        var host: String
         var portText: Substring? = nil
-        if rest.hasPrefix("[") {
-            guard let close = rest.firstIndex(of: "]") else {
+        if text.hasPrefix("[") {
+            guard let close = text.firstIndex(of: "]") else {
                 throw RedisClientError(.invalidURL, "unclosed '[' in IPv6 host of '\(Self.redacted(url))'")
             }
-            self.host = String(rest[rest.index(after: rest.startIndex)..<close])
-            let after = rest[rest.index(after: close)...]
+            host = String(text[text.index(after: text.startIndex)..<close])
+            let after = text[text.index(after: close)...]
             if after.hasPrefix(":") {
                 portText = after.dropFirst()
             } else if !after.isEmpty {
                 throw RedisClientError(.invalidURL, "unexpected text after host in '\(Self.redacted(url))'")
             }
-        } else if let colon = rest.lastIndex(of: ":") {
-            self.host = String(rest[..<colon])
-            portText = rest[rest.index(after: colon)...]
+        } else if let colon = text.lastIndex(of: ":") {
+            host = String(text[..<colon])
+            portText = text[text.index(after: colon)...]
         } else {
-            self.host = String(rest)
+            host = String(text)
         }
-        if self.host.isEmpty { self.host = "127.0.0.1" }
-        if let portText {
-            guard let port = Int(portText), (1...65535).contains(port) else {
-                throw RedisClientError(.invalidURL, "bad port '\(portText)' in '\(Self.redacted(url))'")
-            }
-            self.port = port
+        if host.isEmpty { host = "127.0.0.1" }
+        guard let portText else { return (host, defaultPort) }
+        guard let port = Int(portText), (1...65535).contains(port) else {
+            throw RedisClientError(.invalidURL, "bad port '\(portText)' in '\(Self.redacted(url))'")
         }
-        if !path.isEmpty {
-            guard let database = Int(path), database >= 0 else {
-                throw RedisClientError(.invalidURL, "bad database '\(path)' in '\(Self.redacted(url))'")
-            }
-            self.database = database
-        }
+        return (host, port)
     }
 
-    /// `url` for a message: a password (or a lone secret) before the host becomes `***`,
-    /// so no error or log line repeats a credential.
+    static func database(_ text: Substring, url: String) throws -> Int {
+        guard let database = Int(text), database >= 0 else {
+            throw RedisClientError(.invalidURL, "bad database '\(text)' in '\(Self.redacted(url))'")
+        }
+        return database
+    }
+
+    /// `url` for a message: a password (or a lone secret) before the host, and a
+    /// `sentinelPassword=` in the query, become `***`, so no error or log line repeats a
+    /// credential.
     public static func redacted(_ url: String) -> String {
+        var url = url
+        if let query = url.firstIndex(of: "?") {
+            let parameters = url[url.index(after: query)...].split(separator: "&", omittingEmptySubsequences: false)
+            let shown = parameters.map { parameter in
+                parameter.lowercased().hasPrefix("sentinelpassword=")
+                    ? String(parameter.prefix { $0 != "=" }) + "=***" : String(parameter)
+            }
+            url = String(url[...query]) + shown.joined(separator: "&")
+        }
         let start: String.Index = url.firstRange(of: "://")?.upperBound ?? url.startIndex
         let rest: Substring = url[start...]
         let end: String.Index = rest.firstIndex { $0 == "/" || $0 == "?" || $0 == "#" } ?? rest.endIndex
@@ -115,7 +151,7 @@ public struct RedisConfiguration: Sendable, Hashable {
         return String(url[..<start]) + shown + String(url[at...])
     }
 
-    private static func percentDecoded(_ text: Substring) throws -> String {
+    static func percentDecoded(_ text: Substring) throws -> String {
         var bytes: [UInt8] = []
         var iterator = text.utf8.makeIterator()
         while let byte = iterator.next() {
@@ -146,6 +182,10 @@ extension RedisConfiguration: CustomStringConvertible {
     /// The URL without the password, safe for logs.
     public var description: String {
         let credentials = self.password == nil ? "" : "\(self.username ?? ""):***@"
+        if let sentinel = self.sentinel {
+            let hosts = sentinel.sentinels.map(\.description).joined(separator: ",")
+            return "redis-sentinel://\(credentials)\(hosts)/\(sentinel.masterName)/\(self.database)"
+        }
         let host = self.host.contains(":") ? "[\(self.host)]" : self.host
         return "redis://\(credentials)\(host):\(self.port)/\(self.database)"
     }

@@ -37,12 +37,105 @@ public final class RedisConnection: Sendable {
         return RedisConnection(channel: channel, logger: logger)
     }
 
-    /// Opens a socket with the command pipeline and runs the AUTH/SELECT handshake.
-    /// The future completes on `eventLoop`; on failure the socket is closed.
+    /// Opens a socket with the command pipeline and runs the AUTH/SELECT handshake; with a
+    /// sentinel, first finds the master (see ``RedisSentinel``). The future completes on
+    /// `eventLoop`; on failure the socket is closed.
     static func connectChannel(
         configuration: RedisConfiguration,
         eventLoop: any EventLoop,
         selectDatabase: Bool = true
+    ) -> EventLoopFuture<any Channel> {
+        guard let sentinel = configuration.sentinel else {
+            return Self.connectServer(
+                configuration: configuration,
+                eventLoop: eventLoop,
+                selectDatabase: selectDatabase
+            )
+        }
+        return Self.askForMaster(sentinel, configuration: configuration, index: 0, eventLoop: eventLoop, failures: [])
+            .flatMap { address in
+                var master = configuration
+                master.sentinel = nil
+                master.host = address.host
+                master.port = address.port
+                return Self.connectServer(
+                    configuration: master,
+                    eventLoop: eventLoop,
+                    selectDatabase: selectDatabase,
+                    requireMaster: true
+                )
+            }
+    }
+
+    /// Asks the sentinels, from `index` on, where the master is: the first answer wins.
+    private static func askForMaster(
+        _ sentinel: RedisSentinel,
+        configuration: RedisConfiguration,
+        index: Int,
+        eventLoop: any EventLoop,
+        failures: [String]
+    ) -> EventLoopFuture<RedisSentinel.Address> {
+        guard index < sentinel.sentinels.count else {
+            return eventLoop.makeFailedFuture(
+                RedisClientError(
+                    .connectionClosed,
+                    "no sentinel told where the master '\(sentinel.masterName)' is: \(failures.joined(separator: "; "))"
+                )
+            )
+        }
+        let address = sentinel.sentinels[index]
+        let asked = sentinel.configuration(of: address, from: configuration)
+        return Self.connectServer(configuration: asked, eventLoop: eventLoop, selectDatabase: false)
+            .flatMap { channel in
+                Self.command(
+                    "SENTINEL",
+                    [RESPArgument("get-master-addr-by-name"), RESPArgument(sentinel.masterName)],
+                    on: channel
+                )
+                .always { _ in channel.close(promise: nil) }
+            }
+            .flatMapThrowing { reply -> RedisSentinel.Address in
+                guard let parts = reply.array, parts.count == 2, let host = parts[0].string,
+                    let port = parts[1].string.flatMap({ Int($0) })
+                else {
+                    throw RedisClientError(.protocolError, "\(address) does not know the master: \(reply)")
+                }
+                return RedisSentinel.Address(host: host, port: port)
+            }
+            .flatMapError { error in
+                Self.askForMaster(
+                    sentinel,
+                    configuration: configuration,
+                    index: index + 1,
+                    eventLoop: eventLoop,
+                    failures: failures + ["\(address): \(error)"]
+                )
+            }
+    }
+
+    /// Writes one command on a channel that has the command pipeline; a server error is
+    /// a failure.
+    private static func command(
+        _ name: String,
+        _ arguments: [RESPArgument],
+        on channel: any Channel
+    )
+        -> EventLoopFuture<RESPValue>
+    {
+        var buffer = channel.allocator.buffer(capacity: 64)
+        RESPCommandEncoder.encode(name, arguments: arguments, into: &buffer)
+        let promise = channel.eventLoop.makePromise(of: RESPValue.self)
+        channel.writeAndFlush(RedisCommandHandler.Request(encoded: buffer, promise: promise), promise: nil)
+        return promise.futureResult.flatMapThrowing { try Self.throwingServerError($0) }
+    }
+
+    /// Opens a socket to the configured host and runs the handshake; with
+    /// `requireMaster`, ROLE must say `master`.
+    private static func connectServer(
+        configuration: RedisConfiguration,
+        eventLoop: any EventLoop,
+        selectDatabase: Bool,
+        requireMaster: Bool = false
     ) -> EventLoopFuture<any Channel> {
         let bootstrap = ClientBootstrap(group: eventLoop)
             .connectTimeout(configuration.connectTimeout)
@@ -78,12 +171,20 @@ public final class RedisConnection: Sendable {
                 if selectDatabase && configuration.database != 0 {
                     commands.append(("SELECT", [RESPArgument(configuration.database)]))
                 }
-                let replies = commands.map { command, arguments in
-                    var buffer = channel.allocator.buffer(capacity: 64)
-                    RESPCommandEncoder.encode(command, arguments: arguments, into: &buffer)
-                    let promise = channel.eventLoop.makePromise(of: RESPValue.self)
-                    channel.write(RedisCommandHandler.Request(encoded: buffer, promise: promise), promise: nil)
-                    return promise.futureResult.flatMapThrowing { try Self.throwingServerError($0) }
+                var replies = commands.map { command, arguments in
+                    Self.command(command, arguments, on: channel).map { _ in }
+                }
+                if requireMaster {
+                    replies.append(
+                        Self.command("ROLE", [], on: channel).flatMapThrowing { reply in
+                            guard reply.array?.first?.string == "master" else {
+                                throw RedisClientError(
+                                    .connectionClosed,
+                                    "\(configuration) is not the master (\(reply.array?.first?.string ?? "?")); a failover may be under way"
+                                )
+                            }
+                        }
+                    )
                 }
                 return EventLoopFuture.andAllSucceed(replies, on: channel.eventLoop)
                     .map { channel }

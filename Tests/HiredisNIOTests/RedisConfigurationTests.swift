@@ -85,4 +85,48 @@ import Testing
         #expect(RedisConfiguration.redacted("redis://h:1/a@b") == "redis://h:1/a@b")
         #expect(RedisConfiguration.redacted("redis://h:1") == "redis://h:1")
     }
+
+    @Test func readsASentinelURL() throws {
+        let configuration = try RedisConfiguration(
+            url: "redis-sentinel://:m%40ster@10.0.0.1:26380,[::1],sentinel.local/fan%2Dfare/2"
+                + "?sentinelUsername=watcher&sentinelPassword=s3cret"
+        )
+        let sentinel = try #require(configuration.sentinel)
+        #expect(
+            sentinel.sentinels == [
+                .init(host: "10.0.0.1", port: 26380), .init(host: "::1", port: 26379),
+                .init(host: "sentinel.local", port: 26379),
+            ]
+        )
+        #expect(sentinel.masterName == "fan-fare")
+        #expect(sentinel.username == "watcher" && sentinel.password == "s3cret")
+        // The credentials before the hosts, and the database, are the master's.
+        #expect(configuration.password == "m@ster" && configuration.username == nil)
+        #expect(configuration.database == 2)
+        #expect(
+            "\(configuration)" == "redis-sentinel://:***@10.0.0.1:26380,[::1]:26379,sentinel.local:26379/fan-fare/2"
+        )
+        #expect(try RedisConfiguration(url: "redis-sentinel://h/m").sentinel?.password == nil)
+    }
+
+    @Test(arguments: [
+        "redis-sentinel://h:1", "redis-sentinel://h:1/", "redis-sentinel://h:1/m/x", "redis-sentinel://h:1/m/1/2",
+        "redis-sentinel://h:1,h:bad/m", "redis-sentinel://h:1/m?password=x", "redis-sentinel://h:1,/m",
+    ])
+    func refusesBadSentinelURLs(_ url: String) {
+        #expect(throws: RedisClientError.self) { _ = try RedisConfiguration(url: url) }
+    }
+
+    @Test func redactsSentinelCredentials() {
+        let url = "redis-sentinel://u:hunter2@h:1/m?sentinelUsername=w&sentinelPassword=hunter3"
+        #expect(
+            RedisConfiguration.redacted(url) == "redis-sentinel://u:***@h:1/m?sentinelUsername=w&sentinelPassword=***"
+        )
+        do {
+            _ = try RedisConfiguration(url: url + "&extra=1")
+            Issue.record("accepted an unknown parameter")
+        } catch {
+            #expect(!"\(error)".contains("hunter"), "\(error)")
+        }
+    }
 }

@@ -241,13 +241,13 @@ final class RedisServerProcess: Sendable {
     deinit { self.stop() }
 
     /// The server exited at start, or another server held its port: try another port.
-    private struct ServerExited: Error, CustomStringConvertible {
+    struct ServerExited: Error, CustomStringConvertible {
         var description: String
     }
 
     /// Waits until the server answers, and checks that the server answering is the one
     /// started (its `process_id`), not another that holds the port.
-    private static func waitUntilReady(pid: pid_t, port: Int, password: String?) async throws {
+    static func waitUntilReady(pid: pid_t, port: Int, password: String?) async throws {
         let deadline = ContinuousClock.now + .seconds(10)
         while ContinuousClock.now < deadline {
             var status: Int32 = 0

@@ -1,0 +1,283 @@
+import Foundation
+import HiredisNIO
+import Logging
+import NIOCore
+import NIOPosix
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A Redis Sentinel (`redis-server <config> --sentinel`) watching one master, on a free
+/// loopback port, with a configuration file of its own (a sentinel rewrites it).
+final class SentinelProcess: Sendable {
+    let port: Int
+    let pid: pid_t
+    let directory: String
+
+    init(monitoring master: RedisServerProcess, name: String = "fanfare") async throws {
+        guard let executable = RedisServerProcess.executable else {
+            throw TestFailure("redis-server is not installed; run scripts/install-dependencies.sh")
+        }
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("fanfare-sentinel-\(UUID())").path
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        self.directory = directory
+        var attempt = 0
+        while true {
+            attempt += 1
+            let port = try RedisServerProcess.freePort()
+            let path = "\(directory)/sentinel-\(port).conf"
+            try """
+            port \(port)
+            bind 127.0.0.1
+            dir \(directory)
+            logfile \(directory)/sentinel-\(port).log
+            sentinel resolve-hostnames no
+            sentinel monitor \(name) 127.0.0.1 \(master.port) 2
+            sentinel down-after-milliseconds \(name) 1000
+            sentinel failover-timeout \(name) 5000
+
+            """.write(toFile: path, atomically: true, encoding: .utf8)
+            let pid = try RedisServerProcess.spawn([executable, path, "--sentinel"])
+            do {
+                try await RedisServerProcess.waitUntilReady(pid: pid, port: port, password: nil)
+                self.port = port
+                self.pid = pid
+                return
+            } catch let error as RedisServerProcess.ServerExited where attempt < 5 {
+                _ = error
+                continue
+            } catch {
+                RedisServerProcess.signalAndReap(pid, SIGKILL)
+                try? FileManager.default.removeItem(atPath: directory)
+                throw error
+            }
+        }
+    }
+
+    func stop() {
+        RedisServerProcess.signalAndReap(self.pid, SIGTERM)
+        try? FileManager.default.removeItem(atPath: self.directory)
+    }
+
+    deinit { self.stop() }
+}
+
+/// One master, one replica and three sentinels on loopback, ready to fail over.
+struct SentinelTopology {
+    let primary: RedisServerProcess
+    let replica: RedisServerProcess
+    let sentinels: [SentinelProcess]
+
+    init() async throws {
+        // No delay before a replica's first sync (the default waits 5 s for more replicas).
+        let primary = try await RedisServerProcess(arguments: ["--repl-diskless-sync-delay", "0"])
+        let replica = try await RedisServerProcess(arguments: ["--replicaof", "127.0.0.1", "\(primary.port)"])
+        // A replica that has not finished its first sync would be promoted empty.
+        try await withDeadline(seconds: 20, "the replica to finish its first sync") {
+            let connection = try await RedisConnection.connect(
+                configuration: replica.configuration,
+                eventLoop: MultiThreadedEventLoopGroup.singleton.next(),
+                logger: Logger(label: "test")
+            )
+            while try await connection.send("INFO", "replication").string?.contains("master_link_status:up") != true {
+                try await Task.sleep(for: .milliseconds(50))
+            }
+            await connection.close()
+        }
+        var started: [SentinelProcess] = []
+        for _ in 0..<3 { started.append(try await SentinelProcess(monitoring: primary)) }
+        let sentinels = started
+        (self.primary, self.replica, self.sentinels) = (primary, replica, sentinels)
+        // A failover needs every sentinel to know the replica and the two other sentinels
+        // (before that, a kill only aborts: "no good replica").
+        try await withDeadline(seconds: 40, "the sentinels to know the replica and each other") {
+            for sentinel in sentinels {
+                while true {
+                    let facts = try await Self.master(sentinel)
+                    if facts["num-slaves"] == "1", facts["num-other-sentinels"] == "2" { break }
+                    try await Task.sleep(for: .milliseconds(100))
+                }
+            }
+        }
+    }
+
+    /// `redis-sentinel://` for the three sentinels, optionally after one that is down.
+    func url(after down: Int? = nil) -> String {
+        let hosts = (down.map { [$0] } ?? []) + self.sentinels.map(\.port)
+        return "redis-sentinel://" + hosts.map { "127.0.0.1:\($0)" }.joined(separator: ",") + "/fanfare"
+    }
+
+    /// What one sentinel says of the master (`SENTINEL master fanfare`).
+    static func master(_ sentinel: SentinelProcess) async throws -> [String: String] {
+        let connection = try await RedisConnection.connect(
+            configuration: RedisConfiguration(host: "127.0.0.1", port: sentinel.port),
+            eventLoop: MultiThreadedEventLoopGroup.singleton.next(),
+            logger: Logger(label: "test")
+        )
+        defer { Task { await connection.close() } }
+        let reply = try await connection.send("SENTINEL", "master", "fanfare")
+        let items = (reply.array ?? []).compactMap(\.string)
+        var facts: [String: String] = [:]
+        for index in stride(from: 0, to: items.count - 1, by: 2) { facts[items[index]] = items[index + 1] }
+        return facts
+    }
+
+    func stop() {
+        for sentinel in self.sentinels { sentinel.stop() }
+        self.replica.stop()
+        self.primary.stop()
+    }
+}
+
+/// HiredisNIO against a real Sentinel topology: connections find the master through the
+/// sentinels (past one that is down), never take a replica for it, and find the new master
+/// after the old one is killed; the subscriber follows too.
+@Suite(.enabled(if: RedisServerProcess.enabled), .timeLimit(.minutes(2)))
+struct SentinelIntegrationTests {
+    let logger = Logger(label: "test")
+    var loop: any EventLoop { MultiThreadedEventLoopGroup.singleton.next() }
+
+    private func processID(_ connection: RedisConnection) async throws -> String? {
+        let info = try await connection.send("INFO", "server").string ?? ""
+        return info.split(separator: "\r\n").first { $0.hasPrefix("process_id:") }.map { String($0.dropFirst(11)) }
+    }
+
+    @Test func connectionsFindTheMasterAndFollowAFailover() async throws {
+        let topology = try await SentinelTopology()
+        let (down, release) = try RedisServerProcess.closedPort()
+        defer { release() }
+        let configuration = try RedisConfiguration(url: topology.url(after: down))
+        let connection = try await RedisConnection.connect(
+            configuration: configuration,
+            eventLoop: self.loop,
+            logger: self.logger
+        )
+        #expect(try await self.processID(connection) == "\(topology.primary.pid)")
+        #expect(try await connection.send("SET", "k", "before") == .simpleString("OK"))
+
+        // A write that reaches a replica is refused, and that connection closes.
+        let onReplica = try await RedisConnection.connect(
+            configuration: topology.replica.configuration,
+            eventLoop: self.loop,
+            logger: self.logger
+        )
+        let refused = try await onReplica.reply(to: "SET", arguments: ["k", "x"])
+        if case .error(let message) = refused {
+            #expect(message.hasPrefix("READONLY"), "\(message)")
+        } else {
+            Issue.record("a write to a replica was accepted: \(refused)")
+        }
+        try await withDeadline("the replica's connection to close") { await onReplica.waitUntilClosed() }
+
+        let (subscriber, events) = RedisSubscriber.makeWithStream(
+            configuration: .init(redis: configuration),
+            eventLoop: self.loop,
+            logger: self.logger
+        )
+        let subscriberEvents = SubscriberEvents(events)
+        subscriber.start()
+        try await subscriber.subscribe(["after-failover"])
+        while true {
+            if case .ready(let isReconnect) = try await subscriberEvents.next() {
+                #expect(!isReconnect)
+                break
+            }
+        }
+
+        topology.primary.kill()
+        // Until the sentinels promote the replica, connecting fails (refused, or ROLE says
+        // replica); then it reaches the new master.
+        let promoted = try await withDeadline(seconds: 40, "a connection to the promoted replica") {
+            while true {
+                if let connection = try? await RedisConnection.connect(
+                    configuration: configuration,
+                    eventLoop: self.loop,
+                    logger: self.logger
+                ) {
+                    return connection
+                }
+                try await Task.sleep(for: .milliseconds(200))
+            }
+        }
+        #expect(try await self.processID(promoted) == "\(topology.replica.pid)")
+        #expect(try await promoted.send("ROLE").array?.first?.string == "master")
+        #expect(try await promoted.send("GET", "k") == .bulkString(ByteBuffer(string: "before")))
+        #expect(try await promoted.send("SET", "k", "after") == .simpleString("OK"))
+
+        // The subscriber reconnected through the sentinels and hears the new master.
+        while true {
+            if case .ready(let isReconnect) = try await subscriberEvents.next() {
+                #expect(isReconnect)
+                break
+            }
+        }
+        #expect(try await promoted.send("PUBLISH", "after-failover", "hello") == .integer(1))
+        while true {
+            if case .message(let channel, let payload) = try await subscriberEvents.next() {
+                #expect(channel == "after-failover" && String(buffer: payload) == "hello")
+                break
+            }
+        }
+        await subscriber.close()
+        await promoted.close()
+        await connection.close()
+        topology.stop()
+    }
+
+    @Test func noSentinelThatAnswersMeansAClearError() async throws {
+        let (first, releaseFirst) = try RedisServerProcess.closedPort()
+        let (second, releaseSecond) = try RedisServerProcess.closedPort()
+        defer {
+            releaseFirst()
+            releaseSecond()
+        }
+        let configuration = try RedisConfiguration(
+            url: "redis-sentinel://127.0.0.1:\(first),127.0.0.1:\(second)/fanfare"
+        )
+        do {
+            _ = try await RedisConnection.connect(
+                configuration: configuration,
+                eventLoop: self.loop,
+                logger: self.logger
+            )
+            Issue.record("connected without a sentinel")
+        } catch let error as RedisClientError {
+            #expect(error.code == .connectionClosed)
+            #expect("\(error)".contains("no sentinel told where the master 'fanfare' is"), "\(error)")
+            #expect("\(error)".contains("127.0.0.1:\(second)"), "\(error)")
+        }
+    }
+
+    /// Two nodes on `redis-sentinel://`: publishing goes on across a failover (refused with
+    /// 503 while there is no master), and every stream gets every acknowledged event once,
+    /// in order, without a reset.
+    @Test func nodesOnSentinelKeepEveryAcknowledgedEventAcrossAFailover() async throws {
+        let topology = try await SentinelTopology()
+        let nodes = [
+            try await NodeProcess(id: "sentinel-1", redis: topology.url()),
+            try await NodeProcess(id: "sentinel-2", redis: topology.url()),
+        ]
+        let clients = (0..<6).map { ResumingClient(clientID: "failover-\($0)", baseURL: nodes[$0 % 2].url) }
+        try await withDeadline("the clients to connect") {
+            for client in clients {
+                while client.nodes.isEmpty { try await Task.sleep(for: .milliseconds(20)) }
+            }
+        }
+        let publisher = IntervalPublisher(url: nodes[0].url)
+        try await publisher.waitForAcknowledged(more: 10)
+        topology.primary.kill()
+        try await publisher.waitForRefusals(1)
+        // Accepted again once the sentinels promoted the replica.
+        try await publisher.waitForAcknowledged(more: 20, seconds: 40)
+        await publisher.stop()
+        let acknowledged = publisher.acknowledged
+        #expect(publisher.refusals.allSatisfy { $0 == 503 }, "\(publisher.refusals)")
+        try await waitForDelivery(clients, acknowledged: acknowledged, seconds: 30)
+        for client in clients { expectExactlyOnceInOrder(client, acknowledged: acknowledged) }
+        for client in clients { await client.stop() }
+        for node in nodes { node.stop() }
+        topology.stop()
+    }
+}
