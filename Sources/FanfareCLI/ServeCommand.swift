@@ -10,6 +10,7 @@ struct ServeCommand: AsyncParsableCommand, EnvironmentConfigurable {
         .value("host"), .value("port"), .value("redis", variable: "FANFARE_REDIS_URL"), .value("node-id"),
         .value("redis-prefix"), .value("heartbeat-seconds"), .value("slow-consumer-bytes"), .value("history-size"),
         .value("history-seconds"), .value("history-idle-seconds"), .value("idempotency-seconds"),
+        .value("replica-acks"), .value("replica-ack-timeout-ms"),
         .value("replay-cap"), .value("cors-origin", variable: "FANFARE_CORS_ORIGINS"), .value("event-loops"),
         .secret("jwt-secret"), .value("jwt-public-key"), .value("jwt-audience"),
         .value("jwt-issuer"), .secret("publisher-key"), .secret("admin-key"),
@@ -65,6 +66,12 @@ struct ServeCommand: AsyncParsableCommand, EnvironmentConfigurable {
 
     @Option(help: "Seconds a publish's idempotencyKey is remembered.")
     var idempotencySeconds = 300
+
+    @Option(help: "Replicas that must have a publish before it is acknowledged (WAIT); 0: the master alone.")
+    var replicaAcks = 0
+
+    @Option(help: "How long a publish waits for --replica-acks before it gets a 503 that invites a retry.")
+    var replicaAckTimeoutMs = 500
 
     @Option(help: "Most events one resume replays; a client further behind gets __reset for what is past it.")
     var replayCap = 10_000
@@ -174,6 +181,8 @@ struct ServeCommand: AsyncParsableCommand, EnvironmentConfigurable {
         configuration.historyMaxAgeSeconds = max(0, self.historySeconds)
         configuration.historyIdleSeconds = max(1, self.historyIdleSeconds)
         configuration.idempotencyWindowSeconds = max(1, self.idempotencySeconds)
+        configuration.replicaAcks = max(0, self.replicaAcks)
+        configuration.replicaAckTimeout = .milliseconds(Int64(max(1, self.replicaAckTimeoutMs)))
         configuration.replayCap = max(1, self.replayCap)
         let origins = self.corsOrigins.flatMap { $0.split(separator: ",") }.map {
             String($0).trimmingCharacters(in: .whitespaces)

@@ -3,6 +3,7 @@ import HiredisNIO
 import Logging
 import NIOCore
 import NIOPosix
+import ServerSentEvents
 import Testing
 
 #if canImport(Glibc)
@@ -64,17 +65,16 @@ final class SentinelProcess: Sendable {
     deinit { self.stop() }
 }
 
-/// One master, one replica and three sentinels on loopback, ready to fail over.
-struct SentinelTopology {
-    let primary: RedisServerProcess
-    let replica: RedisServerProcess
-    let sentinels: [SentinelProcess]
+extension RedisServerProcess {
+    /// A server that replicas sync from at once (the default waits 5 s for more replicas).
+    static func primary() async throws -> RedisServerProcess {
+        try await RedisServerProcess(arguments: ["--repl-diskless-sync-delay", "0"])
+    }
 
-    init() async throws {
-        // No delay before a replica's first sync (the default waits 5 s for more replicas).
-        let primary = try await RedisServerProcess(arguments: ["--repl-diskless-sync-delay", "0"])
+    /// A replica of `primary`, once it has finished its first sync (one that has not would
+    /// be promoted empty, and acknowledges nothing).
+    static func replica(of primary: RedisServerProcess) async throws -> RedisServerProcess {
         let replica = try await RedisServerProcess(arguments: ["--replicaof", "127.0.0.1", "\(primary.port)"])
-        // A replica that has not finished its first sync would be promoted empty.
         try await withDeadline(seconds: 20, "the replica to finish its first sync") {
             let connection = try await RedisConnection.connect(
                 configuration: replica.configuration,
@@ -86,17 +86,32 @@ struct SentinelTopology {
             }
             await connection.close()
         }
+        return replica
+    }
+}
+
+/// One master, its replicas and three sentinels on loopback, ready to fail over.
+struct SentinelTopology {
+    let primary: RedisServerProcess
+    let replicas: [RedisServerProcess]
+    let sentinels: [SentinelProcess]
+    var replica: RedisServerProcess { self.replicas[0] }
+
+    init(replicas count: Int = 1) async throws {
+        let primary = try await RedisServerProcess.primary()
+        var replicas: [RedisServerProcess] = []
+        for _ in 0..<count { replicas.append(try await RedisServerProcess.replica(of: primary)) }
         var started: [SentinelProcess] = []
         for _ in 0..<3 { started.append(try await SentinelProcess(monitoring: primary)) }
         let sentinels = started
-        (self.primary, self.replica, self.sentinels) = (primary, replica, sentinels)
+        (self.primary, self.replicas, self.sentinels) = (primary, replicas, sentinels)
         // A failover needs every sentinel to know the replica and the two other sentinels
         // (before that, a kill only aborts: "no good replica").
         try await withDeadline(seconds: 40, "the sentinels to know the replica and each other") {
             for sentinel in sentinels {
                 while true {
                     let facts = try await Self.master(sentinel)
-                    if facts["num-slaves"] == "1", facts["num-other-sentinels"] == "2" { break }
+                    if facts["num-slaves"] == "\(count)", facts["num-other-sentinels"] == "2" { break }
                     try await Task.sleep(for: .milliseconds(100))
                 }
             }
@@ -126,7 +141,7 @@ struct SentinelTopology {
 
     func stop() {
         for sentinel in self.sentinels { sentinel.stop() }
-        self.replica.stop()
+        for replica in self.replicas { replica.stop() }
         self.primary.stop()
     }
 }
@@ -250,14 +265,16 @@ struct SentinelIntegrationTests {
         }
     }
 
-    /// Two nodes on `redis-sentinel://`: publishing goes on across a failover (refused with
-    /// 503 while there is no master), and every stream gets every acknowledged event once,
+    /// Two nodes on `redis-sentinel://` that acknowledge a publish once a replica has it:
+    /// publishing goes on across a failover (refused with 503 while there is no master, or
+    /// no replica of the new one yet), and every stream gets every acknowledged event once,
     /// in order, without a reset.
     @Test func nodesOnSentinelKeepEveryAcknowledgedEventAcrossAFailover() async throws {
-        let topology = try await SentinelTopology()
+        let topology = try await SentinelTopology(replicas: 2)
+        let arguments = ["--replica-acks", "1", "--replica-ack-timeout-ms", "500"]
         let nodes = [
-            try await NodeProcess(id: "sentinel-1", redis: topology.url()),
-            try await NodeProcess(id: "sentinel-2", redis: topology.url()),
+            try await NodeProcess(id: "sentinel-1", redis: topology.url(), arguments: arguments),
+            try await NodeProcess(id: "sentinel-2", redis: topology.url(), arguments: arguments),
         ]
         let clients = (0..<6).map { ResumingClient(clientID: "failover-\($0)", baseURL: nodes[$0 % 2].url) }
         try await withDeadline("the clients to connect") {
@@ -279,5 +296,52 @@ struct SentinelIntegrationTests {
         for client in clients { await client.stop() }
         for node in nodes { node.stop() }
         topology.stop()
+    }
+
+    /// With `--replica-acks 1` a publish is acknowledged once a replica has it; a replica
+    /// that does not confirm within the bound turns the answer into a 503 that says the
+    /// event was published and invites a retry with its key, which then publishes nothing twice.
+    @Test func aPublishIsAcknowledgedOnlyOnceAReplicaHasIt() async throws {
+        let primary = try await RedisServerProcess.primary()
+        let replica = try await RedisServerProcess.replica(of: primary)
+        let node = try await NodeProcess(
+            id: "acks",
+            redis: primary.url,
+            // 1 s: a loaded test run can keep a replica from confirming for a few hundred ms.
+            arguments: ["--replica-acks", "1", "--replica-ack-timeout-ms", "1000"]
+        )
+        let stream = try await TestStream(node.url + "/api/sse/subscribe/acks?channels=orders")
+        _ = try await stream.connected()
+        let notify = node.url + "/api/sse/notify"
+        let kept = try await TestHTTPClient.request("POST", notify, body: #"{"channel":"orders","event":"kept"}"#)
+        #expect(kept.status == 200, "\(kept.body)")
+        #expect(try await stream.next().event == "kept")
+
+        // A replica that stops confirming (paused): published, not acknowledged.
+        _ = Glibc.kill(replica.pid, SIGSTOP)
+        let body = #"{"channel":"orders","event":"unconfirmed","idempotencyKey":"order-7"}"#
+        let started = ContinuousClock.now
+        let unconfirmed = try await TestHTTPClient.request("POST", notify, body: body)
+        #expect(ContinuousClock.now - started >= .milliseconds(990))
+        _ = Glibc.kill(replica.pid, SIGCONT)
+        #expect(unconfirmed.status == 503, "\(unconfirmed.body)")
+        #expect(
+            unconfirmed.body.contains(
+                "the event was published, but only 0 of 1 replicas confirmed it within 1000 ms, so a failover could lose it: retry with the same idempotencyKey"
+            ),
+            "\(unconfirmed.body)"
+        )
+        #expect(try await stream.next().event == "unconfirmed")  // it did happen
+
+        // The retry with its key, once the replica is back: acknowledged, not published again.
+        let retried = try await TestHTTPClient.request("POST", notify, body: body)
+        #expect(retried.status == 200, "\(retried.body)")
+        let marker = try await TestHTTPClient.request("POST", notify, body: #"{"channel":"orders","event":"marker"}"#)
+        #expect(marker.status == 200)
+        #expect(try await stream.next().event == "marker")
+        await stream.close()
+        node.stop()
+        replica.stop()
+        primary.stop()
     }
 }

@@ -13,6 +13,8 @@ final class RedisEventBus: EventBus {
     private let policy: HistoryPolicy
     private let eventLoop: any EventLoop
     private let logger: Logger
+    /// Replicas a publish must reach before it is acknowledged, and for how long to wait.
+    private let replicaAcks: (count: Int, timeout: TimeAmount)
     private let subscriber = Mutex<RedisSubscriber?>(nil)
     /// Whether the subscriber is connected: set from its callbacks, read by `/readyz`.
     private let subscriberReady = Atomic<Bool>(false)
@@ -46,8 +48,10 @@ final class RedisEventBus: EventBus {
         policy: HistoryPolicy,
         eventLoop: any EventLoop,
         commandLoops: [any EventLoop] = [],
+        replicaAcks: (count: Int, timeout: TimeAmount) = (0, .zero),
         logger: Logger
     ) {
+        self.replicaAcks = replicaAcks
         self.configuration = configuration
         self.names = names
         self.policy = policy
@@ -270,19 +274,54 @@ final class RedisEventBus: EventBus {
         }
         let call = self.publishCall(request)
         let reply: RESPValue
+        var acknowledged: RESPValue?
         do {
-            reply = try await connection.reply(to: "FCALL", arguments: call)
+            if self.replicaAcks.count > 0 {
+                // WAIT right behind the call, on the same connection: it counts the
+                // replicas that have everything this connection wrote so far.
+                let replies = await connection.replies(to: [("FCALL", call), self.waitCommand])
+                reply = try replies[0].get()
+                acknowledged = try replies[1].get()
+            } else {
+                reply = try await connection.reply(to: "FCALL", arguments: call)
+            }
             if reply.isMissingFunction {
                 // The library was lost, so nothing ran: load it and publish once more.
                 try await self.ensureLibrary(on: connection)
-                return try self.publishResult(try await connection.reply(to: "FCALL", arguments: call))
+                return try await self.publish(request)
             }
         } catch let error as FanfareError {
             throw error
         } catch {
             throw Self.outcomeUnknown(request, error)
         }
-        return try self.publishResult(reply)
+        let result = try self.publishResult(reply)
+        if let acknowledged { try self.checkReplicas(acknowledged, idempotencyKey: request.idempotencyKey) }
+        return result
+    }
+
+    /// `WAIT <replicas> <milliseconds>`.
+    private var waitCommand: (command: String, arguments: [RESPArgument]) {
+        (
+            "WAIT",
+            [RESPArgument(self.replicaAcks.count), RESPArgument(Int(self.replicaAcks.timeout.nanoseconds / 1_000_000))]
+        )
+    }
+
+    /// A publish the master has but not enough replicas do: it happened, yet a failover
+    /// could lose it, so it is not acknowledged.
+    private func checkReplicas(_ reply: RESPValue, idempotencyKey: String?) throws {
+        let replicas = reply.int ?? 0
+        guard replicas < self.replicaAcks.count else { return }
+        let milliseconds = self.replicaAcks.timeout.nanoseconds / 1_000_000
+        throw FanfareError(
+            .outcomeUnknown,
+            "the event was published, but only \(replicas) of \(self.replicaAcks.count) replicas confirmed it "
+                + "within \(milliseconds) ms, so a failover could lose it: "
+                + (idempotencyKey == nil
+                    ? "publish with an idempotencyKey to retry safely"
+                    : "retry with the same idempotencyKey")
+        )
     }
 
     /// Every call goes out at once on the caller's connection (one write for the batch)
@@ -320,7 +359,9 @@ final class RedisEventBus: EventBus {
             count: requests.count
         )
         var retry: [Int] = []
-        let replies = await connection.replies(to: calls)
+        if self.replicaAcks.count > 0 { calls.append(self.waitCommand) }
+        var replies = await connection.replies(to: calls)
+        let acknowledged = self.replicaAcks.count > 0 ? replies.removeLast() : nil
         for (span, reply) in zip(spans, replies) {
             switch reply {
             case .success(let reply) where reply.isMissingFunction:
@@ -337,6 +378,18 @@ final class RedisEventBus: EventBus {
                 }
             case .failure(let error):
                 for index in span { results[index] = .failure(Self.outcomeUnknown(requests[index], error)) }
+            }
+        }
+        if let acknowledged {
+            for index in results.indices {
+                guard case .success = results[index] else { continue }
+                do {
+                    try self.checkReplicas(try acknowledged.get(), idempotencyKey: requests[index].idempotencyKey)
+                } catch {
+                    results[index] = .failure(
+                        error as? FanfareError ?? Self.outcomeUnknown(requests[index], error)
+                    )
+                }
             }
         }
         if !retry.isEmpty {

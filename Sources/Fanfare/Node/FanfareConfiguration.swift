@@ -35,6 +35,12 @@ public struct FanfareConfiguration: Sendable {
     /// The most events one resume replays; a client further behind gets `__reset` for the
     /// channels past it.
     public var replayCap: Int
+    /// Replicas that must have a publish before it is acknowledged (`WAIT`); 0 answers
+    /// once the master has it.
+    public var replicaAcks: Int = 0
+    /// How long a publish waits for ``replicaAcks``; past it the answer is a 503 that
+    /// invites a retry with the idempotency key.
+    public var replicaAckTimeout: TimeAmount = .milliseconds(500)
     /// Live events a catching-up stream (or the node, catching a channel up) keeps per
     /// channel meanwhile; older ones are read from history again.
     public var liveBufferEvents: Int

@@ -87,6 +87,7 @@ public final class FanfareNode: Sendable {
                 policy: configuration.historyPolicy,
                 eventLoop: busLoop,
                 commandLoops: Array(group.makeIterator()),
+                replicaAcks: (configuration.replicaAcks, configuration.replicaAckTimeout),
                 logger: logger
             )
             redisBus = made
