@@ -9,7 +9,11 @@
 #                                                               another build of the node (before/after)
 #
 # Scenarios: idle flat fanout latency spread batch resume resume-busy replay catchup floor
-# streams compare.
+# streams compare acks.
+#
+# `acks` adds a replica of the cluster's Redis and runs 1,000 subscribers at 10 events/s
+# twice: publishes acknowledged by the master, then once a replica has them
+# (`--replica-acks 1`): the cost of acknowledged-means-kept on the publish answer.
 #
 # Each node runs one event loop, as each nchan instance runs one worker: two server
 # threads on the two cores either way (NODE_OPTIONS replaces `--event-loops 1` with other
@@ -52,12 +56,14 @@ workdir=$(mktemp -d)
 # run never meet.
 redis_port=$(( (RANDOM % 5000) + 10000 ))
 ports=($(( redis_port + 1 )) $(( redis_port + 2 )))
+replica_port=$(( redis_port + 20 ))
 peer=${PEER:-fanfare}
 pids=()
 cleanup() {
     nchan_stop
     for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
     wait 2>/dev/null || true
+    redis-cli -p "$replica_port" shutdown nosave >/dev/null 2>&1 || true
     redis-cli -p "$redis_port" shutdown nosave >/dev/null 2>&1 || true
     rm -rf "$workdir"
 }
@@ -101,6 +107,19 @@ stop_servers() {
         wait "${pids[@]}" 2>/dev/null || true
     fi
     pids=()
+}
+
+# A replica of the cluster's Redis, once it has synced (for `acks`).
+start_replica() {
+    [[ -z ${replica_started:-} ]] || return 0
+    redis-cli -p "$redis_port" config set repl-diskless-sync-delay 0 >/dev/null
+    redis-server --port "$replica_port" --bind 127.0.0.1 --save "" --appendonly no --dir "$workdir" \
+        --dbfilename replica.rdb --logfile "$workdir/replica.log" --replicaof 127.0.0.1 "$redis_port" --daemonize yes
+    for _ in $(seq 100); do
+        redis-cli -p "$replica_port" info replication 2>/dev/null | grep -q master_link_status:up && break
+        sleep 0.1
+    done
+    replica_started=1
 }
 
 urls() {
@@ -159,6 +178,16 @@ scenario() {
         ;;
     streams) streams ;;
     compare) compare ;;
+    acks)
+        [[ $peer == fanfare ]] || { echo "== acks: Fanfare only"; return; }
+        start_replica
+        local options=${NODE_OPTIONS---event-loops 1}
+        NODE_OPTIONS="$options" run acks-master "1,000 subscribers at 10 events/s, acknowledged by the master" \
+            --connections 1000 --events 100 --rate 10 --settle-seconds 1
+        NODE_OPTIONS="$options --replica-acks 1" run acks-replica \
+            "1,000 subscribers at 10 events/s, acknowledged once a replica has it (--replica-acks 1)" \
+            --connections 1000 --events 100 --rate 10 --settle-seconds 1
+        ;;
     *) echo "unknown scenario $1" >&2; exit 2 ;;
     esac
 }
