@@ -4,9 +4,12 @@
 # everything down again on Ctrl-C, SIGTERM or exit. Every process stays in the
 # foreground of this script's process group (none daemonizes), so nothing outlives it.
 #
-#   Deploy/local-cluster.sh [--port 8080] [--binary .build/release/fanfare]
+#   Deploy/local-cluster.sh [--port 8080] [--binary .build/release/fanfare] [--sentinel]
 #
 # Ports: nginx on --port (default 8080), nodes on the next three, Redis on the fourth.
+# --sentinel: Redis fails over: the fourth port is the first master, with two replicas on
+# the fifth and sixth and three sentinels on the seventh to ninth; the nodes follow the
+# master through the sentinels and acknowledge a publish once a replica has it.
 set -euo pipefail
 # nginx (and other daemons) live in /usr/sbin, which an ordinary user's PATH lacks.
 case ":$PATH:" in *:/usr/sbin:*) ;; *) export PATH="$PATH:/usr/sbin:/sbin" ;; esac
@@ -14,20 +17,25 @@ cd "$(dirname "$0")/.."
 
 port=8080
 binary=.build/release/fanfare
+sentinel=0
 while (($#)); do
     case $1 in
     --port) port=$2; shift 2 ;;
     --binary) binary=$2; shift 2 ;;
+    --sentinel) sentinel=1; shift ;;
     *) echo "unknown option $1" >&2; exit 2 ;;
     esac
 done
 node_ports=($((port + 1)) $((port + 2)) $((port + 3)))
 redis_port=$((port + 4))
+replica_ports=($((port + 5)) $((port + 6)))
+sentinel_ports=($((port + 7)) $((port + 8)) $((port + 9)))
 workdir=$(mktemp -d -t fanfare-cluster.XXXXXX)
 pids=()
 
 redis_pid=
 nginx_pid=
+redis_pids=()
 
 # In order: nginx (no new requests), the nodes (they drain), then Redis.
 cleanup() {
@@ -36,6 +44,8 @@ cleanup() {
     for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
     wait "${pids[@]}" 2>/dev/null || true
     [[ -n $redis_pid ]] && kill -TERM "$redis_pid" 2>/dev/null && wait "$redis_pid" 2>/dev/null
+    for pid in "${redis_pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+    wait "${redis_pids[@]}" 2>/dev/null || true
     rm -rf "$workdir"
 }
 trap cleanup EXIT
@@ -44,7 +54,7 @@ trap 'exit 143' TERM
 
 wait_for() {
     local what=$1 command=$2
-    for _ in $(seq 200); do
+    for _ in $(seq 400); do
         if eval "$command" >/dev/null 2>&1; then return 0; fi
         sleep 0.05
     done
@@ -56,11 +66,49 @@ redis-server --port "$redis_port" --bind 127.0.0.1 --appendonly yes --save "" --
     --logfile "$workdir/redis.log" &
 redis_pid=$!
 wait_for "redis-server" "redis-cli -p $redis_port ping"
+redis_url="redis://127.0.0.1:$redis_port"
+node_options=()
+if ((sentinel)); then
+    redis-cli -p "$redis_port" config set repl-diskless-sync-delay 0 >/dev/null
+    for replica_port in "${replica_ports[@]}"; do
+        redis-server --port "$replica_port" --bind 127.0.0.1 --appendonly yes --save "" --dir "$workdir" \
+            --appendfilename "replica-$replica_port.aof" --appenddirname "replica-$replica_port" \
+            --repl-diskless-sync-delay 0 --replicaof 127.0.0.1 "$redis_port" --logfile "$workdir/redis-$replica_port.log" &
+        redis_pids+=($!)
+    done
+    for replica_port in "${replica_ports[@]}"; do
+        wait_for "replica on $replica_port" "redis-cli -p $replica_port info replication | grep -q master_link_status:up"
+    done
+    hosts=()
+    for sentinel_port in "${sentinel_ports[@]}"; do
+        # Each sentinel rewrites a configuration file of its own.
+        cat >"$workdir/sentinel-$sentinel_port.conf" <<CONF
+port $sentinel_port
+bind 127.0.0.1
+dir $workdir
+sentinel resolve-hostnames no
+sentinel monitor fanfare 127.0.0.1 $redis_port 2
+sentinel down-after-milliseconds fanfare 2000
+sentinel failover-timeout fanfare 10000
+CONF
+        redis-server "$workdir/sentinel-$sentinel_port.conf" --sentinel --logfile "$workdir/sentinel-$sentinel_port.log" &
+        redis_pids+=($!)
+        hosts+=("127.0.0.1:$sentinel_port")
+    done
+    # Ready to fail over once each sentinel knows both replicas and the two other sentinels.
+    for sentinel_port in "${sentinel_ports[@]}"; do
+        wait_for "sentinel on $sentinel_port" \
+            "redis-cli -p $sentinel_port sentinel master fanfare | grep -A1 -x num-other-sentinels | grep -qx 2 &&
+             redis-cli -p $sentinel_port sentinel master fanfare | grep -A1 -x num-slaves | grep -qx 2"
+    done
+    redis_url="redis-sentinel://$(IFS=,; echo "${hosts[*]}")/fanfare"
+    node_options=(--replica-acks 1)
+fi
 
 for index in 0 1 2; do
     FANFARE_TRUST_FORWARDED_FOR=1 \
     "$binary" serve --host 127.0.0.1 --port "${node_ports[$index]}" --node-id "node-$((index + 1))" \
-        --redis "redis://127.0.0.1:$redis_port" >"$workdir/node-$((index + 1)).log" 2>&1 &
+        --redis "$redis_url" "${node_options[@]}" >"$workdir/node-$((index + 1)).log" 2>&1 &
     pids+=($!)
 done
 for node_port in "${node_ports[@]}"; do
@@ -78,7 +126,7 @@ cat <<INFO
 Fanfare cluster is up (logs in $workdir):
   through nginx   http://127.0.0.1:$port
   nodes           http://127.0.0.1:${node_ports[0]}  http://127.0.0.1:${node_ports[1]}  http://127.0.0.1:${node_ports[2]}
-  redis           redis://127.0.0.1:$redis_port (append-only)
+  redis           $redis_url (append-only)
   pages           http://127.0.0.1:$port/client?clientId=alice  http://127.0.0.1:$port/admin
   metrics         http://127.0.0.1:${node_ports[0]}/metrics (each node)
 Try:

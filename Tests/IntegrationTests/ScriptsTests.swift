@@ -1,4 +1,6 @@
 import Foundation
+import HiredisNIO
+import Logging
 import NIOCore
 import NIOPosix
 import ServerSentEvents
@@ -102,6 +104,55 @@ struct ScriptsTests {
             #expect(await self.answers(port) == false, "something still answers on \(port)")
         }
         #expect(!FileManager.default.fileExists(atPath: String(workdir)), "\(workdir) was left behind")
+    }
+
+    /// `--sentinel`: the nodes follow a master that fails over. Killing the master stops
+    /// publishing only until a replica is promoted, and Ctrl-C still stops everything.
+    @Test func theLocalClusterWithSentinelSurvivesItsMasterAndCtrlCStopsEverything() async throws {
+        let base = try self.freePorts(10)
+        let log = FileManager.default.temporaryDirectory.appendingPathComponent("fanfare-run-\(UUID()).log").path
+        defer { try? FileManager.default.removeItem(atPath: log) }
+        let script = try self.runScript(["--port", "\(base)", "--sentinel"], log: log)
+        defer { RedisServerProcess.signalAndReap(script, SIGINT) }
+        let output = try await self.waitForOutput(log, "Ctrl-C stops everything.", seconds: 90)
+        #expect(
+            output.contains(
+                "redis-sentinel://127.0.0.1:\(base + 7),127.0.0.1:\(base + 8),127.0.0.1:\(base + 9)/fanfare"
+            )
+        )
+        let url = "http://127.0.0.1:\(base)"
+        let client = ResumingClient(clientID: "script-sentinel", baseURL: url)
+        try await withDeadline("the client to connect") {
+            while client.nodes.isEmpty { try await Task.sleep(for: .milliseconds(20)) }
+        }
+        let publisher = IntervalPublisher(url: url)
+        try await publisher.waitForAcknowledged(more: 5)
+
+        // The master, as the script started it: SIGKILL, as a crash would.
+        let master = try await RedisConnection.connect(
+            configuration: RedisConfiguration(host: "127.0.0.1", port: base + 4),
+            eventLoop: MultiThreadedEventLoopGroup.singleton.next(),
+            logger: Logger(label: "test")
+        )
+        let info = try await master.send("INFO", "server").string ?? ""
+        await master.close()
+        let pid = try #require(
+            info.split(separator: "\r\n").first { $0.hasPrefix("process_id:") }.flatMap { Int32($0.dropFirst(11)) }
+        )
+        _ = Glibc.kill(pid, SIGKILL)
+        try await publisher.waitForRefusals(1)
+        try await publisher.waitForAcknowledged(more: 10, seconds: 60)
+        await publisher.stop()
+        try await waitForDelivery([client], acknowledged: publisher.acknowledged, seconds: 30)
+        expectExactlyOnceInOrder(client, acknowledged: publisher.acknowledged)
+        await client.stop()
+
+        _ = Glibc.kill(-script, SIGINT)
+        let code = try await RedisServerProcess.waitForExit(script, "scripts/run.sh --sentinel", within: .seconds(30))
+        #expect(code == 130, "exit \(code):\n\((try? String(contentsOfFile: log, encoding: .utf8)) ?? "")")
+        for port in base..<(base + 10) {
+            #expect(await self.answers(port) == false, "something still answers on \(port)")
+        }
     }
 
     @Test func anEmbeddedNodeStartsAndCtrlCStopsIt() async throws {
