@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# The failover gap of a cluster on Sentinel: brings up `scripts/run.sh --sentinel` on
+# loopback (three nodes, nginx, a master with two replicas, three sentinels; the nodes
+# acknowledge a publish once a replica has it), keeps a stream open through nginx,
+# publishes every 20 ms, SIGKILLs the master and reports, per round:
+#   - accepted again: from the kill to the first publish acknowledged again;
+#   - caught up: from the kill to the stream receiving that publish.
+#
+#   Benchmarks/failover.sh [rounds]          (default 3; each round is a fresh cluster)
+#   FANFARE_BINARY=path Benchmarks/failover.sh   another build of the node
+#
+# Ports 10,000-15,100, as the other benchmarks. Not a test: the figures go into closing
+# notes and docs. The sentinels declare a master down after 2 s (local-cluster.sh), which
+# bounds the gap from below.
+set -euo pipefail
+case ":$PATH:" in *:/usr/sbin:*) ;; *) export PATH="$PATH:/usr/sbin:/sbin" ;; esac
+cd "$(dirname "$0")/.."
+
+rounds=${1:-3}
+binary=${FANFARE_BINARY:-}
+if [[ -z $binary ]]; then
+    swift build -c release --product fanfare
+    binary=.build/release/fanfare
+fi
+workdir=$(mktemp -d)
+cluster=
+cleanup() {
+    [[ -n $cluster ]] && kill -INT -- "-$cluster" 2>/dev/null && wait "$cluster" 2>/dev/null
+    rm -rf "$workdir"
+}
+trap cleanup EXIT
+
+now() { date +%s.%N; }
+
+for round in $(seq "$rounds"); do
+    port=$(( (RANDOM % 4900) + 10000 ))
+    setsid env FANFARE_BINARY="$binary" scripts/run.sh --sentinel --port "$port" >"$workdir/cluster.log" 2>&1 &
+    cluster=$!
+    for _ in $(seq 600); do grep -q "Ctrl-C stops everything" "$workdir/cluster.log" && break; sleep 0.1; done
+    url="http://127.0.0.1:$port"
+    curl -sN "$url/api/sse/subscribe/failover-watch" >"$workdir/stream" &
+    watcher=$!
+    sleep 0.5
+    master=$(redis-cli -p $((port + 4)) info server | tr -d '\r' | sed -n 's/^process_id://p')
+    kill -9 "$master"
+    killed=$(now)
+    accepted=
+    for _ in $(seq 3000); do
+        answer=$(curl -s --json '{"clientId":"failover-watch","event":"after","payload":1}' "$url/api/sse/notify" || true)
+        if [[ $answer == *'"ok":true'* ]]; then
+            accepted=$(now)
+            break
+        fi
+        sleep 0.02
+    done
+    caught=
+    for _ in $(seq 3000); do
+        grep -q "^event: after" "$workdir/stream" && { caught=$(now); break; }
+        sleep 0.01
+    done
+    kill "$watcher" 2>/dev/null || true
+    wait "$watcher" 2>/dev/null || true
+    if [[ -z $accepted || -z $caught ]]; then
+        echo "round $round: no publish accepted or received within 60 s; logs: $(grep -o '/tmp/fanfare-cluster[^)]*' "$workdir/cluster.log")" >&2
+        exit 1
+    fi
+    printf 'round %d: accepted again %.2f s, caught up %.2f s after the kill\n' "$round" \
+        "$(echo "$accepted - $killed" | bc)" "$(echo "$caught - $killed" | bc)"
+    kill -INT -- "-$cluster" 2>/dev/null || true
+    wait "$cluster" 2>/dev/null || true
+    cluster=
+done
