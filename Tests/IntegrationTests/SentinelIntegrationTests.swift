@@ -17,7 +17,15 @@ final class SentinelProcess: Sendable {
     let pid: pid_t
     let directory: String
 
-    init(monitoring master: RedisServerProcess, name: String = "fanfare") async throws {
+    /// - Parameters:
+    ///   - password: the sentinel's own `requirepass`.
+    ///   - masterPassword: what the sentinel authenticates to the master and replicas with.
+    init(
+        monitoring master: RedisServerProcess,
+        name: String = "fanfare",
+        password: String? = nil,
+        masterPassword: String? = nil
+    ) async throws {
         guard let executable = RedisServerProcess.executable else {
             throw TestFailure("redis-server is not installed; run scripts/install-dependencies.sh")
         }
@@ -38,11 +46,13 @@ final class SentinelProcess: Sendable {
             sentinel monitor \(name) 127.0.0.1 \(master.port) 2
             sentinel down-after-milliseconds \(name) 1000
             sentinel failover-timeout \(name) 5000
+            \(password.map { "requirepass \($0)" } ?? "")
+            \(masterPassword.map { "sentinel auth-pass \(name) \($0)" } ?? "")
 
             """.write(toFile: path, atomically: true, encoding: .utf8)
             let pid = try RedisServerProcess.spawn([executable, path, "--sentinel"])
             do {
-                try await RedisServerProcess.waitUntilReady(pid: pid, port: port, password: nil)
+                try await RedisServerProcess.waitUntilReady(pid: pid, port: port, password: password)
                 self.port = port
                 self.pid = pid
                 return
@@ -67,17 +77,25 @@ final class SentinelProcess: Sendable {
 
 extension RedisServerProcess {
     /// A server that replicas sync from at once (the default waits 5 s for more replicas).
-    static func primary() async throws -> RedisServerProcess {
-        try await RedisServerProcess(arguments: ["--repl-diskless-sync-delay", "0"])
+    /// With `password`, clients and replicas must authenticate.
+    static func primary(password: String? = nil) async throws -> RedisServerProcess {
+        try await RedisServerProcess(arguments: ["--repl-diskless-sync-delay", "0"] + Self.credentials(password))
+    }
+
+    private static func credentials(_ password: String?) -> [String] {
+        password.map { ["--requirepass", $0, "--masterauth", $0] } ?? []
     }
 
     /// A replica of `primary`, once it has finished its first sync (one that has not would
     /// be promoted empty, and acknowledges nothing).
-    static func replica(of primary: RedisServerProcess) async throws -> RedisServerProcess {
-        let replica = try await RedisServerProcess(arguments: ["--replicaof", "127.0.0.1", "\(primary.port)"])
+    static func replica(of primary: RedisServerProcess, password: String? = nil) async throws -> RedisServerProcess {
+        let replica = try await RedisServerProcess(
+            arguments: ["--replicaof", "127.0.0.1", "\(primary.port)"] + Self.credentials(password)
+        )
+        let configuration = RedisConfiguration(host: "127.0.0.1", port: replica.port, password: password)
         try await withDeadline(seconds: 20, "the replica to finish its first sync") {
             let connection = try await RedisConnection.connect(
-                configuration: replica.configuration,
+                configuration: configuration,
                 eventLoop: MultiThreadedEventLoopGroup.singleton.next(),
                 logger: Logger(label: "test")
             )
@@ -97,12 +115,17 @@ struct SentinelTopology {
     let sentinels: [SentinelProcess]
     var replica: RedisServerProcess { self.replicas[0] }
 
-    init(replicas count: Int = 1) async throws {
-        let primary = try await RedisServerProcess.primary()
+    /// With `password` the servers need it, and the sentinels need `sentinelPassword`.
+    init(replicas count: Int = 1, password: String? = nil, sentinelPassword: String? = nil) async throws {
+        let primary = try await RedisServerProcess.primary(password: password)
         var replicas: [RedisServerProcess] = []
-        for _ in 0..<count { replicas.append(try await RedisServerProcess.replica(of: primary)) }
+        for _ in 0..<count { replicas.append(try await RedisServerProcess.replica(of: primary, password: password)) }
         var started: [SentinelProcess] = []
-        for _ in 0..<3 { started.append(try await SentinelProcess(monitoring: primary)) }
+        for _ in 0..<3 {
+            started.append(
+                try await SentinelProcess(monitoring: primary, password: sentinelPassword, masterPassword: password)
+            )
+        }
         let sentinels = started
         (self.primary, self.replicas, self.sentinels) = (primary, replicas, sentinels)
         // A failover needs every sentinel to know the replica and the two other sentinels
@@ -110,7 +133,7 @@ struct SentinelTopology {
         try await withDeadline(seconds: 40, "the sentinels to know the replica and each other") {
             for sentinel in sentinels {
                 while true {
-                    let facts = try await Self.master(sentinel)
+                    let facts = try await Self.master(sentinel, password: sentinelPassword)
                     if facts["num-slaves"] == "\(count)", facts["num-other-sentinels"] == "2" { break }
                     try await Task.sleep(for: .milliseconds(100))
                 }
@@ -125,9 +148,9 @@ struct SentinelTopology {
     }
 
     /// What one sentinel says of the master (`SENTINEL master fanfare`).
-    static func master(_ sentinel: SentinelProcess) async throws -> [String: String] {
+    static func master(_ sentinel: SentinelProcess, password: String? = nil) async throws -> [String: String] {
         let connection = try await RedisConnection.connect(
-            configuration: RedisConfiguration(host: "127.0.0.1", port: sentinel.port),
+            configuration: RedisConfiguration(host: "127.0.0.1", port: sentinel.port, password: password),
             eventLoop: MultiThreadedEventLoopGroup.singleton.next(),
             logger: Logger(label: "test")
         )
@@ -359,5 +382,40 @@ struct SentinelIntegrationTests {
         node.stop()
         replica.stop()
         primary.stop()
+    }
+
+    /// The master's credentials go before the hosts and the sentinels' own in the query;
+    /// a missing or wrong one of either is refused with a sentence that names neither.
+    @Test func sentinelsAndTheMasterEachTakeTheirOwnCredentials() async throws {
+        let topology = try await SentinelTopology(password: "master-pw-1", sentinelPassword: "sentinel-pw-2")
+        let hosts = topology.sentinels.map { "127.0.0.1:\($0.port)" }.joined(separator: ",")
+        let good = try RedisConfiguration(
+            url: "redis-sentinel://:master-pw-1@\(hosts)/fanfare?sentinelPassword=sentinel-pw-2"
+        )
+        let connection = try await RedisConnection.connect(
+            configuration: good,
+            eventLoop: self.loop,
+            logger: self.logger
+        )
+        #expect(try await self.processID(connection) == "\(topology.primary.pid)")
+        await connection.close()
+        for url in [
+            "redis-sentinel://:master-pw-1@\(hosts)/fanfare",  // no sentinel password
+            "redis-sentinel://:master-pw-1@\(hosts)/fanfare?sentinelPassword=wrong",
+            "redis-sentinel://:wrong@\(hosts)/fanfare?sentinelPassword=sentinel-pw-2",
+            "redis-sentinel://\(hosts)/fanfare?sentinelPassword=sentinel-pw-2",  // no master password
+        ] {
+            do {
+                _ = try await RedisConnection.connect(
+                    configuration: try RedisConfiguration(url: url),
+                    eventLoop: self.loop,
+                    logger: self.logger
+                )
+                Issue.record("connected with \(RedisConfiguration.redacted(url))")
+            } catch {
+                #expect(!"\(error)".contains("pw-"), "\(error)")
+            }
+        }
+        topology.stop()
     }
 }
