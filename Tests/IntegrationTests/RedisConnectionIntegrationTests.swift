@@ -159,4 +159,23 @@ struct RedisConnectionIntegrationTests {
             #expect(error.message.contains("\(port)"))
         }
     }
+
+    /// Our slot of a key is the one a cluster-enabled server computes (`CLUSTER KEYSLOT`),
+    /// for plain keys, Fanfare's names and the hash-tag corner cases.
+    @Test func slotsAreTheServersSlots() async throws {
+        let server = try await RedisServerProcess(arguments: [
+            "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
+        ])
+        defer { server.stop() }
+        let connection = try await self.connect(server)
+        var keys = [
+            "", "a", "foo", "bar", "{", "}", "{}", "{}x", "x{}", "foo{}{bar}", "foo{{bar}}zap", "foo{bar}{zap}", "é",
+        ]
+        keys += (0..<200).map { "fanfare:h:{channel-\($0)}" } + (0..<200).map { "key:\($0 * 7919)" }
+        for key in keys {
+            let slot = try await connection.send("CLUSTER", "KEYSLOT", RESPArgument(key)).int
+            #expect(slot == Int64(RedisClusterSlot.of(key)), "\(key)")
+        }
+        await connection.close()
+    }
 }
