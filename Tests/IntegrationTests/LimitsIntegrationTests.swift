@@ -257,6 +257,23 @@ struct LimitsIntegrationTests {
         await harness.stop()
     }
 
+    /// A stream requested right behind a publish on one connection becomes a stream once the
+    /// publish is answered, and reads again: its client's close is noticed.
+    @Test func aStreamRequestedBehindAPublishNoticesItsClose() async throws {
+        let harness = try await NodeHarness(nodes: 1)
+        let body = #"{"broadcast":true,"event":"first"}"#
+        let publish =
+            "POST /api/sse/notify HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            + "Content-Length: \(body.utf8.count)\r\n\r\n\(body)"
+        let stream = try await RawStream(harness.urls[0], "/api/sse/subscribe/behind", before: publish)
+        try await stream.waitUntil("__connected") { $0.contains { $0.contains("event: __connected") } }
+        #expect(stream.text.hasPrefix("HTTP/1.1 200 OK"))
+        try await harness.waitForConnections(1)
+        await stream.close()
+        try await harness.waitForConnections(0)
+        await harness.stop()
+    }
+
     @Test func everyBadInputGetsItsStatusAndPublishesNothing() async throws {
         let harness = try await NodeHarness(nodes: 1, embedded: true)
         let url = harness.urls[0]

@@ -22,8 +22,9 @@ final class RawStream: Sendable {
     let channel: any Channel
     private let collector = ReceivedBytes()
 
-    /// Sends `GET path` with `headers` to `url`'s server.
-    init(_ url: String, _ path: String, headers: [(String, String)] = []) async throws {
+    /// Sends `GET path` with `headers` to `url`'s server, after the raw requests `before`
+    /// on the same connection (pipelined).
+    init(_ url: String, _ path: String, headers: [(String, String)] = [], before: String = "") async throws {
         let target = try TestHTTPClient.Target(url: url)
         let collector = self.collector
         self.channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
@@ -31,7 +32,8 @@ final class RawStream: Sendable {
                 channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(collector) }
             }
             .connect(host: target.host, port: target.port).get()
-        var request = "GET \(path) HTTP/1.1\r\nHost: \(target.host):\(target.port)\r\nAccept: text/event-stream\r\n"
+        var request =
+            before + "GET \(path) HTTP/1.1\r\nHost: \(target.host):\(target.port)\r\nAccept: text/event-stream\r\n"
         for (name, value) in headers { request += "\(name): \(value)\r\n" }
         request += "\r\n"
         try await self.channel.writeAndFlush(ByteBuffer(string: request))

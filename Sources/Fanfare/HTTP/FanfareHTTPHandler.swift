@@ -53,6 +53,8 @@ final class FanfareHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
     private var queuedRequests = 0
     private var queueOverflowed = false
     private var answeringQueued = false
+    /// Reading is stopped while requests wait in the queue.
+    private var readingPaused = false
     static let maxQueuedRequests = 16
 
     /// Sets up a new connection's pipeline: the HTTP/1.1 codec (with the node's header
@@ -195,18 +197,17 @@ final class FanfareHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
             if case .head = part { self.queuedRequests -= 1 }
             self.handle(part, context: context)
         }
-        guard case .idle = self.state else { return }
-        if self.queueOverflowed {
+        if case .idle = self.state, self.queueOverflowed {
             self.state = .closed
             context.close(promise: nil)
-        } else {
+        } else if !self.queueOverflowed {
+            // The rest of a queued request (its body, its end) may still be unread.
             self.setReading(true, context: context)
         }
     }
 
     /// Forgets queued requests (the connection became a stream) and reads again.
     func dropQueued(context: ChannelHandlerContext) {
-        guard !self.queued.isEmpty || self.queueOverflowed else { return }
         self.queued.removeAll()
         self.queuedRequests = 0
         self.queueOverflowed = false
@@ -214,6 +215,8 @@ final class FanfareHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
     }
 
     private func setReading(_ reading: Bool, context: ChannelHandlerContext) {
+        guard self.readingPaused == reading else { return }
+        self.readingPaused = !reading
         // Setting it back to true reads again; a closed channel has nothing to read.
         try? context.channel.syncOptions?.setOption(ChannelOptions.autoRead, value: reading)
     }
