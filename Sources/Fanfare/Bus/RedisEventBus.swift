@@ -273,31 +273,35 @@ final class RedisEventBus: EventBus {
             throw Self.notPublished(error)
         }
         let call = self.publishCall(request)
-        let reply: RESPValue
-        var acknowledged: RESPValue?
+        var sent: (reply: RESPValue, acknowledged: RESPValue?)
         do {
-            if self.replicaAcks.count > 0 {
-                // WAIT right behind the call, on the same connection: it counts the
-                // replicas that have everything this connection wrote so far.
-                let replies = await connection.replies(to: [("FCALL", call), self.waitCommand])
-                reply = try replies[0].get()
-                acknowledged = try replies[1].get()
-            } else {
-                reply = try await connection.reply(to: "FCALL", arguments: call)
-            }
-            if reply.isMissingFunction {
+            sent = try await self.send(call, on: connection)
+            if sent.reply.isMissingFunction {
                 // The library was lost, so nothing ran: load it and publish once more.
                 try await self.ensureLibrary(on: connection)
-                return try await self.publish(request)
+                sent = try await self.send(call, on: connection)
             }
         } catch let error as FanfareError {
             throw error
         } catch {
             throw Self.outcomeUnknown(request, error)
         }
-        let result = try self.publishResult(reply)
-        if let acknowledged { try self.checkReplicas(acknowledged, idempotencyKey: request.idempotencyKey) }
+        let result = try self.publishResult(sent.reply)
+        if let acknowledged = sent.acknowledged {
+            try self.checkReplicas(acknowledged, idempotencyKey: request.idempotencyKey)
+        }
         return result
+    }
+
+    /// The publish call, with WAIT right behind it on the same connection when replicas
+    /// must confirm (it counts the replicas that have all this connection wrote so far).
+    private func send(
+        _ call: [RESPArgument],
+        on connection: RedisConnection
+    ) async throws -> (reply: RESPValue, acknowledged: RESPValue?) {
+        guard self.replicaAcks.count > 0 else { return (try await connection.reply(to: "FCALL", arguments: call), nil) }
+        let replies = await connection.replies(to: [("FCALL", call), self.waitCommand])
+        return (try replies[0].get(), try replies[1].get())
     }
 
     /// `WAIT <replicas> <milliseconds>`.
