@@ -1,5 +1,8 @@
 import Fanfare
 import Foundation
+import HiredisNIO
+import Logging
+import NIOPosix
 import ServerSentEvents
 import Synchronization
 import Testing
@@ -284,6 +287,32 @@ func expectExactlyOnceInOrder(_ client: ResumingClient, acknowledged: [String], 
     let missing = Set(acknowledged).subtracting(ids)
     #expect(missing.isEmpty, "\(client.clientID) missed \(missing.count) acknowledged events: \(missing.sorted())")
     #expect(resetsAllowed || client.resets == 0, "\(client.clientID) was told events were lost")
+}
+
+/// After a failover: the new master (reached through `redisURL`) keeps every acknowledged
+/// event, and each client got every acknowledged event once, in order. A publish refused for
+/// want of a replica may still have reached streams live from the old master and then be lost
+/// with it: a client that holds such a position must be told so with `__reset`, and a
+/// client that holds none must not be.
+func expectEveryAcknowledgedEventKept(
+    _ clients: [ResumingClient],
+    acknowledged: [String],
+    redisURL: String,
+    history: String = "fanfare:h:{broadcast}"
+) async throws {
+    let master = try await RedisConnection.connect(
+        configuration: try RedisConfiguration(url: redisURL),
+        eventLoop: MultiThreadedEventLoopGroup.singleton.next(),
+        logger: Logger(label: "test")
+    )
+    let entries = try await master.send("XRANGE", RESPArgument(history), "-", "+")
+    await master.close()
+    let kept = Set((entries.array ?? []).compactMap { $0.array?.first?.string })
+    #expect(Set(acknowledged).isSubset(of: kept), "an acknowledged event is not on the new master")
+    for client in clients {
+        let lost = client.events.map(\.id).filter { !kept.contains($0) }
+        expectExactlyOnceInOrder(client, acknowledged: acknowledged, resetsAllowed: !lost.isEmpty)
+    }
 }
 
 /// Waits until every client received every acknowledged id.

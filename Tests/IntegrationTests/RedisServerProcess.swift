@@ -283,14 +283,36 @@ final class RedisServerProcess: Sendable {
         for _ in 0..<1_000 {
             let port = Int.random(in: 20_000..<32_000)
             guard Self.handedOut.withLock({ $0.insert(port).inserted }) else { continue }
-            if let channel = try? ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
-                .bind(host: "127.0.0.1", port: port).wait()
-            {
-                try? channel.close().wait()
-                return port
-            }
+            if Self.isFree(port) { return port }
         }
         throw TestFailure("no free port found")
+    }
+
+    /// `count` consecutive free loopback ports in the same range, none of them handed out
+    /// before in this process (a script that derives its ports from a base port must not
+    /// meet a server another test is about to start).
+    static func freePorts(_ count: Int) throws -> Int {
+        for _ in 0..<1_000 {
+            let base = Int.random(in: 20_000..<(32_000 - count))
+            let range = base..<(base + count)
+            let reserved = Self.handedOut.withLock { handedOut in
+                guard handedOut.isDisjoint(with: range) else { return false }
+                handedOut.formUnion(range)
+                return true
+            }
+            guard reserved else { continue }
+            if range.allSatisfy(Self.isFree) { return base }
+        }
+        throw TestFailure("no \(count) consecutive free ports")
+    }
+
+    private static func isFree(_ port: Int) -> Bool {
+        guard
+            let channel = try? ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+                .bind(host: "127.0.0.1", port: port).wait()
+        else { return false }
+        try? channel.close().wait()
+        return true
     }
 
     /// A loopback port where nothing listens, held bound (not listening) until released.

@@ -19,24 +19,6 @@ struct ScriptsTests {
     private static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
         .deletingLastPathComponent().path
 
-    /// `count` consecutive free loopback ports, in the tests' range.
-    private func freePorts(_ count: Int) throws -> Int {
-        for _ in 0..<200 {
-            let base = Int.random(in: 20_000..<(32_000 - count))
-            if (base..<(base + count)).allSatisfy({ self.isFree($0) }) { return base }
-        }
-        throw TestFailure("no \(count) consecutive free ports")
-    }
-
-    private func isFree(_ port: Int) -> Bool {
-        guard
-            let channel = try? ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
-                .bind(host: "127.0.0.1", port: port).wait()
-        else { return false }
-        try? channel.close().wait()
-        return true
-    }
-
     /// Whether anything accepts connections on `port`.
     private func answers(_ port: Int) async -> Bool {
         guard
@@ -69,7 +51,7 @@ struct ScriptsTests {
     }
 
     @Test func theLocalClusterStartsServesThroughNginxAndCtrlCStopsEverything() async throws {
-        let base = try self.freePorts(5)
+        let base = try RedisServerProcess.freePorts(5)
         let log = FileManager.default.temporaryDirectory.appendingPathComponent("fanfare-run-\(UUID()).log").path
         defer { try? FileManager.default.removeItem(atPath: log) }
         let script = try self.runScript(["--port", "\(base)"], log: log)
@@ -109,7 +91,7 @@ struct ScriptsTests {
     /// `--sentinel`: the nodes follow a master that fails over. Killing the master stops
     /// publishing only until a replica is promoted, and Ctrl-C still stops everything.
     @Test func theLocalClusterWithSentinelSurvivesItsMasterAndCtrlCStopsEverything() async throws {
-        let base = try self.freePorts(10)
+        let base = try RedisServerProcess.freePorts(10)
         let log = FileManager.default.temporaryDirectory.appendingPathComponent("fanfare-run-\(UUID()).log").path
         defer { try? FileManager.default.removeItem(atPath: log) }
         let script = try self.runScript(["--port", "\(base)", "--sentinel"], log: log)
@@ -144,7 +126,11 @@ struct ScriptsTests {
         try await publisher.waitForAcknowledged(more: 10, seconds: 60)
         await publisher.stop()
         try await waitForDelivery([client], acknowledged: publisher.acknowledged, seconds: 30)
-        expectExactlyOnceInOrder(client, acknowledged: publisher.acknowledged)
+        try await expectEveryAcknowledgedEventKept(
+            [client],
+            acknowledged: publisher.acknowledged,
+            redisURL: "redis-sentinel://127.0.0.1:\(base + 7),127.0.0.1:\(base + 8),127.0.0.1:\(base + 9)/fanfare"
+        )
         await client.stop()
 
         _ = Glibc.kill(-script, SIGINT)
@@ -156,7 +142,7 @@ struct ScriptsTests {
     }
 
     @Test func anEmbeddedNodeStartsAndCtrlCStopsIt() async throws {
-        let port = try self.freePorts(1)
+        let port = try RedisServerProcess.freePorts(1)
         let log = FileManager.default.temporaryDirectory.appendingPathComponent("fanfare-run-\(UUID()).log").path
         defer { try? FileManager.default.removeItem(atPath: log) }
         let script = try self.runScript(["--embedded", "--host", "127.0.0.1", "--port", "\(port)"], log: log)
