@@ -14,6 +14,7 @@ public struct RedisClientError: Error, CustomStringConvertible, Sendable {
             case invalidURL
             case unsupported
             case clientClosed
+            case notSent
         }
 
         private let base: Base
@@ -35,6 +36,9 @@ public struct RedisClientError: Error, CustomStringConvertible, Sendable {
         public static let unsupported = Code(.unsupported)
         /// The caller closed the client.
         public static let clientClosed = Code(.clientClosed)
+        /// The command was never written, so it did not run (no server could be reached,
+        /// or no primary serves its slot); `underlying` says why.
+        public static let notSent = Code(.notSent)
 
         public var description: String { "\(self.base)" }
     }

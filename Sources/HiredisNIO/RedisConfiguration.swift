@@ -16,6 +16,10 @@ public struct RedisConfiguration: Sendable, Hashable {
     /// When set, `host` and `port` are not used: every connection first asks these
     /// sentinels where the master is, and checks with ROLE that it is the master.
     public var sentinel: RedisSentinel?
+    /// When set, the server is a Redis Cluster and these are the nodes to ask for its
+    /// slot map (any of them will do); `host` and `port` are the first. Only a
+    /// ``RedisClient`` routes by slot: a lone ``RedisConnection`` talks to `host` only.
+    public var clusterSeeds: [RedisAddress]?
 
     public init(
         host: String = "127.0.0.1",
@@ -55,10 +59,14 @@ public struct RedisConfiguration: Sendable, Hashable {
             try self.readSentinelURL(url)
             return
         }
+        if rest.hasPrefix("redis-cluster://") {
+            try self.readClusterURL(url)
+            return
+        }
         guard rest.hasPrefix("redis://") else {
             throw RedisClientError(
                 .invalidURL,
-                "a Redis URL starts with redis:// or redis-sentinel://, got '\(Self.redacted(url))'"
+                "a Redis URL starts with redis://, redis-sentinel:// or redis-cluster://, got '\(Self.redacted(url))'"
             )
         }
         rest = rest.dropFirst("redis://".count)
@@ -75,6 +83,50 @@ public struct RedisConfiguration: Sendable, Hashable {
         if !path.isEmpty {
             self.database = try Self.database(path, url: url)
         }
+    }
+
+    /// Reads `redis-cluster://[[user]:password@]host[:port][,host[:port]…]`: seeds of one
+    /// cluster, which has only database 0.
+    mutating func readClusterURL(_ url: String) throws {
+        var rest = Substring(url).dropFirst("redis-cluster://".count)
+        if let end = rest.firstIndex(where: { $0 == "?" || $0 == "#" }) {
+            guard rest[end] == "#" || rest[rest.index(after: end)...].isEmpty else {
+                throw RedisClientError(.invalidURL, "a Cluster URL takes no parameters: '\(Self.redacted(url))'")
+            }
+            rest = rest[..<end]
+        }
+        if let slash = rest.firstIndex(of: "/") {
+            let path = rest[rest.index(after: slash)...]
+            guard path.isEmpty || path == "0" else {
+                throw RedisClientError(
+                    .invalidURL,
+                    "a Redis Cluster has only database 0, got '/\(path)' in '\(Self.redacted(url))'"
+                )
+            }
+            rest = rest[..<slash]
+        }
+        rest = try self.readUserInfo(rest)
+        let seeds = try rest.split(separator: ",", omittingEmptySubsequences: false).map { text in
+            guard !text.isEmpty else {
+                throw RedisClientError(.invalidURL, "an empty cluster node address in '\(Self.redacted(url))'")
+            }
+            let (host, port) = try Self.hostAndPort(text, defaultPort: 6379, url: url)
+            return RedisAddress(host: host, port: port)
+        }
+        self.clusterSeeds = seeds
+        self.host = seeds[0].host
+        self.port = seeds[0].port
+    }
+
+    /// This configuration aimed at one server of a cluster (or the master Sentinel named):
+    /// the same credentials and timeouts, no seeds, no sentinel.
+    public func server(_ address: RedisAddress) -> RedisConfiguration {
+        var server = self
+        server.sentinel = nil
+        server.clusterSeeds = nil
+        server.host = address.host
+        server.port = address.port
+        return server
     }
 
     /// Takes `[user]:password@` off the front of `rest` into the credentials.
@@ -182,6 +234,9 @@ extension RedisConfiguration: CustomStringConvertible {
     /// The URL without the password, safe for logs.
     public var description: String {
         let credentials = self.password == nil ? "" : "\(self.username ?? ""):***@"
+        if let seeds = self.clusterSeeds {
+            return "redis-cluster://\(credentials)\(seeds.map(\.description).joined(separator: ","))"
+        }
         if let sentinel = self.sentinel {
             let hosts = sentinel.sentinels.map(\.description).joined(separator: ",")
             return "redis-sentinel://\(credentials)\(hosts)/\(sentinel.masterName)/\(self.database)"

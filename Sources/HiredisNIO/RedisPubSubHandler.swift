@@ -28,10 +28,20 @@ enum RedisPubSubPush: Equatable {
                 else { break }
                 self = .patternMessage(pattern: pattern, channel: channel, payload: payload)
                 return
-            case ("subscribe", 3), ("psubscribe", 3), ("unsubscribe", 3), ("punsubscribe", 3):
+            case ("smessage", 3):
+                guard let channel = items[1].string, let payload = items[2].bytes else { break }
+                self = .message(channel: channel, payload: payload)
+                return
+            case ("subscribe", 3), ("psubscribe", 3), ("ssubscribe", 3), ("unsubscribe", 3), ("punsubscribe", 3),
+                ("sunsubscribe", 3):
                 // UNSUBSCRIBE with nothing subscribed answers with a nil name; it names no one.
                 let name = items[1].string ?? ""
-                let kind: RedisSubscriptionKind = keyword.hasPrefix("p") ? .pattern : .channel
+                let kind: RedisSubscriptionKind
+                switch keyword {
+                case "psubscribe", "punsubscribe": kind = .pattern
+                case "ssubscribe", "sunsubscribe": kind = .shard
+                default: kind = .channel
+                }
                 self = keyword.hasSuffix("unsubscribe") ? .unsubscribed(kind, name) : .subscribed(kind, name)
                 return
             case ("pong", 2):

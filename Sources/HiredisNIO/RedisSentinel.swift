@@ -1,5 +1,20 @@
 internal import NIOCore
 
+/// A Redis server's host and port (a sentinel, a master, a cluster node).
+public struct RedisAddress: Sendable, Hashable, CustomStringConvertible {
+    public var host: String
+    public var port: Int
+
+    public init(host: String, port: Int) {
+        self.host = host
+        self.port = port
+    }
+
+    public var description: String {
+        self.host.contains(":") ? "[\(self.host)]:\(self.port)" : "\(self.host):\(self.port)"
+    }
+}
+
 /// Where to ask for a Redis master that Sentinel watches (and fails over).
 ///
 /// A connection to a ``RedisConfiguration`` with a sentinel asks each sentinel in turn
@@ -11,19 +26,7 @@ internal import NIOCore
 /// reaches a replica anyway gets `READONLY` and closes its connection, so every user of
 /// the configuration finds the new master on its next connect.
 public struct RedisSentinel: Sendable, Hashable {
-    public struct Address: Sendable, Hashable, CustomStringConvertible {
-        public var host: String
-        public var port: Int
-
-        public init(host: String, port: Int) {
-            self.host = host
-            self.port = port
-        }
-
-        public var description: String {
-            self.host.contains(":") ? "[\(self.host)]:\(self.port)" : "\(self.host):\(self.port)"
-        }
-    }
+    public typealias Address = RedisAddress
 
     /// The sentinels, asked in this order.
     public var sentinels: [Address]

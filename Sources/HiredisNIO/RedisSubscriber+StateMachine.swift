@@ -4,6 +4,8 @@ internal import NIOCore
 public enum RedisSubscriptionKind: Sendable, Hashable {
     case channel
     case pattern
+    /// A sharded channel of a Redis Cluster (SSUBSCRIBE): served by the primary of its slot.
+    case shard
 }
 
 /// The subscriber's logic without I/O: which names are wanted, which the server has
@@ -40,6 +42,7 @@ struct SubscriberStateMachine {
     struct ConnectedAction: Equatable {
         var channels: [String]
         var patterns: [String]
+        var shardChannels: [String] = []
         /// Set when nothing needs confirming: the subscriber is ready at once.
         var becameActive: Bool
         var isReconnect: Bool
@@ -47,6 +50,9 @@ struct SubscriberStateMachine {
 
     struct AckAction: Equatable {
         var nameReady: Bool
+        /// Set when the server ended a wanted subscription that nobody asked to end (a
+        /// cluster slot moved away): the name is no longer wanted here.
+        var droppedByServer = false
         /// Set when this acknowledgement finished a resubscription.
         var becameActive: Bool
         var isReconnect: Bool
@@ -55,6 +61,7 @@ struct SubscriberStateMachine {
     private(set) var phase = Phase.idle
     private(set) var channels = Set<String>()
     private(set) var patterns = Set<String>()
+    private(set) var shardChannels = Set<String>()
     private var inFlight: [Key: Int] = [:]
     private var inFlightTotal = 0
     private var hasBeenActive = false
@@ -81,13 +88,18 @@ struct SubscriberStateMachine {
     }
 
     private func wanted(_ kind: RedisSubscriptionKind) -> Set<String> {
-        kind == .channel ? self.channels : self.patterns
+        switch kind {
+        case .channel: self.channels
+        case .pattern: self.patterns
+        case .shard: self.shardChannels
+        }
     }
 
     private mutating func setWanted(_ kind: RedisSubscriptionKind, _ update: (inout Set<String>) -> Void) {
         switch kind {
         case .channel: update(&self.channels)
         case .pattern: update(&self.patterns)
+        case .shard: update(&self.shardChannels)
         }
     }
 
@@ -134,14 +146,17 @@ struct SubscriberStateMachine {
         self.phase = .resubscribing
         let channels = self.channels.sorted()
         let patterns = self.patterns.sorted()
+        let shardChannels = self.shardChannels.sorted()
         self.markInFlight(.channel, channels)
         self.markInFlight(.pattern, patterns)
+        self.markInFlight(.shard, shardChannels)
         let isReconnect = self.hasBeenActive
         let becameActive = self.inFlightTotal == 0
         if becameActive { self.becomeActive() }
         return ConnectedAction(
             channels: channels,
             patterns: patterns,
+            shardChannels: shardChannels,
             becameActive: becameActive,
             isReconnect: isReconnect
         )
@@ -152,11 +167,19 @@ struct SubscriberStateMachine {
         self.hasBeenActive = true
     }
 
-    /// The server acknowledged a SUBSCRIBE/PSUBSCRIBE or UNSUBSCRIBE/PUNSUBSCRIBE for `name`.
-    mutating func acknowledged(_ kind: RedisSubscriptionKind, _ name: String) -> AckAction {
+    /// The server acknowledged a (P|S)SUBSCRIBE or (P|S)UNSUBSCRIBE for `name`; an
+    /// `unsubscribed` push with nothing in flight for a wanted name is the server's own.
+    mutating func acknowledged(_ kind: RedisSubscriptionKind, _ name: String, unsubscribed: Bool = false) -> AckAction {
         let key = Key(kind: kind, name: name)
         var action = AckAction(nameReady: false, becameActive: false, isReconnect: self.hasBeenActive)
-        guard self.isConnected, let count = self.inFlight[key] else { return action }
+        guard self.isConnected else { return action }
+        guard let count = self.inFlight[key] else {
+            if unsubscribed, self.wanted(kind).contains(name) {
+                self.setWanted(kind) { _ = $0.remove(name) }
+                action.droppedByServer = true
+            }
+            return action
+        }
         if count <= 1 { self.inFlight[key] = nil } else { self.inFlight[key] = count - 1 }
         self.inFlightTotal -= 1
         action.nameReady = self.isReady(key)

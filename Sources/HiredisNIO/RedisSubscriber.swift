@@ -13,6 +13,9 @@ public enum RedisSubscriberEvent: Sendable {
     case ready(isReconnect: Bool)
     /// The connection was lost (or a connect attempt failed); a reconnect is scheduled.
     case disconnected(RedisClientError)
+    /// The server ended a subscription nobody asked to end: in a Redis Cluster, a sharded
+    /// channel whose slot moved to another primary. The name is no longer wanted here.
+    case droppedByServer(RedisSubscriptionKind, String)
 }
 
 /// A pub/sub client on its own connection that keeps its subscriptions alive.
@@ -102,6 +105,17 @@ public final class RedisSubscriber: Sendable {
     /// Stops listening to `channels`. Returns at once; the command goes out this tick.
     public func unsubscribe(_ channels: [String]) {
         self.onLoop { $0.unsubscribe(.channel, channels) }
+    }
+
+    /// Subscribes to sharded channels (SSUBSCRIBE); every one must be in a slot this
+    /// server serves. Returns once Redis confirmed them.
+    public func ssubscribe(_ channels: [String]) async throws {
+        try await self.subscribeFuture(.shard, channels).get()
+    }
+
+    /// Stops listening to sharded `channels` (SUNSUBSCRIBE).
+    public func sunsubscribe(_ channels: [String]) {
+        self.onLoop { $0.unsubscribe(.shard, channels) }
     }
 
     /// Stops listening to `patterns` (PUNSUBSCRIBE).

@@ -143,6 +143,7 @@ final class RedisSubscriberCore {
         self.queued.removeAll()  // everything wanted is in the resubscription below
         if !action.channels.isEmpty { self.write("SUBSCRIBE", action.channels) }
         if !action.patterns.isEmpty { self.write("PSUBSCRIBE", action.patterns) }
+        if !action.shardChannels.isEmpty { self.write("SSUBSCRIBE", action.shardChannels) }
         self.awaitingPong = false
         self.schedulePing()
         if action.becameActive {
@@ -217,6 +218,8 @@ final class RedisSubscriberCore {
                 case (.subscribe, .pattern): self.write("PSUBSCRIBE", names)
                 case (.unsubscribe, .channel): self.write("UNSUBSCRIBE", names)
                 case (.unsubscribe, .pattern): self.write("PUNSUBSCRIBE", names)
+                case (.subscribe, .shard): self.write("SSUBSCRIBE", names)
+                case (.unsubscribe, .shard): self.write("SUNSUBSCRIBE", names)
                 }
             }
         }
@@ -236,7 +239,11 @@ final class RedisSubscriberCore {
         case .patternMessage(let pattern, let channel, let payload):
             self.onEvent?(.patternMessage(pattern: pattern, channel: channel, payload: payload))
         case .subscribed(let kind, let name), .unsubscribed(let kind, let name):
-            let action = self.machine.acknowledged(kind, name)
+            let unsubscribed = if case .unsubscribed = push { true } else { false }
+            let action = self.machine.acknowledged(kind, name, unsubscribed: unsubscribed)
+            if action.droppedByServer {
+                self.onEvent?(.droppedByServer(kind, name))
+            }
             if action.nameReady, let waiting = self.waiters.removeValue(forKey: Key(kind: kind, name: name)) {
                 for promise in waiting { promise.succeed() }
             }

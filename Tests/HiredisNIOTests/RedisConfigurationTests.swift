@@ -117,6 +117,31 @@ import Testing
         #expect(throws: RedisClientError.self) { _ = try RedisConfiguration(url: url) }
     }
 
+    @Test func readsAClusterURL() throws {
+        let configuration = try RedisConfiguration(url: "redis-cluster://app:pw%21@10.0.0.1:7000,[::1],node.local:7002")
+        #expect(
+            configuration.clusterSeeds == [
+                .init(host: "10.0.0.1", port: 7000), .init(host: "::1", port: 6379),
+                .init(host: "node.local", port: 7002),
+            ]
+        )
+        #expect(configuration.username == "app" && configuration.password == "pw!")
+        #expect(configuration.host == "10.0.0.1" && configuration.port == 7000)
+        #expect("\(configuration)" == "redis-cluster://app:***@10.0.0.1:7000,[::1]:6379,node.local:7002")
+        #expect(try RedisConfiguration(url: "redis-cluster://h:1/0").clusterSeeds?.count == 1)
+        // One server of the cluster: the same credentials, no seeds.
+        let server = configuration.server(.init(host: "10.0.0.9", port: 7005))
+        #expect(server.clusterSeeds == nil && server.host == "10.0.0.9" && server.port == 7005)
+        #expect(server.password == "pw!")
+    }
+
+    @Test(arguments: [
+        "redis-cluster://h:1/2", "redis-cluster://h:1,,h:2", "redis-cluster://h:1?x=1", "redis-cluster://h:x",
+    ])
+    func refusesBadClusterURLs(_ url: String) {
+        #expect(throws: RedisClientError.self) { _ = try RedisConfiguration(url: url) }
+    }
+
     @Test func redactsSentinelCredentials() {
         let url = "redis-sentinel://u:hunter2@h:1/m?sentinelUsername=w&sentinelPassword=hunter3"
         #expect(

@@ -30,6 +30,19 @@ import Testing
         #expect(
             try RedisPubSubPush(.array([self.bulk("punsubscribe"), .null, .integer(0)])) == .unsubscribed(.pattern, "")
         )
+        // Sharded pub/sub (Redis 7): `smessage` is a message like any other.
+        #expect(
+            try RedisPubSubPush(.array([self.bulk("smessage"), self.bulk("c"), self.bulk("p")]))
+                == .message(channel: "c", payload: ByteBuffer(string: "p"))
+        )
+        #expect(
+            try RedisPubSubPush(.array([self.bulk("ssubscribe"), self.bulk("c"), .integer(1)]))
+                == .subscribed(.shard, "c")
+        )
+        #expect(
+            try RedisPubSubPush(.array([self.bulk("sunsubscribe"), self.bulk("c"), .integer(0)]))
+                == .unsubscribed(.shard, "c")
+        )
         #expect(try RedisPubSubPush(.array([self.bulk("pong"), self.bulk("")])) == .pong)
         #expect(try RedisPubSubPush(.simpleString("PONG")) == .pong)
     }

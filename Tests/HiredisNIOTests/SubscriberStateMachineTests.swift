@@ -29,6 +29,40 @@ import Testing
         #expect(machine.phase == .active)
     }
 
+    @Test func shardChannelsAreWantedApartAndResentOnReconnect() {
+        var machine = self.makeMachine()
+        _ = machine.start()
+        _ = machine.subscribe(.shard, ["s1"])
+        _ = machine.subscribe(.channel, ["s1"])
+        let connected = machine.connected()
+        #expect(connected.channels == ["s1"])
+        #expect(connected.shardChannels == ["s1"])
+        #expect(machine.acknowledged(.shard, "s1").nameReady)
+        #expect(machine.acknowledged(.channel, "s1").becameActive)
+        _ = machine.connectionLost()
+        _ = machine.backoffElapsed()
+        #expect(machine.connected().shardChannels == ["s1"])
+    }
+
+    /// In a cluster the server ends a sharded subscription when its slot moves: an
+    /// unsubscribe nobody sent. The name is then no longer wanted, and the caller is told.
+    @Test func anUnsubscribeNobodySentIsTheServersAndDropsTheName() {
+        var machine = self.makeMachine()
+        _ = machine.start()
+        _ = machine.subscribe(.shard, ["moved", "stays"])
+        _ = machine.connected()
+        _ = machine.acknowledged(.shard, "moved")
+        _ = machine.acknowledged(.shard, "stays")
+        let dropped = machine.acknowledged(.shard, "moved", unsubscribed: true)
+        #expect(dropped.droppedByServer && !dropped.nameReady)
+        #expect(machine.shardChannels == ["stays"])
+        // The acknowledgement of an unsubscribe that was sent is not the server's own.
+        #expect(machine.unsubscribe(.shard, ["stays"]) == ["stays"])
+        #expect(!machine.acknowledged(.shard, "stays", unsubscribed: true).droppedByServer)
+        // Nor is a late one for a name nobody wants.
+        #expect(!machine.acknowledged(.shard, "moved", unsubscribed: true).droppedByServer)
+    }
+
     @Test func anEmptySubscriberIsActiveAsSoonAsItConnects() {
         var machine = self.makeMachine()
         _ = machine.start()

@@ -93,17 +93,13 @@ struct SystemTests {
         let publisher = IntervalPublisher(url: cluster.nginx.url)
         try await publisher.waitForAcknowledged(more: 10)
         victim.kill(SIGKILL)
-        let killedAt = ContinuousClock.now
-        // Publishing goes on through the outage and after it.
-        try await publisher.waitForAcknowledged(more: 30)
-
-        // The dead node's row expires from the registry.
+        // The dead node's row expires from the registry (its TTL is 5 s), counted from the kill.
         try await withDeadline(seconds: 15, "the metrics to show two nodes") {
             while try await cluster.liveNodes().count != 2 { try await Task.sleep(for: .milliseconds(100)) }
         }
-        let gone = ContinuousClock.now - killedAt
-        #expect(gone < .seconds(15), "the killed node stayed in the metrics for \(gone)")
         #expect(try await cluster.liveNodes().contains(victim.id) == false)
+        // Publishing goes on through the outage and after it.
+        try await publisher.waitForAcknowledged(more: 30)
 
         await publisher.stop()
         let acknowledged = publisher.acknowledged

@@ -15,32 +15,32 @@ final class RedisEventBus: EventBus {
     private let logger: Logger
     /// Replicas a publish must reach before it is acknowledged, and for how long to wait.
     private let replicaAcks: (count: Int, timeout: TimeAmount)
-    private let subscriber = Mutex<RedisSubscriber?>(nil)
+    private let subscriber = Mutex<Subscription?>(nil)
+
+    /// The node's pub/sub: one subscriber (PUBLISH), or one per primary of a cluster
+    /// (SPUBLISH, each channel on its slot's primary).
+    private enum Subscription: Sendable {
+        case single(RedisSubscriber)
+        case sharded(RedisClusterSubscriber)
+    }
     /// Whether the subscriber is connected: set from its callbacks, read by `/readyz`.
     private let subscriberReady = Atomic<Bool>(false)
 
-    /// A command connection: connected, being connected (every caller waits for that one
-    /// attempt), or neither.
-    private enum Link {
-        case none
-        case connecting(EventLoopFuture<RedisConnection>)
-        case connected(RedisConnection)
-    }
-
-    /// One command connection per event loop of the node, on that loop: a caller on the
-    /// loop (a publish, a history read) sends and gets its reply there, with no hop to
-    /// another thread and back, so a publish is answered as soon as its reply is read.
+    /// The commands of one event loop of the node: a ``RedisClient`` whose connections (one
+    /// per primary) are on that loop, so a caller on the loop (a publish, a history read)
+    /// sends and gets its reply there, with no hop to another thread and back, and a
+    /// publish is answered as soon as its reply is read.
     private final class Lane: Sendable {
-        let eventLoop: any EventLoop
-        let link = Mutex(Link.none)
+        let client: RedisClient
 
-        init(eventLoop: any EventLoop) {
-            self.eventLoop = eventLoop
+        init(client: RedisClient) {
+            self.client = client
         }
     }
 
     /// The lanes by loop; the bus loop's serves callers that are on none of them.
     private let lanes: [ObjectIdentifier: Lane]
+    private var sharded: Bool { self.configuration.clusterSeeds != nil }
 
     init(
         configuration: RedisConfiguration,
@@ -57,10 +57,29 @@ final class RedisEventBus: EventBus {
         self.policy = policy
         self.eventLoop = eventLoop
         self.logger = logger
+        // Each new connection (a restarted Redis, a new primary) gets the library first.
+        let library = Library(
+            source: RedisFunctions.source(
+                names: names,
+                policy: policy,
+                sharded: configuration.clusterSeeds != nil
+            ),
+            names: names,
+            policy: policy,
+            logger: logger
+        )
+        self.library = library
         var lanes: [ObjectIdentifier: Lane] = [:]
-        for loop in [eventLoop] + commandLoops { lanes[ObjectIdentifier(loop)] = Lane(eventLoop: loop) }
+        for loop in [eventLoop] + commandLoops where lanes[ObjectIdentifier(loop)] == nil {
+            let client = RedisClient(configuration: configuration, eventLoop: loop, logger: logger) { connection in
+                try await library.ensure(on: connection)
+            }
+            lanes[ObjectIdentifier(loop)] = Lane(client: client)
+        }
         self.lanes = lanes
     }
+
+    private let library: Library
 
     /// The lane of the calling thread's loop, or the bus loop's.
     private var currentLane: Lane {
@@ -75,62 +94,33 @@ final class RedisEventBus: EventBus {
         self.lanes[ObjectIdentifier(self.eventLoop)].unsafelyUnwrapped
     }
 
-    /// The command connection of the caller's loop. When there is none (or it dropped),
-    /// the first caller connects and every caller meanwhile waits for that same
-    /// connection: one reconnect per connection, however many callers found it gone.
-    func commands() async throws -> RedisConnection {
-        try await self.commands(self.currentLane)
-    }
+    /// The commands of the caller's loop.
+    private var client: RedisClient { self.currentLane.client }
 
-    private func commands(_ lane: Lane) async throws -> RedisConnection {
-        let eventLoop = lane.eventLoop
-        let (future, promise) = lane.link.withLock {
-            link -> (EventLoopFuture<RedisConnection>, EventLoopPromise<RedisConnection>?) in
-            switch link {
-            case .connected(let connection) where connection.isActive:
-                return (eventLoop.makeSucceededFuture(connection), nil)
-            case .connecting(let future):
-                return (future, nil)
-            case .connected, .none:
-                let promise = eventLoop.makePromise(of: RedisConnection.self)
-                link = .connecting(promise.futureResult)
-                return (promise.futureResult, promise)
-            }
-        }
-        if let promise {
-            do {
-                let connection = try await self.connect(on: eventLoop)
-                lane.link.withLock { $0 = .connected(connection) }
-                promise.succeed(connection)
-            } catch {
-                lane.link.withLock { $0 = .none }
-                promise.fail(error)
-            }
-        }
-        return try await future.get()
-    }
+    /// The slot of a channel's keys (its history, pub/sub channel and idempotency keys).
+    private func slot(_ channel: String) -> Int { RedisClusterSlot.of(self.names.history(channel)) }
 
-    /// A new command connection with the library in place: Redis may have restarted empty.
-    private func connect(on eventLoop: any EventLoop) async throws -> RedisConnection {
-        let fresh = try await RedisConnection.connect(
-            configuration: self.configuration,
-            eventLoop: eventLoop,
-            logger: self.logger
-        )
-        do {
-            try await self.ensureLibrary(on: fresh)
-        } catch {
-            await fresh.close()
-            throw error
-        }
-        return fresh
+    /// The slot of the registry's keys.
+    var registrySlot: Int { RedisClusterSlot.of(self.names.nodes) }
+
+    /// Loads the library wherever a connection finds it missing or older.
+    private func ensureLibraryEverywhere(_ client: RedisClient) async throws {
+        for connection in client.connections { try await self.library.ensure(on: connection) }
     }
+}
+
+/// The function library, and how a node makes sure a server has it.
+private struct Library: Sendable {
+    let source: String
+    let names: RedisNames
+    let policy: HistoryPolicy
+    let logger: Logger
 
     /// Loads the library when Redis has none (or an older one). A library of the same
     /// version with another history policy is the cluster's: it stays, and the node says
     /// so, since replacing it would change every other node's history.
-    private func ensureLibrary(on connection: RedisConnection) async throws {
-        let source = RedisFunctions.source(names: self.names, policy: self.policy)
+    func ensure(on connection: RedisConnection) async throws {
+        let source = self.source
         let reply: RESPValue
         do {
             reply = try await connection.send("FCALL", RESPArgument(self.names.function("policy")), 0)
@@ -179,20 +169,27 @@ final class RedisEventBus: EventBus {
         return info.split(whereSeparator: \.isNewline).first { $0.hasPrefix("redis_version:") }
             .map { String($0.dropFirst("redis_version:".count)) }
     }
+}
 
+extension RedisEventBus {
     /// Calls a function of the library. If Redis lost the library (restarted empty,
     /// FUNCTION FLUSH) the call ran nothing, so the library is loaded again and the call
     /// retried once.
-    func fcall(_ function: String, keys: [RESPArgument], arguments: [RESPArgument] = []) async throws -> RESPValue {
-        let connection = try await self.commands()
+    func fcall(
+        _ function: String,
+        keys: [RESPArgument],
+        slot: Int,
+        arguments: [RESPArgument] = []
+    ) async throws -> RESPValue {
+        let client = self.client
         let call = [RESPArgument(self.names.function(function)), RESPArgument(keys.count)] + keys + arguments
         do {
-            return try await connection.send("FCALL", arguments: call)
+            return try await client.send("FCALL", arguments: call, slot: slot)
         } catch let error as RedisClientError
             where error.code == .serverError && error.message.contains("Function not found")
         {
-            try await self.ensureLibrary(on: connection)
-            return try await connection.send("FCALL", arguments: call)
+            try await self.ensureLibraryEverywhere(client)
+            return try await client.send("FCALL", arguments: call, slot: slot)
         }
     }
 
@@ -200,14 +197,16 @@ final class RedisEventBus: EventBus {
         deliver: @escaping @Sendable (BusEvent) -> Void,
         resubscribed: @escaping @Sendable () -> Void
     ) async throws {
-        _ = try await self.commands()
+        // Every primary is reached (and given the library) before the node serves.
+        let client = self.busLane.client
+        client.start()
+        for primary in try await client.slotMap().primaries {
+            _ = try await client.connection(to: primary)
+        }
+        for lane in self.lanes.values where lane !== self.busLane { lane.client.start() }
         let names = self.names
         let logger = self.logger
-        let subscriber = RedisSubscriber(
-            configuration: .init(redis: self.configuration),
-            eventLoop: self.eventLoop,
-            logger: self.logger
-        ) { [weak self] event in
+        let onEvent: @Sendable (RedisSubscriberEvent) -> Void = { [weak self] event in
             switch event {
             case .message(let name, let payload):
                 guard let channel = names.channel(fromPubSub: name) else { return }
@@ -216,7 +215,8 @@ final class RedisEventBus: EventBus {
                     return
                 }
                 deliver(event)
-            case .patternMessage:
+            case .patternMessage, .droppedByServer:
+                // A cluster's subscriber follows a moved slot itself and then says ready.
                 break
             case .ready(let isReconnect):
                 self?.subscriberReady.store(true, ordering: .relaxed)
@@ -229,8 +229,28 @@ final class RedisEventBus: EventBus {
                 logger.warning("redis.subscriber.disconnected", metadata: ["error": "\(error)"])
             }
         }
-        self.subscriber.withLock { $0 = subscriber }
-        subscriber.start()
+        let subscription: Subscription
+        if self.sharded {
+            let subscriber = RedisClusterSubscriber(
+                client: client,
+                configuration: .init(redis: self.configuration),
+                eventLoop: self.eventLoop,
+                logger: self.logger,
+                onEvent: onEvent
+            )
+            subscription = .sharded(subscriber)
+            subscriber.start()
+        } else {
+            let subscriber = RedisSubscriber(
+                configuration: .init(redis: self.configuration),
+                eventLoop: self.eventLoop,
+                logger: self.logger,
+                onEvent: onEvent
+            )
+            subscription = .single(subscriber)
+            subscriber.start()
+        }
+        self.subscriber.withLock { $0 = subscription }
     }
 
     /// A pub/sub message `<position> <predecessor>\n<body>` as an event.
@@ -247,42 +267,46 @@ final class RedisEventBus: EventBus {
     }
 
     func subscribe(_ channels: [String]) -> EventLoopFuture<Void> {
-        guard let subscriber = self.subscriber.withLock({ $0 }) else {
+        let names = channels.map(self.names.pubsubChannel)
+        switch self.subscriber.withLock({ $0 }) {
+        case .none:
             return self.eventLoop.makeFailedFuture(FanfareError(.unavailable, "the bus is not started"))
+        case .single(let subscriber):
+            return subscriber.subscribeFuture(.channel, names)
+        case .sharded(let subscriber):
+            return subscriber.subscribeFuture(names)
         }
-        return subscriber.subscribeFuture(.channel, channels.map(self.names.pubsubChannel))
     }
 
     func unsubscribe(_ channels: [String]) {
-        self.subscriber.withLock { $0 }?.unsubscribe(channels.map(self.names.pubsubChannel))
+        let names = channels.map(self.names.pubsubChannel)
+        switch self.subscriber.withLock({ $0 }) {
+        case .none: break
+        case .single(let subscriber): subscriber.unsubscribe(names)
+        case .sharded(let subscriber): subscriber.unsubscribe(names)
+        }
     }
 
     var isReady: Bool {
-        guard self.subscriberReady.load(ordering: .relaxed) else { return false }
-        return self.busLane.link.withLock { link in
-            if case .connected(let connection) = link { return connection.isActive }
-            return false
-        }
+        self.subscriberReady.load(ordering: .relaxed) && self.busLane.client.isConnected
     }
 
     func publish(_ request: PublishRequest) async throws -> PublishResult {
-        let connection: RedisConnection
-        do {
-            connection = try await self.commands()
-        } catch {
-            throw Self.notPublished(error)
-        }
+        let client = self.client
         let call = self.publishCall(request)
+        let slot = self.slot(request.channel)
         var sent: (reply: RESPValue, acknowledged: RESPValue?)
         do {
-            sent = try await self.send(call, on: connection)
+            sent = try await self.send(call, slot: slot, on: client)
             if sent.reply.isMissingFunction {
                 // The library was lost, so nothing ran: load it and publish once more.
-                try await self.ensureLibrary(on: connection)
-                sent = try await self.send(call, on: connection)
+                try await self.ensureLibraryEverywhere(client)
+                sent = try await self.send(call, slot: slot, on: client)
             }
         } catch let error as FanfareError {
             throw error
+        } catch let error as RedisClientError where error.code == .notSent || error.code == .clientClosed {
+            throw Self.notPublished(error)
         } catch {
             throw Self.outcomeUnknown(request, error)
         }
@@ -297,11 +321,17 @@ final class RedisEventBus: EventBus {
     /// must confirm (it counts the replicas that have all this connection wrote so far).
     private func send(
         _ call: [RESPArgument],
-        on connection: RedisConnection
+        slot: Int,
+        on client: RedisClient
     ) async throws -> (reply: RESPValue, acknowledged: RESPValue?) {
-        guard self.replicaAcks.count > 0 else { return (try await connection.reply(to: "FCALL", arguments: call), nil) }
-        let replies = await connection.replies(to: [("FCALL", call), self.waitCommand])
-        return (try replies[0].get(), try replies[1].get())
+        guard self.replicaAcks.count > 0 else {
+            return (try await client.reply(to: "FCALL", arguments: call, slot: slot), nil)
+        }
+        let reply = await client.replies(
+            to: [RedisClient.Command("FCALL", call, slot: slot)],
+            trailer: self.waitCommand
+        )
+        return (try reply[0].result.get(), try reply[0].trailer?.get())
     }
 
     /// `WAIT <replicas> <milliseconds>`.
@@ -333,15 +363,9 @@ final class RedisEventBus: EventBus {
     /// idempotency key go in one call of `<prefix>_publish_batch` (one slot, one read of
     /// the channel's head for all of them); the others in one `<prefix>_publish` each.
     func publish(batch requests: [PublishRequest]) async -> [Result<PublishResult, FanfareError>] {
-        let connection: RedisConnection
-        do {
-            connection = try await self.commands()
-        } catch {
-            let refused = Self.notPublished(error)
-            return requests.map { _ in .failure(refused) }
-        }
+        let client = self.client
         var spans: [Range<Int>] = []
-        var calls: [(command: String, arguments: [RESPArgument])] = []
+        var calls: [RedisClient.Command] = []
         var start = 0
         while start < requests.count {
             var end = start + 1
@@ -354,7 +378,11 @@ final class RedisEventBus: EventBus {
             }
             spans.append(start..<end)
             calls.append(
-                ("FCALL", end - start == 1 ? self.publishCall(requests[start]) : self.batchCall(requests[start..<end]))
+                RedisClient.Command(
+                    "FCALL",
+                    end - start == 1 ? self.publishCall(requests[start]) : self.batchCall(requests[start..<end]),
+                    slot: self.slot(requests[start].channel)
+                )
             )
             start = end
         }
@@ -363,11 +391,10 @@ final class RedisEventBus: EventBus {
             count: requests.count
         )
         var retry: [Int] = []
-        if self.replicaAcks.count > 0 { calls.append(self.waitCommand) }
-        var replies = await connection.replies(to: calls)
-        let acknowledged = self.replicaAcks.count > 0 ? replies.removeLast() : nil
+        // With replica acknowledgement, WAIT follows the calls on every primary they went to.
+        let replies = await client.replies(to: calls, trailer: self.replicaAcks.count > 0 ? self.waitCommand : nil)
         for (span, reply) in zip(spans, replies) {
-            switch reply {
+            switch reply.result {
             case .success(let reply) where reply.isMissingFunction:
                 retry += span
             case .success(let reply) where span.count == 1:
@@ -380,26 +407,28 @@ final class RedisEventBus: EventBus {
                 } catch {
                     for index in span { results[index] = .failure(Self.fanfareError(error)) }
                 }
+            case .failure(let error as RedisClientError) where error.code == .notSent:
+                for index in span { results[index] = .failure(Self.notPublished(error)) }
             case .failure(let error):
                 for index in span { results[index] = .failure(Self.outcomeUnknown(requests[index], error)) }
             }
-        }
-        if let acknowledged {
-            for index in results.indices {
-                guard case .success = results[index] else { continue }
-                do {
-                    try self.checkReplicas(try acknowledged.get(), idempotencyKey: requests[index].idempotencyKey)
-                } catch {
-                    results[index] = .failure(
-                        error as? FanfareError ?? Self.outcomeUnknown(requests[index], error)
-                    )
+            if let acknowledged = reply.trailer {
+                for index in span {
+                    guard case .success = results[index] else { continue }
+                    do {
+                        try self.checkReplicas(try acknowledged.get(), idempotencyKey: requests[index].idempotencyKey)
+                    } catch {
+                        results[index] = .failure(
+                            error as? FanfareError ?? Self.outcomeUnknown(requests[index], error)
+                        )
+                    }
                 }
             }
         }
         if !retry.isEmpty {
             // The library was lost before these ran: load it and publish them once more.
             do {
-                try await self.ensureLibrary(on: connection)
+                try await self.ensureLibraryEverywhere(client)
                 for index in retry {
                     do {
                         results[index] = .success(try await self.publish(requests[index]))
@@ -513,13 +542,16 @@ final class RedisEventBus: EventBus {
         let calls = channels.map { channel in
             (command: "FCALL", arguments: [function, RESPArgument(1), RESPArgument(self.names.history(channel))])
         }
+        let client = self.client
+        let commands = zip(channels, calls).map { channel, call in
+            RedisClient.Command(call.command, call.arguments, slot: self.slot(channel))
+        }
         var replies: [RESPValue]
         do {
-            let connection = try await self.commands()
-            replies = try await connection.pipeline(calls)
+            replies = try await client.replies(to: commands).map { try $0.result.get() }
             if replies.contains(where: { $0.isMissingFunction }) {
-                try await self.ensureLibrary(on: connection)
-                replies = try await connection.pipeline(calls)
+                try await self.ensureLibraryEverywhere(client)
+                replies = try await client.replies(to: commands).map { try $0.result.get() }
             }
         } catch {
             throw FanfareError(.unavailable, "Redis is unavailable; history cannot be read", underlying: error)
@@ -542,6 +574,7 @@ final class RedisEventBus: EventBus {
             reply = try await self.fcall(
                 "read",
                 keys: [RESPArgument(self.names.history(channel))],
+                slot: self.slot(channel),
                 arguments: [RESPArgument(position.description), RESPArgument(limit)]
             )
         } catch {
@@ -585,18 +618,15 @@ final class RedisEventBus: EventBus {
     }
 
     func shutdown() async {
-        await self.subscriber.withLock { subscriber in
+        switch self.subscriber.withLock({ subscriber in
             defer { subscriber = nil }
             return subscriber
-        }?.close()
-        for lane in self.lanes.values {
-            let connection = lane.link.withLock { link -> RedisConnection? in
-                defer { link = .none }
-                if case .connected(let connection) = link { return connection }
-                return nil
-            }
-            await connection?.close()
+        }) {
+        case .none: break
+        case .single(let subscriber): await subscriber.close()
+        case .sharded(let subscriber): await subscriber.close()
         }
+        for lane in self.lanes.values { await lane.client.close() }
     }
 }
 

@@ -13,16 +13,18 @@
 /// the registry's functions.
 enum RedisFunctions {
     /// Bumped whenever the functions change in a way older nodes could not use.
-    static let version = 3
+    static let version = 4
 
-    /// The library's Lua source for `prefix` and `policy`.
-    static func source(names: RedisNames, policy: HistoryPolicy) -> String {
+    /// The library's Lua source for `prefix` and `policy`; `sharded` publishes with
+    /// SPUBLISH, as a Redis Cluster's nodes need.
+    static func source(names: RedisNames, policy: HistoryPolicy, sharded: Bool = false) -> String {
         String(decoding: PackageResources.fanfare_lua, as: UTF8.self)
             .replacingPlaceholder("__PREFIX__", with: names.prefix)
             .replacingPlaceholder("__MAXLEN__", with: String(max(1, policy.maxLength)))
             .replacingPlaceholder("__MAX_AGE_MS__", with: String(max(0, policy.maxAgeMilliseconds)))
             .replacingPlaceholder("__IDLE_MS__", with: String(max(1_000, policy.idleExpiryMilliseconds)))
             .replacingPlaceholder("__IDEMPOTENCY_MS__", with: String(max(1_000, policy.idempotencyWindowMilliseconds)))
+            .replacingPlaceholder("__PUBLISH__", with: sharded ? "SPUBLISH" : "PUBLISH")
     }
 }
 

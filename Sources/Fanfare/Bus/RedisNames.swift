@@ -20,9 +20,11 @@ struct RedisNames: Sendable {
         return String(name.dropFirst(head.count).dropLast())
     }
 
-    var nodes: String { "\(self.prefix):nodes" }
-    func nodeInfo(_ id: String) -> String { "\(self.prefix):node:\(id)" }
-    func nodeCounts(_ id: String) -> String { "\(self.prefix):node:\(id):counts" }
+    /// The registry's keys share the hash tag `{registry}`: one slot holds them all, so one
+    /// function call reads every node's row.
+    var nodes: String { "\(self.prefix):{registry}:nodes" }
+    func nodeInfo(_ id: String) -> String { "\(self.prefix):{registry}:node:\(id)" }
+    func nodeCounts(_ id: String) -> String { "\(self.prefix):{registry}:node:\(id):counts" }
 
     /// The function library of this prefix, and each function's name: `<prefix>_publish`.
     var library: String { self.prefix }

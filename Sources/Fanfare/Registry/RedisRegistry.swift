@@ -55,7 +55,12 @@ final class RedisRegistry: ClusterRegistry {
             arguments.append(RESPArgument(streams))
         }
         do {
-            _ = try await self.bus.fcall("heartbeat", keys: self.rowKeys, arguments: arguments)
+            _ = try await self.bus.fcall(
+                "heartbeat",
+                keys: self.rowKeys,
+                slot: self.bus.registrySlot,
+                arguments: arguments
+            )
             if full { self.countsLost.withLock { $0 = false } }
         } catch {
             // Counts must be rewritten after a failure: Redis may have lost them, and the
@@ -129,12 +134,22 @@ final class RedisRegistry: ClusterRegistry {
     }
 
     func leave() async {
-        _ = try? await self.bus.fcall("leave", keys: self.rowKeys, arguments: [RESPArgument(self.identity.id)])
+        _ = try? await self.bus.fcall(
+            "leave",
+            keys: self.rowKeys,
+            slot: self.bus.registrySlot,
+            arguments: [RESPArgument(self.identity.id)]
+        )
     }
 
     private func call(_ function: String, _ arguments: [RESPArgument]) async throws -> RESPValue {
         do {
-            return try await self.bus.fcall(function, keys: [RESPArgument(self.names.nodes)], arguments: arguments)
+            return try await self.bus.fcall(
+                function,
+                keys: [RESPArgument(self.names.nodes)],
+                slot: self.bus.registrySlot,
+                arguments: arguments
+            )
         } catch {
             throw FanfareError(.unavailable, "Redis is unavailable; cluster counts cannot be read", underlying: error)
         }

@@ -9,12 +9,16 @@
 -- (field b) and the position of the channel's entry before them (field p), which lets
 -- readers tell a gap from a quiet channel.
 
-local VERSION = 3
+local VERSION = 4
 local PREFIX = '__PREFIX__'
 local MAXLEN = __MAXLEN__
 local MAX_AGE_MS = __MAX_AGE_MS__
 local IDLE_MS = __IDLE_MS__
 local IDEMPOTENCY_MS = __IDEMPOTENCY_MS__
+-- PUBLISH on one server; SPUBLISH (sharded, to the slot's primary only) in a Redis Cluster.
+local PUBLISH = '__PUBLISH__'
+-- The registry's keys share one hash tag, so they live in one slot of a cluster.
+local REGISTRY = PREFIX .. ':{registry}:node:'
 local POLICY = 'maxlen=' .. MAXLEN .. ' age_ms=' .. MAX_AGE_MS .. ' idle_ms=' .. IDLE_MS
   .. ' idempotency_ms=' .. IDEMPOTENCY_MS
 
@@ -95,7 +99,7 @@ end
 local function append(key, pubsub, predecessor, event, data)
   local body = encode_body(event, data)
   local id = redis.call('XADD', key, 'MAXLEN', '~', MAXLEN, '*', 'p', predecessor, 'b', body)
-  local nodes = redis.call('PUBLISH', pubsub, id .. ' ' .. predecessor .. '\n' .. body)
+  local nodes = redis.call(PUBLISH, pubsub, id .. ' ' .. predecessor .. '\n' .. body)
   return id, nodes
 end
 
@@ -256,12 +260,12 @@ local function cluster(keys, args)
   local nodes = {}
   local clients = {}
   for _, node in ipairs(redis.call('ZRANGEBYSCORE', keys[1], now_ms(), '+inf')) do
-    local info = redis.call('HGET', PREFIX .. ':node:' .. node, 'info')
-    local seen = redis.call('HGET', PREFIX .. ':node:' .. node, 'seen')
+    local info = redis.call('HGET', REGISTRY .. node, 'info')
+    local seen = redis.call('HGET', REGISTRY .. node, 'seen')
     if info then
       nodes[#nodes + 1] = info
       nodes[#nodes + 1] = seen or '0'
-      local counts = redis.call('HGETALL', PREFIX .. ':node:' .. node .. ':counts')
+      local counts = redis.call('HGETALL', REGISTRY .. node .. ':counts')
       for i = 1, #counts, 2 do
         if string.sub(counts[i], 1, 7) == 'client:' then
           local c = string.sub(counts[i], 8)
@@ -282,7 +286,7 @@ local function client(keys, args)
   local id = args[1]
   local result = {}
   for _, node in ipairs(redis.call('ZRANGEBYSCORE', keys[1], now_ms(), '+inf')) do
-    local n = redis.call('HGET', PREFIX .. ':node:' .. node .. ':counts', 'client:' .. id)
+    local n = redis.call('HGET', REGISTRY .. node .. ':counts', 'client:' .. id)
     if n then
       result[#result + 1] = node
       result[#result + 1] = tonumber(n)
@@ -291,11 +295,11 @@ local function client(keys, args)
   return result
 end
 
--- FCALL <prefix>_connections 1 <prefix>:nodes <channel>: the channel's streams on every live node.
+-- FCALL <prefix>_connections 1 <prefix>:{registry}:nodes <channel>: the channel's streams on every live node.
 local function connections(keys, args)
   local total = 0
   for _, node in ipairs(redis.call('ZRANGEBYSCORE', keys[1], now_ms(), '+inf')) do
-    local n = redis.call('HGET', PREFIX .. ':node:' .. node .. ':counts', args[1])
+    local n = redis.call('HGET', REGISTRY .. node .. ':counts', args[1])
     if n then total = total + tonumber(n) end
   end
   return total

@@ -1,0 +1,245 @@
+public import Logging
+public import NIOCore
+import Synchronization
+
+/// Sharded pub/sub over a Redis Cluster: one ``RedisSubscriber`` per primary, each
+/// subscribed (SSUBSCRIBE) to the channels whose slots that primary serves.
+///
+/// The slot map is the ``RedisClient``'s. A channel goes to the subscriber of its slot's
+/// primary. When a primary's subscriber loses its connection, when the server ends a
+/// subscription because its slot moved, and every ``RedisClient/refreshInterval``, the
+/// channels whose slot now has another primary move to that primary's subscriber.
+///
+/// Events reach `onEvent` as from one subscriber: every message; `disconnected` when any
+/// primary's subscriber lost its connection; `ready(isReconnect: true)` when a subscriber
+/// came back or channels moved to another primary, since messages may have been missed in
+/// between (the owner should backfill); `ready(isReconnect: false)` once, when started.
+public final class RedisClusterSubscriber: Sendable {
+    public let eventLoop: any EventLoop
+    private let client: RedisClient
+    private let configuration: RedisSubscriber.Configuration
+    private let logger: Logger
+    private let onEvent: @Sendable (RedisSubscriberEvent) -> Void
+    private let state = Mutex(State())
+    private let timer = Mutex<RepeatedTask?>(nil)
+
+    private struct State {
+        var shards: [RedisAddress: RedisSubscriber] = [:]
+        /// The primary each wanted channel is subscribed on.
+        var routes: [String: RedisAddress] = [:]
+        var down: Set<RedisAddress> = []
+        var closed = false
+    }
+
+    /// - Parameters:
+    ///   - client: whose slot map routes the channels.
+    ///   - configuration: reconnect and PING policy of every primary's subscriber.
+    ///   - eventLoop: owns every subscriber connection; `onEvent` runs on it.
+    public init(
+        client: RedisClient,
+        configuration: RedisSubscriber.Configuration,
+        eventLoop: any EventLoop,
+        logger: Logger,
+        onEvent: @escaping @Sendable (RedisSubscriberEvent) -> Void
+    ) {
+        self.client = client
+        self.configuration = configuration
+        self.eventLoop = eventLoop
+        self.logger = logger
+        self.onEvent = onEvent
+    }
+
+    /// Reports ready once the slot map is known, and starts checking the routes.
+    public func start() {
+        let task = self.eventLoop.scheduleRepeatedTask(
+            initialDelay: self.client.refreshInterval,
+            delay: self.client.refreshInterval
+        ) { [weak self] _ in
+            self?.reroute(refreshing: false)
+        }
+        self.timer.withLock { $0 = task }
+        Task {
+            var delay = self.configuration.reconnectInitialDelay
+            while !self.state.withLock({ $0.closed }) {
+                do {
+                    _ = try await self.client.slotMap()
+                    self.report(.ready(isReconnect: false))
+                    return
+                } catch {
+                    self.report(
+                        .disconnected(error as? RedisClientError ?? RedisClientError(.connectionClosed, "\(error)"))
+                    )
+                    try? await Task.sleep(for: .nanoseconds(delay.nanoseconds))
+                    delay = .nanoseconds(
+                        min(delay.nanoseconds * 2, self.configuration.reconnectMaximumDelay.nanoseconds)
+                    )
+                }
+            }
+        }
+    }
+
+    /// Whether every primary's subscriber is connected.
+    public var isReady: Bool { self.state.withLock { $0.down.isEmpty && !$0.closed } }
+
+    /// Subscribes to `channels`, each on its slot's primary; the future completes on
+    /// ``eventLoop`` once every primary confirmed its share.
+    public func subscribeFuture(_ channels: [String]) -> EventLoopFuture<Void> {
+        guard let map = self.client.knownSlotMap else {
+            return self.eventLoop.makeFailedFuture(
+                RedisClientError(.connectionClosed, "the cluster's slot map is not known yet")
+            )
+        }
+        var groups: [RedisAddress: [String]] = [:]
+        for channel in channels {
+            guard let address = map.primary(forSlot: RedisClusterSlot.of(channel)) else {
+                return self.eventLoop.makeFailedFuture(
+                    RedisClientError(.connectionClosed, "no primary serves the slot of \(channel)")
+                )
+            }
+            groups[address, default: []].append(channel)
+        }
+        let futures = groups.map { address, names -> EventLoopFuture<Void> in
+            let subscriber = self.state.withLock { state -> RedisSubscriber? in
+                guard !state.closed else { return nil }
+                for name in names {
+                    if let previous = state.routes[name], previous != address {
+                        state.shards[previous]?.sunsubscribe([name])
+                    }
+                    state.routes[name] = address
+                }
+                return self.shard(address, in: &state)
+            }
+            guard let subscriber else {
+                return self.eventLoop.makeFailedFuture(RedisClientError(.clientClosed, "the subscriber is closed"))
+            }
+            return subscriber.subscribeFuture(.shard, names).hop(to: self.eventLoop)
+        }
+        return EventLoopFuture.andAllSucceed(futures, on: self.eventLoop)
+    }
+
+    /// Subscribes to `channels` and waits for every confirmation.
+    public func subscribe(_ channels: [String]) async throws {
+        try await self.subscribeFuture(channels).get()
+    }
+
+    /// Stops listening to `channels`.
+    public func unsubscribe(_ channels: [String]) {
+        self.state.withLock { state in
+            for channel in channels {
+                guard let address = state.routes.removeValue(forKey: channel) else { continue }
+                state.shards[address]?.sunsubscribe([channel])
+            }
+        }
+    }
+
+    /// The subscriber of the primary at `address`, started on first use.
+    private func shard(_ address: RedisAddress, in state: inout State) -> RedisSubscriber {
+        if let subscriber = state.shards[address] { return subscriber }
+        var configuration = self.configuration
+        configuration.redis = configuration.redis.server(address)
+        let subscriber = RedisSubscriber(configuration: configuration, eventLoop: self.eventLoop, logger: self.logger) {
+            [weak self] event in
+            self?.shardEvent(event, from: address)
+        }
+        state.shards[address] = subscriber
+        subscriber.start()
+        return subscriber
+    }
+
+    private func shardEvent(_ event: RedisSubscriberEvent, from address: RedisAddress) {
+        switch event {
+        case .message, .patternMessage:
+            self.report(event)
+        case .ready(let isReconnect):
+            let allUp = self.state.withLock { state in
+                state.down.remove(address)
+                return state.down.isEmpty
+            }
+            if isReconnect && allUp { self.report(.ready(isReconnect: true)) }
+        case .disconnected:
+            self.state.withLock { _ = $0.down.insert(address) }
+            self.report(event)
+            // The primary may be gone for good, its slots served by a promoted replica.
+            self.reroute(refreshing: true)
+        case .droppedByServer(_, let channel):
+            self.logger.debug("redis.cluster.channel.moved", metadata: ["redis.channel": "\(channel)"])
+            self.state.withLock { state in
+                if state.routes[channel] == address { state.routes[channel] = nil }
+            }
+            // Still wanted by the owner: subscribe where the slot went, then say so.
+            Task {
+                _ = try? await self.client.refresh()
+                do {
+                    try await self.subscribe([channel])
+                    self.report(.ready(isReconnect: true))
+                } catch {
+                    self.logger.warning(
+                        "redis.cluster.resubscribe.failed",
+                        metadata: ["redis.channel": "\(channel)", "error": "\(error)"]
+                    )
+                    self.reroute(refreshing: true)
+                }
+            }
+        }
+    }
+
+    /// Moves every channel whose slot has another primary now to that primary's
+    /// subscriber; with `refreshing`, asks for the slot map first.
+    private func reroute(refreshing: Bool) {
+        Task {
+            if refreshing { _ = try? await self.client.refresh() }
+            guard let map = self.client.knownSlotMap else { return }
+            let moved = self.state.withLock { state -> [String] in
+                guard !state.closed else { return [] }
+                var moved: [String] = []
+                for (channel, address) in state.routes
+                where map.primary(forSlot: RedisClusterSlot.of(channel)).map({ $0 != address }) ?? false {
+                    moved.append(channel)
+                }
+                return moved
+            }
+            if !moved.isEmpty {
+                self.logger.info("redis.cluster.channels.moved", metadata: ["redis.channels": "\(moved.count)"])
+                do {
+                    try await self.subscribe(moved)
+                    self.report(.ready(isReconnect: true))
+                } catch {
+                    self.logger.warning("redis.cluster.resubscribe.failed", metadata: ["error": "\(error)"])
+                }
+            }
+            // A subscriber with no channels left on a node that is no longer a primary.
+            let idle = self.state.withLock { state -> [RedisSubscriber] in
+                let used = Set(state.routes.values)
+                var idle: [RedisSubscriber] = []
+                for (address, subscriber) in state.shards
+                where !used.contains(address) && !map.primaries.contains(address) {
+                    idle.append(subscriber)
+                    state.shards[address] = nil
+                    state.down.remove(address)
+                }
+                return idle
+            }
+            for subscriber in idle { await subscriber.close() }
+        }
+    }
+
+    private func report(_ event: RedisSubscriberEvent) {
+        let onEvent = self.onEvent
+        if self.eventLoop.inEventLoop {
+            onEvent(event)
+        } else {
+            self.eventLoop.execute { onEvent(event) }
+        }
+    }
+
+    /// Closes every primary's subscriber.
+    public func close() async {
+        self.timer.withLock { $0?.cancel() }
+        let shards = self.state.withLock { state -> [RedisSubscriber] in
+            state.closed = true
+            defer { state.shards.removeAll() }
+            return Array(state.shards.values)
+        }
+        for shard in shards { await shard.close() }
+    }
+}
