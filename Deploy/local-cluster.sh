@@ -4,12 +4,16 @@
 # everything down again on Ctrl-C, SIGTERM or exit. Every process stays in the
 # foreground of this script's process group (none daemonizes), so nothing outlives it.
 #
-#   Deploy/local-cluster.sh [--port 8080] [--binary .build/release/fanfare] [--sentinel]
+#   Deploy/local-cluster.sh [--port 8080] [--binary .build/release/fanfare] [--sentinel | --redis-cluster]
 #
 # Ports: nginx on --port (default 8080), nodes on the next three, Redis on the fourth.
 # --sentinel: Redis fails over: the fourth port is the first master, with two replicas on
 # the fifth and sixth and three sentinels on the seventh to ninth; the nodes follow the
 # master through the sentinels and acknowledge a publish once a replica has it.
+# --redis-cluster: a Redis Cluster instead of one Redis: primaries on the fourth to sixth
+# ports, a replica of each on the seventh to ninth (`redis-cli --cluster create`), their
+# cluster bus ports ten above each (the fifteenth to twentieth); the nodes route by slot, subscribe per primary (sharded pub/sub) and acknowledge a publish
+# once a replica has it.
 set -euo pipefail
 # nginx (and other daemons) live in /usr/sbin, which an ordinary user's PATH lacks.
 case ":$PATH:" in *:/usr/sbin:*) ;; *) export PATH="$PATH:/usr/sbin:/sbin" ;; esac
@@ -18,11 +22,13 @@ cd "$(dirname "$0")/.."
 port=8080
 binary=.build/release/fanfare
 sentinel=0
+redis_cluster=0
 while (($#)); do
     case $1 in
     --port) port=$2; shift 2 ;;
     --binary) binary=$2; shift 2 ;;
     --sentinel) sentinel=1; shift ;;
+    --redis-cluster) redis_cluster=1; shift ;;
     *) echo "unknown option $1" >&2; exit 2 ;;
     esac
 done
@@ -30,6 +36,11 @@ node_ports=($((port + 1)) $((port + 2)) $((port + 3)))
 redis_port=$((port + 4))
 replica_ports=($((port + 5)) $((port + 6)))
 sentinel_ports=($((port + 7)) $((port + 8)) $((port + 9)))
+cluster_ports=($((port + 4)) $((port + 5)) $((port + 6)) $((port + 7)) $((port + 8)) $((port + 9)))
+if ((sentinel && redis_cluster)); then
+    echo "--sentinel and --redis-cluster are two ways to run Redis: choose one" >&2
+    exit 2
+fi
 workdir=$(mktemp -d -t fanfare-cluster.XXXXXX)
 pids=()
 
@@ -62,12 +73,37 @@ wait_for() {
     exit 1
 }
 
-redis-server --port "$redis_port" --bind 127.0.0.1 --appendonly yes --save "" --dir "$workdir" \
-    --logfile "$workdir/redis.log" &
-redis_pid=$!
-wait_for "redis-server" "redis-cli -p $redis_port ping"
-redis_url="redis://127.0.0.1:$redis_port"
 node_options=()
+if ((redis_cluster)); then
+    hosts=()
+    for cluster_port in "${cluster_ports[@]}"; do
+        mkdir -p "$workdir/redis-$cluster_port"
+        redis-server --port "$cluster_port" --bind 127.0.0.1 --cluster-enabled yes --cluster-config-file nodes.conf \
+            --cluster-port $((cluster_port + 10)) --cluster-node-timeout 2000 --appendonly yes --save "" --dir "$workdir/redis-$cluster_port" \
+            --logfile "$workdir/redis-$cluster_port.log" &
+        redis_pids+=($!)
+        hosts+=("127.0.0.1:$cluster_port")
+    done
+    for cluster_port in "${cluster_ports[@]}"; do
+        wait_for "redis-server on $cluster_port" "redis-cli -p $cluster_port ping"
+    done
+    # The first three are the primaries, each of the others a replica of one of them.
+    redis-cli --cluster create "${hosts[@]}" --cluster-replicas 1 --cluster-yes >"$workdir/cluster-create.log" 2>&1 ||
+        { echo "redis-cli --cluster create failed; see $workdir/cluster-create.log" >&2; exit 1; }
+    for cluster_port in "${cluster_ports[@]}"; do
+        wait_for "the cluster on $cluster_port" \
+            "redis-cli -p $cluster_port cluster info | grep -q cluster_state:ok &&
+             redis-cli -p $cluster_port info replication | grep -Eq 'role:master|master_link_status:up'"
+    done
+    redis_url="redis-cluster://$(IFS=,; echo "${hosts[*]:0:3}")"
+    node_options=(--replica-acks 1)
+else
+    redis-server --port "$redis_port" --bind 127.0.0.1 --appendonly yes --save "" --dir "$workdir" \
+        --logfile "$workdir/redis.log" &
+    redis_pid=$!
+    wait_for "redis-server" "redis-cli -p $redis_port ping"
+    redis_url="redis://127.0.0.1:$redis_port"
+fi
 if ((sentinel)); then
     redis-cli -p "$redis_port" config set repl-diskless-sync-delay 0 >/dev/null
     for replica_port in "${replica_ports[@]}"; do

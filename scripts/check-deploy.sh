@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Static checks of Deploy/: the nginx config renders and passes `nginx -t`,
-# docker-compose.yml and docker-compose.sentinel.yml validate against the Compose specification
+# docker-compose.yml, docker-compose.sentinel.yml and docker-compose.cluster.yml validate against the Compose specification
 # (no Docker engine here),
 # and the Dockerfile builds with a Swift at least as new as the package needs.
 set -euo pipefail
@@ -14,7 +14,7 @@ Deploy/render-nginx.sh 127.0.0.1:18080 127.0.0.1:18081 127.0.0.1:18082 127.0.0.1
 nginx -t -q -c "$workdir/nginx.conf" -p "$workdir" -e stderr
 echo "nginx -t: Deploy/nginx/fanfare.conf.template is valid"
 
-.venv/bin/check-jsonschema --builtin-schema vendor.compose-spec docker-compose.yml docker-compose.sentinel.yml
+.venv/bin/check-jsonschema --builtin-schema vendor.compose-spec docker-compose.yml docker-compose.sentinel.yml docker-compose.cluster.yml
 
 # Package.swift names the oldest Swift that builds the package (the code uses the
 # standard library of that release); the image must not be older.

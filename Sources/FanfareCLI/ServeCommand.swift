@@ -38,7 +38,8 @@ struct ServeCommand: AsyncParsableCommand, EnvironmentConfigurable {
     @Option(
         help: """
             Redis URL redis://[user:password@]host:port/db, or redis-sentinel://[user:password@]host:port,host:port/<master>[/db]\
-            [?sentinelPassword=…] to follow the master Sentinel watches; without one the node runs embedded.
+            [?sentinelPassword=…] to follow the master Sentinel watches, or redis-cluster://[user:password@]host:port,host:port\
+             for a Redis Cluster; without one the node runs embedded.
             """
     )
     var redis: String?

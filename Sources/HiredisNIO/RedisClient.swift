@@ -412,7 +412,7 @@ public final class RedisClient: Sendable {
                         if case .connected(let connection) = link { dropped.append(connection) }
                         state.links[address] = nil
                     }
-                    if previous?.primaries != found.primaries {
+                    if let previous, previous.primaries != found.primaries {
                         self.logger.info(
                             "redis.cluster.primaries",
                             metadata: [

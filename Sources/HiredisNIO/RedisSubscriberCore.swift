@@ -143,7 +143,7 @@ final class RedisSubscriberCore {
         self.queued.removeAll()  // everything wanted is in the resubscription below
         if !action.channels.isEmpty { self.write("SUBSCRIBE", action.channels) }
         if !action.patterns.isEmpty { self.write("PSUBSCRIBE", action.patterns) }
-        if !action.shardChannels.isEmpty { self.write("SSUBSCRIBE", action.shardChannels) }
+        if !action.shardChannels.isEmpty { self.writePerSlot("SSUBSCRIBE", action.shardChannels) }
         self.awaitingPong = false
         self.schedulePing()
         if action.becameActive {
@@ -218,11 +218,24 @@ final class RedisSubscriberCore {
                 case (.subscribe, .pattern): self.write("PSUBSCRIBE", names)
                 case (.unsubscribe, .channel): self.write("UNSUBSCRIBE", names)
                 case (.unsubscribe, .pattern): self.write("PUNSUBSCRIBE", names)
-                case (.subscribe, .shard): self.write("SSUBSCRIBE", names)
-                case (.unsubscribe, .shard): self.write("SUNSUBSCRIBE", names)
+                case (.subscribe, .shard): self.writePerSlot("SSUBSCRIBE", names)
+                case (.unsubscribe, .shard): self.writePerSlot("SUNSUBSCRIBE", names)
                 }
             }
         }
+    }
+
+    /// One command per hash slot: a cluster refuses SSUBSCRIBE and SUNSUBSCRIBE of
+    /// channels in different slots (CROSSSLOT).
+    private func writePerSlot(_ command: String, _ names: [String]) {
+        var slots: [Int: [String]] = [:]
+        var order: [Int] = []
+        for name in names {
+            let slot = RedisClusterSlot.of(name)
+            if slots[slot] == nil { order.append(slot) }
+            slots[slot, default: []].append(name)
+        }
+        for slot in order { self.write(command, slots[slot] ?? []) }
     }
 
     private func write(_ command: String, _ names: [String]) {

@@ -141,6 +141,60 @@ struct ScriptsTests {
         }
     }
 
+    /// `--redis-cluster`: three primaries with a replica each; a stream through nginx on
+    /// channels of every primary gets what is published there, and Ctrl-C stops everything.
+    @Test func theLocalClusterOnARedisClusterServesEveryShardAndCtrlCStopsEverything() async throws {
+        // Ten ports, and the cluster bus ports of the six servers ten above theirs.
+        let base = try RedisServerProcess.freePorts(20)
+        let log = FileManager.default.temporaryDirectory.appendingPathComponent("fanfare-run-\(UUID()).log").path
+        defer { try? FileManager.default.removeItem(atPath: log) }
+        let script = try self.runScript(["--port", "\(base)", "--redis-cluster"], log: log)
+        defer { RedisServerProcess.signalAndReap(script, SIGINT) }
+        let output = try await self.waitForOutput(log, "Ctrl-C stops everything.", seconds: 90)
+        #expect(output.contains("redis-cluster://127.0.0.1:\(base + 4),127.0.0.1:\(base + 5),127.0.0.1:\(base + 6)"))
+        let url = "http://127.0.0.1:\(base)"
+        // Three channels, each in a slot of another primary (the script's first three).
+        let client = RedisClient(
+            configuration: try RedisConfiguration(url: "redis-cluster://127.0.0.1:\(base + 4)"),
+            eventLoop: MultiThreadedEventLoopGroup.singleton.next(),
+            logger: Logger(label: "test")
+        )
+        let map = try await client.slotMap()
+        await client.close()
+        #expect(map.primaries.count == 3)
+        var channels: [String] = []
+        var owners: Set<RedisAddress> = []
+        for index in 0..<1_000 where channels.count < 3 {
+            if let owner = map.primary(forSlot: RedisClusterSlot.of("fanfare:h:{s\(index)}")),
+                owners.insert(owner).inserted
+            {
+                channels.append("s\(index)")
+            }
+        }
+        let stream = try await TestStream(url + "/api/sse/subscribe/shards?channels=" + channels.joined(separator: ","))
+        _ = try await stream.connected()
+        for channel in channels {
+            let response = try await TestHTTPClient.request(
+                "POST",
+                url + "/api/sse/notify",
+                body: #"{"channel":"\#(channel)","event":"on-\#(channel)"}"#
+            )
+            #expect(response.status == 200, "\(response.body)")
+            #expect(try await stream.next().event == "on-\(channel)")
+        }
+        await stream.close()
+        _ = Glibc.kill(-script, SIGINT)
+        let code = try await RedisServerProcess.waitForExit(
+            script,
+            "scripts/run.sh --redis-cluster",
+            within: .seconds(30)
+        )
+        #expect(code == 130, "exit \(code):\n\((try? String(contentsOfFile: log, encoding: .utf8)) ?? "")")
+        for port in base..<(base + 20) {
+            #expect(await self.answers(port) == false, "something still answers on \(port)")
+        }
+    }
+
     @Test func anEmbeddedNodeStartsAndCtrlCStopsIt() async throws {
         let port = try RedisServerProcess.freePorts(1)
         let log = FileManager.default.temporaryDirectory.appendingPathComponent("fanfare-run-\(UUID()).log").path

@@ -1,0 +1,280 @@
+import Foundation
+import HiredisNIO
+import Logging
+import NIOCore
+import NIOPosix
+import ServerSentEvents
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A Redis Cluster on loopback, as `redis-cli --cluster create` makes it: `primaries`
+/// servers serving the slots, each with `replicasPerPrimary` replicas. Stopped (every
+/// server) by ``stop()``.
+struct ClusterTopology {
+    let servers: [RedisServerProcess]
+
+    init(primaries: Int = 3, replicasPerPrimary: Int = 1) async throws {
+        var servers: [RedisServerProcess] = []
+        do {
+            for _ in 0..<(primaries * (1 + replicasPerPrimary)) {
+                // The cluster bus on a port of its own from the tests' range (by default it
+                // would be the port plus 10,000, which nothing reserved).
+                let busPort = try RedisServerProcess.freePort()
+                servers.append(
+                    try await RedisServerProcess(arguments: [
+                        "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf", "--cluster-port",
+                        "\(busPort)",
+                        "--cluster-node-timeout", "2000",
+                    ])
+                )
+            }
+            self.servers = servers
+            try await self.create(replicasPerPrimary: replicasPerPrimary)
+            try await self.waitUntilFormed(primaries: primaries)
+        } catch {
+            for server in servers { server.stop() }
+            throw error
+        }
+    }
+
+    /// `redis-cli --cluster create` over every server; it names the first ones primaries.
+    private func create(replicasPerPrimary: Int) async throws {
+        let redisCLI = URL(fileURLWithPath: RedisServerProcess.executable ?? "/usr/bin/redis-server")
+            .deletingLastPathComponent().appendingPathComponent("redis-cli").path
+        let log = FileManager.default.temporaryDirectory.appendingPathComponent("fanfare-cluster-\(UUID()).log").path
+        defer { try? FileManager.default.removeItem(atPath: log) }
+        let pid = try RedisServerProcess.spawn(
+            [redisCLI, "--cluster", "create"] + self.servers.map { "127.0.0.1:\($0.port)" } + [
+                "--cluster-replicas", "\(replicasPerPrimary)", "--cluster-yes",
+            ],
+            output: log
+        )
+        let code = try await RedisServerProcess.waitForExit(pid, "redis-cli --cluster create", within: .seconds(30))
+        guard code == 0 else {
+            throw TestFailure(
+                "redis-cli --cluster create failed (\(code)): \((try? String(contentsOfFile: log, encoding: .utf8)) ?? "")"
+            )
+        }
+    }
+
+    /// Until every server says `cluster_state:ok` and sees `primaries` primaries with all
+    /// slots, and every replica is in sync.
+    private func waitUntilFormed(primaries: Int) async throws {
+        try await withDeadline(seconds: 30, "the cluster to form") {
+            for server in self.servers {
+                while true {
+                    let connection = try await Self.connect(server.port)
+                    let info = try await connection.send("CLUSTER", "INFO").string ?? ""
+                    let slots = try await connection.send("CLUSTER", "SLOTS")
+                    let replication = try await connection.send("INFO", "replication").string ?? ""
+                    await connection.close()
+                    let map = try? RedisClusterSlotMap(slots: slots, askedHost: "127.0.0.1")
+                    let synced = replication.contains("role:master") || replication.contains("master_link_status:up")
+                    if info.contains("cluster_state:ok"), map?.coversEverySlot == true,
+                        map?.primaries.count == primaries, synced
+                    {
+                        break
+                    }
+                    try await Task.sleep(for: .milliseconds(100))
+                }
+            }
+        }
+    }
+
+    static func connect(_ port: Int) async throws -> RedisConnection {
+        try await RedisConnection.connect(
+            configuration: RedisConfiguration(host: "127.0.0.1", port: port),
+            eventLoop: MultiThreadedEventLoopGroup.singleton.next(),
+            logger: Logger(label: "test")
+        )
+    }
+
+    /// A `redis-cluster://` URL with two of the servers as seeds.
+    var url: String { "redis-cluster://127.0.0.1:\(self.servers[0].port),127.0.0.1:\(self.servers[1].port)" }
+
+    /// The slot map as the first server that answers sees it.
+    func slotMap() async throws -> RedisClusterSlotMap {
+        let connection = try await Self.connect(self.servers[0].port)
+        defer { Task { await connection.close() } }
+        return try RedisClusterSlotMap(slots: try await connection.send("CLUSTER", "SLOTS"), askedHost: "127.0.0.1")
+    }
+
+    /// `count` channel names, each of whose keys (`fanfare:h:{<name>}`) a different primary
+    /// serves.
+    func channelsOnDistinctPrimaries(_ count: Int, prefix: String) async throws -> [String] {
+        let map = try await self.slotMap()
+        var chosen: [String] = []
+        var owners: Set<RedisAddress> = []
+        for index in 0..<10_000 where chosen.count < count {
+            let name = "\(prefix)\(index)"
+            guard let owner = map.primary(forSlot: RedisClusterSlot.of("fanfare:h:{\(name)}")),
+                owners.insert(owner).inserted
+            else { continue }
+            chosen.append(name)
+        }
+        guard chosen.count == count else { throw TestFailure("the cluster has fewer than \(count) primaries") }
+        return chosen
+    }
+
+    func stop() {
+        for server in self.servers { server.stop() }
+    }
+}
+
+/// HiredisNIO against a real three-primary cluster, and Fanfare nodes on it.
+@Suite(.enabled(if: RedisServerProcess.enabled), .timeLimit(.minutes(2)))
+struct RedisClusterIntegrationTests {
+    private let loop = MultiThreadedEventLoopGroup.singleton.next()
+    private let logger = Logger(label: "test")
+
+    /// Keys in every slot range land on their own primary, pipelined per primary, and a
+    /// command for a slot the map has wrong follows the MOVED reply there.
+    @Test func commandsGoToTheirSlotsPrimaryAndFollowMOVED() async throws {
+        let cluster = try await ClusterTopology()
+        defer { cluster.stop() }
+        let configuration = try RedisConfiguration(url: cluster.url)
+        let client = RedisClient(configuration: configuration, eventLoop: self.loop, logger: self.logger)
+        let keys = (0..<60).map { "key-\($0)" }
+        let replies = await client.replies(
+            to: keys.map {
+                RedisClient.Command("SET", [RESPArgument($0), RESPArgument("v-\($0)")], slot: RedisClusterSlot.of($0))
+            }
+        )
+        for reply in replies { #expect(try reply.result.get() == .simpleString("OK")) }
+        let map = try await client.slotMap()
+        #expect(map.primaries.count == 3)
+        // Each primary holds exactly the keys of its slots.
+        for primary in map.primaries {
+            let connection = try await ClusterTopology.connect(primary.port)
+            let size = try await connection.send("DBSIZE").int ?? -1
+            await connection.close()
+            let expected = keys.filter { map.primary(forSlot: RedisClusterSlot.of($0)) == primary }.count
+            #expect(size == Int64(expected), "\(primary) holds \(size) keys, not \(expected)")
+            #expect(expected > 0)
+        }
+        // A command sent for the wrong slot gets MOVED, and goes where it says.
+        let key = keys[0]
+        let wrongSlot = (0..<RedisClusterSlot.count).first {
+            map.primary(forSlot: $0) != map.primary(forSlot: RedisClusterSlot.of(key))
+        }
+        let value = try await client.send("GET", arguments: [RESPArgument(key)], slot: wrongSlot)
+        #expect(value.string == "v-\(key)")
+        await client.close()
+    }
+
+    /// Two nodes on `redis-cluster://`: a stream on three channels, each served by another
+    /// primary, gets live events on all three (sharded pub/sub); away, it misses events on
+    /// each, and resuming on the other node gets exactly those, in order per channel.
+    @Test func aStreamOnThreeShardsResumesExactlyOnAnotherNode() async throws {
+        let cluster = try await ClusterTopology()
+        defer { cluster.stop() }
+        let channels = try await cluster.channelsOnDistinctPrimaries(3, prefix: "shard")
+        let nodes = [
+            try await NodeProcess(id: "cluster-1", redis: cluster.url),
+            try await NodeProcess(id: "cluster-2", redis: cluster.url),
+        ]
+        defer { for node in nodes { node.stop() } }
+        let query = "?channels=" + channels.joined(separator: ",")
+        let first = try await TestStream(nodes[0].url + "/api/sse/subscribe/sharded" + query)
+        _ = try await first.connected()
+        // The registry (one slot of its own) counts the stream from the other node too.
+        try await withDeadline("the other node to count the stream") {
+            while true {
+                let response = try await TestHTTPClient.request("GET", nodes[1].url + "/api/sse/metrics")
+                let json = try JSONSerialization.jsonObject(with: Data(response.body.utf8)) as? [String: Any]
+                if json?["totalConnections"] as? Int == 1 { return }
+                try await Task.sleep(for: .milliseconds(50))
+            }
+        }
+
+        func publish(_ node: Int, _ channel: String, _ event: String) async throws -> String {
+            let response = try await TestHTTPClient.request(
+                "POST",
+                nodes[node].url + "/api/sse/notify",
+                body: #"{"channel":"\#(channel)","event":"\#(event)"}"#
+            )
+            #expect(response.status == 200, "\(response.body)")
+            let json = try JSONSerialization.jsonObject(with: Data(response.body.utf8)) as? [String: Any]
+            return json?["id"] as? String ?? ""
+        }
+
+        var lastID = ""
+        for channel in channels {
+            _ = try await publish(1, channel, "live-\(channel)")
+            let event = try await first.next()
+            #expect(event.event == "live-\(channel)")
+            lastID = event.id ?? ""
+        }
+        // Each channel's pub/sub channel is a shard channel of its own primary.
+        let map = try await cluster.slotMap()
+        for channel in channels {
+            let owner = try #require(map.primary(forSlot: RedisClusterSlot.of("fanfare:c:{\(channel)}")))
+            let connection = try await ClusterTopology.connect(owner.port)
+            let shardChannels = try await connection.send("PUBSUB", "SHARDCHANNELS").array?.compactMap(\.string) ?? []
+            await connection.close()
+            #expect(shardChannels.contains("fanfare:c:{\(channel)}"), "\(owner): \(shardChannels)")
+        }
+        await first.close()
+
+        var missed: [String: [String]] = [:]
+        for round in 0..<5 {
+            for channel in channels {
+                missed[channel, default: []].append(try await publish(round % 2, channel, "missed-\(channel)"))
+            }
+        }
+        let second = try await TestStream(
+            nodes[1].url + "/api/sse/subscribe/sharded" + query,
+            headers: [("Last-Event-ID", lastID)]
+        )
+        _ = try await second.connected()
+        var replayed: [String: [String]] = [:]
+        for _ in 0..<15 {
+            let event = try await second.next()
+            let channel = String((event.event ?? "").dropFirst("missed-".count))
+            replayed[channel, default: []].append(TestCursor.position(event.id, channel) ?? "?")
+        }
+        #expect(replayed == missed)
+        let live = try await publish(0, channels[1], "after")
+        let next = try await second.next()
+        #expect(next.event == "after" && TestCursor.position(next.id, channels[1]) == live)
+        await second.close()
+    }
+
+    /// Two nodes on a cluster whose primaries have two replicas each, acknowledging a publish
+    /// once a replica has it: the primary of the broadcast channel is SIGKILLed and one of its
+    /// replicas promoted. Publishing is refused only until then, and every stream on either
+    /// node gets every acknowledged event once, in order (a `__reset` only for a position
+    /// the new primary does not have).
+    @Test func aKilledPrimaryLosesNoAcknowledgedEvent() async throws {
+        let cluster = try await ClusterTopology(primaries: 3, replicasPerPrimary: 2)
+        defer { cluster.stop() }
+        let arguments = ["--replica-acks", "1", "--replica-ack-timeout-ms", "500"]
+        let nodes = [
+            try await NodeProcess(id: "shard-1", redis: cluster.url, arguments: arguments),
+            try await NodeProcess(id: "shard-2", redis: cluster.url, arguments: arguments),
+        ]
+        defer { for node in nodes { node.stop() } }
+        let clients = (0..<4).map { ResumingClient(clientID: "shard-failover-\($0)", baseURL: nodes[$0 % 2].url) }
+        try await withDeadline("the clients to connect") {
+            for client in clients {
+                while client.nodes.isEmpty { try await Task.sleep(for: .milliseconds(20)) }
+            }
+        }
+        let publisher = IntervalPublisher(url: nodes[0].url)
+        try await publisher.waitForAcknowledged(more: 10)
+        let map = try await cluster.slotMap()
+        let owner = try #require(map.primary(forSlot: RedisClusterSlot.of("fanfare:h:{broadcast}")))
+        let victim = try #require(cluster.servers.first { $0.port == owner.port })
+        victim.kill()
+        try await publisher.waitForRefusals(1)
+        try await publisher.waitForAcknowledged(more: 20, seconds: 40)
+        await publisher.stop()
+        #expect(publisher.refusals.allSatisfy { $0 == 503 }, "\(publisher.refusals)")
+        try await waitForDelivery(clients, acknowledged: publisher.acknowledged, seconds: 30)
+        try await expectEveryAcknowledgedEventKept(clients, acknowledged: publisher.acknowledged, redisURL: cluster.url)
+        for client in clients { await client.stop() }
+    }
+}
