@@ -9,7 +9,11 @@
 #                                                               another build of the node (before/after)
 #
 # Scenarios: idle flat fanout latency spread batch resume resume-busy replay catchup floor
-# streams compare acks.
+# streams compare acks shards.
+#
+# `shards` runs `spread` (each publish reaches one stream of 1,000 channels) twice: the two
+# nodes on the one Redis, then on a Redis Cluster of three primaries (no replicas), with
+# the Redis CPU per publish summed over the servers.
 #
 # `acks` adds a replica of the cluster's Redis and runs 1,000 subscribers at 10 events/s
 # twice: publishes acknowledged by the master, then once a replica has them
@@ -57,6 +61,8 @@ workdir=$(mktemp -d)
 redis_port=$(( (RANDOM % 5000) + 10000 ))
 ports=($(( redis_port + 1 )) $(( redis_port + 2 )))
 replica_port=$(( redis_port + 20 ))
+# A three-primary Redis Cluster for `shards`, its bus ports ten above.
+cluster_ports=($(( redis_port + 30 )) $(( redis_port + 31 )) $(( redis_port + 32 )))
 peer=${PEER:-fanfare}
 pids=()
 cleanup() {
@@ -64,6 +70,7 @@ cleanup() {
     for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
     wait 2>/dev/null || true
     redis-cli -p "$replica_port" shutdown nosave >/dev/null 2>&1 || true
+    for port in "${cluster_ports[@]}"; do redis-cli -p "$port" shutdown nosave >/dev/null 2>&1 || true; done
     redis-cli -p "$redis_port" shutdown nosave >/dev/null 2>&1 || true
     rm -rf "$workdir"
 }
@@ -73,6 +80,10 @@ redis-server --port "$redis_port" --bind 127.0.0.1 --save "" --appendonly no --d
     --logfile "$workdir/redis.log" --daemonize yes
 for _ in $(seq 50); do redis-cli -p "$redis_port" ping >/dev/null 2>&1 && break; sleep 0.1; done
 redis_pid=$(redis-cli -p "$redis_port" info server | tr -d '\r' | sed -n 's/^process_id://p')
+# What the nodes use, what each run empties first, and whose CPU counts (see `shards`).
+redis_url="redis://127.0.0.1:$redis_port"
+flush_ports=("$redis_port")
+measured_redis_pids=$redis_pid
 
 # Starts the servers of $peer on the ports given (default: the two of the cluster).
 start_servers() {
@@ -81,8 +92,10 @@ start_servers() {
     pids=()
     # Each run starts from an empty Redis: no history or counts of the run before, and no
     # function library (another build may load its own).
-    redis-cli -p "$redis_port" flushall >/dev/null
-    redis-cli -p "$redis_port" function flush >/dev/null
+    for port in "${flush_ports[@]}"; do
+        redis-cli -p "$port" flushall >/dev/null
+        redis-cli -p "$port" function flush >/dev/null
+    done
     if [[ $peer == nchan ]]; then
         mkdir -p "$workdir/nchan"
         nchan_start "$workdir/nchan" "$redis_port" "$@"
@@ -91,7 +104,7 @@ start_servers() {
     fi
     for port in "$@"; do
         "$fanfare" serve --host 127.0.0.1 --port "$port" --node-id "bench-$port" \
-            --redis "redis://127.0.0.1:$redis_port" --log-level warning ${NODE_OPTIONS---event-loops 1} \
+            --redis "$redis_url" --log-level warning ${NODE_OPTIONS---event-loops 1} \
             >"$workdir/node-$port.log" 2>&1 &
         pids+=($!)
     done
@@ -122,6 +135,30 @@ start_replica() {
     replica_started=1
 }
 
+# The three-primary cluster for `shards`, once.
+start_redis_cluster() {
+    [[ -z ${cluster_started:-} ]] || return 0
+    local port hosts=() cluster_pids=()
+    for port in "${cluster_ports[@]}"; do
+        mkdir -p "$workdir/cluster-$port"
+        redis-server --port "$port" --bind 127.0.0.1 --save "" --appendonly no --dir "$workdir/cluster-$port" \
+            --cluster-enabled yes --cluster-config-file nodes.conf --cluster-port $((port + 10)) \
+            --logfile "$workdir/cluster-$port.log" --daemonize yes
+        hosts+=("127.0.0.1:$port")
+    done
+    for port in "${cluster_ports[@]}"; do
+        for _ in $(seq 50); do redis-cli -p "$port" ping >/dev/null 2>&1 && break; sleep 0.1; done
+    done
+    redis-cli --cluster create "${hosts[@]}" --cluster-replicas 0 --cluster-yes >"$workdir/cluster-create.log"
+    for port in "${cluster_ports[@]}"; do
+        for _ in $(seq 100); do redis-cli -p "$port" cluster info | grep -q cluster_state:ok && break; sleep 0.1; done
+        cluster_pids+=("$(redis-cli -p "$port" info server | tr -d '\r' | sed -n 's/^process_id://p')")
+    done
+    cluster_url="redis-cluster://$(IFS=,; echo "${hosts[*]}")"
+    cluster_pid_list=$(IFS=,; echo "${cluster_pids[*]}")
+    cluster_started=1
+}
+
 urls() {
     local port list=()
     for port in "$@"; do list+=("http://127.0.0.1:$port"); done
@@ -136,7 +173,7 @@ run() {
     echo "== $name ($peer)"
     start_servers
     .build/release/fanfare-load --peer "$peer" --nodes "$(urls "${ports[@]}")" \
-        --pids "$(IFS=,; echo "${pids[*]}")" --redis-pid "$redis_pid" "$@" | tee "$workdir/last"
+        --pids "$(IFS=,; echo "${pids[*]}")" --redis-pid "$measured_redis_pids" "$@" | tee "$workdir/last"
     sed -n "s/^result: /$peer $label /p" "$workdir/last" >>"$workdir/results"
     stop_servers
 }
@@ -187,6 +224,21 @@ scenario() {
         NODE_OPTIONS="$options --replica-acks 1" run acks-replica \
             "1,000 subscribers at 10 events/s, acknowledged once a replica has it (--replica-acks 1)" \
             --connections 1000 --events 100 --rate 10 --settle-seconds 1
+        ;;
+    shards)
+        [[ $peer == fanfare ]] || { echo "== shards: Fanfare only"; return; }
+        local spread=(--connections 1000 --spread --events 10000000 --seconds 10 --window 2000 --publishers 16
+            --settle-seconds 1)
+        run shards-1 "1,000 subscribers on 1,000 channels, flat out for 10 s, on one Redis" "${spread[@]}"
+        start_redis_cluster
+        redis_url=$cluster_url
+        flush_ports=("${cluster_ports[@]}")
+        measured_redis_pids=$cluster_pid_list
+        run shards-3 "1,000 subscribers on 1,000 channels, flat out for 10 s, on a Redis Cluster of 3 primaries" \
+            "${spread[@]}"
+        redis_url="redis://127.0.0.1:$redis_port"
+        flush_ports=("$redis_port")
+        measured_redis_pids=$redis_pid
         ;;
     *) echo "unknown scenario $1" >&2; exit 2 ;;
     esac

@@ -82,8 +82,10 @@ struct LoadGenerator: AsyncParsableCommand {
     )
     var batch = 1
 
-    @Option(help: "The process id of the cluster's Redis, for its CPU per publish.")
-    var redisPid: Int32 = 0
+    @Option(help: "The process ids of the cluster's Redis servers (comma-separated), for their CPU per publish.")
+    var redisPid = ""
+
+    private var redisPids: [Int32] { self.redisPid.split(separator: ",").compactMap { Int32($0) } }
 
     @Option(help: "Seconds to wait after every stream is open before publishing.")
     var settleSeconds = 0.0
@@ -169,7 +171,7 @@ struct LoadGenerator: AsyncParsableCommand {
         defer { publishing.shutdownGracefully { _ in } }
         let publisher = try await Publisher.connect(targets: targets, count: self.publishers, group: publishing)
         let cpuBefore = pids.map(ProcessStats.cpuSplit)
-        let redisBefore = self.redisPid > 0 ? ProcessStats.cpuSeconds(self.redisPid) : 0
+        let redisBefore = self.redisPids.map(ProcessStats.cpuSeconds).reduce(0, +)
         let selfBefore = ProcessStats.selfCPUSeconds()
         let start = LoadClock.nanoseconds()
         let padding = String(repeating: "x", count: self.payloadBytes)
@@ -302,7 +304,7 @@ struct LoadGenerator: AsyncParsableCommand {
             }
         }
         let publishEnd = LoadClock.nanoseconds()
-        let redisCPU = self.redisPid > 0 ? ProcessStats.cpuSeconds(self.redisPid) - redisBefore : 0
+        let redisCPU = self.redisPids.map(ProcessStats.cpuSeconds).reduce(0, +) - redisBefore
         let expected = published * perEvent
         // Wait for the deliveries to drain (bounded).
         let deadline = LoadClock.nanoseconds() + 30_000_000_000
@@ -374,7 +376,7 @@ struct LoadGenerator: AsyncParsableCommand {
                 ("all_us_per_delivery", Self.micro(all, merged.delivered)),
             ]
         }
-        if self.redisPid > 0 {
+        if !self.redisPids.isEmpty {
             print(
                 "Redis CPU: \(String(format: "%.2f", redisCPU)) s, \(Self.micro(redisCPU, published)) µs per publish"
             )

@@ -18,7 +18,9 @@ struct PublishCommand: AsyncParsableCommand, EnvironmentConfigurable {
 
     @OptionGroup var nodeOptions: NodeOptions
 
-    @Option(help: "Publish through Redis instead of a node: redis://host:port.")
+    @Option(
+        help: "Publish through Redis instead of a node: redis://host:port, redis-sentinel://… or redis-cluster://…."
+    )
     var redis: String?
 
     @Option(name: .customLong("client"), help: "Target one client id.")
@@ -161,28 +163,31 @@ struct PublishCommand: AsyncParsableCommand, EnvironmentConfigurable {
         case (nil, nil, nil, true): channel = "broadcast"
         default: throw ValidationError("give exactly one of --client, --user, --channel, --broadcast")
         }
-        let connection = try await RedisConnection.connect(
+        // Routed by slot, so a redis-cluster:// URL reaches the channel's primary.
+        let client = RedisClient(
             configuration: try RedisConfiguration(url: url),
             eventLoop: MultiThreadedEventLoopGroup.singleton.next(),
             logger: Logger(label: "fanfare.publish")
         )
         // The same call any service makes: the channel's history key (and an idempotency
         // key in the same slot), the event and its data; the history policy is the cluster's.
-        var keys = [RESPArgument("\(self.prefix):h:{\(channel)}")]
+        let history = "\(self.prefix):h:{\(channel)}"
+        var keys = [RESPArgument(history)]
         if let key = self.idempotencyKey { keys.append(RESPArgument("\(self.prefix):i:{\(channel)}:\(key)")) }
         let reply: RESPValue
         do {
-            reply = try await connection.send(
+            reply = try await client.send(
                 "FCALL",
                 arguments: [RESPArgument("\(self.prefix)_publish"), RESPArgument(keys.count)] + keys + [
                     RESPArgument(self.event), RESPArgument(self.payload),
-                ]
+                ],
+                slot: RedisClusterSlot.of(history)
             )
         } catch {
-            await connection.close()
+            await client.close()
             throw error
         }
-        await connection.close()
+        await client.close()
         let items = reply.array ?? []
         guard let id = items.first?.string else {
             throw ValidationError("unexpected reply from fanfare_publish: \(reply)")

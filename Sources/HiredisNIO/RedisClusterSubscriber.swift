@@ -28,6 +28,8 @@ public final class RedisClusterSubscriber: Sendable {
         /// The primary each wanted channel is subscribed on.
         var routes: [String: RedisAddress] = [:]
         var down: Set<RedisAddress> = []
+        /// A subscriber reconnected while another was down: messages may have been missed.
+        var missedMessages = false
         var closed = false
     }
 
@@ -151,11 +153,16 @@ public final class RedisClusterSubscriber: Sendable {
         case .message, .patternMessage:
             self.report(event)
         case .ready(let isReconnect):
-            let allUp = self.state.withLock { state in
-                state.down.remove(address)
-                return state.down.isEmpty
+            // Once every primary's subscriber is up again: ready, and a reconnect if any of
+            // them lost its connection meanwhile (a backfill covers them all at once).
+            let report = self.state.withLock { state -> RedisSubscriberEvent? in
+                let wasDown = state.down.remove(address) != nil
+                state.missedMessages = state.missedMessages || isReconnect
+                guard state.down.isEmpty, wasDown || isReconnect else { return nil }
+                defer { state.missedMessages = false }
+                return .ready(isReconnect: state.missedMessages)
             }
-            if isReconnect && allUp { self.report(.ready(isReconnect: true)) }
+            if let report { self.report(report) }
         case .disconnected:
             self.state.withLock { _ = $0.down.insert(address) }
             self.report(event)

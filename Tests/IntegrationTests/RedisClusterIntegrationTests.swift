@@ -240,6 +240,20 @@ struct RedisClusterIntegrationTests {
         let live = try await publish(0, channels[1], "after")
         let next = try await second.next()
         #expect(next.event == "after" && TestCursor.position(next.id, channels[1]) == live)
+
+        // `fanfare publish --redis redis-cluster://…` reaches each channel's primary too.
+        let executable = try #require(NodeProcess.executable)
+        for channel in channels {
+            let log = FileManager.default.temporaryDirectory.appendingPathComponent("fanfare-cli-\(UUID()).log").path
+            defer { try? FileManager.default.removeItem(atPath: log) }
+            let pid = try RedisServerProcess.spawn(
+                [executable, "publish", "--redis", cluster.url, "--channel", channel, "--event", "cli-\(channel)"],
+                output: log
+            )
+            let code = try await RedisServerProcess.waitForExit(pid, "fanfare publish", within: .seconds(30))
+            #expect(code == 0, "\((try? String(contentsOfFile: log, encoding: .utf8)) ?? "")")
+            #expect(try await second.next().event == "cli-\(channel)")
+        }
         await second.close()
     }
 
@@ -275,6 +289,72 @@ struct RedisClusterIntegrationTests {
         #expect(publisher.refusals.allSatisfy { $0 == 503 }, "\(publisher.refusals)")
         try await waitForDelivery(clients, acknowledged: publisher.acknowledged, seconds: 30)
         try await expectEveryAcknowledgedEventKept(clients, acknowledged: publisher.acknowledged, redisURL: cluster.url)
+        for client in clients { await client.stop() }
+    }
+
+    /// The broadcast channel's slot migrated to another primary while a publisher publishes
+    /// to it every 50 ms, the way `redis-cli --cluster reshard` migrates a slot: IMPORTING
+    /// and MIGRATING, its keys moved a batch at a time with MIGRATE (meanwhile a publish for
+    /// a moved key gets ASK), then the slot given to the new primary (MOVED, and the old one
+    /// ends the sharded subscriptions). Every acknowledged event reaches every stream once,
+    /// in order, without a reset.
+    @Test func aSlotMigratedUnderLoadLosesNothing() async throws {
+        let cluster = try await ClusterTopology(primaries: 3, replicasPerPrimary: 0)
+        defer { cluster.stop() }
+        let nodes = [
+            try await NodeProcess(id: "reshard-1", redis: cluster.url),
+            try await NodeProcess(id: "reshard-2", redis: cluster.url),
+        ]
+        defer { for node in nodes { node.stop() } }
+        let clients = (0..<4).map { ResumingClient(clientID: "reshard-\($0)", baseURL: nodes[$0 % 2].url) }
+        try await withDeadline("the clients to connect") {
+            for client in clients {
+                while client.nodes.isEmpty { try await Task.sleep(for: .milliseconds(20)) }
+            }
+        }
+        let publisher = IntervalPublisher(url: nodes[0].url)
+        try await publisher.waitForAcknowledged(more: 10)
+
+        let slot = RedisClusterSlot.of("fanfare:h:{broadcast}")
+        let map = try await cluster.slotMap()
+        let from = try #require(map.primary(forSlot: slot))
+        let to = try #require(map.primaries.first { $0 != from })
+        let source = try await ClusterTopology.connect(from.port)
+        let target = try await ClusterTopology.connect(to.port)
+        let sourceID = try #require(try await source.send("CLUSTER", "MYID").string)
+        let targetID = try #require(try await target.send("CLUSTER", "MYID").string)
+        _ = try await target.send("CLUSTER", "SETSLOT", RESPArgument(slot), "IMPORTING", RESPArgument(sourceID))
+        _ = try await source.send("CLUSTER", "SETSLOT", RESPArgument(slot), "MIGRATING", RESPArgument(targetID))
+        var moved = 0
+        while true {
+            let keys = try await source.send("CLUSTER", "GETKEYSINSLOT", RESPArgument(slot), 1).array ?? []
+            guard !keys.isEmpty else { break }
+            _ = try await source.send(
+                "MIGRATE",
+                arguments: ["127.0.0.1", RESPArgument(to.port), "", 0, 5_000, "KEYS"]
+                    + keys.compactMap(\.bytes).map {
+                        RESPArgument($0)
+                    }
+            )
+            moved += keys.count
+            // Publishing goes on between the batches (and against a half-moved slot).
+            try await publisher.waitForAcknowledged(more: 3)
+        }
+        #expect(moved > 0, "the slot had no keys to move")
+        try await publisher.waitForAcknowledged(more: 5)
+        for primary in map.primaries {
+            let connection = try await ClusterTopology.connect(primary.port)
+            _ = try await connection.send("CLUSTER", "SETSLOT", RESPArgument(slot), "NODE", RESPArgument(targetID))
+            await connection.close()
+        }
+        await source.close()
+        await target.close()
+        try await publisher.waitForAcknowledged(more: 20)
+        await publisher.stop()
+        #expect(try await cluster.slotMap().primary(forSlot: slot) == to)
+        #expect(publisher.refusals.isEmpty, "publishes were refused during the migration: \(publisher.refusals)")
+        try await waitForDelivery(clients, acknowledged: publisher.acknowledged, seconds: 30)
+        for client in clients { expectExactlyOnceInOrder(client, acknowledged: publisher.acknowledged) }
         for client in clients { await client.stop() }
     }
 }

@@ -321,6 +321,89 @@ struct SentinelIntegrationTests {
         topology.stop()
     }
 
+    /// Asynchronous replication, made certain to lose one event: the replica is stopped
+    /// (SIGSTOP) and cut off while an event goes out, the stream gets it live, the master is SIGKILLed
+    /// and the replica promoted without it. The new master's history then ends before a
+    /// position the stream holds: the stream is told so with `__reset`, the position is never
+    /// used again for another event, and nothing published after the failover is skipped.
+    @Test func aPositionTheNewMasterNeverHadIsResetNeitherReusedNorSkipped() async throws {
+        let topology = try await SentinelTopology(replicas: 1)
+        defer { topology.stop() }
+        let node = try await NodeProcess(id: "diverge", redis: topology.url())
+        defer { node.stop() }
+        let client = ResumingClient(clientID: "diverger", baseURL: node.url)
+        try await withDeadline("the client to connect") {
+            while client.nodes.isEmpty { try await Task.sleep(for: .milliseconds(20)) }
+        }
+        @Sendable func publish(_ event: String) async throws -> String? {
+            let response = try await TestHTTPClient.request(
+                "POST",
+                node.url + "/api/sse/notify",
+                body: #"{"broadcast":true,"event":"\#(event)"}"#
+            )
+            guard response.status == 200 else { return nil }
+            let json = try JSONSerialization.jsonObject(with: Data(response.body.utf8)) as? [String: Any]
+            return json?["id"] as? String
+        }
+        func waitForEvent(_ id: String) async throws {
+            try await withDeadline(seconds: 30, "the client to receive \(id)") {
+                while !client.events.contains(where: { $0.id == id }) { try await Task.sleep(for: .milliseconds(20)) }
+            }
+        }
+        let kept = try #require(try await publish("kept"))
+        try await waitForEvent(kept)
+        let master = try await RedisConnection.connect(
+            configuration: topology.primary.configuration,
+            eventLoop: self.loop,
+            logger: self.logger
+        )
+        #expect(try await master.send("WAIT", 1, 5_000).int == 1, "the replica does not have the first event")
+        // The replica stops, and the master drops its link: the next event goes out to nobody
+        // (already in the replica's socket, it would still arrive after SIGCONT).
+        _ = Glibc.kill(topology.replica.pid, SIGSTOP)
+        _ = try await master.send("CLIENT", "KILL", "TYPE", "replica")
+        await master.close()
+        let lost = try #require(try await publish("lost"))
+        try await waitForEvent(lost)
+        topology.primary.kill()
+        _ = Glibc.kill(topology.replica.pid, SIGCONT)
+
+        // Publishing works again once the sentinels promoted the replica.
+        let after = try await withDeadline(seconds: 40, "publishes to be accepted after the failover") {
+            var after: [String] = []
+            while after.count < 3 {
+                if let id = try? await publish("after") {
+                    after.append(id)
+                } else {
+                    try await Task.sleep(for: .milliseconds(100))
+                }
+            }
+            return after
+        }
+        for id in after { try await waitForEvent(id) }
+
+        let newMaster = try await RedisConnection.connect(
+            configuration: try RedisConfiguration(url: topology.url()),
+            eventLoop: self.loop,
+            logger: self.logger
+        )
+        let history = try await newMaster.send("XRANGE", "fanfare:h:{broadcast}", "-", "+")
+        await newMaster.close()
+        let ids = (history.array ?? []).compactMap { $0.array?.first?.string }
+        try #require(
+            ids.contains(kept) && !ids.contains(lost),
+            "the new master's history is not the diverged one: \(ids)"
+        )
+        #expect(client.resets >= 1, "the stream was not told that \(lost) is gone")
+        // Every later position is new (none reuses the lost one), and all of them arrived, in order.
+        #expect(!after.contains(lost))
+        #expect(after.allSatisfy { TestCursor.order(lost).lexicographicallyPrecedes(TestCursor.order($0)) })
+        let received = client.events.map(\.id)
+        #expect(received.filter { after.contains($0) } == after, "\(received)")
+        #expect(received.filter { $0 == lost }.count == 1)
+        await client.stop()
+    }
+
     /// With `--replica-acks 1` a publish is acknowledged once a replica has it; a replica
     /// that does not confirm within the bound turns the answer into a 503 that says the
     /// event was published and invites a retry with its key, which then publishes nothing twice.

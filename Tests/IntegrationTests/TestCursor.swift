@@ -10,6 +10,9 @@ enum TestCursor {
         return positions[Cursor.tag(channel)]?.description
     }
 
+    /// A position `<ms>-<seq>` as numbers, for comparing order (lexicographically).
+    static func order(_ position: String) -> [UInt64] { position.split(separator: "-").compactMap { UInt64($0) } }
+
     /// A cursor for a stream on `channels` at `positions` (`<ms>-<seq>` by channel; absent
     /// channels at the start of their history).
     static func make(_ positions: [String: String], channels: [String]) -> String {
