@@ -140,8 +140,9 @@ public final class RedisClient: Sendable {
         -> [Reply]
     {
         var results = [Reply?](repeating: nil, count: commands.count)
-        // What is still to send: the command's index, and the node an ASK named.
-        var pending: [(index: Int, asking: RedisAddress?)] = commands.indices.map { ($0, nil) }
+        // What is still to send: the command's index, the node a redirection named, and
+        // whether that was an ASK (send ASKING first).
+        var pending: [(index: Int, to: RedisAddress?, asking: Bool)] = commands.indices.map { ($0, nil, false) }
         var hop = 0
         while !pending.isEmpty {
             hop += 1
@@ -150,13 +151,13 @@ public final class RedisClient: Sendable {
                 map = try await self.slotMap()
             } catch {
                 let notSent = Self.notSent(error)
-                for (index, _) in pending { results[index] = Reply(result: .failure(notSent), trailer: nil) }
+                for item in pending { results[item.index] = Reply(result: .failure(notSent), trailer: nil) }
                 break
             }
             var groups: [RedisAddress: [(index: Int, asking: Bool)]] = [:]
             var order: [RedisAddress] = []
-            for (index, asking) in pending {
-                guard let address = asking ?? map.primary(forSlot: commands[index].slot ?? 0) else {
+            for (index, to, asking) in pending {
+                guard let address = to ?? map.primary(forSlot: commands[index].slot ?? 0) else {
                     results[index] = Reply(
                         result: .failure(
                             RedisClientError(
@@ -169,7 +170,7 @@ public final class RedisClient: Sendable {
                     continue
                 }
                 if groups[address] == nil { order.append(address) }
-                groups[address, default: []].append((index, asking != nil))
+                groups[address, default: []].append((index, asking))
             }
             pending = []
             var sent:
@@ -183,26 +184,43 @@ public final class RedisClient: Sendable {
                 do {
                     connection = try await self.connection(to: address)
                 } catch {
-                    // Nothing went out: the next map may name another primary.
-                    if hop < Self.maximumHops {
-                        pending += group.map { ($0.index, nil) }
+                    // Nothing went out: in a cluster the next map may name another primary
+                    // (a lone server's connection already tried, and failed, once).
+                    if hop < Self.maximumHops && self.isCluster {
+                        pending += group.map { ($0.index, nil, false) }
                     } else {
                         let notSent = Self.notSent(error)
                         for item in group { results[item.index] = Reply(result: .failure(notSent), trailer: nil) }
                     }
                     continue
                 }
-                var futures: [EventLoopFuture<RESPValue>] = []
-                for item in group {
-                    if item.asking { _ = connection.sendFuture("ASKING", arguments: []) }
-                    futures.append(
-                        connection.sendFuture(commands[item.index].command, arguments: commands[item.index].arguments)
-                    )
+                let write = { @Sendable () -> ([EventLoopFuture<RESPValue>], EventLoopFuture<RESPValue>?) in
+                    var futures: [EventLoopFuture<RESPValue>] = []
+                    for item in group {
+                        if item.asking { _ = connection.sendFuture("ASKING", arguments: []) }
+                        futures.append(
+                            connection.sendFuture(
+                                commands[item.index].command,
+                                arguments: commands[item.index].arguments
+                            )
+                        )
+                    }
+                    return (futures, trailer.map { connection.sendFuture($0.command, arguments: $0.arguments) })
                 }
-                let trailerFuture = trailer.map { connection.sendFuture($0.command, arguments: $0.arguments) }
+                // ASKING holds for the next command of the connection only: written in one
+                // turn of its loop, no other caller's command comes in between.
+                let (futures, trailerFuture) =
+                    group.contains(where: \.asking) && !connection.eventLoop.inEventLoop
+                    ? ((try? await connection.eventLoop.submit(write).get()) ?? ([], nil)) : write()
+                guard futures.count == group.count else {
+                    let notSent = RedisClientError(.notSent, "the connection's event loop is shutting down")
+                    for item in group { results[item.index] = Reply(result: .failure(notSent), trailer: nil) }
+                    continue
+                }
                 sent.append((group, futures, trailerFuture))
             }
             var moved = false
+            var tryAgain = false
             for (group, futures, trailerFuture) in sent {
                 var trailerResult: Result<RESPValue, any Error>?
                 if let trailerFuture {
@@ -216,11 +234,12 @@ public final class RedisClient: Sendable {
                         switch redirection {
                         case .moved(let to):
                             moved = true
-                            pending.append((item.index, to))
+                            pending.append((item.index, to, false))
                         case .ask(let to):
-                            pending.append((item.index, to))
+                            pending.append((item.index, to, true))
                         case .tryAgain:
-                            pending.append((item.index, nil))
+                            tryAgain = true
+                            pending.append((item.index, nil, false))
                         }
                         continue
                     }
@@ -228,8 +247,9 @@ public final class RedisClient: Sendable {
                 }
             }
             if moved { self.refreshInBackground() }
-            if !pending.isEmpty && sent.isEmpty {
-                // Nothing could be sent at all: give the cluster a moment to settle.
+            if !pending.isEmpty && (sent.isEmpty || tryAgain) {
+                // Nothing could be sent at all, or a slot is being migrated: give the cluster
+                // a moment to settle.
                 try? await Task.sleep(for: .milliseconds(50 * hop))
             }
         }
@@ -302,17 +322,26 @@ public final class RedisClient: Sendable {
         if let promise {
             do {
                 let connection = try await self.open(address)
-                let closed = self.state.withLock { state in
-                    if !state.closed { state.links[address] = .connected(connection) }
-                    return state.closed
+                // The link may have been dropped meanwhile (a refresh no longer names the
+                // primary) and opened again by another caller: then this one is not kept.
+                let kept = self.state.withLock { state in
+                    guard !state.closed, case .connecting(let future) = state.links[address],
+                        future === promise.futureResult
+                    else { return false }
+                    state.links[address] = .connected(connection)
+                    return true
                 }
-                if closed {
+                if !kept {
                     await connection.close()
-                    throw RedisClientError(.clientClosed, "the Redis client is closed")
+                    throw RedisClientError(.notSent, "the connection to \(address) is no longer wanted")
                 }
                 promise.succeed(connection)
             } catch {
-                self.state.withLock { _ = $0.links.removeValue(forKey: address) }
+                self.state.withLock { state in
+                    if case .connecting(let future) = state.links[address], future === promise.futureResult {
+                        state.links[address] = nil
+                    }
+                }
                 promise.fail(error)
                 if self.isCluster { self.refreshInBackground() }
             }

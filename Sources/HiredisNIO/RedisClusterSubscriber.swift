@@ -156,15 +156,23 @@ public final class RedisClusterSubscriber: Sendable {
             // Once every primary's subscriber is up again: ready, and a reconnect if any of
             // them lost its connection meanwhile (a backfill covers them all at once).
             let report = self.state.withLock { state -> RedisSubscriberEvent? in
+                guard state.shards[address] != nil else { return nil }  // a subscriber let go
                 let wasDown = state.down.remove(address) != nil
                 state.missedMessages = state.missedMessages || isReconnect
-                guard state.down.isEmpty, wasDown || isReconnect else { return nil }
+                guard state.down.isEmpty, wasDown || state.missedMessages else { return nil }
                 defer { state.missedMessages = false }
                 return .ready(isReconnect: state.missedMessages)
             }
             if let report { self.report(report) }
         case .disconnected:
-            self.state.withLock { _ = $0.down.insert(address) }
+            let current = self.state.withLock { state -> Bool in
+                guard state.shards[address] != nil else { return false }  // a subscriber let go
+                state.down.insert(address)
+                // Its channels missed what was published meanwhile, wherever they go next.
+                state.missedMessages = true
+                return true
+            }
+            guard current else { return }
             self.report(event)
             // The primary may be gone for good, its slots served by a promoted replica.
             self.reroute(refreshing: true)
@@ -172,6 +180,7 @@ public final class RedisClusterSubscriber: Sendable {
             self.logger.debug("redis.cluster.channel.moved", metadata: ["redis.channel": "\(channel)"])
             self.state.withLock { state in
                 if state.routes[channel] == address { state.routes[channel] = nil }
+                state.missedMessages = true
             }
             // Still wanted by the owner: subscribe where the slot went, then say so.
             Task {
@@ -203,6 +212,7 @@ public final class RedisClusterSubscriber: Sendable {
                 where map.primary(forSlot: RedisClusterSlot.of(channel)).map({ $0 != address }) ?? false {
                     moved.append(channel)
                 }
+                if !moved.isEmpty { state.missedMessages = true }
                 return moved
             }
             if !moved.isEmpty {
@@ -215,17 +225,22 @@ public final class RedisClusterSubscriber: Sendable {
                 }
             }
             // A subscriber with no channels left on a node that is no longer a primary.
-            let idle = self.state.withLock { state -> [RedisSubscriber] in
+            let (idle, report) = self.state.withLock { state -> ([RedisSubscriber], RedisSubscriberEvent?) in
                 let used = Set(state.routes.values)
                 var idle: [RedisSubscriber] = []
+                var wasDown = false
                 for (address, subscriber) in state.shards
                 where !used.contains(address) && !map.primaries.contains(address) {
                     idle.append(subscriber)
                     state.shards[address] = nil
-                    state.down.remove(address)
+                    wasDown = state.down.remove(address) != nil || wasDown
                 }
-                return idle
+                // The last one down was let go: the others are all up.
+                guard wasDown, state.down.isEmpty else { return (idle, nil) }
+                defer { state.missedMessages = false }
+                return (idle, .ready(isReconnect: state.missedMessages))
             }
+            if let report { self.report(report) }
             for subscriber in idle { await subscriber.close() }
         }
     }
