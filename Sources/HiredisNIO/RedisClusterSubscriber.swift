@@ -178,24 +178,10 @@ public final class RedisClusterSubscriber: Sendable {
             self.reroute(refreshing: true)
         case .droppedByServer(_, let channel):
             self.logger.debug("redis.cluster.channel.moved", metadata: ["redis.channel": "\(channel)"])
-            self.state.withLock { state in
-                if state.routes[channel] == address { state.routes[channel] = nil }
-                state.missedMessages = true
-            }
-            // Still wanted by the owner: subscribe where the slot went, then say so.
-            Task {
-                _ = try? await self.client.refresh()
-                do {
-                    try await self.subscribe([channel])
-                    self.report(.ready(isReconnect: true))
-                } catch {
-                    self.logger.warning(
-                        "redis.cluster.resubscribe.failed",
-                        metadata: ["redis.channel": "\(channel)", "error": "\(error)"]
-                    )
-                    self.reroute(refreshing: true)
-                }
-            }
+            // The route stays: once the map names the slot's new primary, the channel moves
+            // there like any other (and not at all if the owner unsubscribed meanwhile).
+            self.state.withLock { $0.missedMessages = true }
+            self.reroute(refreshing: true)
         }
     }
 

@@ -105,7 +105,17 @@ struct ClusterTopology {
     /// `count` channel names, each of whose keys (`fanfare:h:{<name>}`) a different primary
     /// serves.
     func channelsOnDistinctPrimaries(_ count: Int, prefix: String) async throws -> [String] {
-        let map = try await self.slotMap()
+        try Self.channels(onDistinctPrimariesOf: try await self.slotMap(), count: count, prefix: prefix)
+    }
+
+    /// `count` channel names `<prefix><n>` whose keys distinct primaries of `map` serve.
+    static func channels(
+        onDistinctPrimariesOf map: RedisClusterSlotMap,
+        count: Int,
+        prefix: String
+    ) throws
+        -> [String]
+    {
         var chosen: [String] = []
         var owners: Set<RedisAddress> = []
         for index in 0..<10_000 where chosen.count < count {

@@ -162,15 +162,7 @@ struct ScriptsTests {
         let map = try await client.slotMap()
         await client.close()
         #expect(map.primaries.count == 3)
-        var channels: [String] = []
-        var owners: Set<RedisAddress> = []
-        for index in 0..<1_000 where channels.count < 3 {
-            if let owner = map.primary(forSlot: RedisClusterSlot.of("fanfare:h:{s\(index)}")),
-                owners.insert(owner).inserted
-            {
-                channels.append("s\(index)")
-            }
-        }
+        let channels = try ClusterTopology.channels(onDistinctPrimariesOf: map, count: 3, prefix: "s")
         let stream = try await TestStream(url + "/api/sse/subscribe/shards?channels=" + channels.joined(separator: ","))
         _ = try await stream.connected()
         for channel in channels {

@@ -539,12 +539,13 @@ extension RedisEventBus {
     func heads(of channels: [String]) async throws -> [StreamPosition] {
         guard !channels.isEmpty else { return [] }
         let function = RESPArgument(self.names.function("head"))
-        let calls = channels.map { channel in
-            (command: "FCALL", arguments: [function, RESPArgument(1), RESPArgument(self.names.history(channel))])
-        }
         let client = self.client
-        let commands = zip(channels, calls).map { channel, call in
-            RedisClient.Command(call.command, call.arguments, slot: self.slot(channel))
+        let commands = channels.map { channel in
+            RedisClient.Command(
+                "FCALL",
+                [function, RESPArgument(1), RESPArgument(self.names.history(channel))],
+                slot: self.slot(channel)
+            )
         }
         var replies: [RESPValue]
         do {
