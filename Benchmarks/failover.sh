@@ -2,12 +2,15 @@
 # The failover gap of a cluster on Sentinel: brings up `scripts/run.sh --sentinel` on
 # loopback (three nodes, nginx, a master with two replicas, three sentinels; the nodes
 # acknowledge a publish once a replica has it), keeps a stream open through nginx,
-# publishes every 20 ms, SIGKILLs the master and reports, per round:
+# publishes every 20 ms, SIGKILLs the master (or stops it) and reports, per round:
 #   - accepted again: from the kill to the first publish acknowledged again;
 #   - caught up: from the kill to the stream receiving that publish.
 #
 #   Benchmarks/failover.sh [rounds]          (default 3; each round is a fresh cluster)
 #   FANFARE_BINARY=path Benchmarks/failover.sh   another build of the node
+#   FAILOVER_SIGNAL=STOP Benchmarks/failover.sh  stop the master instead (SIGSTOP): it keeps
+#                                                its sockets, as when it is cut off; it gets
+#                                                SIGCONT once the round is measured
 #
 # Ports 10,000-15,100, as the other benchmarks. Not a test: the figures go into closing
 # notes and docs. The sentinels declare a master down after 2 s (local-cluster.sh), which
@@ -17,6 +20,8 @@ case ":$PATH:" in *:/usr/sbin:*) ;; *) export PATH="$PATH:/usr/sbin:/sbin" ;; es
 cd "$(dirname "$0")/.."
 
 rounds=${1:-3}
+signal=${FAILOVER_SIGNAL:-KILL}
+case $signal in KILL | STOP) ;; *) echo "FAILOVER_SIGNAL is KILL or STOP, not '$signal'" >&2; exit 2 ;; esac
 binary=${FANFARE_BINARY:-}
 if [[ -z $binary ]]; then
     swift build -c release --product fanfare
@@ -24,7 +29,9 @@ if [[ -z $binary ]]; then
 fi
 workdir=$(mktemp -d)
 cluster=
+master=
 cleanup() {
+    [[ -n $master ]] && kill -CONT "$master" 2>/dev/null
     [[ -n $cluster ]] && kill -INT -- "-$cluster" 2>/dev/null && wait "$cluster" 2>/dev/null
     rm -rf "$workdir"
 }
@@ -42,11 +49,11 @@ for round in $(seq "$rounds"); do
     watcher=$!
     sleep 0.5
     master=$(redis-cli -p $((port + 4)) info server | tr -d '\r' | sed -n 's/^process_id://p')
-    kill -9 "$master"
+    kill -"$signal" "$master"
     killed=$(now)
     accepted=
     for _ in $(seq 3000); do
-        answer=$(curl -s --json '{"clientId":"failover-watch","event":"after","payload":1}' "$url/api/sse/notify" || true)
+        answer=$(curl -s -m 10 --json '{"clientId":"failover-watch","event":"after","payload":1}' "$url/api/sse/notify" || true)
         if [[ $answer == *'"ok":true'* ]]; then
             accepted=$(now)
             break
@@ -60,6 +67,7 @@ for round in $(seq "$rounds"); do
     done
     kill "$watcher" 2>/dev/null || true
     wait "$watcher" 2>/dev/null || true
+    [[ $signal == STOP ]] && kill -CONT "$master"
     if [[ -z $accepted || -z $caught ]]; then
         echo "round $round: no publish accepted or received within 60 s; logs: $(grep -o '/tmp/fanfare-cluster[^)]*' "$workdir/cluster.log")" >&2
         exit 1

@@ -489,6 +489,24 @@ public final class RedisClient: Sendable {
         return try RedisClusterSlotMap(slots: try await connection.send("CLUSTER", "SLOTS"), askedHost: address.host)
     }
 
+    /// Lets go of every connection, so the next command opens a new one: behind Sentinel,
+    /// to the master the sentinels name now. For when the server moved (a
+    /// ``RedisSentinelWatcher`` reported a new master): the old master may still be up
+    /// and accept writes that nobody will read. Commands waiting for a reply on a dropped
+    /// connection fail as ``RedisClientError/Code/connectionClosed`` (they may have run);
+    /// a connect under way is not kept.
+    public func reconnect() {
+        let dropped = self.state.withLock { state -> [RedisConnection] in
+            defer { state.links.removeAll() }
+            return state.links.values.compactMap { link in
+                if case .connected(let connection) = link { return connection }
+                return nil
+            }
+        }
+        for connection in dropped { connection.channel.close(promise: nil) }
+        if self.isCluster { self.refreshInBackground() }
+    }
+
     /// Closes every connection; later commands fail with ``RedisClientError/Code/clientClosed``.
     public func close() async {
         self.refreshTimer.withLock { $0?.cancel() }

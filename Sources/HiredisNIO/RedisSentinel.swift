@@ -24,7 +24,9 @@ public struct RedisAddress: Sendable, Hashable, CustomStringConvertible {
 /// refused like a connection that failed, so the caller's reconnect asks again. After a
 /// failover Sentinel closes the clients of the servers it reconfigured, and a write that
 /// reaches a replica anyway gets `READONLY` and closes its connection, so every user of
-/// the configuration finds the new master on its next connect.
+/// the configuration finds the new master on its next connect. A master that is cut off
+/// but not dead keeps its sockets: ``RedisSentinelWatcher`` hears the sentinels announce
+/// the new one, so its owner can reconnect at once.
 public struct RedisSentinel: Sendable, Hashable {
     public typealias Address = RedisAddress
 

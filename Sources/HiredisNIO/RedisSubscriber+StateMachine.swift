@@ -58,6 +58,18 @@ struct SubscriberStateMachine {
         var isReconnect: Bool
     }
 
+    /// What to do when the server moved (a Sentinel failover named a new master).
+    enum ReconnectAction: Equatable {
+        /// Nothing: not started, or closed.
+        case none
+        /// Close the connection; the loss that follows reconnects without delay.
+        case closeConnection
+        /// Stop waiting out the back-off and connect now.
+        case connectNow
+        /// A connect is under way, perhaps to the old server: give it up and connect again.
+        case restartConnect
+    }
+
     private(set) var phase = Phase.idle
     private(set) var channels = Set<String>()
     private(set) var patterns = Set<String>()
@@ -66,6 +78,8 @@ struct SubscriberStateMachine {
     private var inFlightTotal = 0
     private var hasBeenActive = false
     private var failedAttempts = 0
+    /// Set by ``reconnect()`` on a live connection: its loss is asked for, so no back-off.
+    private var reconnectAtOnce = false
     let initialDelay: TimeAmount
     let maximumDelay: TimeAmount
 
@@ -197,6 +211,10 @@ struct SubscriberStateMachine {
         self.inFlightTotal = 0
         guard self.phase != .closed else { return nil }
         self.phase = .backingOff
+        if self.reconnectAtOnce {
+            self.reconnectAtOnce = false
+            return .zero
+        }
         let shift = min(self.failedAttempts, 16)
         self.failedAttempts += 1
         let delay = self.initialDelay.nanoseconds << shift
@@ -210,7 +228,28 @@ struct SubscriberStateMachine {
         return true
     }
 
+    /// The server moved: reconnect now, wherever the connection is, without the back-off
+    /// that failed attempts on the old server built up.
+    mutating func reconnect() -> ReconnectAction {
+        switch self.phase {
+        case .idle, .closed:
+            return .none
+        case .resubscribing, .active:
+            self.failedAttempts = 0
+            self.reconnectAtOnce = true
+            return .closeConnection
+        case .backingOff:
+            self.failedAttempts = 0
+            self.phase = .connecting
+            return .connectNow
+        case .connecting:
+            self.failedAttempts = 0
+            return .restartConnect
+        }
+    }
+
     mutating func close() {
+        self.reconnectAtOnce = false
         self.phase = .closed
         self.inFlight.removeAll()
         self.inFlightTotal = 0

@@ -130,6 +130,14 @@ public final class RedisSubscriber: Sendable {
         return promise.futureResult
     }
 
+    /// Drops the connection and connects again at once, without back-off, subscribing to
+    /// everything again; a connect under way is given up for a new one. For when the
+    /// server moved (``RedisSentinelWatcher`` reports a new master): messages published
+    /// meanwhile are reported missed by ``RedisSubscriberEvent/ready(isReconnect:)``.
+    public func reconnect() {
+        self.onLoop { $0.reconnect() }
+    }
+
     /// Closes the connection for good; waits until the socket is closed.
     public func close() async {
         let promise = self.eventLoop.makePromise(of: Void.self)

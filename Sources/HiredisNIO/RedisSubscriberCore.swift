@@ -91,6 +91,23 @@ final class RedisSubscriberCore {
         channel.closeFuture.cascade(to: promise)
     }
 
+    /// The server moved (a new master): reconnect now, even from the middle of a back-off.
+    func reconnect() {
+        switch self.machine.reconnect() {
+        case .none:
+            break
+        case .closeConnection:
+            self.logger.debug("redis.subscriber.reconnect", metadata: ["redis.server": "\(self.configuration.redis)"])
+            self.channel?.close(promise: nil)
+        case .connectNow:
+            self.backoffTimer?.cancel()
+            self.backoffTimer = nil
+            self.connect()
+        case .restartConnect:
+            self.connect()
+        }
+    }
+
     // MARK: Connection
 
     private func connect() {
@@ -104,7 +121,11 @@ final class RedisSubscriberCore {
             .hop(to: self.eventLoop)
             .assumeIsolated()
             .whenComplete { result in
-                guard generation == self.generation else { return }
+                guard generation == self.generation else {
+                    // A connect given up for a newer one (``reconnect()``).
+                    if case .success(let channel) = result { channel.close(promise: nil) }
+                    return
+                }
                 switch result {
                 case .success(let channel):
                     self.connected(channel)

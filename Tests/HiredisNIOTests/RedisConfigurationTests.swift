@@ -86,6 +86,16 @@ import Testing
         #expect(RedisConfiguration.redacted("redis://h:1") == "redis://h:1")
     }
 
+    @Test func readsASwitchMasterAnnouncement() {
+        let change = RedisSentinelWatcher.Switch(message: "fanfare 127.0.0.1 20001 ::1 20002")
+        #expect(change?.masterName == "fanfare")
+        #expect(change?.old == RedisAddress(host: "127.0.0.1", port: 20001))
+        #expect(change?.new == RedisAddress(host: "::1", port: 20002))
+        for message in ["", "fanfare 127.0.0.1 20001 127.0.0.1", "fanfare a b c d", "fanfare h 1 h 2 extra"] {
+            #expect(RedisSentinelWatcher.Switch(message: message) == nil, "\(message)")
+        }
+    }
+
     @Test func readsASentinelURL() throws {
         let configuration = try RedisConfiguration(
             url: "redis-sentinel://:m%40ster@10.0.0.1:26380,[::1],sentinel.local/fan%2Dfare/2"

@@ -153,4 +153,41 @@ import Testing
         #expect(machine.backoffElapsed() == false)
         #expect(machine.subscribe(.channel, ["a"]).fail == ["a"])
     }
+    /// When the server moved (a new master) the subscriber reconnects at once from every
+    /// phase, and the back-off that failures on the old server built up starts over.
+    @Test func aServerThatMovedIsReconnectedToAtOnceFromEveryPhase() {
+        var machine = self.makeMachine()
+        #expect(machine.reconnect() == .none)  // not started
+        _ = machine.start()
+        #expect(machine.reconnect() == .restartConnect)
+        #expect(machine.phase == .connecting)
+        _ = machine.subscribe(.channel, ["a"])
+        _ = machine.connected()
+        _ = machine.acknowledged(.channel, "a")
+        #expect(machine.phase == .active)
+
+        // Connected: close, and the loss that follows has no delay; the next one does.
+        #expect(machine.reconnect() == .closeConnection)
+        #expect(machine.connectionLost() == .zero)
+        #expect(machine.backoffElapsed() == true)
+        #expect(machine.connectionLost() == .milliseconds(50))
+        _ = machine.backoffElapsed()
+        #expect(machine.connectionLost() == .milliseconds(100))
+        #expect(machine.connectionLost() == .milliseconds(200))
+
+        // Backing off: connect now, with the back-off started over.
+        #expect(machine.reconnect() == .connectNow)
+        #expect(machine.phase == .connecting)
+        #expect(machine.backoffElapsed() == false)
+        #expect(machine.connectionLost() == .milliseconds(50))
+
+        // A reconnect after resubscribing is reported as one, so the caller backfills.
+        _ = machine.backoffElapsed()
+        let connected = machine.connected()
+        #expect(connected.channels == ["a"] && connected.isReconnect)
+
+        machine.close()
+        #expect(machine.reconnect() == .none)
+        #expect(machine.connectionLost() == nil)
+    }
 }

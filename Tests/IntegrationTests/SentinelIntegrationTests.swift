@@ -264,6 +264,98 @@ struct SentinelIntegrationTests {
         topology.stop()
     }
 
+    /// A master that stops answering without closing its sockets (SIGSTOP: a hang, or a
+    /// partition that leaves its clients connected) is failed over by the sentinels, and
+    /// `+switch-master` moves the client and the subscriber to the new master while the old
+    /// one is still there. Neither could notice by itself: the subscriber's PING is off and
+    /// the command timeout is longer than the test's deadlines.
+    @Test func aSwitchMasterAnnouncementMovesCommandsAndTheSubscriber() async throws {
+        let topology = try await SentinelTopology()
+        var configuration = try RedisConfiguration(url: topology.url())
+        configuration.commandTimeout = .seconds(120)
+        let client = RedisClient(configuration: configuration, eventLoop: self.loop, logger: self.logger)
+        let before = try await client.send("INFO", arguments: ["server"], slot: nil).string ?? ""
+        #expect(before.contains("process_id:\(topology.primary.pid)\r\n"))
+        #expect(try await client.send("SET", arguments: ["k", "before"], slot: nil) == .simpleString("OK"))
+
+        let (subscriber, events) = RedisSubscriber.makeWithStream(
+            configuration: .init(redis: configuration, pingInterval: nil),
+            eventLoop: self.loop,
+            logger: self.logger
+        )
+        let subscriberEvents = SubscriberEvents(events)
+        subscriber.start()
+        try await subscriber.subscribe(["switched"])
+        while true {
+            if case .ready = try await subscriberEvents.next() { break }
+        }
+
+        let (switches, announced) = AsyncStream.makeStream(of: RedisSentinelWatcher.Switch.self)
+        let watcher = RedisSentinelWatcher(
+            sentinel: try #require(configuration.sentinel),
+            master: configuration,
+            eventLoop: self.loop,
+            logger: self.logger
+        ) { change in
+            client.reconnect()
+            subscriber.reconnect()
+            announced.yield(change)
+        }
+        watcher.start()
+        // Subscribed on every sentinel before the master stops (a switch announced earlier
+        // would be missed).
+        try await withDeadline("the watcher to subscribe on every sentinel") {
+            for sentinel in topology.sentinels {
+                let connection = try await RedisConnection.connect(
+                    configuration: RedisConfiguration(host: "127.0.0.1", port: sentinel.port),
+                    eventLoop: self.loop,
+                    logger: self.logger
+                )
+                // A sentinel has no PUBSUB command; its client list shows the subscription.
+                while try await connection.send("CLIENT", "LIST", "TYPE", "pubsub").string?.contains(" sub=1 ") != true
+                {
+                    try await Task.sleep(for: .milliseconds(20))
+                }
+                await connection.close()
+            }
+        }
+
+        _ = Glibc.kill(topology.primary.pid, SIGSTOP)
+        defer { _ = Glibc.kill(topology.primary.pid, SIGCONT) }
+        let change = try await withDeadline(seconds: 40, "a +switch-master from the sentinels") {
+            var iterator = switches.makeAsyncIterator()
+            guard let change = await iterator.next() else { throw TestFailure("the watcher stopped") }
+            return change
+        }
+        #expect(change.old.port == topology.primary.port)
+        #expect(change.new.port == topology.replica.port)
+
+        // The old master is still stopped: what answers now is the new one.
+        let after = try await withDeadline("a command on the new master") {
+            try await client.send("INFO", arguments: ["server"], slot: nil).string ?? ""
+        }
+        #expect(after.contains("process_id:\(topology.replica.pid)\r\n"))
+        #expect(try await client.send("GET", arguments: ["k"], slot: nil) == .bulkString(ByteBuffer(string: "before")))
+        while true {
+            if case .ready(let isReconnect) = try await subscriberEvents.next() {
+                #expect(isReconnect)
+                break
+            }
+        }
+        #expect(try await client.send("PUBLISH", arguments: ["switched", "hello"], slot: nil) == .integer(1))
+        while true {
+            if case .message(let channel, let payload) = try await subscriberEvents.next() {
+                #expect(channel == "switched" && String(buffer: payload) == "hello")
+                break
+            }
+        }
+        await watcher.close()
+        await subscriber.close()
+        await client.close()
+        _ = Glibc.kill(topology.primary.pid, SIGCONT)
+        topology.stop()
+    }
+
     @Test func noSentinelThatAnswersMeansAClearError() async throws {
         let (first, releaseFirst) = try RedisServerProcess.closedPort()
         let (second, releaseSecond) = try RedisServerProcess.closedPort()
@@ -316,6 +408,18 @@ struct SentinelIntegrationTests {
         #expect(publisher.refusals.allSatisfy { $0 == 503 }, "\(publisher.refusals)")
         try await waitForDelivery(clients, acknowledged: acknowledged, seconds: 30)
         try await expectEveryAcknowledgedEventKept(clients, acknowledged: acknowledged, redisURL: topology.url())
+        // Each node heard the sentinels announce the new master (and moved to it then).
+        try await withDeadline("each node to log the switch to the new master") {
+            for node in nodes {
+                while !node.logText().contains("fanfare.redis.master.switched") {
+                    try await Task.sleep(for: .milliseconds(50))
+                }
+                #expect(
+                    node.logText().contains("redis.master=127.0.0.1:\(topology.replicas[0].port)")
+                        || node.logText().contains("redis.master=127.0.0.1:\(topology.replicas[1].port)")
+                )
+            }
+        }
         for client in clients { await client.stop() }
         for node in nodes { node.stop() }
         topology.stop()

@@ -23,6 +23,8 @@ final class RedisEventBus: EventBus {
         case single(RedisSubscriber)
         case sharded(RedisClusterSubscriber)
     }
+    /// Behind Sentinel: what tells the node the master moved (see ``masterSwitched(_:)``).
+    private let watcher = Mutex<RedisSentinelWatcher?>(nil)
     /// Whether the subscriber is connected: set from its callbacks, read by `/readyz`.
     private let subscriberReady = Atomic<Bool>(false)
 
@@ -251,6 +253,32 @@ extension RedisEventBus {
             subscriber.start()
         }
         self.subscriber.withLock { $0 = subscription }
+        if let sentinel = self.configuration.sentinel {
+            let watcher = RedisSentinelWatcher(
+                sentinel: sentinel,
+                master: self.configuration,
+                eventLoop: self.eventLoop,
+                logger: self.logger
+            ) { [weak self] change in
+                self?.masterSwitched(change)
+            }
+            self.watcher.withLock { $0 = watcher }
+            watcher.start()
+        }
+    }
+
+    /// Sentinel promoted another server: every connection goes there now, rather than when
+    /// it next fails. The old master may be alive but cut off, taking writes no node will
+    /// read, and the subscriber may be waiting out a back-off built up while there was no
+    /// master. Its reconnect reports missed messages, so every channel is backfilled from
+    /// the new master (and a position it lacks gets `__reset`).
+    private func masterSwitched(_ change: RedisSentinelWatcher.Switch) {
+        self.logger.warning(
+            "fanfare.redis.master.switched",
+            metadata: ["redis.master": "\(change.new)", "redis.master.old": "\(change.old)"]
+        )
+        for lane in self.lanes.values { lane.client.reconnect() }
+        if case .single(let subscriber) = self.subscriber.withLock({ $0 }) { subscriber.reconnect() }
     }
 
     /// A pub/sub message `<position> <predecessor>\n<body>` as an event.
@@ -626,6 +654,9 @@ extension RedisEventBus {
         case .none: break
         case .single(let subscriber): await subscriber.close()
         case .sharded(let subscriber): await subscriber.close()
+        }
+        if let watcher = self.watcher.withLock({ $0 }) {
+            await watcher.close()
         }
         for lane in self.lanes.values { await lane.client.close() }
     }
