@@ -5,6 +5,7 @@
 # foreground of this script's process group (none daemonizes), so nothing outlives it.
 #
 #   Deploy/local-cluster.sh [--port 8080] [--binary .build/release/fanfare] [--sentinel | --redis-cluster]
+#                           [--replica-acks N]
 #
 # Ports: nginx on --port (default 8080), nodes on the next three, Redis on the fourth.
 # --sentinel: Redis fails over: the fourth port is the first master, with two replicas on
@@ -13,7 +14,7 @@
 # --redis-cluster: a Redis Cluster instead of one Redis: primaries on the fourth to sixth
 # ports, a replica of each on the seventh to ninth (`redis-cli --cluster create`), their
 # cluster bus ports ten above each (the fifteenth to twentieth); the nodes route by slot, subscribe per primary (sharded pub/sub) and acknowledge a publish
-# once a replica has it.
+# once a replica has it. --replica-acks N changes how many replicas must have it (0: none).
 set -euo pipefail
 # nginx (and other daemons) live in /usr/sbin, which an ordinary user's PATH lacks.
 case ":$PATH:" in *:/usr/sbin:*) ;; *) export PATH="$PATH:/usr/sbin:/sbin" ;; esac
@@ -23,12 +24,15 @@ port=8080
 binary=.build/release/fanfare
 sentinel=0
 redis_cluster=0
+replica_acks=1
+replica_acks_given=0
 while (($#)); do
     case $1 in
     --port) port=$2; shift 2 ;;
     --binary) binary=$2; shift 2 ;;
     --sentinel) sentinel=1; shift ;;
     --redis-cluster) redis_cluster=1; shift ;;
+    --replica-acks) replica_acks=$2; replica_acks_given=1; shift 2 ;;
     *) echo "unknown option $1" >&2; exit 2 ;;
     esac
 done
@@ -39,6 +43,14 @@ sentinel_ports=($((port + 7)) $((port + 8)) $((port + 9)))
 cluster_ports=($((port + 4)) $((port + 5)) $((port + 6)) $((port + 7)) $((port + 8)) $((port + 9)))
 if ((sentinel && redis_cluster)); then
     echo "--sentinel and --redis-cluster are two ways to run Redis: choose one" >&2
+    exit 2
+fi
+if [[ ! $replica_acks =~ ^[0-9]+$ ]]; then
+    echo "--replica-acks takes a count of replicas (0 or more), not '$replica_acks'" >&2
+    exit 2
+fi
+if ((replica_acks_given && !sentinel && !redis_cluster)); then
+    echo "--replica-acks needs replicas: add --sentinel or --redis-cluster" >&2
     exit 2
 fi
 workdir=$(mktemp -d -t fanfare-cluster.XXXXXX)
@@ -96,7 +108,7 @@ if ((redis_cluster)); then
              redis-cli -p $cluster_port info replication | grep -Eq 'role:master|master_link_status:up'"
     done
     redis_url="redis-cluster://$(IFS=,; echo "${hosts[*]:0:3}")"
-    node_options=(--replica-acks 1)
+    node_options=(--replica-acks "$replica_acks")
 else
     redis-server --port "$redis_port" --bind 127.0.0.1 --appendonly yes --save "" --dir "$workdir" \
         --logfile "$workdir/redis.log" &
@@ -138,7 +150,7 @@ CONF
              redis-cli -p $sentinel_port sentinel master fanfare | grep -A1 -x num-slaves | grep -qx 2"
     done
     redis_url="redis-sentinel://$(IFS=,; echo "${hosts[*]}")/fanfare"
-    node_options=(--replica-acks 1)
+    node_options=(--replica-acks "$replica_acks")
 fi
 
 for index in 0 1 2; do

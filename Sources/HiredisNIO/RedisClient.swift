@@ -56,8 +56,14 @@ public final class RedisClient: Sendable {
         var map: RedisClusterSlotMap?
         var links: [RedisAddress: Link] = [:]
         var refreshing: EventLoopFuture<RedisClusterSlotMap>?
+        /// Behind Sentinel: the master a `+switch-master` named, tried by the next connect.
+        var announcedMaster: RedisAddress?
         var closed = false
     }
+
+    /// A connect that ``reconnect(to:)`` dropped while it was under way: its callers get
+    /// the next one instead.
+    private struct Superseded: Error {}
 
     /// How many times one command follows a redirection (or waits for a new map) before
     /// its failure is the caller's.
@@ -305,6 +311,10 @@ public final class RedisClient: Sendable {
 
     /// The connection to the primary at `address`, opened and prepared on first use.
     public func connection(to address: RedisAddress) async throws -> RedisConnection {
+        try await self.connection(to: address, attempt: 1)
+    }
+
+    private func connection(to address: RedisAddress, attempt: Int) async throws -> RedisConnection {
         let (future, promise) = try self.state.withLock {
             state -> (EventLoopFuture<RedisConnection>, EventLoopPromise<RedisConnection>?) in
             guard !state.closed else { throw RedisClientError(.clientClosed, "the Redis client is closed") }
@@ -333,16 +343,27 @@ public final class RedisClient: Sendable {
                 }
                 if !kept {
                     await connection.close()
-                    throw RedisClientError(.notSent, "the connection to \(address) is no longer wanted")
+                    throw Superseded()
                 }
                 promise.succeed(connection)
+            } catch is Superseded where attempt < 3 {
+                // The server moved meanwhile (or the map dropped it): every caller waiting on
+                // this connect gets the next one.
+                do {
+                    promise.succeed(try await self.connection(to: address, attempt: attempt + 1))
+                } catch {
+                    promise.fail(error)
+                }
             } catch {
                 self.state.withLock { state in
                     if case .connecting(let future) = state.links[address], future === promise.futureResult {
                         state.links[address] = nil
                     }
                 }
-                promise.fail(error)
+                promise.fail(
+                    error is Superseded
+                        ? RedisClientError(.notSent, "the connection to \(address) is no longer wanted") : error
+                )
                 if self.isCluster { self.refreshInBackground() }
             }
         }
@@ -351,10 +372,16 @@ public final class RedisClient: Sendable {
 
     private func open(_ address: RedisAddress) async throws -> RedisConnection {
         let target = self.isCluster ? self.configuration.server(address) : self.configuration
+        // Tried once: a later connect asks the sentinels, who agree by then.
+        let announced = self.state.withLock { state in
+            defer { state.announcedMaster = nil }
+            return state.announcedMaster
+        }
         let connection = try await RedisConnection.connect(
             configuration: target,
             eventLoop: self.eventLoop,
-            logger: self.logger
+            logger: self.logger,
+            announcedMaster: announced
         )
         do {
             try await self.prepare(connection)
@@ -489,22 +516,33 @@ public final class RedisClient: Sendable {
         return try RedisClusterSlotMap(slots: try await connection.send("CLUSTER", "SLOTS"), askedHost: address.host)
     }
 
-    /// Lets go of every connection, so the next command opens a new one: behind Sentinel,
-    /// to the master the sentinels name now. For when the server moved (a
-    /// ``RedisSentinelWatcher`` reported a new master): the old master may still be up
-    /// and accept writes that nobody will read. Commands waiting for a reply on a dropped
-    /// connection fail as ``RedisClientError/Code/connectionClosed`` (they may have run);
-    /// a connect under way is not kept.
-    public func reconnect() {
+    /// Behind Sentinel, the master moved to `master` (a ``RedisSentinelWatcher`` heard the
+    /// sentinels announce it): lets go of every connection that is not there, so the next
+    /// command connects to it. The old master may still be up and take writes that nobody
+    /// will read. Commands waiting for a reply on a dropped connection fail as
+    /// ``RedisClientError/Code/connectionClosed`` (they may have run); a connect under way
+    /// is dropped, and its callers get the next one. Nothing for a cluster.
+    public func reconnect(to master: RedisAddress) {
+        guard !self.isCluster else { return }
         let dropped = self.state.withLock { state -> [RedisConnection] in
-            defer { state.links.removeAll() }
-            return state.links.values.compactMap { link in
-                if case .connected(let connection) = link { return connection }
-                return nil
+            var dropped: [RedisConnection] = []
+            var kept = false
+            for (address, link) in state.links {
+                switch link {
+                case .connected(let connection) where connection.isActive && connection.isConnected(to: master):
+                    kept = true
+                    continue
+                case .connected(let connection):
+                    dropped.append(connection)
+                case .connecting:
+                    break
+                }
+                state.links[address] = nil
             }
+            if !kept { state.announcedMaster = master }
+            return dropped
         }
         for connection in dropped { connection.channel.close(promise: nil) }
-        if self.isCluster { self.refreshInBackground() }
     }
 
     /// Closes every connection; later commands fail with ``RedisClientError/Code/clientClosed``.

@@ -27,23 +27,32 @@ public final class RedisConnection: Sendable {
     ///   - configuration: where and how to connect.
     ///   - eventLoop: the loop that will own the socket.
     ///   - logger: receives connection-level messages (debug and below).
+    ///   - announcedMaster: behind Sentinel, the master a `+switch-master` announced: tried
+    ///     first (ROLE must still say master), then the sentinels are asked as usual. The
+    ///     first sentinel asked may not have heard of the switch yet.
     public static func connect(
         configuration: RedisConfiguration,
         eventLoop: any EventLoop,
-        logger: Logger
+        logger: Logger,
+        announcedMaster: RedisAddress? = nil
     ) async throws -> RedisConnection {
-        let channel = try await self.connectChannel(configuration: configuration, eventLoop: eventLoop).get()
+        let channel = try await self.connectChannel(
+            configuration: configuration,
+            eventLoop: eventLoop,
+            announcedMaster: announcedMaster
+        ).get()
         logger.debug("redis.connected", metadata: ["redis.server": "\(configuration)"])
         return RedisConnection(channel: channel, logger: logger)
     }
 
     /// Opens a socket with the command pipeline and runs the AUTH/SELECT handshake; with a
-    /// sentinel, first finds the master (see ``RedisSentinel``). The future completes on
-    /// `eventLoop`; on failure the socket is closed.
+    /// sentinel, first finds the master (see ``RedisSentinel``), trying `announcedMaster`
+    /// before asking. The future completes on `eventLoop`; on failure the socket is closed.
     static func connectChannel(
         configuration: RedisConfiguration,
         eventLoop: any EventLoop,
-        selectDatabase: Bool = true
+        selectDatabase: Bool = true,
+        announcedMaster: RedisAddress? = nil
     ) -> EventLoopFuture<any Channel> {
         guard let sentinel = configuration.sentinel else {
             return Self.connectServer(
@@ -52,19 +61,24 @@ public final class RedisConnection: Sendable {
                 selectDatabase: selectDatabase
             )
         }
-        return Self.askForMaster(sentinel, configuration: configuration, index: 0, eventLoop: eventLoop, failures: [])
-            .flatMap { address in
-                var master = configuration
-                master.sentinel = nil
-                master.host = address.host
-                master.port = address.port
-                return Self.connectServer(
-                    configuration: master,
-                    eventLoop: eventLoop,
-                    selectDatabase: selectDatabase,
-                    requireMaster: true
-                )
-            }
+        let connectMaster: @Sendable (RedisAddress) -> EventLoopFuture<any Channel> = { address in
+            var master = configuration
+            master.sentinel = nil
+            master.host = address.host
+            master.port = address.port
+            return Self.connectServer(
+                configuration: master,
+                eventLoop: eventLoop,
+                selectDatabase: selectDatabase,
+                requireMaster: true
+            )
+        }
+        let asked: @Sendable () -> EventLoopFuture<any Channel> = {
+            Self.askForMaster(sentinel, configuration: configuration, index: 0, eventLoop: eventLoop, failures: [])
+                .flatMap(connectMaster)
+        }
+        guard let announcedMaster else { return asked() }
+        return connectMaster(announcedMaster).flatMapError { _ in asked() }
     }
 
     /// Asks the sentinels, from `index` on, where the master is: the first answer wins.
@@ -283,6 +297,12 @@ public final class RedisConnection: Sendable {
         } catch {
             self.logger.debug("redis.close.failed", metadata: ["error": "\(error)"])
         }
+    }
+
+    /// Whether the socket is connected to `address` (an IP address and port, as Sentinel
+    /// names servers); a host name never matches.
+    public func isConnected(to address: RedisAddress) -> Bool {
+        address.isRemoteEnd(of: self.channel)
     }
 
     /// Waits until the connection has closed, for whatever reason.

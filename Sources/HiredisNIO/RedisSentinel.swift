@@ -15,6 +15,15 @@ public struct RedisAddress: Sendable, Hashable, CustomStringConvertible {
     }
 }
 
+extension RedisAddress {
+    /// Whether `channel` is connected to this address (an IP address and port); a host
+    /// name never matches.
+    func isRemoteEnd(of channel: any Channel) -> Bool {
+        guard let remote = channel.remoteAddress else { return false }
+        return remote.port == self.port && remote.ipAddress == self.host
+    }
+}
+
 /// Where to ask for a Redis master that Sentinel watches (and fails over).
 ///
 /// A connection to a ``RedisConfiguration`` with a sentinel asks each sentinel in turn

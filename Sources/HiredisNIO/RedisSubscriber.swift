@@ -130,12 +130,13 @@ public final class RedisSubscriber: Sendable {
         return promise.futureResult
     }
 
-    /// Drops the connection and connects again at once, without back-off, subscribing to
-    /// everything again; a connect under way is given up for a new one. For when the
-    /// server moved (``RedisSentinelWatcher`` reports a new master): messages published
-    /// meanwhile are reported missed by ``RedisSubscriberEvent/ready(isReconnect:)``.
-    public func reconnect() {
-        self.onLoop { $0.reconnect() }
+    /// Behind Sentinel, the master moved to `master` (``RedisSentinelWatcher`` heard it
+    /// announced): unless the connection is already there, drops it and connects again at
+    /// once, to `master` first, without back-off, subscribing to everything again; a
+    /// connect under way is given up for a new one. Messages published meanwhile are
+    /// reported missed by ``RedisSubscriberEvent/ready(isReconnect:)``.
+    public func reconnect(to master: RedisAddress) {
+        self.onLoop { $0.reconnect(to: master) }
     }
 
     /// Closes the connection for good; waits until the socket is closed.

@@ -24,6 +24,8 @@ final class RedisSubscriberCore {
     private var pingTimer: Scheduled<Void>?
     private var awaitingPong = false
     private var generation = 0
+    /// Behind Sentinel: the master a `+switch-master` named, tried by the next connect.
+    private var announcedMaster: RedisAddress?
 
     init(
         configuration: RedisSubscriber.Configuration,
@@ -91,8 +93,11 @@ final class RedisSubscriberCore {
         channel.closeFuture.cascade(to: promise)
     }
 
-    /// The server moved (a new master): reconnect now, even from the middle of a back-off.
-    func reconnect() {
+    /// The master moved to `master`: reconnect there now, even from the middle of a
+    /// back-off, unless the connection already is.
+    func reconnect(to master: RedisAddress) {
+        if let channel = self.channel, channel.isActive, master.isRemoteEnd(of: channel) { return }
+        self.announcedMaster = master
         switch self.machine.reconnect() {
         case .none:
             break
@@ -114,28 +119,39 @@ final class RedisSubscriberCore {
         self.generation += 1
         let generation = self.generation
         let configuration = self.configuration.redis
-        RedisConnection.connectChannel(configuration: configuration, eventLoop: self.eventLoop, selectDatabase: false)
-            .flatMap { channel in
-                channel.pipeline.removeHandler(name: RedisConnection.commandHandlerName).map { channel }
-            }
-            .hop(to: self.eventLoop)
-            .assumeIsolated()
-            .whenComplete { result in
-                guard generation == self.generation else {
-                    // A connect given up for a newer one (``reconnect()``).
-                    if case .success(let channel) = result { channel.close(promise: nil) }
-                    return
+        let announced = self.announcedMaster
+        self.announcedMaster = nil  // once: a later connect asks the sentinels, who agree by then
+        RedisConnection.connectChannel(
+            configuration: configuration,
+            eventLoop: self.eventLoop,
+            selectDatabase: false,
+            announcedMaster: announced
+        )
+        .flatMap { channel in
+            channel.pipeline.removeHandler(name: RedisConnection.commandHandlerName).map { channel }
+                .flatMapError { error in
+                    channel.close(promise: nil)
+                    return channel.eventLoop.makeFailedFuture(error)
                 }
-                switch result {
-                case .success(let channel):
-                    self.connected(channel)
-                case .failure(let error):
-                    let wrapped =
-                        error as? RedisClientError
-                        ?? RedisClientError(.connectionClosed, "could not connect", underlying: error)
-                    self.lost(wrapped)
-                }
+        }
+        .hop(to: self.eventLoop)
+        .assumeIsolated()
+        .whenComplete { result in
+            guard generation == self.generation else {
+                // A connect given up for a newer one (``reconnect(to:)``).
+                if case .success(let channel) = result { channel.close(promise: nil) }
+                return
             }
+            switch result {
+            case .success(let channel):
+                self.connected(channel)
+            case .failure(let error):
+                let wrapped =
+                    error as? RedisClientError
+                    ?? RedisClientError(.connectionClosed, "could not connect", underlying: error)
+                self.lost(wrapped)
+            }
+        }
     }
 
     private func connected(_ channel: any Channel) {

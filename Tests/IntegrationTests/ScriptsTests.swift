@@ -187,6 +187,26 @@ struct ScriptsTests {
         }
     }
 
+    /// A wrong option stops the script before it starts anything, with exit 2 and a
+    /// sentence naming what is wrong.
+    @Test(arguments: [
+        (["--replica-acks", "x"], "--replica-acks takes a count of replicas (0 or more), not 'x'"),
+        (["--replica-acks", "1"], "--replica-acks needs replicas: add --sentinel or --redis-cluster"),
+        (["--sentinel", "--redis-cluster"], "--sentinel and --redis-cluster are two ways to run Redis: choose one"),
+        (["--colour"], "unknown option --colour"),
+    ])
+    func aWrongOptionIsRefusedBeforeAnythingStarts(arguments: [String], message: String) async throws {
+        let log = FileManager.default.temporaryDirectory.appendingPathComponent("fanfare-run-\(UUID()).log").path
+        defer { try? FileManager.default.removeItem(atPath: log) }
+        let script = try self.runScript(arguments, log: log)
+        defer { RedisServerProcess.signalAndReap(script, SIGINT) }
+        let code = try await RedisServerProcess.waitForExit(script, "scripts/run.sh \(arguments)", within: .seconds(30))
+        let output = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
+        #expect(code == 2, "exit \(code):\n\(output)")
+        #expect(output.contains(message), "\(output)")
+        #expect(!output.contains("Fanfare cluster is up"))
+    }
+
     @Test func anEmbeddedNodeStartsAndCtrlCStopsIt() async throws {
         let port = try RedisServerProcess.freePorts(1)
         let log = FileManager.default.temporaryDirectory.appendingPathComponent("fanfare-run-\(UUID()).log").path

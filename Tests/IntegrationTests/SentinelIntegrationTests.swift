@@ -195,6 +195,17 @@ struct SentinelIntegrationTests {
         #expect(try await self.processID(connection) == "\(topology.primary.pid)")
         #expect(try await connection.send("SET", "k", "before") == .simpleString("OK"))
 
+        // An announced master that is not the master (here: the replica) is passed over for
+        // the one the sentinels name.
+        let announcedReplica = try await RedisConnection.connect(
+            configuration: configuration,
+            eventLoop: self.loop,
+            logger: self.logger,
+            announcedMaster: RedisAddress(host: "127.0.0.1", port: topology.replica.port)
+        )
+        #expect(try await self.processID(announcedReplica) == "\(topology.primary.pid)")
+        await announcedReplica.close()
+
         // A write that reaches a replica is refused, and that connection closes.
         let onReplica = try await RedisConnection.connect(
             configuration: topology.replica.configuration,
@@ -297,8 +308,8 @@ struct SentinelIntegrationTests {
             eventLoop: self.loop,
             logger: self.logger
         ) { change in
-            client.reconnect()
-            subscriber.reconnect()
+            client.reconnect(to: change.new)
+            subscriber.reconnect(to: change.new)
             announced.yield(change)
         }
         watcher.start()
@@ -335,20 +346,28 @@ struct SentinelIntegrationTests {
             try await client.send("INFO", arguments: ["server"], slot: nil).string ?? ""
         }
         #expect(after.contains("process_id:\(topology.replica.pid)\r\n"))
+        // Announced again (every sentinel does): a connection already there is kept.
+        let kept = client.connections
+        client.reconnect(to: change.new)
+        #expect(kept.count == 1 && client.connections.count == 1 && kept.first === client.connections.first)
         #expect(try await client.send("GET", arguments: ["k"], slot: nil) == .bulkString(ByteBuffer(string: "before")))
-        while true {
-            if case .ready(let isReconnect) = try await subscriberEvents.next() {
-                #expect(isReconnect)
-                break
+        // One deadline for the whole resubscription (each event has its own, but reconnect
+        // attempts that keep failing would never end the loop).
+        let isReconnect = try await withDeadline("the subscriber to resubscribe on the new master") {
+            while true {
+                if case .ready(let isReconnect) = try await subscriberEvents.next() { return isReconnect }
             }
         }
+        #expect(isReconnect)
         #expect(try await client.send("PUBLISH", arguments: ["switched", "hello"], slot: nil) == .integer(1))
-        while true {
-            if case .message(let channel, let payload) = try await subscriberEvents.next() {
-                #expect(channel == "switched" && String(buffer: payload) == "hello")
-                break
+        let (channel, payload) = try await withDeadline("the message published on the new master") {
+            while true {
+                if case .message(let channel, let payload) = try await subscriberEvents.next() {
+                    return (channel, String(buffer: payload))
+                }
             }
         }
+        #expect(channel == "switched" && payload == "hello")
         await watcher.close()
         await subscriber.close()
         await client.close()

@@ -267,8 +267,8 @@ extension RedisEventBus {
         }
     }
 
-    /// Sentinel promoted another server: every connection goes there now, rather than when
-    /// it next fails. The old master may be alive but cut off, taking writes no node will
+    /// Sentinel promoted another server: every connection not already there goes there now,
+    /// rather than when it next fails. The old master may be alive but cut off, taking writes no node will
     /// read, and the subscriber may be waiting out a back-off built up while there was no
     /// master. Its reconnect reports missed messages, so every channel is backfilled from
     /// the new master (and a position it lacks gets `__reset`).
@@ -277,8 +277,8 @@ extension RedisEventBus {
             "fanfare.redis.master.switched",
             metadata: ["redis.master": "\(change.new)", "redis.master.old": "\(change.old)"]
         )
-        for lane in self.lanes.values { lane.client.reconnect() }
-        if case .single(let subscriber) = self.subscriber.withLock({ $0 }) { subscriber.reconnect() }
+        for lane in self.lanes.values { lane.client.reconnect(to: change.new) }
+        if case .single(let subscriber) = self.subscriber.withLock({ $0 }) { subscriber.reconnect(to: change.new) }
     }
 
     /// A pub/sub message `<position> <predecessor>\n<body>` as an event.
