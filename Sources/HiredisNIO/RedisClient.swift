@@ -47,8 +47,10 @@ public final class RedisClient: Sendable {
     private let state: Mutex<State>
     private let refreshTimer = Mutex<RepeatedTask?>(nil)
 
+    /// A primary's connection. Whoever takes a `connecting` link out of the map completes
+    /// its promise: the opener when the connect fails, or what dropped it meanwhile.
     private enum Link {
-        case connecting(EventLoopFuture<RedisConnection>)
+        case connecting(EventLoopPromise<RedisConnection>)
         case connected(RedisConnection)
     }
 
@@ -315,59 +317,62 @@ public final class RedisClient: Sendable {
     }
 
     private func connection(to address: RedisAddress, attempt: Int) async throws -> RedisConnection {
-        let (future, promise) = try self.state.withLock {
-            state -> (EventLoopFuture<RedisConnection>, EventLoopPromise<RedisConnection>?) in
+        let future = try self.state.withLock { state -> EventLoopFuture<RedisConnection> in
             guard !state.closed else { throw RedisClientError(.clientClosed, "the Redis client is closed") }
             switch state.links[address] {
             case .connected(let connection) where connection.isActive:
-                return (self.eventLoop.makeSucceededFuture(connection), nil)
-            case .connecting(let future):
-                return (future, nil)
+                return self.eventLoop.makeSucceededFuture(connection)
+            case .connecting(let promise):
+                return promise.futureResult
             case .connected, .none:
                 let promise = self.eventLoop.makePromise(of: RedisConnection.self)
-                state.links[address] = .connecting(promise.futureResult)
-                return (promise.futureResult, promise)
+                state.links[address] = .connecting(promise)
+                // In a task of its own, so that callers can let go of a connect that hangs
+                // (a master that stopped answering) when the link is dropped.
+                Task { await self.open(address, fulfilling: promise) }
+                return promise.futureResult
             }
         }
-        if let promise {
-            do {
-                let connection = try await self.open(address)
-                // The link may have been dropped meanwhile (a refresh no longer names the
-                // primary) and opened again by another caller: then this one is not kept.
-                let kept = self.state.withLock { state in
-                    guard !state.closed, case .connecting(let future) = state.links[address],
-                        future === promise.futureResult
-                    else { return false }
-                    state.links[address] = .connected(connection)
-                    return true
-                }
-                if !kept {
-                    await connection.close()
-                    throw Superseded()
-                }
+        do {
+            return try await future.get()
+        } catch is Superseded {
+            // The master moved while this connect was under way: connect again, there.
+            guard attempt < 3 else {
+                throw RedisClientError(.notSent, "the connection to \(address) was dropped while it was being opened")
+            }
+            return try await self.connection(to: address, attempt: attempt + 1)
+        }
+    }
+
+    /// Opens the link's connection; keeps it and fulfils `promise` unless the link was
+    /// dropped meanwhile (then whoever dropped it completed the promise).
+    private func open(_ address: RedisAddress, fulfilling promise: EventLoopPromise<RedisConnection>) async {
+        let isMine = { (state: State) -> Bool in
+            guard !state.closed, case .connecting(let current) = state.links[address] else { return false }
+            return current.futureResult === promise.futureResult
+        }
+        do {
+            let connection = try await self.open(address)
+            let kept = self.state.withLock { state in
+                guard isMine(state) else { return false }
+                state.links[address] = .connected(connection)
+                return true
+            }
+            if kept {
                 promise.succeed(connection)
-            } catch is Superseded where attempt < 3 {
-                // The server moved meanwhile (or the map dropped it): every caller waiting on
-                // this connect gets the next one.
-                do {
-                    promise.succeed(try await self.connection(to: address, attempt: attempt + 1))
-                } catch {
-                    promise.fail(error)
-                }
-            } catch {
-                self.state.withLock { state in
-                    if case .connecting(let future) = state.links[address], future === promise.futureResult {
-                        state.links[address] = nil
-                    }
-                }
-                promise.fail(
-                    error is Superseded
-                        ? RedisClientError(.notSent, "the connection to \(address) is no longer wanted") : error
-                )
-                if self.isCluster { self.refreshInBackground() }
+            } else {
+                await connection.close()
             }
+        } catch {
+            let failed = self.state.withLock { state in
+                guard isMine(state) else { return false }
+                state.links[address] = nil
+                return true
+            }
+            guard failed else { return }
+            promise.fail(error)
+            if self.isCluster { self.refreshInBackground() }
         }
-        return try await future.get()
     }
 
     private func open(_ address: RedisAddress) async throws -> RedisConnection {
@@ -459,13 +464,18 @@ public final class RedisClient: Sendable {
                 }
             }
             if let found {
-                let dropped = self.state.withLock { state -> [RedisConnection] in
+                let (dropped, abandoned) = self.state.withLock {
+                    state -> ([RedisConnection], [(RedisAddress, EventLoopPromise<RedisConnection>)]) in
                     let previous = state.map
                     state.map = found
                     state.refreshing = nil
                     var dropped: [RedisConnection] = []
+                    var abandoned: [(RedisAddress, EventLoopPromise<RedisConnection>)] = []
                     for (address, link) in state.links where !found.primaries.contains(address) {
-                        if case .connected(let connection) = link { dropped.append(connection) }
+                        switch link {
+                        case .connected(let connection): dropped.append(connection)
+                        case .connecting(let promise): abandoned.append((address, promise))
+                        }
                         state.links[address] = nil
                     }
                     if let previous, previous.primaries != found.primaries {
@@ -476,11 +486,15 @@ public final class RedisClient: Sendable {
                             ]
                         )
                     }
-                    return dropped
+                    return (dropped, abandoned)
                 }
                 for connection in dropped {
                     // A former primary: what it still answers is read, then it closes.
                     self.eventLoop.scheduleTask(in: .seconds(10)) { connection.channel.close(promise: nil) }
+                }
+                for (address, promise) in abandoned {
+                    // Nothing was sent on it: the callers' commands go by the new map.
+                    promise.fail(RedisClientError(.notSent, "\(address) is no longer a primary"))
                 }
                 promise.succeed(found)
             } else {
@@ -524,8 +538,10 @@ public final class RedisClient: Sendable {
     /// is dropped, and its callers get the next one. Nothing for a cluster.
     public func reconnect(to master: RedisAddress) {
         guard !self.isCluster else { return }
-        let dropped = self.state.withLock { state -> [RedisConnection] in
+        let (dropped, abandoned) = self.state.withLock {
+            state -> ([RedisConnection], [EventLoopPromise<RedisConnection>]) in
             var dropped: [RedisConnection] = []
+            var abandoned: [EventLoopPromise<RedisConnection>] = []
             var kept = false
             for (address, link) in state.links {
                 switch link {
@@ -534,15 +550,17 @@ public final class RedisClient: Sendable {
                     continue
                 case .connected(let connection):
                     dropped.append(connection)
-                case .connecting:
-                    break
+                case .connecting(let promise):
+                    // Perhaps to the old master, which may never answer: its callers connect again.
+                    abandoned.append(promise)
                 }
                 state.links[address] = nil
             }
             if !kept { state.announcedMaster = master }
-            return dropped
+            return (dropped, abandoned)
         }
         for connection in dropped { connection.channel.close(promise: nil) }
+        for promise in abandoned { promise.fail(Superseded()) }
     }
 
     /// Closes every connection; later commands fail with ``RedisClientError/Code/clientClosed``.
@@ -557,8 +575,9 @@ public final class RedisClient: Sendable {
             switch link {
             case .connected(let connection):
                 await connection.close()
-            case .connecting(let future):
-                if let connection = try? await future.get() { await connection.close() }
+            case .connecting(let promise):
+                // Its opener closes what it opens (the client is closed).
+                promise.fail(RedisClientError(.clientClosed, "the Redis client is closed"))
             }
         }
     }

@@ -77,6 +77,14 @@ final class RedisSubscriberCore {
 
     func unsubscribe(_ kind: RedisSubscriptionKind, _ names: [String]) {
         self.enqueue(.unsubscribe, kind, self.machine.unsubscribe(kind, names))
+        // A name let go before Redis confirmed it (in a cluster: moved to another primary's
+        // subscriber while this one was still connecting) is no longer resubscribed here:
+        // its waiters end now rather than when the connection next drops.
+        for name in names {
+            guard let waiting = self.waiters.removeValue(forKey: Key(kind: kind, name: name)) else { continue }
+            let error = RedisClientError(.connectionClosed, "unsubscribed from \(name) before Redis confirmed it")
+            for promise in waiting { promise.fail(error) }
+        }
     }
 
     func close(promise: EventLoopPromise<Void>) {

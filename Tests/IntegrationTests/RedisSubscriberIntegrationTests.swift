@@ -5,6 +5,10 @@ import NIOCore
 import NIOPosix
 import Testing
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 @Suite(.enabled(if: RedisServerProcess.enabled), .timeLimit(.minutes(2)))
 struct RedisSubscriberIntegrationTests {
     let logger = Logger(label: "test")
@@ -225,6 +229,38 @@ struct RedisSubscriberIntegrationTests {
     }
 
     // MARK: Helpers
+
+    /// A name let go while the subscriber is still connecting (in a cluster: moved to
+    /// another primary's subscriber) does not leave its subscribe waiting until the
+    /// connection drops. The server is stopped (SIGSTOP) so that the connect hangs in AUTH.
+    @Test func aSubscribeLetGoBeforeItWasConfirmedEndsAtOnce() async throws {
+        let server = try await RedisServerProcess(arguments: ["--requirepass", "secret"])
+        defer { server.stop() }
+        var configuration = server.configuration
+        configuration.password = "secret"
+        configuration.commandTimeout = .seconds(120)
+        _ = Glibc.kill(server.pid, SIGSTOP)
+        defer { _ = Glibc.kill(server.pid, SIGCONT) }
+        let subscriber = RedisSubscriber(
+            configuration: .init(redis: configuration, pingInterval: nil),
+            eventLoop: self.loop,
+            logger: self.logger
+        ) { _ in }
+        subscriber.start()
+        let waiting = Task { try await subscriber.subscribe(["moved-away"]) }
+        try await Task.sleep(for: .milliseconds(200))
+        subscriber.unsubscribe(["moved-away"])
+        let outcome = try await withDeadline("the subscribe to end") { await waiting.result }
+        switch outcome {
+        case .success:
+            Issue.record("a subscribe let go before any connection was up succeeded")
+        case .failure(let error):
+            #expect((error as? RedisClientError)?.code == .connectionClosed, "\(error)")
+            #expect("\(error)".contains("unsubscribed from moved-away before Redis confirmed it"), "\(error)")
+        }
+        _ = Glibc.kill(server.pid, SIGCONT)
+        await subscriber.close()
+    }
 
     private func nextReady(_ events: SubscriberEvents) async throws -> Bool {
         while true {

@@ -301,6 +301,9 @@ struct SentinelIntegrationTests {
             if case .ready = try await subscriberEvents.next() { break }
         }
 
+        // A client with no connection yet: its first command will be connecting to the old
+        // master, and hanging there, when the switch is announced.
+        let cold = RedisClient(configuration: configuration, eventLoop: self.loop, logger: self.logger)
         let (switches, announced) = AsyncStream.makeStream(of: RedisSentinelWatcher.Switch.self)
         let watcher = RedisSentinelWatcher(
             sentinel: try #require(configuration.sentinel),
@@ -309,6 +312,7 @@ struct SentinelIntegrationTests {
             logger: self.logger
         ) { change in
             client.reconnect(to: change.new)
+            cold.reconnect(to: change.new)
             subscriber.reconnect(to: change.new)
             announced.yield(change)
         }
@@ -333,6 +337,7 @@ struct SentinelIntegrationTests {
 
         _ = Glibc.kill(topology.primary.pid, SIGSTOP)
         defer { _ = Glibc.kill(topology.primary.pid, SIGCONT) }
+        let coldCommand = Task { try await cold.send("INFO", arguments: ["server"], slot: nil).string ?? "" }
         let change = try await withDeadline(seconds: 40, "a +switch-master from the sentinels") {
             var iterator = switches.makeAsyncIterator()
             guard let change = await iterator.next() else { throw TestFailure("the watcher stopped") }
@@ -346,6 +351,10 @@ struct SentinelIntegrationTests {
             try await client.send("INFO", arguments: ["server"], slot: nil).string ?? ""
         }
         #expect(after.contains("process_id:\(topology.replica.pid)\r\n"))
+        let coldAnswer = try await withDeadline("the command that was connecting to the old master") {
+            try await coldCommand.value
+        }
+        #expect(coldAnswer.contains("process_id:\(topology.replica.pid)\r\n"))
         // Announced again (every sentinel does): a connection already there is kept.
         let kept = client.connections
         client.reconnect(to: change.new)
@@ -371,6 +380,7 @@ struct SentinelIntegrationTests {
         await watcher.close()
         await subscriber.close()
         await client.close()
+        await cold.close()
         _ = Glibc.kill(topology.primary.pid, SIGCONT)
         topology.stop()
     }
