@@ -327,9 +327,13 @@ public final class RedisClient: Sendable {
             case .connected, .none:
                 let promise = self.eventLoop.makePromise(of: RedisConnection.self)
                 state.links[address] = .connecting(promise)
+                // Taken here, by the link it is for: tried once, since a later connect asks
+                // the sentinels, who agree by then.
+                let announced = state.announcedMaster
+                state.announcedMaster = nil
                 // In a task of its own, so that callers can let go of a connect that hangs
                 // (a master that stopped answering) when the link is dropped.
-                Task { await self.open(address, fulfilling: promise) }
+                Task { await self.open(address, announcedMaster: announced, fulfilling: promise) }
                 return promise.futureResult
             }
         }
@@ -346,13 +350,17 @@ public final class RedisClient: Sendable {
 
     /// Opens the link's connection; keeps it and fulfils `promise` unless the link was
     /// dropped meanwhile (then whoever dropped it completed the promise).
-    private func open(_ address: RedisAddress, fulfilling promise: EventLoopPromise<RedisConnection>) async {
+    private func open(
+        _ address: RedisAddress,
+        announcedMaster: RedisAddress?,
+        fulfilling promise: EventLoopPromise<RedisConnection>
+    ) async {
         let isMine = { (state: State) -> Bool in
             guard !state.closed, case .connecting(let current) = state.links[address] else { return false }
             return current.futureResult === promise.futureResult
         }
         do {
-            let connection = try await self.open(address)
+            let connection = try await self.open(address, announcedMaster: announcedMaster)
             let kept = self.state.withLock { state in
                 guard isMine(state) else { return false }
                 state.links[address] = .connected(connection)
@@ -375,18 +383,13 @@ public final class RedisClient: Sendable {
         }
     }
 
-    private func open(_ address: RedisAddress) async throws -> RedisConnection {
+    private func open(_ address: RedisAddress, announcedMaster: RedisAddress?) async throws -> RedisConnection {
         let target = self.isCluster ? self.configuration.server(address) : self.configuration
-        // Tried once: a later connect asks the sentinels, who agree by then.
-        let announced = self.state.withLock { state in
-            defer { state.announcedMaster = nil }
-            return state.announcedMaster
-        }
         let connection = try await RedisConnection.connect(
             configuration: target,
             eventLoop: self.eventLoop,
             logger: self.logger,
-            announcedMaster: announced
+            announcedMaster: announcedMaster
         )
         do {
             try await self.prepare(connection)

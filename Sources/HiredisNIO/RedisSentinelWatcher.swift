@@ -8,7 +8,7 @@ import Synchronization
 /// connects again. A master that died drops its sockets, so that happens by itself; one
 /// that is cut off from the sentinels but not from its clients keeps them, and would go
 /// on taking writes nobody reads. The watcher closes that gap: its owner reconnects
-/// (``RedisClient/reconnect()``, ``RedisSubscriber/reconnect()``) when it reports a switch.
+/// (``RedisClient/reconnect(to:)``, ``RedisSubscriber/reconnect(to:)``) when it reports a switch.
 ///
 /// One subscriber per sentinel, so a sentinel that is down does not hide a switch the
 /// others announce; every sentinel announces it, and each new master is reported once.

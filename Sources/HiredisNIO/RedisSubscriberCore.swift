@@ -78,12 +78,13 @@ final class RedisSubscriberCore {
     func unsubscribe(_ kind: RedisSubscriptionKind, _ names: [String]) {
         self.enqueue(.unsubscribe, kind, self.machine.unsubscribe(kind, names))
         // A name let go before Redis confirmed it (in a cluster: moved to another primary's
-        // subscriber while this one was still connecting) is no longer resubscribed here:
-        // its waiters end now rather than when the connection next drops.
+        // subscriber while this one was still connecting) is no longer resubscribed here,
+        // so there is nothing left to wait for: its waiters succeed now rather than wait
+        // for the connection to drop. (Failing them would fail every other name of the
+        // same call; a moved channel's new subscriber reports the reconnect that backfills.)
         for name in names {
             guard let waiting = self.waiters.removeValue(forKey: Key(kind: kind, name: name)) else { continue }
-            let error = RedisClientError(.connectionClosed, "unsubscribed from \(name) before Redis confirmed it")
-            for promise in waiting { promise.fail(error) }
+            for promise in waiting { promise.succeed() }
         }
     }
 
@@ -105,8 +106,9 @@ final class RedisSubscriberCore {
     /// back-off, unless the connection already is.
     func reconnect(to master: RedisAddress) {
         if let channel = self.channel, channel.isActive, master.isRemoteEnd(of: channel) { return }
-        self.announcedMaster = master
-        switch self.machine.reconnect() {
+        let action = self.machine.reconnect()
+        if action != .none { self.announcedMaster = master }
+        switch action {
         case .none:
             break
         case .closeConnection:

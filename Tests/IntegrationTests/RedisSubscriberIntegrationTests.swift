@@ -232,7 +232,8 @@ struct RedisSubscriberIntegrationTests {
 
     /// A name let go while the subscriber is still connecting (in a cluster: moved to
     /// another primary's subscriber) does not leave its subscribe waiting until the
-    /// connection drops. The server is stopped (SIGSTOP) so that the connect hangs in AUTH.
+    /// connection drops: it ends, with nothing left to confirm. The server is stopped
+    /// (SIGSTOP) so that the connect hangs in AUTH.
     @Test func aSubscribeLetGoBeforeItWasConfirmedEndsAtOnce() async throws {
         let server = try await RedisServerProcess(arguments: ["--requirepass", "secret"])
         defer { server.stop() }
@@ -250,14 +251,8 @@ struct RedisSubscriberIntegrationTests {
         let waiting = Task { try await subscriber.subscribe(["moved-away"]) }
         try await Task.sleep(for: .milliseconds(200))
         subscriber.unsubscribe(["moved-away"])
-        let outcome = try await withDeadline("the subscribe to end") { await waiting.result }
-        switch outcome {
-        case .success:
-            Issue.record("a subscribe let go before any connection was up succeeded")
-        case .failure(let error):
-            #expect((error as? RedisClientError)?.code == .connectionClosed, "\(error)")
-            #expect("\(error)".contains("unsubscribed from moved-away before Redis confirmed it"), "\(error)")
-        }
+        // Nothing is left to wait for: it ends, as done, while the connect still hangs.
+        try await withDeadline("the subscribe to end") { try await waiting.value }
         _ = Glibc.kill(server.pid, SIGCONT)
         await subscriber.close()
     }
