@@ -6,9 +6,11 @@ import Synchronization
 /// subscribed (SSUBSCRIBE) to the channels whose slots that primary serves.
 ///
 /// The slot map is the ``RedisClient``'s. A channel goes to the subscriber of its slot's
-/// primary. When a primary's subscriber loses its connection, when the server ends a
-/// subscription because its slot moved, and every ``RedisClient/refreshInterval``, the
-/// channels whose slot now has another primary move to that primary's subscriber.
+/// primary. When a primary's subscriber loses its connection, when the server ends or
+/// refuses (`MOVED`, `ASK`) a subscription because its slot moved, and every
+/// ``RedisClient/refreshInterval``, the channels whose slot now has another primary move
+/// to that primary's subscriber; one refused although the map names the same primary is
+/// tried there again at the next periodic check.
 ///
 /// Events reach `onEvent` as from one subscriber: every message; `disconnected` when any
 /// primary's subscriber lost its connection; `ready(isReconnect: true)` when a subscriber
@@ -28,6 +30,11 @@ public final class RedisClusterSubscriber: Sendable {
         /// The primary each wanted channel is subscribed on.
         var routes: [String: RedisAddress] = [:]
         var down: Set<RedisAddress> = []
+        /// Channels whose subscription the server ended or refused although the map still
+        /// names the same primary (an `ASK` during a migration, or a map behind the
+        /// cluster's): subscribed again by the periodic check, not at once, so that a
+        /// disagreement cannot become a busy loop.
+        var orphans: Set<String> = []
         /// A subscriber reconnected while another was down: messages may have been missed.
         var missedMessages = false
         var closed = false
@@ -128,6 +135,7 @@ public final class RedisClusterSubscriber: Sendable {
     public func unsubscribe(_ channels: [String]) {
         self.state.withLock { state in
             for channel in channels {
+                state.orphans.remove(channel)
                 guard let address = state.routes.removeValue(forKey: channel) else { continue }
                 state.shards[address]?.sunsubscribe([channel])
             }
@@ -179,8 +187,12 @@ public final class RedisClusterSubscriber: Sendable {
         case .droppedByServer(_, let channel):
             self.logger.debug("redis.cluster.channel.moved", metadata: ["redis.channel": "\(channel)"])
             // The route stays: once the map names the slot's new primary, the channel moves
-            // there like any other (and not at all if the owner unsubscribed meanwhile).
-            self.state.withLock { $0.missedMessages = true }
+            // there like any other (and not at all if the owner unsubscribed meanwhile); if
+            // the map still names this one, the periodic check subscribes it here again.
+            self.state.withLock { state in
+                state.missedMessages = true
+                if state.routes[channel] != nil { state.orphans.insert(channel) }
+            }
             self.reroute(refreshing: true)
         }
     }
@@ -194,10 +206,13 @@ public final class RedisClusterSubscriber: Sendable {
             let moved = self.state.withLock { state -> [String] in
                 guard !state.closed else { return [] }
                 var moved: [String] = []
-                for (channel, address) in state.routes
-                where map.primary(forSlot: RedisClusterSlot.of(channel)).map({ $0 != address }) ?? false {
-                    moved.append(channel)
+                for (channel, address) in state.routes {
+                    guard let primary = map.primary(forSlot: RedisClusterSlot.of(channel)) else { continue }
+                    if primary != address || (!refreshing && state.orphans.contains(channel)) {
+                        moved.append(channel)
+                    }
                 }
+                state.orphans.subtract(moved)
                 if !moved.isEmpty { state.missedMessages = true }
                 return moved
             }

@@ -7,13 +7,19 @@ enum RedisPubSubPush: Equatable {
     case subscribed(RedisSubscriptionKind, String)
     case unsubscribed(RedisSubscriptionKind, String)
     case pong
+    /// A cluster refused a sharded (un)subscription: its slot is served elsewhere (`MOVED`)
+    /// or is being migrated (`ASK`).
+    case redirected(RedisRedirection)
 
     init(_ value: RESPValue) throws {
         switch value {
         case .simpleString(let text) where text.uppercased() == "PONG":
             self = .pong
         case .error(let message):
-            throw RedisClientError(.serverError, message)
+            guard let redirection = RedisRedirection(error: message) else {
+                throw RedisClientError(.serverError, message)
+            }
+            self = .redirected(redirection)
         case .array(let items):
             guard let keyword = items.first?.string?.lowercased() else {
                 throw RedisClientError(.protocolError, "unexpected reply in subscribe mode: \(value)")

@@ -204,6 +204,33 @@ struct SubscriberStateMachine {
         return action
     }
 
+    struct RedirectAction: Equatable {
+        /// The shard channels of the slot, no longer wanted here.
+        var dropped: [String]
+        /// Set when this finished a resubscription.
+        var becameActive: Bool
+        var isReconnect: Bool
+    }
+
+    /// The server refused a sharded subscription because `slot` is served elsewhere (a
+    /// cluster's `MOVED` or `ASK`, one reply for a whole command): every shard channel of
+    /// the slot is no longer wanted here, and no acknowledgement will come for any of them.
+    mutating func redirected(slot: Int) -> RedirectAction {
+        var action = RedirectAction(dropped: [], becameActive: false, isReconnect: self.hasBeenActive)
+        guard self.isConnected else { return action }
+        action.dropped = self.shardChannels.filter { RedisClusterSlot.of($0) == slot }.sorted()
+        self.shardChannels.subtract(action.dropped)
+        for (key, count) in self.inFlight where key.kind == .shard && RedisClusterSlot.of(key.name) == slot {
+            self.inFlight[key] = nil
+            self.inFlightTotal -= count
+        }
+        if self.phase == .resubscribing && self.inFlightTotal == 0 {
+            self.becomeActive()
+            action.becameActive = true
+        }
+        return action
+    }
+
     /// The connection dropped or a connect attempt failed. Returns the delay before
     /// the next attempt, or `nil` when the subscriber is closed.
     mutating func connectionLost() -> TimeAmount? {

@@ -312,6 +312,23 @@ final class RedisSubscriberCore {
             }
         case .pong:
             self.awaitingPong = false
+        case .redirected(let redirection):
+            // The slot is another primary's (or on its way there): its channels are let go
+            // here, like a subscription the server ended, and the owner routes them again.
+            let action = self.machine.redirected(slot: redirection.slot)
+            self.logger.debug(
+                "redis.subscriber.redirected",
+                metadata: ["redis.slot": "\(redirection.slot)", "redis.channels": "\(action.dropped.count)"]
+            )
+            for name in action.dropped {
+                if let waiting = self.waiters.removeValue(forKey: Key(kind: .shard, name: name)) {
+                    for promise in waiting { promise.succeed() }
+                }
+                self.onEvent?(.droppedByServer(.shard, name))
+            }
+            if action.becameActive {
+                self.onEvent?(.ready(isReconnect: action.isReconnect))
+            }
         }
     }
 }

@@ -45,6 +45,15 @@ import Testing
         )
         #expect(try RedisPubSubPush(.array([self.bulk("pong"), self.bulk("")])) == .pong)
         #expect(try RedisPubSubPush(.simpleString("PONG")) == .pong)
+        // A cluster's refusal of SSUBSCRIBE for a slot it does not serve.
+        #expect(
+            try RedisPubSubPush(.error("MOVED 3999 127.0.0.1:6381"))
+                == .redirected(RedisRedirection(kind: .moved, slot: 3999, host: "127.0.0.1", port: 6381))
+        )
+        #expect(
+            try RedisPubSubPush(.error("ASK 12 :6382"))
+                == .redirected(RedisRedirection(kind: .ask, slot: 12, host: "", port: 6382))
+        )
     }
 
     @Test func refusesAnythingElse() {

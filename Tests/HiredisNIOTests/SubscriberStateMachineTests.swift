@@ -190,4 +190,29 @@ import Testing
         #expect(machine.reconnect() == .none)
         #expect(machine.connectionLost() == nil)
     }
+    /// A cluster answers an SSUBSCRIBE for a slot it does not serve with one MOVED (or ASK)
+    /// for the whole command: every shard channel of that slot is let go, nothing more is
+    /// awaited for them, and a resubscription they held up completes.
+    @Test func aRedirectedSlotLetsGoOfItsShardChannelsOnly() {
+        var machine = self.makeMachine()
+        _ = machine.start()
+        let slot = RedisClusterSlot.of("{s}a")
+        _ = machine.subscribe(.shard, ["{s}a", "{s}b", "elsewhere"])
+        _ = machine.subscribe(.channel, ["{s}a"])
+        _ = machine.connected()
+        _ = machine.acknowledged(.shard, "elsewhere")
+        _ = machine.acknowledged(.channel, "{s}a")
+        #expect(machine.phase == .resubscribing)
+
+        let redirected = machine.redirected(slot: slot)
+        #expect(redirected.dropped == ["{s}a", "{s}b"])
+        #expect(redirected.becameActive && redirected.isReconnect == false)
+        #expect(machine.phase == .active)
+        #expect(machine.shardChannels == ["elsewhere"])
+        #expect(machine.channels == ["{s}a"])  // a plain channel of the same name stays
+        // A second MOVED for the same slot (another command) finds nothing left.
+        #expect(machine.redirected(slot: slot).dropped.isEmpty)
+        // Subscribing again sends it again (the owner routes it elsewhere, or back here).
+        #expect(machine.subscribe(.shard, ["{s}a"]).send == ["{s}a"])
+    }
 }

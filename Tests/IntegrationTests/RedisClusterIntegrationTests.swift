@@ -175,6 +175,57 @@ struct RedisClusterIntegrationTests {
         await client.close()
     }
 
+    /// A subscriber asked for a sharded channel that another primary serves gets `MOVED`
+    /// for it: the channel is let go here (reported as ended by the server, for the owner
+    /// to route it again), the subscribe returns, and the connection stays up for the
+    /// channels this primary does serve.
+    @Test func aShardSubscriptionRefusedWithMOVEDIsLetGoAndTheConnectionStays() async throws {
+        let cluster = try await ClusterTopology(replicasPerPrimary: 0)
+        defer { cluster.stop() }
+        let map = try await cluster.slotMap()
+        let channels = try ClusterTopology.channels(onDistinctPrimariesOf: map, count: 2, prefix: "refused-")
+        let home = try #require(map.primary(forSlot: RedisClusterSlot.of(channels[0])))
+        let (subscriber, stream) = RedisSubscriber.makeWithStream(
+            configuration: .init(redis: RedisConfiguration(host: "127.0.0.1", port: home.port)),
+            eventLoop: self.loop,
+            logger: self.logger
+        )
+        let events = SubscriberEvents(stream)
+        subscriber.start()
+        try await subscriber.ssubscribe([channels[0]])
+        try await subscriber.ssubscribe([channels[1]])
+        let seen = try await withDeadline("the refused channel to be reported") {
+            var seen: [String] = []
+            while true {
+                let event = try await events.next()
+                switch event {
+                case .droppedByServer(let kind, let name):
+                    seen.append("dropped \(kind) \(name)")
+                    return seen
+                case .disconnected(let error):
+                    seen.append("disconnected \(error)")
+                case .ready(let isReconnect):
+                    seen.append("ready \(isReconnect)")
+                case .message, .patternMessage:
+                    seen.append("message")
+                }
+            }
+        }
+        #expect(seen == ["ready false", "dropped shard \(channels[1])"])
+        let publisher = try await ClusterTopology.connect(home.port)
+        #expect(try await publisher.send("SPUBLISH", RESPArgument(channels[0]), "still") == .integer(1))
+        let message = try await withDeadline("a message on the connection that stayed") {
+            while true {
+                if case .message(let channel, let payload) = try await events.next() {
+                    return "\(channel) \(String(buffer: payload))"
+                }
+            }
+        }
+        #expect(message == "\(channels[0]) still")
+        await publisher.close()
+        await subscriber.close()
+    }
+
     /// Two nodes on `redis-cluster://`: a stream on three channels, each served by another
     /// primary, gets live events on all three (sharded pub/sub); away, it misses events on
     /// each, and resuming on the other node gets exactly those, in order per channel.
