@@ -35,6 +35,8 @@ public final class RedisClusterSubscriber: Sendable {
         /// cluster's): subscribed again by the periodic check, not at once, so that a
         /// disagreement cannot become a busy loop.
         var orphans: Set<String> = []
+        /// A reroute for channels the server let go is on its way.
+        var rerouteQueued = false
         /// A subscriber reconnected while another was down: messages may have been missed.
         var missedMessages = false
         var closed = false
@@ -189,11 +191,14 @@ public final class RedisClusterSubscriber: Sendable {
             // The route stays: once the map names the slot's new primary, the channel moves
             // there like any other (and not at all if the owner unsubscribed meanwhile); if
             // the map still names this one, the periodic check subscribes it here again.
-            self.state.withLock { state in
+            // One reroute for all the channels a single reply let go.
+            let start = self.state.withLock { state -> Bool in
                 state.missedMessages = true
-                if state.routes[channel] != nil { state.orphans.insert(channel) }
+                if state.routes[channel] == address { state.orphans.insert(channel) }
+                defer { state.rerouteQueued = true }
+                return !state.rerouteQueued
             }
-            self.reroute(refreshing: true)
+            if start { self.reroute(refreshing: true) }
         }
     }
 
@@ -204,6 +209,7 @@ public final class RedisClusterSubscriber: Sendable {
             if refreshing { _ = try? await self.client.refresh() }
             guard let map = self.client.knownSlotMap else { return }
             let moved = self.state.withLock { state -> [String] in
+                if refreshing { state.rerouteQueued = false }
                 guard !state.closed else { return [] }
                 var moved: [String] = []
                 for (channel, address) in state.routes {
@@ -220,9 +226,16 @@ public final class RedisClusterSubscriber: Sendable {
                 self.logger.info("redis.cluster.channels.moved", metadata: ["redis.channels": "\(moved.count)"])
                 do {
                     try await self.subscribe(moved)
-                    self.report(.ready(isReconnect: true))
+                    // Refused again (the map still names a primary that says MOVED or ASK):
+                    // those are orphans once more, and only the others need a backfill.
+                    let refused = self.state.withLock { Set(moved).intersection($0.orphans).count }
+                    if refused < moved.count { self.report(.ready(isReconnect: true)) }
                 } catch {
                     self.logger.warning("redis.cluster.resubscribe.failed", metadata: ["error": "\(error)"])
+                    // Whatever is still wanted is tried again at the next check.
+                    self.state.withLock { state in
+                        for channel in moved where state.routes[channel] != nil { state.orphans.insert(channel) }
+                    }
                 }
             }
             // A subscriber with no channels left on a node that is no longer a primary.
