@@ -117,7 +117,7 @@ struct RedisConnectionIntegrationTests {
         } catch let error as RedisClientError {
             #expect(error.code == .commandTimeout)
         }
-        await connection.waitUntilClosed()
+        try await withDeadline("the timed-out connection to close") { await connection.waitUntilClosed() }
         #expect(!connection.isActive)
     }
 

@@ -63,18 +63,16 @@ struct RedisSubscriberIntegrationTests {
         let publisher = try await self.publisher(server)
 
         #expect(try await publisher.send("PUBLISH", RESPArgument("\(prefix):eu"), "p1") == .integer(1))
-        var matched = false
-        while true {
-            let event = try await events.next()
-            if case .patternMessage(let pattern, let channel, let payload) = event {
-                #expect(pattern == "\(prefix):*")
-                #expect(channel == "\(prefix):eu")
-                #expect(String(buffer: payload) == "p1")
-                matched = true
-                break
-            }
+        let seen = try await events.until("the pattern message") {
+            if case .patternMessage = $0.last { true } else { false }
         }
-        #expect(matched)
+        if case .patternMessage(let pattern, let channel, let payload) = seen.last {
+            #expect(pattern == "\(prefix):*")
+            #expect(channel == "\(prefix):eu")
+            #expect(String(buffer: payload) == "p1")
+        } else {
+            Issue.record("no pattern message: \(seen)")
+        }
 
         subscriber.unsubscribe(["\(prefix)-plain"])
         subscriber.punsubscribe(["\(prefix):*"])
@@ -104,23 +102,9 @@ struct RedisSubscriberIntegrationTests {
         let admin = try await self.publisher(server)
         #expect(try await admin.send("CLIENT", "KILL", "TYPE", "pubsub").int == 1)
 
-        var sawDisconnect = false
-        var reconnected = false
-        while true {
-            let event = try await events.next()
-            switch event {
-            case .disconnected(let error):
-                #expect(error.code == .connectionClosed)
-                sawDisconnect = true
-            case .ready(let isReconnect):
-                reconnected = isReconnect
-            default:
-                break
-            }
-            if reconnected { break }
-        }
-        #expect(sawDisconnect)
-        #expect(reconnected)
+        let seen = try await events.until("the subscriber to reconnect") { $0.last?.readiness == true }
+        for case .disconnected(let error) in seen { #expect(error.code == .connectionClosed) }
+        #expect(seen.contains { $0.isDisconnect })
 
         for channel in [channels[0], channels[49]] {
             #expect(try await admin.send("PUBLISH", RESPArgument(channel), "after") == .integer(1))
@@ -150,13 +134,8 @@ struct RedisSubscriberIntegrationTests {
         // Pausing every client stalls the PING replies the way a half-open TCP path would.
         let admin = try await self.publisher(server)
         _ = try await admin.send("CLIENT", "PAUSE", "1500", "ALL")
-        var sawDisconnect = false
-        while true {
-            let event = try await events.next()
-            if case .disconnected = event { sawDisconnect = true }
-            if case .ready(let isReconnect) = event, isReconnect { break }
-        }
-        #expect(sawDisconnect)
+        let seen = try await events.until("the subscriber to reconnect") { $0.last?.readiness == true }
+        #expect(seen.contains { $0.isDisconnect })
         let publisher = try await self.publisher(server)
         // With a short ping the subscriber may cycle once more right after the pause;
         // what matters is that it settles and delivers again.
@@ -182,12 +161,8 @@ struct RedisSubscriberIntegrationTests {
         server.kill()
         server.stop()
 
-        var disconnects = 0
-        while true {
-            let event = try await events.next()
-            if case .disconnected = event { disconnects += 1 }
-            if disconnects >= 3 { break }  // the first drop and at least two failed attempts
-        }
+        // The first drop and at least two failed attempts.
+        _ = try await events.until("three disconnects") { $0.filter(\.isDisconnect).count >= 3 }
         do {
             try await subscriber.subscribe(["while-down"])
             Issue.record("subscribing while down succeeded")
@@ -197,13 +172,7 @@ struct RedisSubscriberIntegrationTests {
 
         let revived = try await RedisServerProcess(onPort: port)
         defer { revived.stop() }
-        while true {
-            let event = try await events.next()
-            if case .ready(let isReconnect) = event {
-                #expect(isReconnect)
-                break
-            }
-        }
+        #expect(try await events.nextReady("the subscriber to reconnect to the revived server"))
         let publisher = try await self.publisher(revived)
         #expect(try await publisher.send("PUBLISH", RESPArgument(channel), "x") == .integer(1))
         #expect(try await publisher.send("PUBLISH", "while-down", "y") == .integer(1))
@@ -258,19 +227,11 @@ struct RedisSubscriberIntegrationTests {
     }
 
     private func nextReady(_ events: SubscriberEvents) async throws -> Bool {
-        while true {
-            let event = try await events.next()
-            if case .ready(let isReconnect) = event { return isReconnect }
-        }
+        try await events.nextReady()
     }
 
-    private func nextMessage(
-        _ events: SubscriberEvents
-    ) async throws -> (String, ByteBuffer) {
-        while true {
-            let event = try await events.next()
-            if case .message(let channel, let payload) = event { return (channel, payload) }
-        }
+    private func nextMessage(_ events: SubscriberEvents) async throws -> (String, ByteBuffer) {
+        try await events.nextMessage()
     }
 }
 
@@ -294,5 +255,54 @@ actor SubscriberEvents {
 
     func next() async throws -> RedisSubscriberEvent {
         try await withDeadline("the subscriber's next event") { try await self.take() }
+    }
+
+    /// Events until `done` says those seen so far are enough (the last one included), all
+    /// within one deadline: a subscriber that keeps cycling would keep each event's own
+    /// deadline alive for ever.
+    func until(
+        _ what: String,
+        seconds: Int = 30,
+        _ done: @escaping @Sendable ([RedisSubscriberEvent]) -> Bool
+    ) async throws -> [RedisSubscriberEvent] {
+        try await withDeadline(seconds: seconds, what) {
+            var seen: [RedisSubscriberEvent] = []
+            while true {
+                seen.append(try await self.next())
+                if done(seen) { return seen }
+            }
+        }
+    }
+
+    /// Whether the next `ready` says it is a reconnect.
+    func nextReady(_ what: String = "the subscriber to be ready") async throws -> Bool {
+        let seen = try await self.until(what) { $0.last?.readiness != nil }
+        return seen.last?.readiness ?? false
+    }
+
+    /// The next message: its channel and payload.
+    func nextMessage(_ what: String = "the next message") async throws -> (String, ByteBuffer) {
+        let seen = try await self.until(what) { $0.last?.message != nil }
+        guard let message = seen.last?.message else { throw TestFailure("no message") }
+        return message
+    }
+}
+
+extension RedisSubscriberEvent {
+    /// `isReconnect` of a `ready`, else `nil`.
+    var readiness: Bool? {
+        if case .ready(let isReconnect) = self { return isReconnect }
+        return nil
+    }
+
+    var isDisconnect: Bool {
+        if case .disconnected = self { return true }
+        return false
+    }
+
+    /// The channel and payload of a message.
+    var message: (String, ByteBuffer)? {
+        if case .message(let channel, let payload) = self { return (channel, payload) }
+        return nil
     }
 }

@@ -228,12 +228,7 @@ struct SentinelIntegrationTests {
         let subscriberEvents = SubscriberEvents(events)
         subscriber.start()
         try await subscriber.subscribe(["after-failover"])
-        while true {
-            if case .ready(let isReconnect) = try await subscriberEvents.next() {
-                #expect(!isReconnect)
-                break
-            }
-        }
+        #expect(try await subscriberEvents.nextReady() == false)
 
         topology.primary.kill()
         // Until the sentinels promote the replica, connecting fails (refused, or ROLE says
@@ -256,19 +251,10 @@ struct SentinelIntegrationTests {
         #expect(try await promoted.send("SET", "k", "after") == .simpleString("OK"))
 
         // The subscriber reconnected through the sentinels and hears the new master.
-        while true {
-            if case .ready(let isReconnect) = try await subscriberEvents.next() {
-                #expect(isReconnect)
-                break
-            }
-        }
+        #expect(try await subscriberEvents.nextReady("the subscriber to reach the new master"))
         #expect(try await promoted.send("PUBLISH", "after-failover", "hello") == .integer(1))
-        while true {
-            if case .message(let channel, let payload) = try await subscriberEvents.next() {
-                #expect(channel == "after-failover" && String(buffer: payload) == "hello")
-                break
-            }
-        }
+        let (channel, payload) = try await subscriberEvents.nextMessage()
+        #expect(channel == "after-failover" && String(buffer: payload) == "hello")
         await subscriber.close()
         await promoted.close()
         await connection.close()
@@ -297,9 +283,7 @@ struct SentinelIntegrationTests {
         let subscriberEvents = SubscriberEvents(events)
         subscriber.start()
         try await subscriber.subscribe(["switched"])
-        while true {
-            if case .ready = try await subscriberEvents.next() { break }
-        }
+        _ = try await subscriberEvents.nextReady()
 
         // A client with no connection yet: its first command will be connecting to the old
         // master, and hanging there, when the switch is announced.
@@ -359,23 +343,17 @@ struct SentinelIntegrationTests {
         let kept = client.connections
         client.reconnect(to: change.new)
         #expect(kept.count == 1 && client.connections.count == 1 && kept.first === client.connections.first)
-        #expect(try await client.send("GET", arguments: ["k"], slot: nil) == .bulkString(ByteBuffer(string: "before")))
-        // One deadline for the whole resubscription (each event has its own, but reconnect
-        // attempts that keep failing would never end the loop).
-        let isReconnect = try await withDeadline("the subscriber to resubscribe on the new master") {
-            while true {
-                if case .ready(let isReconnect) = try await subscriberEvents.next() { return isReconnect }
-            }
+        let value = try await withDeadline("a read on the new master") {
+            try await client.send("GET", arguments: ["k"], slot: nil)
         }
-        #expect(isReconnect)
-        #expect(try await client.send("PUBLISH", arguments: ["switched", "hello"], slot: nil) == .integer(1))
-        let (channel, payload) = try await withDeadline("the message published on the new master") {
-            while true {
-                if case .message(let channel, let payload) = try await subscriberEvents.next() {
-                    return (channel, String(buffer: payload))
-                }
-            }
+        #expect(value == .bulkString(ByteBuffer(string: "before")))
+        #expect(try await subscriberEvents.nextReady("the subscriber to resubscribe on the new master"))
+        let published = try await withDeadline("a publish on the new master") {
+            try await client.send("PUBLISH", arguments: ["switched", "hello"], slot: nil)
         }
+        #expect(published == .integer(1))
+        let (channel, received) = try await subscriberEvents.nextMessage("the message published on the new master")
+        let payload = String(buffer: received)
         #expect(channel == "switched" && payload == "hello")
         await watcher.close()
         await subscriber.close()
