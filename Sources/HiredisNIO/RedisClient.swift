@@ -338,7 +338,7 @@ public final class RedisClient: Sendable {
             }
         }
         do {
-            return try await future.get()
+            return try await future.valueUnlessCancelled()
         } catch is Superseded {
             // The master moved while this connect was under way: connect again, there.
             guard attempt < 3 else {
