@@ -42,21 +42,24 @@ struct ClusterTopology {
 
     /// `redis-cli --cluster create` over every server; it names the first ones primaries.
     private func create(replicasPerPrimary: Int) async throws {
+        try await Self.redisCLI(
+            ["--cluster", "create"] + self.servers.map { "127.0.0.1:\($0.port)" } + [
+                "--cluster-replicas", "\(replicasPerPrimary)", "--cluster-yes",
+            ]
+        )
+    }
+
+    /// Runs `redis-cli` with `arguments` to its end (within `limit`); a failure carries its output.
+    static func redisCLI(_ arguments: [String], within limit: Duration = .seconds(30)) async throws {
         let redisCLI = URL(fileURLWithPath: RedisServerProcess.executable ?? "/usr/bin/redis-server")
             .deletingLastPathComponent().appendingPathComponent("redis-cli").path
         let log = FileManager.default.temporaryDirectory.appendingPathComponent("fanfare-cluster-\(UUID()).log").path
         defer { try? FileManager.default.removeItem(atPath: log) }
-        let pid = try RedisServerProcess.spawn(
-            [redisCLI, "--cluster", "create"] + self.servers.map { "127.0.0.1:\($0.port)" } + [
-                "--cluster-replicas", "\(replicasPerPrimary)", "--cluster-yes",
-            ],
-            output: log
-        )
-        let code = try await RedisServerProcess.waitForExit(pid, "redis-cli --cluster create", within: .seconds(30))
+        let what = "redis-cli \(arguments.prefix(2).joined(separator: " "))"
+        let pid = try RedisServerProcess.spawn([redisCLI] + arguments, output: log)
+        let code = try await RedisServerProcess.waitForExit(pid, what, within: limit)
         guard code == 0 else {
-            throw TestFailure(
-                "redis-cli --cluster create failed (\(code)): \((try? String(contentsOfFile: log, encoding: .utf8)) ?? "")"
-            )
+            throw TestFailure("\(what) failed (\(code)): \((try? String(contentsOfFile: log, encoding: .utf8)) ?? "")")
         }
     }
 
@@ -350,6 +353,60 @@ struct RedisClusterIntegrationTests {
         #expect(publisher.refusals.allSatisfy { $0 == 503 }, "\(publisher.refusals)")
         try await waitForDelivery(clients, acknowledged: publisher.acknowledged, seconds: 30)
         try await expectEveryAcknowledgedEventKept(clients, acknowledged: publisher.acknowledged, redisURL: cluster.url)
+        for client in clients { await client.stop() }
+    }
+
+    /// `redis-cli --cluster reshard` itself, under load: it moves the lowest slots of the
+    /// broadcast channel's primary, up to and including that channel's, to another primary
+    /// (thousands of slots, one after another, with the registry's among them when it is
+    /// there), while a publisher publishes to the channel every 50 ms. Every acknowledged
+    /// event reaches every stream once, in order, without a reset, and the slot ends on the
+    /// new primary.
+    @Test func aReshardByRedisCLIUnderLoadLosesNothing() async throws {
+        let cluster = try await ClusterTopology(primaries: 3, replicasPerPrimary: 0)
+        defer { cluster.stop() }
+        let nodes = [
+            try await NodeProcess(id: "cli-reshard-1", redis: cluster.url),
+            try await NodeProcess(id: "cli-reshard-2", redis: cluster.url),
+        ]
+        defer { for node in nodes { node.stop() } }
+        let clients = (0..<4).map { ResumingClient(clientID: "cli-reshard-\($0)", baseURL: nodes[$0 % 2].url) }
+        try await withDeadline("the clients to connect") {
+            for client in clients {
+                while client.nodes.isEmpty { try await Task.sleep(for: .milliseconds(20)) }
+            }
+        }
+        let publisher = IntervalPublisher(url: nodes[0].url)
+        try await publisher.waitForAcknowledged(more: 10)
+
+        let slot = RedisClusterSlot.of("fanfare:h:{broadcast}")
+        let map = try await cluster.slotMap()
+        let from = try #require(map.primary(forSlot: slot))
+        let to = try #require(map.primaries.first { $0 != from })
+        // redis-cli takes the source's slots from the lowest up.
+        let count = (0...slot).filter { map.primary(forSlot: $0) == from }.count
+        let sourceConnection = try await ClusterTopology.connect(from.port)
+        let targetConnection = try await ClusterTopology.connect(to.port)
+        let sourceID = try #require(try await sourceConnection.send("CLUSTER", "MYID").string)
+        let targetID = try #require(try await targetConnection.send("CLUSTER", "MYID").string)
+        await sourceConnection.close()
+        await targetConnection.close()
+        let before = publisher.acknowledged.count
+        try await ClusterTopology.redisCLI(
+            [
+                "--cluster", "reshard", "127.0.0.1:\(from.port)", "--cluster-from", sourceID, "--cluster-to", targetID,
+                "--cluster-slots", "\(count)", "--cluster-yes",
+            ],
+            within: .seconds(90)
+        )
+        let during = publisher.acknowledged.count - before
+        #expect(during >= 5, "only \(during) publishes were acknowledged while redis-cli moved \(count) slots")
+        try await publisher.waitForAcknowledged(more: 20)
+        await publisher.stop()
+        #expect(try await cluster.slotMap().primary(forSlot: slot) == to)
+        #expect(publisher.refusals.isEmpty, "publishes were refused during the reshard: \(publisher.refusals)")
+        try await waitForDelivery(clients, acknowledged: publisher.acknowledged, seconds: 30)
+        for client in clients { expectExactlyOnceInOrder(client, acknowledged: publisher.acknowledged) }
         for client in clients { await client.stop() }
     }
 
