@@ -432,6 +432,57 @@ struct SentinelIntegrationTests {
         topology.stop()
     }
 
+    /// The smallest topology: one master, one replica, three sentinels, and
+    /// `--replica-acks 1`. The master is SIGKILLed and its replica promoted. With no replica
+    /// left, publishes are refused with 503 (published, but confirmed by none). The old
+    /// master is started again on its port, the sentinels make it a replica of the new one,
+    /// and publishes are acknowledged again. Streams on both nodes have every acknowledged
+    /// event once, in order.
+    @Test func oneReplicaFailsOverAndAcknowledgesAgainOnceTheOldMasterRejoins() async throws {
+        let topology = try await SentinelTopology(replicas: 1)
+        let arguments = ["--replica-acks", "1", "--replica-ack-timeout-ms", "500"]
+        let nodes = [
+            try await NodeProcess(id: "one-replica-1", redis: topology.url(), arguments: arguments),
+            try await NodeProcess(id: "one-replica-2", redis: topology.url(), arguments: arguments),
+        ]
+        let clients = (0..<4).map { ResumingClient(clientID: "one-replica-\($0)", baseURL: nodes[$0 % 2].url) }
+        try await withDeadline("the clients to connect") {
+            for client in clients {
+                while client.nodes.isEmpty { try await Task.sleep(for: .milliseconds(20)) }
+            }
+        }
+        let publisher = IntervalPublisher(url: nodes[0].url)
+        try await publisher.waitForAcknowledged(more: 10)
+        let oldPort = topology.primary.port
+        topology.primary.kill()
+        try await publisher.waitForRefusals(1)
+        // Promoted: the sentinels name the replica.
+        try await withDeadline(seconds: 40, "the sentinels to promote the replica") {
+            while try await SentinelTopology.master(topology.sentinels[0])["port"] != "\(topology.replica.port)" {
+                try await Task.sleep(for: .milliseconds(100))
+            }
+        }
+        let rejoined = try await RedisServerProcess(arguments: ["--repl-diskless-sync-delay", "0"], onPort: oldPort)
+        defer { rejoined.stop() }
+        // Acknowledged again once the old master has become a replica and synced.
+        try await publisher.waitForAcknowledged(more: 20, seconds: 60)
+        await publisher.stop()
+        #expect(publisher.refusals.allSatisfy { $0 == 503 }, "\(publisher.refusals)")
+        let role = try await RedisConnection.connect(
+            configuration: rejoined.configuration,
+            eventLoop: self.loop,
+            logger: self.logger
+        )
+        #expect(try await role.send("ROLE").array?.first?.string == "slave")
+        await role.close()
+        let acknowledged = publisher.acknowledged
+        try await waitForDelivery(clients, acknowledged: acknowledged, seconds: 30)
+        try await expectEveryAcknowledgedEventKept(clients, acknowledged: acknowledged, redisURL: topology.url())
+        for client in clients { await client.stop() }
+        for node in nodes { node.stop() }
+        topology.stop()
+    }
+
     /// Asynchronous replication, made certain to lose one event: the replica is stopped
     /// (SIGSTOP) and cut off while an event goes out, the stream gets it live, the master is SIGKILLed
     /// and the replica promoted without it. The new master's history then ends before a
