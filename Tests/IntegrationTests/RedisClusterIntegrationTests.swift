@@ -98,6 +98,12 @@ struct ClusterTopology {
     /// A `redis-cluster://` URL with two of the servers as seeds.
     var url: String { "redis-cluster://127.0.0.1:\(self.servers[0].port),127.0.0.1:\(self.servers[1].port)" }
 
+    /// A URL whose seeds leave out the server on `port` (one that was killed).
+    func url(excluding port: Int) -> String {
+        "redis-cluster://"
+            + self.servers.filter { $0.port != port }.map { "127.0.0.1:\($0.port)" }.joined(separator: ",")
+    }
+
     /// The slot map as the first server that answers sees it.
     func slotMap() async throws -> RedisClusterSlotMap {
         let connection = try await Self.connect(self.servers[0].port)
@@ -354,6 +360,99 @@ struct RedisClusterIntegrationTests {
         try await waitForDelivery(clients, acknowledged: publisher.acknowledged, seconds: 30)
         try await expectEveryAcknowledgedEventKept(clients, acknowledged: publisher.acknowledged, redisURL: cluster.url)
         for client in clients { await client.stop() }
+    }
+
+    /// Asynchronous replication in a cluster, made certain to lose one event (the setting
+    /// is off): the broadcast channel's replica is stopped (SIGSTOP) and its primary drops
+    /// the link, an event goes out and the stream gets it live, the primary is SIGKILLed and
+    /// the replica promoted without it. The stream is told with `__reset`; every later
+    /// position is new, and every later event arrives, in order.
+    @Test func aDivergedShardResetsItsStreamAndSkipsNothingAfter() async throws {
+        let cluster = try await ClusterTopology(primaries: 3, replicasPerPrimary: 1)
+        defer { cluster.stop() }
+        let node = try await NodeProcess(id: "shard-diverge", redis: cluster.url)
+        defer { node.stop() }
+        let client = ResumingClient(clientID: "shard-diverger", baseURL: node.url)
+        try await withDeadline("the client to connect") {
+            while client.nodes.isEmpty { try await Task.sleep(for: .milliseconds(20)) }
+        }
+        @Sendable func publish(_ event: String) async throws -> String? {
+            let response = try await TestHTTPClient.request(
+                "POST",
+                node.url + "/api/sse/notify",
+                body: #"{"broadcast":true,"event":"\#(event)"}"#
+            )
+            guard response.status == 200 else { return nil }
+            let json = try JSONSerialization.jsonObject(with: Data(response.body.utf8)) as? [String: Any]
+            return json?["id"] as? String
+        }
+        func waitForEvent(_ id: String) async throws {
+            try await withDeadline(seconds: 30, "the client to receive \(id)") {
+                while !client.events.contains(where: { $0.id == id }) { try await Task.sleep(for: .milliseconds(20)) }
+            }
+        }
+        let kept = try #require(try await publish("kept"))
+        try await waitForEvent(kept)
+
+        let slot = RedisClusterSlot.of("fanfare:h:{broadcast}")
+        let owner = try #require(try await cluster.slotMap().primary(forSlot: slot))
+        let primary = try #require(cluster.servers.first { $0.port == owner.port })
+        var replica: RedisServerProcess?
+        for server in cluster.servers where server.port != owner.port {
+            let connection = try await ClusterTopology.connect(server.port)
+            let info = try await connection.send("INFO", "replication").string ?? ""
+            await connection.close()
+            if info.contains("master_port:\(owner.port)\r\n") { replica = server }
+        }
+        let stopped = try #require(replica, "no replica of \(owner)")
+        let master = try await ClusterTopology.connect(owner.port)
+        #expect(try await master.send("WAIT", 1, 5_000).int == 1, "the replica does not have the first event")
+        _ = Glibc.kill(stopped.pid, SIGSTOP)
+        _ = try await master.send("CLIENT", "KILL", "TYPE", "replica")
+        await master.close()
+        let lost = try #require(try await publish("lost"))
+        try await waitForEvent(lost)
+        primary.kill()
+        _ = Glibc.kill(stopped.pid, SIGCONT)
+
+        // Publishing works again once the cluster promoted the replica.
+        let after = try await withDeadline(seconds: 40, "publishes to be accepted after the failover") {
+            var after: [String] = []
+            while after.count < 3 {
+                if let id = try? await publish("after") {
+                    after.append(id)
+                } else {
+                    try await Task.sleep(for: .milliseconds(100))
+                }
+            }
+            return after
+        }
+        for id in after { try await waitForEvent(id) }
+
+        let reader = RedisClient(
+            configuration: try RedisConfiguration(url: cluster.url(excluding: owner.port)),
+            eventLoop: self.loop,
+            logger: self.logger
+        )
+        let history = try await reader.send(
+            "XRANGE",
+            arguments: ["fanfare:h:{broadcast}", "-", "+"],
+            slot: slot
+        )
+        #expect(try await reader.slotMap().primary(forSlot: slot)?.port == stopped.port)
+        await reader.close()
+        let ids = (history.array ?? []).compactMap { $0.array?.first?.string }
+        try #require(
+            ids.contains(kept) && !ids.contains(lost),
+            "the new primary's history is not the diverged one: \(ids)"
+        )
+        #expect(client.resets >= 1, "the stream was not told that \(lost) is gone")
+        #expect(!after.contains(lost))
+        #expect(after.allSatisfy { TestCursor.order(lost).lexicographicallyPrecedes(TestCursor.order($0)) })
+        let received = client.events.map(\.id)
+        #expect(received.filter { after.contains($0) } == after, "\(received)")
+        #expect(received.filter { $0 == lost }.count == 1)
+        await client.stop()
     }
 
     /// `redis-cli --cluster reshard` itself, under load: it moves the lowest slots of the
