@@ -61,11 +61,16 @@ for round in $(seq "$rounds"); do
     master_port=$((port + 4))
     if [[ ${topology[0]} == --redis-cluster ]]; then
         # The primary whose slots hold the channel's keys answers; the others say MOVED.
+        master_port=
         for candidate in $((port + 4)) $((port + 5)) $((port + 6)); do
             if [[ $(redis-cli -p "$candidate" exists "fanfare:h:{client:failover-watch}") =~ ^[0-9]+$ ]]; then
                 master_port=$candidate
             fi
         done
+        if [[ -z $master_port ]]; then
+            echo "round $round: no primary serves the stream's channel" >&2
+            exit 1
+        fi
     fi
     master=$(redis-cli -p "$master_port" info server | tr -d '\r' | sed -n 's/^process_id://p')
     kill -"$signal" "$master"

@@ -14,7 +14,9 @@
 # --redis-cluster: a Redis Cluster instead of one Redis: primaries on the fourth to sixth
 # ports, a replica of each on the seventh to ninth (`redis-cli --cluster create`), their
 # cluster bus ports ten above each (the fifteenth to twentieth); the nodes route by slot, subscribe per primary (sharded pub/sub) and acknowledge a publish
-# once a replica has it. --replica-acks N changes how many replicas must have it (0: none).
+# once a replica has it.
+# --replica-acks N (with --sentinel or --redis-cluster): how many replicas must have a
+# publish before it is acknowledged (default 1; 0: none).
 set -euo pipefail
 # nginx (and other daemons) live in /usr/sbin, which an ordinary user's PATH lacks.
 case ":$PATH:" in *:/usr/sbin:*) ;; *) export PATH="$PATH:/usr/sbin:/sbin" ;; esac
@@ -32,7 +34,7 @@ while (($#)); do
     --binary) binary=$2; shift 2 ;;
     --sentinel) sentinel=1; shift ;;
     --redis-cluster) redis_cluster=1; shift ;;
-    --replica-acks) replica_acks=$2; replica_acks_given=1; shift 2 ;;
+    --replica-acks) replica_acks=${2:-}; replica_acks_given=1; shift; (($#)) && shift ;;
     *) echo "unknown option $1" >&2; exit 2 ;;
     esac
 done

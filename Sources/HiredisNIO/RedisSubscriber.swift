@@ -13,8 +13,10 @@ public enum RedisSubscriberEvent: Sendable {
     case ready(isReconnect: Bool)
     /// The connection was lost (or a connect attempt failed); a reconnect is scheduled.
     case disconnected(RedisClientError)
-    /// The server ended a subscription nobody asked to end: in a Redis Cluster, a sharded
-    /// channel whose slot moved to another primary. The name is no longer wanted here.
+    /// The server ended or refused a subscription nobody asked to end: in a Redis
+    /// Cluster, a sharded channel whose slot moved to another primary (`SUNSUBSCRIBE` sent
+    /// by the server, or `MOVED`/`ASK` in reply to `SSUBSCRIBE`). The name is no longer
+    /// wanted here.
     case droppedByServer(RedisSubscriptionKind, String)
 }
 
@@ -90,7 +92,8 @@ public final class RedisSubscriber: Sendable {
         self.onLoop { $0.start() }
     }
 
-    /// Subscribes to `channels`; returns once Redis has confirmed all of them.
+    /// Subscribes to `channels`; returns once Redis has confirmed all of them (or a name
+    /// was let go before that, by ``unsubscribe(_:)``: nothing is left to wait for).
     /// Throws if the connection is down or drops before confirming (the names stay
     /// wanted and are subscribed again on reconnect).
     public func subscribe(_ channels: [String]) async throws {
@@ -108,7 +111,9 @@ public final class RedisSubscriber: Sendable {
     }
 
     /// Subscribes to sharded channels (SSUBSCRIBE); every one must be in a slot this
-    /// server serves. Returns once Redis confirmed them.
+    /// server serves. Returns once Redis confirmed them, or refused a slot's channels with
+    /// `MOVED` or `ASK` (reported as ``RedisSubscriberEvent/droppedByServer(_:_:)``, for
+    /// the owner to subscribe them where the slot is now).
     public func ssubscribe(_ channels: [String]) async throws {
         try await self.subscribeFuture(.shard, channels).get()
     }

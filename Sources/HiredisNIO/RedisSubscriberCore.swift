@@ -320,11 +320,13 @@ final class RedisSubscriberCore {
                 "redis.subscriber.redirected",
                 metadata: ["redis.slot": "\(redirection.slot)", "redis.channels": "\(action.dropped.count)"]
             )
+            // Reported before the waiters end: an owner that retries on their success
+            // finds the refusal recorded.
+            for name in action.dropped { self.onEvent?(.droppedByServer(.shard, name)) }
             for name in action.dropped {
                 if let waiting = self.waiters.removeValue(forKey: Key(kind: .shard, name: name)) {
                     for promise in waiting { promise.succeed() }
                 }
-                self.onEvent?(.droppedByServer(.shard, name))
             }
             if action.becameActive {
                 self.onEvent?(.ready(isReconnect: action.isReconnect))

@@ -408,6 +408,8 @@ struct RedisClusterIntegrationTests {
         let master = try await ClusterTopology.connect(owner.port)
         #expect(try await master.send("WAIT", 1, 5_000).int == 1, "the replica does not have the first event")
         _ = Glibc.kill(stopped.pid, SIGSTOP)
+        // Whatever fails below, it is not left stopped (a stopped server ignores SIGTERM).
+        defer { _ = Glibc.kill(stopped.pid, SIGCONT) }
         _ = try await master.send("CLIENT", "KILL", "TYPE", "replica")
         await master.close()
         let lost = try #require(try await publish("lost"))

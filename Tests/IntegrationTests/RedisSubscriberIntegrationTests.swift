@@ -216,12 +216,13 @@ struct RedisSubscriberIntegrationTests {
             eventLoop: self.loop,
             logger: self.logger
         ) { _ in }
+        // On the subscriber's loop in this order: the connect (it hangs in AUTH), the
+        // subscribe, which waits for it, and the unsubscribe.
         subscriber.start()
-        let waiting = Task { try await subscriber.subscribe(["moved-away"]) }
-        try await Task.sleep(for: .milliseconds(200))
+        let waiting = subscriber.subscribeFuture(.channel, ["moved-away"])
         subscriber.unsubscribe(["moved-away"])
         // Nothing is left to wait for: it ends, as done, while the connect still hangs.
-        try await withDeadline("the subscribe to end") { try await waiting.value }
+        try await withDeadline("the subscribe to end") { try await waiting.get() }
         _ = Glibc.kill(server.pid, SIGCONT)
         await subscriber.close()
     }
