@@ -297,10 +297,14 @@ struct SentinelIntegrationTests {
         let oldPort = topology.primary.port
         topology.primary.kill()
         try await publisher.waitForRefusals(1)
-        // Promoted: the sentinels name the replica.
-        try await withDeadline(seconds: 40, "the sentinels to promote the replica") {
-            while try await SentinelTopology.master(topology.sentinels[0])["port"] != "\(topology.replica.port)" {
-                try await Task.sleep(for: .milliseconds(100))
+        // Promoted: every sentinel names the replica. (A sentinel still on the old
+        // configuration would take the restarted, empty server for the master and make the
+        // promoted replica sync from it, losing everything.)
+        try await withDeadline(seconds: 40, "every sentinel to name the promoted replica") {
+            for sentinel in topology.sentinels {
+                while try await SentinelTopology.master(sentinel)["port"] != "\(topology.replica.port)" {
+                    try await Task.sleep(for: .milliseconds(100))
+                }
             }
         }
         let rejoined = try await RedisServerProcess(arguments: ["--repl-diskless-sync-delay", "0"], onPort: oldPort)
@@ -314,7 +318,11 @@ struct SentinelIntegrationTests {
             eventLoop: self.loop,
             logger: self.logger
         )
-        #expect(try await role.send("ROLE").array?.first?.string == "slave")
+        let replicaOf = try await role.send("INFO", "replication").string ?? ""
+        #expect(
+            replicaOf.contains("role:slave") && replicaOf.contains("master_port:\(topology.replica.port)\r\n"),
+            "\(replicaOf)"
+        )
         await role.close()
         let acknowledged = publisher.acknowledged
         try await waitForDelivery(clients, acknowledged: acknowledged, seconds: 30)
