@@ -372,27 +372,9 @@ struct RedisClusterIntegrationTests {
         defer { cluster.stop() }
         let node = try await NodeProcess(id: "shard-diverge", redis: cluster.url)
         defer { node.stop() }
-        let client = ResumingClient(clientID: "shard-diverger", baseURL: node.url)
-        try await withDeadline("the client to connect") {
-            while client.nodes.isEmpty { try await Task.sleep(for: .milliseconds(20)) }
-        }
-        @Sendable func publish(_ event: String) async throws -> String? {
-            let response = try await TestHTTPClient.request(
-                "POST",
-                node.url + "/api/sse/notify",
-                body: #"{"broadcast":true,"event":"\#(event)"}"#
-            )
-            guard response.status == 200 else { return nil }
-            let json = try JSONSerialization.jsonObject(with: Data(response.body.utf8)) as? [String: Any]
-            return json?["id"] as? String
-        }
-        func waitForEvent(_ id: String) async throws {
-            try await withDeadline(seconds: 30, "the client to receive \(id)") {
-                while !client.events.contains(where: { $0.id == id }) { try await Task.sleep(for: .milliseconds(20)) }
-            }
-        }
-        let kept = try #require(try await publish("kept"))
-        try await waitForEvent(kept)
+        let probe = try await DivergenceProbe(node: node, clientID: "shard-diverger")
+        let kept = try #require(try await probe.publish("kept"))
+        try await probe.waitForEvent(kept)
 
         let slot = RedisClusterSlot.of("fanfare:h:{broadcast}")
         let owner = try #require(try await cluster.slotMap().primary(forSlot: slot))
@@ -412,24 +394,13 @@ struct RedisClusterIntegrationTests {
         defer { _ = Glibc.kill(stopped.pid, SIGCONT) }
         _ = try await master.send("CLIENT", "KILL", "TYPE", "replica")
         await master.close()
-        let lost = try #require(try await publish("lost"))
-        try await waitForEvent(lost)
+        let lost = try #require(try await probe.publish("lost"))
+        try await probe.waitForEvent(lost)
         primary.kill()
         _ = Glibc.kill(stopped.pid, SIGCONT)
 
         // Publishing works again once the cluster promoted the replica.
-        let after = try await withDeadline(seconds: 40, "publishes to be accepted after the failover") {
-            var after: [String] = []
-            while after.count < 3 {
-                if let id = try? await publish("after") {
-                    after.append(id)
-                } else {
-                    try await Task.sleep(for: .milliseconds(100))
-                }
-            }
-            return after
-        }
-        for id in after { try await waitForEvent(id) }
+        let after = try await probe.publishAfterFailover()
 
         let reader = RedisClient(
             configuration: try RedisConfiguration(url: cluster.url(excluding: owner.port)),
@@ -444,17 +415,8 @@ struct RedisClusterIntegrationTests {
         #expect(try await reader.slotMap().primary(forSlot: slot)?.port == stopped.port)
         await reader.close()
         let ids = (history.array ?? []).compactMap { $0.array?.first?.string }
-        try #require(
-            ids.contains(kept) && !ids.contains(lost),
-            "the new primary's history is not the diverged one: \(ids)"
-        )
-        #expect(client.resets >= 1, "the stream was not told that \(lost) is gone")
-        #expect(!after.contains(lost))
-        #expect(after.allSatisfy { TestCursor.order(lost).lexicographicallyPrecedes(TestCursor.order($0)) })
-        let received = client.events.map(\.id)
-        #expect(received.filter { after.contains($0) } == after, "\(received)")
-        #expect(received.filter { $0 == lost }.count == 1)
-        await client.stop()
+        try probe.expectLostEventReset(kept: kept, lost: lost, after: after, history: ids)
+        await probe.client.stop()
     }
 
     /// `redis-cli --cluster reshard` itself, under load: it moves the lowest slots of the
@@ -466,19 +428,9 @@ struct RedisClusterIntegrationTests {
     @Test func aReshardByRedisCLIUnderLoadLosesNothing() async throws {
         let cluster = try await ClusterTopology(primaries: 3, replicasPerPrimary: 0)
         defer { cluster.stop() }
-        let nodes = [
-            try await NodeProcess(id: "cli-reshard-1", redis: cluster.url),
-            try await NodeProcess(id: "cli-reshard-2", redis: cluster.url),
-        ]
-        defer { for node in nodes { node.stop() } }
-        let clients = (0..<4).map { ResumingClient(clientID: "cli-reshard-\($0)", baseURL: nodes[$0 % 2].url) }
-        try await withDeadline("the clients to connect") {
-            for client in clients {
-                while client.nodes.isEmpty { try await Task.sleep(for: .milliseconds(20)) }
-            }
-        }
-        let publisher = IntervalPublisher(url: nodes[0].url)
-        try await publisher.waitForAcknowledged(more: 10)
+        let load = try await MigrationLoad(cluster: cluster, prefix: "cli-reshard")
+        defer { load.stop() }
+        let publisher = load.publisher
 
         let slot = RedisClusterSlot.of("fanfare:h:{broadcast}")
         let map = try await cluster.slotMap()
@@ -502,13 +454,7 @@ struct RedisClusterIntegrationTests {
         )
         let during = publisher.acknowledged.count - before
         #expect(during >= 5, "only \(during) publishes were acknowledged while redis-cli moved \(count) slots")
-        try await publisher.waitForAcknowledged(more: 20)
-        await publisher.stop()
-        #expect(try await cluster.slotMap().primary(forSlot: slot) == to)
-        #expect(publisher.refusals.isEmpty, "publishes were refused during the reshard: \(publisher.refusals)")
-        try await waitForDelivery(clients, acknowledged: publisher.acknowledged, seconds: 30)
-        for client in clients { expectExactlyOnceInOrder(client, acknowledged: publisher.acknowledged) }
-        for client in clients { await client.stop() }
+        try await load.finish(cluster: cluster, slot: slot, movedTo: to)
     }
 
     /// The broadcast channel's slot migrated to another primary while a publisher publishes
@@ -520,19 +466,9 @@ struct RedisClusterIntegrationTests {
     @Test func aSlotMigratedUnderLoadLosesNothing() async throws {
         let cluster = try await ClusterTopology(primaries: 3, replicasPerPrimary: 0)
         defer { cluster.stop() }
-        let nodes = [
-            try await NodeProcess(id: "reshard-1", redis: cluster.url),
-            try await NodeProcess(id: "reshard-2", redis: cluster.url),
-        ]
-        defer { for node in nodes { node.stop() } }
-        let clients = (0..<4).map { ResumingClient(clientID: "reshard-\($0)", baseURL: nodes[$0 % 2].url) }
-        try await withDeadline("the clients to connect") {
-            for client in clients {
-                while client.nodes.isEmpty { try await Task.sleep(for: .milliseconds(20)) }
-            }
-        }
-        let publisher = IntervalPublisher(url: nodes[0].url)
-        try await publisher.waitForAcknowledged(more: 10)
+        let load = try await MigrationLoad(cluster: cluster, prefix: "reshard")
+        defer { load.stop() }
+        let publisher = load.publisher
 
         let slot = RedisClusterSlot.of("fanfare:h:{broadcast}")
         let map = try await cluster.slotMap()
@@ -568,12 +504,47 @@ struct RedisClusterIntegrationTests {
         }
         await source.close()
         await target.close()
-        try await publisher.waitForAcknowledged(more: 20)
-        await publisher.stop()
+        try await load.finish(cluster: cluster, slot: slot, movedTo: to)
+    }
+}
+
+/// The load a slot migration runs under: two nodes on the cluster, four resuming clients on
+/// them, and a publisher on the broadcast channel every 50 ms.
+private struct MigrationLoad {
+    let nodes: [NodeProcess]
+    let clients: [ResumingClient]
+    let publisher: IntervalPublisher
+
+    /// Once every client is connected and ten publishes were acknowledged.
+    init(cluster: ClusterTopology, prefix: String) async throws {
+        let nodes = [
+            try await NodeProcess(id: "\(prefix)-1", redis: cluster.url),
+            try await NodeProcess(id: "\(prefix)-2", redis: cluster.url),
+        ]
+        let clients = (0..<4).map { ResumingClient(clientID: "\(prefix)-\($0)", baseURL: nodes[$0 % 2].url) }
+        try await withDeadline("the clients to connect") {
+            for client in clients {
+                while client.nodes.isEmpty { try await Task.sleep(for: .milliseconds(20)) }
+            }
+        }
+        let publisher = IntervalPublisher(url: nodes[0].url)
+        try await publisher.waitForAcknowledged(more: 10)
+        (self.nodes, self.clients, self.publisher) = (nodes, clients, publisher)
+    }
+
+    /// Publishing goes on for twenty more and stops. Then `slot` is `to`'s, no publish was
+    /// refused, and every stream has every acknowledged event once, in order, without a reset.
+    func finish(cluster: ClusterTopology, slot: Int, movedTo to: RedisAddress) async throws {
+        try await self.publisher.waitForAcknowledged(more: 20)
+        await self.publisher.stop()
         #expect(try await cluster.slotMap().primary(forSlot: slot) == to)
-        #expect(publisher.refusals.isEmpty, "publishes were refused during the migration: \(publisher.refusals)")
-        try await waitForDelivery(clients, acknowledged: publisher.acknowledged, seconds: 30)
-        for client in clients { expectExactlyOnceInOrder(client, acknowledged: publisher.acknowledged) }
-        for client in clients { await client.stop() }
+        #expect(self.publisher.refusals.isEmpty, "publishes were refused during the move: \(self.publisher.refusals)")
+        try await waitForDelivery(self.clients, acknowledged: self.publisher.acknowledged, seconds: 30)
+        for client in self.clients { expectExactlyOnceInOrder(client, acknowledged: self.publisher.acknowledged) }
+        for client in self.clients { await client.stop() }
+    }
+
+    func stop() {
+        for node in self.nodes { node.stop() }
     }
 }

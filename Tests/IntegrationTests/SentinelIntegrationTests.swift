@@ -342,27 +342,9 @@ struct SentinelIntegrationTests {
         defer { topology.stop() }
         let node = try await NodeProcess(id: "diverge", redis: topology.url())
         defer { node.stop() }
-        let client = ResumingClient(clientID: "diverger", baseURL: node.url)
-        try await withDeadline("the client to connect") {
-            while client.nodes.isEmpty { try await Task.sleep(for: .milliseconds(20)) }
-        }
-        @Sendable func publish(_ event: String) async throws -> String? {
-            let response = try await TestHTTPClient.request(
-                "POST",
-                node.url + "/api/sse/notify",
-                body: #"{"broadcast":true,"event":"\#(event)"}"#
-            )
-            guard response.status == 200 else { return nil }
-            let json = try JSONSerialization.jsonObject(with: Data(response.body.utf8)) as? [String: Any]
-            return json?["id"] as? String
-        }
-        func waitForEvent(_ id: String) async throws {
-            try await withDeadline(seconds: 30, "the client to receive \(id)") {
-                while !client.events.contains(where: { $0.id == id }) { try await Task.sleep(for: .milliseconds(20)) }
-            }
-        }
-        let kept = try #require(try await publish("kept"))
-        try await waitForEvent(kept)
+        let probe = try await DivergenceProbe(node: node, clientID: "diverger")
+        let kept = try #require(try await probe.publish("kept"))
+        try await probe.waitForEvent(kept)
         let master = try await RedisConnection.connect(
             configuration: topology.primary.configuration,
             eventLoop: self.loop,
@@ -375,24 +357,13 @@ struct SentinelIntegrationTests {
         defer { _ = Glibc.kill(topology.replica.pid, SIGCONT) }  // never left stopped
         _ = try await master.send("CLIENT", "KILL", "TYPE", "replica")
         await master.close()
-        let lost = try #require(try await publish("lost"))
-        try await waitForEvent(lost)
+        let lost = try #require(try await probe.publish("lost"))
+        try await probe.waitForEvent(lost)
         topology.primary.kill()
         _ = Glibc.kill(topology.replica.pid, SIGCONT)
 
         // Publishing works again once the sentinels promoted the replica.
-        let after = try await withDeadline(seconds: 40, "publishes to be accepted after the failover") {
-            var after: [String] = []
-            while after.count < 3 {
-                if let id = try? await publish("after") {
-                    after.append(id)
-                } else {
-                    try await Task.sleep(for: .milliseconds(100))
-                }
-            }
-            return after
-        }
-        for id in after { try await waitForEvent(id) }
+        let after = try await probe.publishAfterFailover()
 
         let newMaster = try await RedisConnection.connect(
             configuration: try RedisConfiguration(url: topology.url()),
@@ -402,18 +373,8 @@ struct SentinelIntegrationTests {
         let history = try await newMaster.send("XRANGE", "fanfare:h:{broadcast}", "-", "+")
         await newMaster.close()
         let ids = (history.array ?? []).compactMap { $0.array?.first?.string }
-        try #require(
-            ids.contains(kept) && !ids.contains(lost),
-            "the new master's history is not the diverged one: \(ids)"
-        )
-        #expect(client.resets >= 1, "the stream was not told that \(lost) is gone")
-        // Every later position is new (none reuses the lost one), and all of them arrived, in order.
-        #expect(!after.contains(lost))
-        #expect(after.allSatisfy { TestCursor.order(lost).lexicographicallyPrecedes(TestCursor.order($0)) })
-        let received = client.events.map(\.id)
-        #expect(received.filter { after.contains($0) } == after, "\(received)")
-        #expect(received.filter { $0 == lost }.count == 1)
-        await client.stop()
+        try probe.expectLostEventReset(kept: kept, lost: lost, after: after, history: ids)
+        await probe.client.stop()
     }
 
     /// With `--replica-acks 1` a publish is acknowledged once a replica has it; a replica
