@@ -116,8 +116,10 @@ struct StreamResponseTests {
             $0.heartbeatAsEvent = asEvents
         }
         let frame = asEvents ? "event: __heartbeat\ndata: {}" : ": heartbeat"
-        let stream = try await RawStream(harness.urls[0], "/api/sse/subscribe/beat")
+        // Taken before the stream opens: frames are read in the background, so a test task
+        // that gets the CPU late must not start its clock after the first beats arrived.
         let started = ContinuousClock.now
+        let stream = try await RawStream(harness.urls[0], "/api/sse/subscribe/beat")
         try await stream.waitUntil("three heartbeats") { $0.filter { $0 == frame }.count >= 3 }
         // One timer per loop beats every 200 ms: three take two intervals (less the timer's
         // slack), not a burst.
