@@ -61,6 +61,29 @@ public final class RedisClient: Sendable {
         /// Behind Sentinel: the master a `+switch-master` named, tried by the next connect.
         var announcedMaster: RedisAddress?
         var closed = false
+
+        /// The open connection to `address`, if there is one.
+        func connection(at address: RedisAddress) -> RedisConnection? {
+            if case .connected(let connection) = self.links[address], connection.isActive { return connection }
+            return nil
+        }
+
+        /// Takes the links `drop` picks out of the map: their connections, and the promises
+        /// of those still connecting, which the caller completes (see ``Link``).
+        mutating func takeLinks(
+            where drop: (RedisAddress, Link) -> Bool
+        ) -> (connections: [RedisConnection], connecting: [(RedisAddress, EventLoopPromise<RedisConnection>)]) {
+            var connections: [RedisConnection] = []
+            var connecting: [(RedisAddress, EventLoopPromise<RedisConnection>)] = []
+            for (address, link) in self.links where drop(address, link) {
+                switch link {
+                case .connected(let connection): connections.append(connection)
+                case .connecting(let promise): connecting.append((address, promise))
+                }
+                self.links[address] = nil
+            }
+            return (connections, connecting)
+        }
     }
 
     /// A connect that ``reconnect(to:)`` dropped while it was under way: its callers get
@@ -122,9 +145,10 @@ public final class RedisClient: Sendable {
     /// Sends one command to the primary of `slot` and returns its raw reply, following
     /// redirections.
     public func reply(to command: String, arguments: [RESPArgument], slot: Int?) async throws -> RESPValue {
-        if let address = self.state.withLock({ $0.map?.primary(forSlot: slot ?? 0) }),
-            let connection = self.connected(to: address)
-        {
+        // One look at the map and the links, under one lock: this is every publish's path.
+        if let connection = self.state.withLock({ state in
+            state.map?.primary(forSlot: slot ?? 0).flatMap { state.connection(at: $0) }
+        }) {
             let reply = try await connection.sendFuture(command, arguments: arguments).valueUnlessCancelled()
             guard self.redirection(in: reply) != nil else { return reply }
         }
@@ -305,10 +329,7 @@ public final class RedisClient: Sendable {
 
     /// The open connection to `address`, without waiting, if there is one.
     private func connected(to address: RedisAddress) -> RedisConnection? {
-        self.state.withLock { state in
-            if case .connected(let connection) = state.links[address], connection.isActive { return connection }
-            return nil
-        }
+        self.state.withLock { $0.connection(at: address) }
     }
 
     /// The connection to the primary at `address`, opened and prepared on first use.
@@ -467,20 +488,11 @@ public final class RedisClient: Sendable {
                 }
             }
             if let found {
-                let (dropped, abandoned) = self.state.withLock {
-                    state -> ([RedisConnection], [(RedisAddress, EventLoopPromise<RedisConnection>)]) in
+                let (dropped, abandoned) = self.state.withLock { state in
                     let previous = state.map
                     state.map = found
                     state.refreshing = nil
-                    var dropped: [RedisConnection] = []
-                    var abandoned: [(RedisAddress, EventLoopPromise<RedisConnection>)] = []
-                    for (address, link) in state.links where !found.primaries.contains(address) {
-                        switch link {
-                        case .connected(let connection): dropped.append(connection)
-                        case .connecting(let promise): abandoned.append((address, promise))
-                        }
-                        state.links[address] = nil
-                    }
+                    let taken = state.takeLinks { address, _ in !found.primaries.contains(address) }
                     if let previous, previous.primaries != found.primaries {
                         self.logger.info(
                             "redis.cluster.primaries",
@@ -489,7 +501,7 @@ public final class RedisClient: Sendable {
                             ]
                         )
                     }
-                    return (dropped, abandoned)
+                    return taken
                 }
                 for connection in dropped {
                     // A former primary: what it still answers is read, then it closes.
@@ -541,47 +553,29 @@ public final class RedisClient: Sendable {
     /// is dropped, and its callers get the next one. Nothing for a cluster.
     public func reconnect(to master: RedisAddress) {
         guard !self.isCluster else { return }
-        let (dropped, abandoned) = self.state.withLock {
-            state -> ([RedisConnection], [EventLoopPromise<RedisConnection>]) in
-            var dropped: [RedisConnection] = []
-            var abandoned: [EventLoopPromise<RedisConnection>] = []
-            var kept = false
-            for (address, link) in state.links {
-                switch link {
-                case .connected(let connection) where connection.isActive && connection.isConnected(to: master):
-                    kept = true
-                    continue
-                case .connected(let connection):
-                    dropped.append(connection)
-                case .connecting(let promise):
-                    // Perhaps to the old master, which may never answer: its callers connect again.
-                    abandoned.append(promise)
-                }
-                state.links[address] = nil
+        let (dropped, abandoned) = self.state.withLock { state in
+            // Perhaps to the old master, which may never answer: connects under way go too,
+            // and their callers connect again.
+            let taken = state.takeLinks { _, link in
+                guard case .connected(let connection) = link else { return true }
+                return !(connection.isActive && connection.isConnected(to: master))
             }
-            if !kept { state.announcedMaster = master }
-            return (dropped, abandoned)
+            if state.links.isEmpty { state.announcedMaster = master }
+            return taken
         }
         for connection in dropped { connection.channel.close(promise: nil) }
-        for promise in abandoned { promise.fail(Superseded()) }
+        for (_, promise) in abandoned { promise.fail(Superseded()) }
     }
 
     /// Closes every connection; later commands fail with ``RedisClientError/Code/clientClosed``.
     public func close() async {
         self.refreshTimer.withLock { $0?.cancel() }
-        let links = self.state.withLock { state -> [Link] in
+        let (connections, connecting) = self.state.withLock { state in
             state.closed = true
-            defer { state.links.removeAll() }
-            return Array(state.links.values)
+            return state.takeLinks { _, _ in true }
         }
-        for link in links {
-            switch link {
-            case .connected(let connection):
-                await connection.close()
-            case .connecting(let promise):
-                // Its opener closes what it opens (the client is closed).
-                promise.fail(RedisClientError(.clientClosed, "the Redis client is closed"))
-            }
-        }
+        // An opener closes what it opens (the client is closed).
+        for (_, promise) in connecting { promise.fail(RedisClientError(.clientClosed, "the Redis client is closed")) }
+        for connection in connections { await connection.close() }
     }
 }
