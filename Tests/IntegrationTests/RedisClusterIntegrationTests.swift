@@ -432,18 +432,9 @@ struct RedisClusterIntegrationTests {
         defer { load.stop() }
         let publisher = load.publisher
 
-        let slot = RedisClusterSlot.of("fanfare:h:{broadcast}")
-        let map = try await cluster.slotMap()
-        let from = try #require(map.primary(forSlot: slot))
-        let to = try #require(map.primaries.first { $0 != from })
+        let (slot, map, from, to, sourceID, targetID) = try await MigrationLoad.ends(in: cluster)
         // redis-cli takes the source's slots from the lowest up.
         let count = (0...slot).filter { map.primary(forSlot: $0) == from }.count
-        let sourceConnection = try await ClusterTopology.connect(from.port)
-        let targetConnection = try await ClusterTopology.connect(to.port)
-        let sourceID = try #require(try await sourceConnection.send("CLUSTER", "MYID").string)
-        let targetID = try #require(try await targetConnection.send("CLUSTER", "MYID").string)
-        await sourceConnection.close()
-        await targetConnection.close()
         let before = publisher.acknowledged.count
         try await ClusterTopology.redisCLI(
             [
@@ -470,14 +461,9 @@ struct RedisClusterIntegrationTests {
         defer { load.stop() }
         let publisher = load.publisher
 
-        let slot = RedisClusterSlot.of("fanfare:h:{broadcast}")
-        let map = try await cluster.slotMap()
-        let from = try #require(map.primary(forSlot: slot))
-        let to = try #require(map.primaries.first { $0 != from })
+        let (slot, map, from, to, sourceID, targetID) = try await MigrationLoad.ends(in: cluster)
         let source = try await ClusterTopology.connect(from.port)
         let target = try await ClusterTopology.connect(to.port)
-        let sourceID = try #require(try await source.send("CLUSTER", "MYID").string)
-        let targetID = try #require(try await target.send("CLUSTER", "MYID").string)
         _ = try await target.send("CLUSTER", "SETSLOT", RESPArgument(slot), "IMPORTING", RESPArgument(sourceID))
         _ = try await source.send("CLUSTER", "SETSLOT", RESPArgument(slot), "MIGRATING", RESPArgument(targetID))
         var moved = 0
@@ -546,5 +532,26 @@ private struct MigrationLoad {
 
     func stop() {
         for node in self.nodes { node.stop() }
+    }
+
+    /// The broadcast channel's slot, the map, the primary serving it, another primary to
+    /// move it to, and their cluster node ids.
+    static func ends(
+        in cluster: ClusterTopology
+    ) async throws -> (
+        slot: Int, map: RedisClusterSlotMap, from: RedisAddress, to: RedisAddress, sourceID: String, targetID: String
+    ) {
+        let slot = RedisClusterSlot.of("fanfare:h:{broadcast}")
+        let map = try await cluster.slotMap()
+        let from = try #require(map.primary(forSlot: slot))
+        let to = try #require(map.primaries.first { $0 != from })
+        var ids: [String] = []
+        for primary in [from, to] {
+            let connection = try await ClusterTopology.connect(primary.port)
+            let id = try await connection.send("CLUSTER", "MYID").string
+            await connection.close()
+            ids.append(try #require(id))
+        }
+        return (slot, map, from, to, ids[0], ids[1])
     }
 }
