@@ -11,6 +11,8 @@ public struct NodeAnswer: Codable, Sendable, Hashable {
     public var clients: Int
     /// Milliseconds since 1970 when the node last refreshed its row.
     public var lastSeen: Int64
+    /// Whether the node's delivery check passes (absent for nodes that do not say).
+    public var delivering: Bool?
 
     public init(
         nodeId: String,
@@ -20,7 +22,8 @@ public struct NodeAnswer: Codable, Sendable, Hashable {
         uptimeSeconds: Int64,
         connections: Int,
         clients: Int,
-        lastSeen: Int64
+        lastSeen: Int64,
+        delivering: Bool? = nil
     ) {
         self.nodeId = nodeId
         self.address = address
@@ -30,5 +33,6 @@ public struct NodeAnswer: Codable, Sendable, Hashable {
         self.connections = connections
         self.clients = clients
         self.lastSeen = lastSeen
+        self.delivering = delivering
     }
 }

@@ -16,8 +16,13 @@ public struct ReadinessAnswer: Codable, Sendable, Hashable {
         }
     }
 
-    /// Not draining, and (in a cluster) Redis reachable.
+    /// Not draining, and (in a cluster) Redis reachable and delivery proven.
     public var ready: Bool
+    /// Why the node is not ready, when it is not.
+    public var reason: String?
+    /// What the delivery check finds: `off` (embedded), `unproven` (no probe back yet),
+    /// `ok` or `stalled`.
+    public var delivery: String?
     /// The node's id.
     public var node: String
     /// `embedded` or `cluster`.
@@ -28,8 +33,19 @@ public struct ReadinessAnswer: Codable, Sendable, Hashable {
     public var auth: String
     public var access: Access
 
-    public init(ready: Bool, node: String, mode: String, draining: Bool, auth: String, access: Access) {
+    public init(
+        ready: Bool,
+        reason: String? = nil,
+        delivery: String? = nil,
+        node: String,
+        mode: String,
+        draining: Bool,
+        auth: String,
+        access: Access
+    ) {
         self.ready = ready
+        self.reason = reason
+        self.delivery = delivery
         self.node = node
         self.mode = mode
         self.draining = draining

@@ -10,7 +10,8 @@ struct ServeCommand: AsyncParsableCommand, EnvironmentConfigurable {
         .value("host"), .value("port"), .value("redis", variable: "FANFARE_REDIS_URL"), .value("node-id"),
         .value("redis-prefix"), .value("heartbeat-seconds"), .value("slow-consumer-bytes"), .value("history-size"),
         .value("history-seconds"), .value("history-idle-seconds"), .value("idempotency-seconds"),
-        .value("replica-acks"), .value("replica-ack-timeout-ms"),
+        .value("replica-acks"), .value("replica-ack-timeout-ms"), .value("delivery-probe-ms"),
+        .value("delivery-timeout-ms"), .value("delivery-handover-seconds"),
         .value("replay-cap"), .value("cors-origin", variable: "FANFARE_CORS_ORIGINS"), .value("event-loops"),
         .secret("jwt-secret"), .value("jwt-public-key"), .value("jwt-audience"),
         .value("jwt-issuer"), .secret("publisher-key"), .secret("admin-key"),
@@ -73,6 +74,21 @@ struct ServeCommand: AsyncParsableCommand, EnvironmentConfigurable {
 
     @Option(help: "How long a publish waits for --replica-acks before it gets a 503 that invites a retry.")
     var replicaAckTimeoutMs = 500
+
+    @Option(
+        help:
+            "How often the node publishes a probe and expects it back through its own subscriber (with Redis); 0 turns the check off."
+    )
+    var deliveryProbeMs = 1_000
+
+    @Option(help: "A probe not back after this long makes the node not ready (/readyz 503).")
+    var deliveryTimeoutMs = 3_000
+
+    @Option(
+        help:
+            "Not delivering this long (and another node does), the node closes its streams with a retry and refuses new ones until probes come back."
+    )
+    var deliveryHandoverSeconds = 5
 
     @Option(help: "Most events one resume replays; a client further behind gets __reset for what is past it.")
     var replayCap = 10_000
@@ -185,6 +201,9 @@ struct ServeCommand: AsyncParsableCommand, EnvironmentConfigurable {
         configuration.replicaAcks = max(0, self.replicaAcks)
         configuration.replicaAckTimeout = .milliseconds(Int64(max(1, self.replicaAckTimeoutMs)))
         configuration.replayCap = max(1, self.replayCap)
+        configuration.deliveryProbeInterval = .milliseconds(Int64(max(0, self.deliveryProbeMs)))
+        configuration.deliveryTimeout = .milliseconds(Int64(max(1, self.deliveryTimeoutMs)))
+        configuration.deliveryHandOverGrace = .seconds(Int64(max(0, self.deliveryHandoverSeconds)))
         let origins = self.corsOrigins.flatMap { $0.split(separator: ",") }.map {
             String($0).trimmingCharacters(in: .whitespaces)
         }

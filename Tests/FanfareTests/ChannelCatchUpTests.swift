@@ -12,7 +12,7 @@ import Testing
         // tries `advance` first must end every step where one that only uses `live` does.
         var generator = SystemRandomNumberGenerator()
         for _ in 0..<200 {
-            var plain = self.live(at: 0, limit: 4)
+            var plain = self.live(at: 0)
             var fast = plain
             var newest = 0
             for _ in 0..<40 {
@@ -24,8 +24,8 @@ import Testing
                         head: Events.position(newest),
                         events: (0..<newest).map { Events.event($0 + 1) }
                     )
-                    _ = plain.read(page, limit: 100)
-                    _ = fast.read(page, limit: 100)
+                    _ = plain.read(page)
+                    _ = fast.read(page)
                     continue
                 }
                 let n = max(1, newest + Int.random(in: -2...2, using: &generator))
@@ -78,7 +78,7 @@ import Testing
             return
         }
         #expect(!catchUp.isLive)
-        let step = catchUp.read(Events.page(4...5, head: 7), limit: 100)
+        let step = catchUp.read(Events.page(4...5, head: 7))
         #expect(step.deliver.map(\.position.milliseconds) == [4, 5, 6, 7])
         #expect(step.read == nil && step.becameLive)
         #expect(catchUp.position == Events.position(7) && catchUp.isLive)
@@ -87,9 +87,9 @@ import Testing
     @Test func aFullPageReadsOnAndAPartialOneEndsTheCatchUp() {
         var catchUp = ChannelCatchUp(position: Events.position(0), isLive: false, bufferLimit: 8)
         #expect(catchUp.start().read == Events.position(0))
-        let first = catchUp.read(Events.page(1...3, head: 5), limit: 3)
+        let first = catchUp.read(Events.page(1...3, head: 5))
         #expect(first.deliver.count == 3 && first.read == Events.position(3))
-        let second = catchUp.read(Events.page(4...5, head: 5), limit: 3)
+        let second = catchUp.read(Events.page(4...5, head: 5))
         #expect(second.deliver.map(\.position.milliseconds) == [4, 5])
         #expect(second.read == nil && second.becameLive)
     }
@@ -99,15 +99,33 @@ import Testing
         _ = catchUp.start()
         for n in 11...14 { _ = catchUp.live(Events.event(n)) }  // 11 and 12 are dropped
         // History up to 10 (the head when read): the buffer starts at 13, so read on.
-        let first = catchUp.read(Events.page(1...10, head: 10), limit: 100)
+        let first = catchUp.read(Events.page(1...10, head: 10))
         #expect(first.deliver.count == 10 && first.read == Events.position(10))
-        let second = catchUp.read(Events.page(11...12, head: 14), limit: 2)
-        // A full page: it reads on even though the buffer could follow.
-        #expect(second.read == Events.position(12))
-        let third = catchUp.read(Events.empty(head: 14).withEvents(13...14), limit: 2)
-        #expect(third.read == Events.position(14))
-        let last = catchUp.read(Events.empty(head: 14), limit: 2)
-        #expect(last.becameLive && catchUp.position == Events.position(14))
+        let second = catchUp.read(Events.page(11...12, head: 14))
+        // The page stops before the head, but the buffer (13, 14) goes on from it: no more
+        // history is needed.
+        #expect(second.read == nil && second.deliver.map(\.position.milliseconds) == [11, 12, 13, 14])
+        #expect(second.becameLive && catchUp.position == Events.position(14))
+    }
+
+    @Test func aPageThatStopsBeforeTheHeadIsFollowedByAnotherRead() {
+        // Pages are bounded in bytes: a short page is not the end of history.
+        var catchUp = ChannelCatchUp(position: Events.position(0), isLive: false, bufferLimit: 8)
+        _ = catchUp.start()
+        #expect(catchUp.read(Events.page(1...2, head: 5)).read == Events.position(2))
+        let last = catchUp.read(Events.page(3...5, head: 5))
+        #expect(last.read == nil && last.becameLive && catchUp.position == Events.position(5))
+    }
+
+    @Test func theBufferIsBoundedInBytesAsWellAsInEvents() {
+        var catchUp = ChannelCatchUp(position: Events.position(0), isLive: false, bufferLimit: 100, bufferBytes: 30)
+        _ = catchUp.start()
+        // Each body is 9 to 10 bytes ("data: n\n\n"): three fit, the oldest go.
+        for n in 1...8 { _ = catchUp.live(Events.event(n)) }
+        #expect(catchUp.bufferedCount == 3 && catchUp.bufferedByteCount <= 30)
+        let step = catchUp.read(Events.page(1...5, head: 8))
+        #expect(step.read == nil && step.deliver.map(\.position.milliseconds) == [1, 2, 3, 4, 5, 6, 7, 8])
+        #expect(catchUp.bufferedCount == 0 && catchUp.bufferedByteCount == 0)
     }
 
     @Test func aDropDuringAReadReadsAgainAfterIt() {
@@ -116,18 +134,18 @@ import Testing
         var catchUp = self.live(at: 3)
         #expect(catchUp.restart().read == Events.position(3))
         #expect(catchUp.restart().read == nil)  // a read is in flight: it reads again after it
-        let answered = catchUp.read(Events.page(4...5, head: 5), limit: 100)
+        let answered = catchUp.read(Events.page(4...5, head: 5))
         #expect(answered.deliver.count == 2)
         #expect(answered.read == Events.position(5))
-        #expect(catchUp.read(Events.page(6...6, head: 6), limit: 100).becameLive)
+        #expect(catchUp.read(Events.page(6...6, head: 6)).becameLive)
     }
 
     @Test func whatHistoryCannotCoverIsAJumpToTheNewestPosition() {
         var catchUp = self.live(at: 3)
         _ = catchUp.live(Events.event(9))
         _ = catchUp.live(Events.event(10))
-        let step = catchUp.read(Events.empty(head: 9, .trimmed), limit: 100)
-        #expect(step.reset == .init(status: .trimmed, position: Events.position(9)))
+        let step = catchUp.read(Events.empty(head: 9, .trimmed))
+        #expect(step.reset == .init(status: .trimmed, position: Events.position(9), from: Events.position(3)))
         #expect(step.deliver.map(\.position.milliseconds) == [10])
         #expect(step.becameLive && catchUp.position == Events.position(10))
     }
@@ -135,7 +153,7 @@ import Testing
     @Test func aPositionNewerThanTheChannelJumpsBackToItsHead() {
         var catchUp = ChannelCatchUp(position: Events.position(1_000), isLive: false, bufferLimit: 8)
         _ = catchUp.start()
-        let step = catchUp.read(Events.empty(head: 5, .unknown), limit: 100)
+        let step = catchUp.read(Events.empty(head: 5, .unknown))
         #expect(step.reset?.status == .unknown)
         #expect(catchUp.position == Events.position(5) && catchUp.isLive)
         guard case .deliver = catchUp.live(Events.event(6)) else {

@@ -28,6 +28,43 @@ import Testing
         #expect(machine.headRead("c", head: Events.position(7), generation: 1).map(\.summary) == ["attach [7]"])
     }
 
+    @Test func aSubscribeThatFailedBeforeTheSubscribersFirstReadyIsConfirmedByThatReady() {
+        // The window: a SUBSCRIBE sent while the subscriber was still connecting fails
+        // with "closed"; the hub leaves it to the subscriber, whose first connection then
+        // reports ready, not a reconnect. The channel must not stay pending.
+        var machine = self.machine()
+        #expect(machine.join(self.idA, channels: ["c"]).map(\.summary) == ["subscribe [\"c\"] #1"])
+        #expect(machine.subscriberReady().map(\.summary) == ["head c #1"])
+        #expect(machine.headRead("c", head: Events.position(2), generation: 1).map(\.summary) == ["attach [2]"])
+        // A ready channel is left alone by a later ready.
+        #expect(machine.subscriberReady().isEmpty)
+    }
+
+    @Test func aChannelPendingPastTheCheckFailsItsStreamsSoTheyComeBack() {
+        var machine = self.machine()
+        _ = machine.join(self.idA, channels: ["c"])
+        let mark = machine.generation
+        // Pending since before the mark, still pending at the check: its stream fails.
+        _ = machine.join(self.idB, channels: ["d"])
+        #expect(machine.failPending(since: mark).map(\.summary) == ["fail"])
+        // The next stream subscribes the channel again, in a new generation.
+        #expect(machine.join(ObjectIdentifier(Stream()), channels: ["c"]).map(\.summary) == ["subscribe [\"c\"] #3"])
+        // A late confirmation of the failed generation changes nothing.
+        #expect(machine.subscribed(["c"], generation: 1).isEmpty)
+        // d, subscribed after the mark, fails only at a later check.
+        #expect(machine.failPending(since: mark).isEmpty)
+        #expect(machine.failPending(since: machine.generation).map(\.summary) == ["fail", "fail"])
+    }
+
+    @Test func aMovedSlotCatchesUpOnlyTheChannelsThatMoved() {
+        var machine = self.machine()
+        _ = self.ready(&machine, at: 5)
+        _ = machine.join(self.idB, channels: ["d"])
+        _ = machine.subscribed(["d"], generation: 2)
+        _ = machine.headRead("d", head: Events.position(9), generation: 2)
+        #expect(machine.reconnected(only: ["d"]).map(\.summary) == ["read d after 9"])
+    }
+
     @Test func aSecondStreamJoiningAPendingChannelWaitsForTheSameAcknowledgement() {
         // The window: a second stream on a channel whose SUBSCRIBE is still in flight was
         // told __connected before Redis delivered to it.
@@ -119,7 +156,7 @@ import Testing
         _ = self.ready(&machine, at: 3)
         #expect(machine.received(Events.event(8)).map(\.summary) == ["read c after 3"])
         let actions = machine.historyRead("c", page: Events.empty(head: 8, .trimmed), generation: 1).map(\.summary)
-        #expect(actions == ["reset c trimmed to 8"])
+        #expect(actions == ["reset c trimmed to 8 from 3"])
         #expect(machine.received(Events.event(9)).map(\.summary) == ["deliver [9]"])
     }
 

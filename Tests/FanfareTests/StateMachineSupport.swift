@@ -39,7 +39,8 @@ extension ChannelSubscriptions.Action {
         case .deliver(let events): "deliver \(events.map { $0.position.milliseconds })"
         case .attach(_, let positions): "attach \(positions.map(\.milliseconds))"
         case .fail: "fail"
-        case .reset(let channel, let status, let position): "reset \(channel) \(status) to \(position.milliseconds)"
+        case .reset(let channel, let status, let position, let from):
+            "reset \(channel) \(status) to \(position.milliseconds) from \(from.milliseconds)"
         }
     }
 }

@@ -138,11 +138,55 @@ import Testing
     @Test func theNodesResetOfALiveChannelIsPassedOn() {
         var machine = self.machine()
         _ = machine.attached([Events.position(5), Events.position(9)])
-        let reset = machine.nodeReset(index: 1, status: .gone, position: Events.position(20)).map(\.summary)
+        let reset = machine.nodeReset(
+            index: 1,
+            status: .gone,
+            position: Events.position(20),
+            from: Events.position(9)
+        ).map(\.summary)
         #expect(reset == ["reset [\"broadcast\"] gone [5, 20]"])
         guard case .write = machine.live(Events.event(21, channel: "broadcast"), index: 1) else {
             Issue.record("21 follows the reset")
             return
         }
+    }
+
+    @Test func aStreamAheadOfTheNodeChecksItsOwnPositionInsteadOfFollowingTheNodesReset() {
+        // Resumed with another node's cursor: at 30 on broadcast while this node, still
+        // backfilling, is at 9.
+        var machine = self.machine(resume: self.cursor(["c": 5, "broadcast": 30]))
+        #expect(
+            machine.attached([Events.position(5), Events.position(9)]).map(\.summary) == [
+                "connected [5, 30]", "read 1 after 30",
+            ]
+        )
+        #expect(machine.read(Events.empty(head: 30), index: 1).isEmpty)
+        #expect(machine.isLive)
+        // The node's backfill from 9 finds history trimmed up to 20 and jumps there: the
+        // stream is past that, so no reset and no move backwards; it reads after its own
+        // position instead, and what history has there says it missed nothing.
+        let outputs = machine.nodeReset(
+            index: 1,
+            status: .trimmed,
+            position: Events.position(20),
+            from: Events.position(9)
+        ).map(\.summary)
+        #expect(outputs == ["read 1 after 30"])
+        #expect(machine.positions == [Events.position(5), Events.position(30)])
+        // The node's events from 20 on arrive meanwhile; those the stream has are dropped.
+        for n in 21...31 {
+            guard case .none = machine.live(Events.event(n, channel: "broadcast"), index: 1) else {
+                Issue.record("events wait while the stream checks its position")
+                return
+            }
+        }
+        // History after 30 is intact: 31 comes once, from the read; the buffered copies go.
+        #expect(
+            machine.read(Events.page(31...31, head: 31, channel: "broadcast"), index: 1).map(\.summary) == [
+                "event 31 [5, 31]"
+            ]
+        )
+        #expect(machine.isLive)
+        #expect(machine.positions == [Events.position(5), Events.position(31)])
     }
 }

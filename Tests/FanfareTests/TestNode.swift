@@ -16,7 +16,12 @@ enum TestNode {
         let bus = EmbeddedEventBus(eventLoop: group.next(), policy: configuration.historyPolicy)
         let metrics = NodeMetrics(nodeID: configuration.nodeID)
         let hub = NodeHub(group: group, busLoop: group.next(), bus: bus, metrics: metrics, logger: logger)
-        let identity = NodeIdentity(id: configuration.nodeID, version: "test", startedAt: 0)
+        let identity = NodeIdentity(
+            id: configuration.nodeID,
+            version: "test",
+            startedAt: 0,
+            health: NodeHealth(checked: false)
+        )
         let context = NodeContext(
             configuration: configuration,
             identity: identity,

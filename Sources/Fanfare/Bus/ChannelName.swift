@@ -26,6 +26,12 @@ enum ChannelName {
         }
     }
 
+    /// Whether `name` is one of the nodes' own channels (`__…`, such as the delivery
+    /// probe's), which no client may join or publish to.
+    static func isReserved(_ name: String) -> Bool {
+        name.utf8.starts(with: "__".utf8)
+    }
+
     /// Whether `id` can be a client or user id: the same alphabet, without `:`, 1–100 long.
     static func isValidID(_ id: String) -> Bool {
         id.utf8.count <= 100 && !id.contains(":") && self.isValid(id)

@@ -38,9 +38,10 @@ final class EmbeddedEventBus: EventBus {
 
     func start(
         deliver: @escaping @Sendable (BusEvent) -> Void,
-        resubscribed: @escaping @Sendable () -> Void
+        subscriptions: @escaping @Sendable (SubscriptionChange) -> Void
     ) async throws {
         self.state.withLock { $0.deliver = deliver }
+        subscriptions(.ready)
     }
 
     func subscribe(_ channels: [String]) -> EventLoopFuture<Void> {
@@ -57,6 +58,11 @@ final class EmbeddedEventBus: EventBus {
     }
 
     var isReady: Bool { true }
+
+    /// In process, delivery cannot stall: nothing to probe.
+    func probeChannels(node: String) -> [String] { [] }
+
+    func publishProbe(_ channel: String, sequence: UInt64) async throws {}
 
     func publish(_ request: PublishRequest) async throws -> PublishResult {
         let body = try EventFrame.body(event: request.event, data: request.data)
@@ -110,7 +116,12 @@ final class EmbeddedEventBus: EventBus {
         }
     }
 
-    func read(_ name: String, after position: StreamPosition, limit: Int) async throws -> HistoryPage {
+    func read(
+        _ name: String,
+        after position: StreamPosition,
+        limit: Int,
+        maxBytes: Int
+    ) async throws -> HistoryPage {
         let policy = self.policy
         return self.state.withLock { state in
             guard let channel = Self.live(state.channels[name], now: WallClock.milliseconds(), policy: policy) else {
@@ -122,7 +133,13 @@ final class EmbeddedEventBus: EventBus {
                 return HistoryPage(status: .trimmed, head: channel.last, events: [])
             }
             let count = min(max(1, limit), channel.history.distance(from: start, to: channel.history.endIndex))
-            let events = Array(channel.history[start..<channel.history.index(start, offsetBy: count)])
+            var events: [BusEvent] = []
+            var bytes = 0
+            for event in channel.history[start..<channel.history.index(start, offsetBy: count)] {
+                bytes += event.body.readableBytes
+                if bytes > maxBytes, !events.isEmpty { break }
+                events.append(event)
+            }
             let first = channel.history[start].predecessor
             // Events after the position are missing when the first one left does not follow
             // on from it; a history that starts over from nothing was lost, not trimmed.

@@ -1,16 +1,29 @@
 internal import NIOCore
 
+/// What happened to the node's subscriptions.
+enum SubscriptionChange: Sendable, Equatable {
+    /// The subscriber is ready for the first time: every subscription asked for so far is
+    /// confirmed, including those whose confirmation failed while it was connecting.
+    case ready
+    /// The subscriber lost its connection and is back: every channel may have missed events.
+    case reconnected
+    /// These channels were subscribed again on another server (a moved slot, a shard's
+    /// subscriber that reconnected): only they may have missed events.
+    case moved([String])
+}
+
 /// Carries events between nodes and keeps each channel's history. Two implementations:
 /// Redis for a cluster, in-memory for an embedded node, with the same semantics: every
 /// event gets a position in its channel, readers see the position of the event before it,
 /// and the history is bounded per channel.
 protocol EventBus: Sendable {
     /// Starts the bus. `deliver` gets every event published to a channel this node
-    /// subscribed to, in order per channel, on any thread; `resubscribed` after a lost
-    /// subscription came back (events may have been missed meanwhile).
+    /// subscribed to, in order per channel, on any thread; `subscriptions` hears when the
+    /// subscriber became ready, and when subscriptions came back after events may have
+    /// been missed.
     func start(
         deliver: @escaping @Sendable (BusEvent) -> Void,
-        resubscribed: @escaping @Sendable () -> Void
+        subscriptions: @escaping @Sendable (SubscriptionChange) -> Void
     ) async throws
 
     /// Subscribes the node to `channels`; the future succeeds once events flow.
@@ -26,10 +39,18 @@ protocol EventBus: Sendable {
     /// The newest position of each of `channels`, in order (``StreamPosition/zero`` for
     /// one without history).
     func heads(of channels: [String]) async throws -> [StreamPosition]
-    /// Up to `limit` events of `channel` after `position`, or why there are none.
-    func read(_ channel: String, after position: StreamPosition, limit: Int) async throws -> HistoryPage
+    /// Up to `limit` events of `channel` after `position`, or why there are none. The page
+    /// stops before an event that would take its bodies past `maxBytes` (its first event
+    /// always comes), so a page of large events stays small.
+    func read(_ channel: String, after position: StreamPosition, limit: Int, maxBytes: Int) async throws -> HistoryPage
     /// Whether publishes can currently succeed.
     var isReady: Bool { get }
+    /// The channels node `node`'s delivery check probes now: one per server the node's
+    /// subscriber listens on (none when there is nothing to check, as in process).
+    func probeChannels(node: String) -> [String]
+    /// Publishes probe `sequence` on `channel` through the publish function, as any
+    /// publish goes, without waiting for replicas.
+    func publishProbe(_ channel: String, sequence: UInt64) async throws
     func shutdown() async
 }
 

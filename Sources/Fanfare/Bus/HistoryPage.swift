@@ -16,7 +16,14 @@ struct HistoryPage: Sendable {
     /// The channel's newest position at the time of the read (``StreamPosition/zero`` when
     /// it has no history).
     var head: StreamPosition
-    /// In order, at most the number asked for. After a gap (`trimmed`, `gone`) the first
-    /// events that are left, which follow on from the first one's predecessor.
+    /// In order, at most the number (and about the bytes) asked for. After a gap
+    /// (`trimmed`, `gone`) the first events that are left, which follow on from the first
+    /// one's predecessor.
     var events: [BusEvent]
+
+    /// The page stops before the channel's head: more history follows its last event.
+    var hasMore: Bool {
+        guard let last = self.events.last else { return false }
+        return last.position < self.head
+    }
 }

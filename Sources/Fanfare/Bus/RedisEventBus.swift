@@ -197,7 +197,7 @@ extension RedisEventBus {
 
     func start(
         deliver: @escaping @Sendable (BusEvent) -> Void,
-        resubscribed: @escaping @Sendable () -> Void
+        subscriptions: @escaping @Sendable (SubscriptionChange) -> Void
     ) async throws {
         // Every primary is reached (and given the library) before the node serves.
         let client = self.busLane.client
@@ -224,7 +224,11 @@ extension RedisEventBus {
                 self?.subscriberReady.store(true, ordering: .relaxed)
                 if isReconnect {
                     logger.info("redis.subscriber.reconnected")
-                    resubscribed()
+                    subscriptions(.reconnected)
+                } else {
+                    // Subscribes that failed while the subscriber was still connecting are
+                    // confirmed now: their channels must hear it (no reconnect will come).
+                    subscriptions(.ready)
                 }
             case .disconnected(let error):
                 self?.subscriberReady.store(false, ordering: .relaxed)
@@ -317,6 +321,35 @@ extension RedisEventBus {
 
     var isReady: Bool {
         self.subscriberReady.load(ordering: .relaxed) && self.busLane.client.isConnected
+    }
+
+    /// `__probe.<node>`; in a Redis Cluster one per primary, `__probe.<node>.<n>` with the
+    /// first `n` whose slot that primary serves, so every shard's subscriber is checked.
+    func probeChannels(node: String) -> [String] {
+        let base = DeliveryCheck.channelPrefix + node
+        guard self.sharded else { return [base] }
+        guard let map = self.busLane.client.knownSlotMap else { return [] }
+        var channels: [String] = []
+        for primary in map.primaries {
+            // About as many tries as there are primaries: slots spread evenly.
+            for n in 0..<4_096 {
+                let channel = "\(base).\(n)"
+                if map.primary(forSlot: self.slot(channel)) == primary {
+                    channels.append(channel)
+                    break
+                }
+            }
+        }
+        return channels
+    }
+
+    func publishProbe(_ channel: String, sequence: UInt64) async throws {
+        _ = try await self.fcall(
+            "publish",
+            keys: [RESPArgument(self.names.history(channel))],
+            slot: self.slot(channel),
+            arguments: ["probe", RESPArgument("\(sequence)")]
+        )
     }
 
     func publish(_ request: PublishRequest) async throws -> PublishResult {
@@ -597,14 +630,19 @@ extension RedisEventBus {
         }
     }
 
-    func read(_ channel: String, after position: StreamPosition, limit: Int) async throws -> HistoryPage {
+    func read(
+        _ channel: String,
+        after position: StreamPosition,
+        limit: Int,
+        maxBytes: Int
+    ) async throws -> HistoryPage {
         let reply: RESPValue
         do {
             reply = try await self.fcall(
                 "read",
                 keys: [RESPArgument(self.names.history(channel))],
                 slot: self.slot(channel),
-                arguments: [RESPArgument(position.description), RESPArgument(limit)]
+                arguments: [RESPArgument(position.description), RESPArgument(limit), RESPArgument(maxBytes)]
             )
         } catch {
             throw FanfareError(.unavailable, "Redis is unavailable; history cannot be read", underlying: error)

@@ -3,11 +3,15 @@ internal import NIOCore
 internal import NIOHTTP1
 
 extension FanfareHTTPHandler {
-    /// `/readyz`: ready unless draining or (in a cluster) without Redis, and the access mode.
+    /// `/readyz`: ready unless draining or (in a cluster) without Redis or a proven delivery
+    /// path, why not, and the access mode.
     func readiness() -> ReadinessAnswer {
         let authenticator = self.node.authenticator
+        let reason = self.node.notReadyReason
         return ReadinessAnswer(
-            ready: self.node.isReady,
+            ready: reason == nil,
+            reason: reason,
+            delivery: self.node.health.delivery.rawValue,
             node: self.node.identity.id,
             mode: self.node.isEmbedded ? "embedded" : "cluster",
             draining: self.node.isDraining,
@@ -23,7 +27,8 @@ extension FanfareHTTPHandler {
             connections: counts.connections,
             clients: counts.clients,
             channels: counts.channels.count,
-            ready: self.node.isReady
+            ready: self.node.isReady,
+            deliveryStalled: self.node.health.delivery == .stalled
         )
         var response = HTTPResponse(status: .ok, body: ByteBuffer(bytes: text))
         response.headers.replaceOrAdd(name: "Content-Type", value: "text/plain; version=0.0.4; charset=utf-8")
@@ -45,7 +50,8 @@ extension FanfareHTTPHandler {
                 uptimeSeconds: max(0, (now - row.startedAt) / 1000),
                 connections: row.connections,
                 clients: row.clients,
-                lastSeen: row.lastSeen
+                lastSeen: row.lastSeen,
+                delivering: row.delivering
             )
         }
         let metrics = node.metrics

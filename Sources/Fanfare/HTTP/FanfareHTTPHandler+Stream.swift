@@ -16,6 +16,16 @@ extension FanfareHTTPHandler {
             self.respond(context: context, request: request, .error(FanfareError(.unavailable, "the node is draining")))
             return
         }
+        if self.node.health.refusesStreams {
+            // Its delivery check failed and its streams went to other nodes: a proxy that
+            // retries on 503 sends this one there too.
+            var response = HTTPResponse.error(
+                FanfareError(.unavailable, "this node cannot deliver events now; another node can")
+            )
+            response.headers.replaceOrAdd(name: "Retry-After", value: "1")
+            self.respond(context: context, request: request, response)
+            return
+        }
         let authenticator = self.node.authenticator
         if authenticator.streamsAreOpen {
             self.admitStream(context: context, request: request, requested: requested, grant: nil)

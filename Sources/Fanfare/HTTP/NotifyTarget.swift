@@ -90,6 +90,9 @@ struct NotifyTarget: Sendable {
             guard ChannelName.isValid(channel) else {
                 throw FanfareError(.invalidInput, "invalid channel name: use 1-128 of A-Z a-z 0-9 _ . : @ -")
             }
+            guard !ChannelName.isReserved(channel) else {
+                throw FanfareError(.invalidInput, "channel names starting with __ are reserved for the nodes")
+            }
             name = channel
         } else {
             name = ChannelName.broadcast

@@ -1,3 +1,5 @@
+internal import NIOCore
+
 /// Brings one reader of one channel (the node after its subscription dropped, or a stream
 /// that resumes) from its position to the live events, with nothing lost, repeated or
 /// reordered. A state machine: its methods return what to do, the owner does it.
@@ -6,15 +8,18 @@
 /// event's predecessor is the position). Otherwise it reads history after its position, a
 /// page at a time, while the live events that arrive wait in a bounded buffer; once a read
 /// reaches the buffer (the first buffered event's predecessor is the position), the buffer
-/// is released and the reader is live again. When the buffer is full its oldest events
-/// are dropped: they are in history, so the reads go on until they meet the rest.
+/// is released and the reader is live again. When the buffer is full (in events or in
+/// bytes) its oldest events are dropped: they are in history, so the reads go on until
+/// they meet the rest.
 struct ChannelCatchUp: Sendable {
-    // 32 bytes: one per channel of every stream, and one per channel of the node.
     /// The position of the last event the reader delivered (or started from).
     private(set) var position: StreamPosition
     /// Live events newer than `position` that cannot be delivered yet, in order.
     private var buffered: [BusEvent] = []
+    /// The bodies' bytes in `buffered`.
+    private var bufferedBytes = 0
     private let limit: Int32
+    private let byteLimit: Int32
     private(set) var isLive: Bool
     /// A read is in flight; its answer is awaited before another is asked for.
     private var reading = false
@@ -27,12 +32,21 @@ struct ChannelCatchUp: Sendable {
     /// How many live events wait at most while history is read.
     var bufferLimit: Int { Int(self.limit) }
 
-    /// A reader at `position`: live, or needing history first.
-    init(position: StreamPosition, isLive: Bool, bufferLimit: Int) {
+    /// How many bytes of live events wait at most while history is read (one event always may).
+    var bufferByteLimit: Int { Int(self.byteLimit) }
+
+    /// The live events waiting, and their bodies' bytes.
+    var bufferedCount: Int { self.buffered.count }
+    var bufferedByteCount: Int { self.bufferedBytes }
+
+    /// A reader at `position`: live, or needing history first. While it reads, at most
+    /// `bufferLimit` live events of at most `bufferBytes` bytes wait.
+    init(position: StreamPosition, isLive: Bool, bufferLimit: Int, bufferBytes: Int = 1 << 20) {
         self.position = position
         self.isLive = isLive
         self.started = isLive
         self.limit = Int32(clamping: max(1, bufferLimit))
+        self.byteLimit = Int32(clamping: max(1, bufferBytes))
     }
 
     /// What to do after a step.
@@ -52,6 +66,8 @@ struct ChannelCatchUp: Sendable {
     struct Reset: Sendable, Equatable {
         var status: HistoryPage.Status
         var position: StreamPosition
+        /// Where the reader was before it jumped.
+        var from: StreamPosition
     }
 
     /// The outcome of one live event, on the hot path.
@@ -114,28 +130,29 @@ struct ChannelCatchUp: Sendable {
         self.position
     }
 
-    /// The answer to the read in flight. `limit` is how many events it asked for: a full
-    /// page means more history may follow.
-    mutating func read(_ page: HistoryPage, limit: Int) -> Step {
+    /// The answer to the read in flight: a page that stops before the channel's head
+    /// (bounded in events or in bytes) is followed by another read.
+    mutating func read(_ page: HistoryPage) -> Step {
         var step = Step()
         self.reading = false
+        let from = self.position
         switch page.status {
         case .ok:
             break
         case .trimmed, .gone:
             // The events in between are lost; what is left goes on from before its first.
             let restart = page.events.first?.predecessor ?? page.head
-            step.reset = Reset(status: page.status, position: restart)
+            step.reset = Reset(status: page.status, position: restart, from: from)
             self.position = restart
         case .unknown:
-            step.reset = Reset(status: page.status, position: page.head)
+            step.reset = Reset(status: page.status, position: page.head, from: from)
             self.position = page.head
         }
         for event in page.events where event.position > self.position {
             step.deliver.append(event)
             self.position = event.position
         }
-        if page.events.count >= limit || self.readAgain {
+        if self.readAgain || (page.hasMore && !self.bufferFollows) {
             self.readAgain = false
             self.reading = true
             step.read = self.position
@@ -155,18 +172,31 @@ struct ChannelCatchUp: Sendable {
         return step
     }
 
+    /// Whether the live events kept meanwhile go on from the position (so no more history
+    /// is needed, even if the last read stopped before the head).
+    private var bufferFollows: Bool {
+        guard let next = self.buffered.first(where: { $0.position > self.position }) else { return false }
+        return next.predecessor == self.position
+    }
+
     /// After history reached `position`: delivers the buffered events that follow on from
     /// it, and goes live once all of them did; else reads on.
     private mutating func release(into step: inout Step) {
-        self.buffered.removeAll { $0.position <= self.position }
-        var released = 0
-        for event in self.buffered {
-            guard event.predecessor == self.position else { break }
-            step.deliver.append(event)
-            self.position = event.position
-            released += 1
+        var kept: [BusEvent] = []
+        var keptBytes = 0
+        var following = true
+        for event in self.buffered where event.position > self.position {
+            if following, event.predecessor == self.position {
+                step.deliver.append(event)
+                self.position = event.position
+                continue
+            }
+            following = false
+            kept.append(event)
+            keptBytes += event.body.readableBytes
         }
-        self.buffered.removeFirst(released)
+        self.buffered = kept
+        self.bufferedBytes = keptBytes
         if self.buffered.isEmpty {
             if !self.isLive {
                 self.isLive = true
@@ -179,7 +209,14 @@ struct ChannelCatchUp: Sendable {
     }
 
     private mutating func buffer(_ event: BusEvent) {
-        if self.buffered.count >= self.limit { self.buffered.removeFirst() }
+        let bytes = event.body.readableBytes
+        while let oldest = self.buffered.first,
+            self.buffered.count >= self.limit || self.bufferedBytes + bytes > self.byteLimit
+        {
+            self.bufferedBytes -= oldest.body.readableBytes
+            self.buffered.removeFirst()
+        }
         self.buffered.append(event)
+        self.bufferedBytes += bytes
     }
 }

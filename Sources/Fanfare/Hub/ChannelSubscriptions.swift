@@ -51,18 +51,21 @@ struct ChannelSubscriptions: Sendable {
         case attach(StreamID, [StreamPosition])
         /// The stream cannot be served (Redis did not confirm a subscription).
         case fail(StreamID)
-        /// The node could not fill a gap in `channel`: its streams jump to `position`.
-        case reset(String, HistoryPage.Status, position: StreamPosition)
+        /// The node could not fill a gap in `channel` after `from`: its streams there jump
+        /// to `position`.
+        case reset(String, HistoryPage.Status, position: StreamPosition, from: StreamPosition)
     }
 
     private var entries: [String: Entry] = [:]
     private var waiters: [StreamID: Waiter] = [:]
     private var nextGeneration = 0
     let bufferLimit: Int
+    let bufferBytes: Int
     let pageSize: Int
 
-    init(bufferLimit: Int, pageSize: Int) {
+    init(bufferLimit: Int, bufferBytes: Int = 1 << 20, pageSize: Int) {
         self.bufferLimit = bufferLimit
+        self.bufferBytes = bufferBytes
         self.pageSize = pageSize
     }
 
@@ -186,7 +189,12 @@ struct ChannelSubscriptions: Sendable {
         guard var entry = self.entries[channel], entry.generation == generation,
             case .readingHead(let early, let again) = entry.phase
         else { return [] }
-        var catchUp = ChannelCatchUp(position: head, isLive: true, bufferLimit: self.bufferLimit)
+        var catchUp = ChannelCatchUp(
+            position: head,
+            isLive: true,
+            bufferLimit: self.bufferLimit,
+            bufferBytes: self.bufferBytes
+        )
         var actions = Actions()
         // Events that came while the head was read: those after it are the channel's first.
         for event in early {
@@ -238,10 +246,47 @@ struct ChannelSubscriptions: Sendable {
         return []
     }
 
-    /// The subscription dropped and came back: every channel may have missed events.
-    mutating func reconnected() -> [Action] {
+    /// The subscriber became ready for the first time: every SUBSCRIBE sent so far is
+    /// confirmed, including those that failed only because it was still connecting.
+    mutating func subscriberReady() -> [Action] {
         var actions = Actions()
         for (channel, var entry) in self.entries {
+            guard case .subscribing(let early) = entry.phase else { continue }
+            entry.phase = .readingHead(early: early, again: false)
+            actions.append(.readHead(channel, generation: entry.generation))
+            self.entries[channel] = entry
+        }
+        return actions.list
+    }
+
+    /// The newest generation handed out: channels pending since it or before are stale at
+    /// the next check (``failPending(since:)``).
+    var generation: Int { self.nextGeneration }
+
+    /// Channels still pending (unconfirmed, or their head unread) that were subscribed in
+    /// `generation` or before fail: their streams are closed with a `retry:` and come back,
+    /// and the next stream subscribes them again. A pending channel always has a way out,
+    /// even when the confirmation it waits for never comes.
+    mutating func failPending(since generation: Int) -> [Action] {
+        var stale: [(String, Int)] = []
+        for (channel, entry) in self.entries where entry.generation <= generation {
+            switch entry.phase {
+            case .subscribing, .readingHead: stale.append((channel, entry.generation))
+            case .ready, .failed: break
+            }
+        }
+        var actions: [Action] = []
+        for (channel, generation) in stale {
+            actions += self.subscribeFailed([channel], generation: generation)
+        }
+        return actions
+    }
+
+    /// The subscription dropped and came back: every channel (or those of `only`) may have
+    /// missed events.
+    mutating func reconnected(only: Set<String>? = nil) -> [Action] {
+        var actions = Actions()
+        for (channel, var entry) in self.entries where only?.contains(channel) ?? true {
             switch entry.phase {
             case .subscribing(let early):
                 // The reconnect subscribed it again: it is acknowledged now.
@@ -265,7 +310,7 @@ struct ChannelSubscriptions: Sendable {
         guard var entry = self.entries[channel], entry.generation == generation, case .ready(var catchUp) = entry.phase
         else { return [] }
         var actions = Actions()
-        actions.add(catchUp.read(page, limit: self.pageSize), channel: channel, generation: generation)
+        actions.add(catchUp.read(page), channel: channel, generation: generation)
         entry.phase = .ready(catchUp)
         self.entries[channel] = entry
         return actions.list
@@ -313,7 +358,7 @@ struct ChannelSubscriptions: Sendable {
 
         mutating func add(_ step: ChannelCatchUp.Step, channel: String, generation: Int) {
             if let reset = step.reset {
-                self.append(.reset(channel, reset.status, position: reset.position))
+                self.append(.reset(channel, reset.status, position: reset.position, from: reset.from))
             }
             if !step.deliver.isEmpty { self.append(.deliver(step.deliver)) }
             if let after = step.read {

@@ -100,9 +100,9 @@ final class LocalHub {
                 if stream.attached(positions) { self.markForFlush(stream) }
             case .fail(let id):
                 self.streams[id]?.close(.unavailable, retryMilliseconds: nil)
-            case .reset(let channel, let status, let position):
+            case .reset(let channel, let status, let position, let from):
                 for member in self.members[channel] ?? []
-                where member.stream.nodeReset(index: member.index, status: status, position: position) {
+                where member.stream.nodeReset(index: member.index, status: status, position: position, from: from) {
                     self.markForFlush(member.stream)
                 }
             }

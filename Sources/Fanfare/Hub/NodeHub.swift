@@ -17,7 +17,7 @@ final class NodeHub: Sendable {
         case event(BusEvent)
         case attach(ObjectIdentifier, [StreamPosition])
         case fail(ObjectIdentifier)
-        case reset(String, HistoryPage.Status, position: StreamPosition)
+        case reset(String, HistoryPage.Status, position: StreamPosition, from: StreamPosition)
     }
 
     struct Counts: Sendable {
@@ -48,6 +48,9 @@ final class NodeHub: Sendable {
         var emptied: [AsyncSignal<Void>] = []
         /// Channels whose stream count changed since the registry last took them.
         var changed = Set<String>()
+        /// The newest generation at the last pending check: channels pending since then
+        /// or before fail at the next one.
+        var pendingMark = 0
     }
 
     /// Work the machine asked for that happens outside the lock.
@@ -80,7 +83,9 @@ final class NodeHub: Sendable {
     /// here so a whole socket read travels to the loops together.
     private let busLoop: any EventLoop
     private let state: Mutex<State>
+    private let pendingCheck = Mutex<RepeatedTask?>(nil)
     private let pageSize: Int
+    private let pageBytes: Int
     let bus: any EventBus
     private let logger: Logger
 
@@ -91,6 +96,8 @@ final class NodeHub: Sendable {
         metrics: NodeMetrics? = nil,
         bufferLimit: Int = 1_024,
         pageSize: Int = 500,
+        pageBytes: Int = 256 << 10,
+        bufferBytes: Int = 1 << 20,
         logger: Logger
     ) {
         self.busLoop = busLoop
@@ -105,7 +112,10 @@ final class NodeHub: Sendable {
         self.loopList = Array(loops.values)
         self.bus = bus
         self.pageSize = pageSize
-        self.state = Mutex(State(machine: ChannelSubscriptions(bufferLimit: bufferLimit, pageSize: pageSize)))
+        self.pageBytes = pageBytes
+        self.state = Mutex(
+            State(machine: ChannelSubscriptions(bufferLimit: bufferLimit, bufferBytes: bufferBytes, pageSize: pageSize))
+        )
         self.logger = logger
     }
 
@@ -208,6 +218,48 @@ final class NodeHub: Sendable {
         self.perform(work)
     }
 
+    /// Some channels were subscribed again elsewhere (a moved slot, a shard's subscriber
+    /// that came back): those catch up, the others are untouched.
+    func reconnected(_ channels: [String]) {
+        let work = self.state.withLock { state in
+            Self.enqueue(state.machine.reconnected(only: Set(channels)), &state)
+        }
+        self.logger.info("hub.backfill.started", metadata: ["channels": "\(channels.count)"])
+        self.perform(work)
+    }
+
+    /// The subscriber is ready for the first time: channels whose SUBSCRIBE failed while
+    /// it was connecting are confirmed now.
+    func subscriberReady() {
+        let work = self.state.withLock { state in Self.enqueue(state.machine.subscriberReady(), &state) }
+        self.perform(work)
+    }
+
+    /// Starts failing channels that stay pending past `timeout` (checked every `timeout`,
+    /// so one fails after one to two of them), on the bus's loop.
+    func startPendingCheck(timeout: TimeAmount = .seconds(10)) {
+        let task = self.busLoop.scheduleRepeatedTask(initialDelay: timeout, delay: timeout) { [weak self] _ in
+            guard let self else { return }
+            let work = self.state.withLock { state in
+                let actions = state.machine.failPending(since: state.pendingMark)
+                state.pendingMark = state.machine.generation
+                if !actions.isEmpty {
+                    self.logger.warning(
+                        "hub.subscribe.timeout",
+                        metadata: ["effect": "streams waiting for a subscription are closed with a retry"]
+                    )
+                }
+                return Self.enqueue(actions, &state)
+            }
+            self.perform(work)
+        }
+        self.pendingCheck.withLock { $0 = task }
+    }
+
+    func stopPendingCheck() {
+        self.pendingCheck.withLock { $0?.cancel() }
+    }
+
     /// Queues the machine's actions in their order; returns what to start outside the lock.
     private static func enqueue(_ actions: [ChannelSubscriptions.Action], _ state: inout State) -> Work {
         var work = Work()
@@ -224,8 +276,8 @@ final class NodeHub: Sendable {
                 state.staged.append(.attach(stream, positions))
             case .fail(let stream):
                 state.staged.append(.fail(stream))
-            case .reset(let channel, let status, let position):
-                state.staged.append(.reset(channel, status, position: position))
+            case .reset(let channel, let status, let position, let from):
+                state.staged.append(.reset(channel, status, position: position, from: from))
             case .readHead(let channel, let generation):
                 state.heads.append((channel, generation))
             case .readHistory:
@@ -354,14 +406,14 @@ final class NodeHub: Sendable {
     /// Reads from history (async, from any thread), then hands the answer to the machine.
     private func startRead(_ action: ChannelSubscriptions.Action) {
         let bus = self.bus
-        let pageSize = self.pageSize
+        let (pageSize, pageBytes) = (self.pageSize, self.pageBytes)
         // From a synchronous caller into the bus's async reads: the task is the bridge.
         Task {
             switch action {
             case .readHistory(let channel, let after, let generation):
                 let work: Work
                 do {
-                    let page = try await bus.read(channel, after: after, limit: pageSize)
+                    let page = try await bus.read(channel, after: after, limit: pageSize, maxBytes: pageBytes)
                     if page.status != .ok {
                         self.logger.warning(
                             "hub.backfill.gap",
@@ -434,12 +486,13 @@ final class NodeHub: Sendable {
         self.forEachLocalHub { $0.stop() }
     }
 
-    /// Drain: tells every stream when to come back (a random `retry:` up to `jitter`
-    /// milliseconds, so clients don't all return at once) and closes it once written.
-    func closeAllStreams(retryJitterMilliseconds jitter: Int) {
+    /// Drain or hand-over: tells every stream why and when to come back (a random
+    /// `retry:` up to `jitter` milliseconds, so clients don't all return at once) and
+    /// closes it once written.
+    func closeAllStreams(_ reason: ControlFrame.CloseReason = .draining, retryJitterMilliseconds jitter: Int) {
         self.forEachLocalHub { hub in
             for stream in hub.allStreams {
-                stream.close(.draining, retryMilliseconds: Int.random(in: 0...max(0, jitter)))
+                stream.close(reason, retryMilliseconds: Int.random(in: 0...max(0, jitter)))
             }
         }
     }

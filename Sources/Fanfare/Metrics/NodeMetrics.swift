@@ -43,6 +43,9 @@ final class NodeMetrics: Sendable {
     let resetsSent: Tally
     let slowConsumerCloses: Tally
     let redisReconnects: Tally
+    /// Times the delivery check found the node stalled, and streams it handed over.
+    let deliveryStalls: Tally
+    let streamsHandedOver: Tally
     /// Requests refused by a limit or a credential check, by reason.
     private let refusals: [Refusal: Tally]
 
@@ -65,6 +68,8 @@ final class NodeMetrics: Sendable {
     private let clients: Metrics.Gauge
     private let channels: Metrics.Gauge
     private let ready: Metrics.Gauge
+    /// 1 while the delivery check finds the node stalled.
+    private let deliveryStalled: Metrics.Gauge
     /// From publish (the time in the event id) to the write on a loop, once per event
     /// and loop.
     private let latency: Metrics.Timer
@@ -84,6 +89,8 @@ final class NodeMetrics: Sendable {
         self.resetsSent = Tally("fanfare_resets_sent_total", node: nodeID, factory: factory)
         self.slowConsumerCloses = Tally("fanfare_slow_consumer_closes_total", node: nodeID, factory: factory)
         self.redisReconnects = Tally("fanfare_redis_reconnects_total", node: nodeID, factory: factory)
+        self.deliveryStalls = Tally("fanfare_delivery_stalls_total", node: nodeID, factory: factory)
+        self.streamsHandedOver = Tally("fanfare_streams_handed_over_total", node: nodeID, factory: factory)
         var refusals: [Refusal: Tally] = [:]
         for reason in Refusal.allCases {
             refusals[reason] = Tally(
@@ -98,6 +105,7 @@ final class NodeMetrics: Sendable {
         self.clients = Metrics.Gauge(label: "fanfare_clients", dimensions: node, factory: factory)
         self.channels = Metrics.Gauge(label: "fanfare_channels", dimensions: node, factory: factory)
         self.ready = Metrics.Gauge(label: "fanfare_ready", dimensions: node, factory: factory)
+        self.deliveryStalled = Metrics.Gauge(label: "fanfare_delivery_stalled", dimensions: node, factory: factory)
         self.latency = Metrics.Timer(label: Self.latencyLabel, dimensions: node, factory: factory)
     }
 
@@ -123,11 +131,12 @@ final class NodeMetrics: Sendable {
     }
 
     /// The Prometheus text, with the gauges set from the node's current state.
-    func render(connections: Int, clients: Int, channels: Int, ready: Bool) -> [UInt8] {
+    func render(connections: Int, clients: Int, channels: Int, ready: Bool, deliveryStalled: Bool) -> [UInt8] {
         self.connections.record(connections)
         self.clients.record(clients)
         self.channels.record(channels)
         self.ready.record(ready ? 1 : 0)
+        self.deliveryStalled.record(deliveryStalled ? 1 : 0)
         return self.registry.emitToBuffer()
     }
 }

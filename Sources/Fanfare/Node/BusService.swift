@@ -7,6 +7,8 @@ internal import ServiceLifecycle
 struct BusService: Service {
     let bus: any EventBus
     let hub: NodeHub
+    /// Takes the delivery check's probe events; everything else goes to the hub.
+    let deliveryCheck: DeliveryCheck?
     let metrics: NodeMetrics
     let logger: Logger
     /// Set once the bus is connected; the HTTP server waits for it before it listens.
@@ -15,12 +17,24 @@ struct BusService: Service {
     func run() async throws {
         let hub = self.hub
         let metrics = self.metrics
+        let check = self.deliveryCheck
         do {
             try await self.bus.start(
-                deliver: { event in hub.receive(event) },
-                resubscribed: {
-                    metrics.redisReconnects.increment()
-                    hub.reconnected()
+                deliver: { event in
+                    if let check, check.received(event) { return }
+                    hub.receive(event)
+                },
+                subscriptions: { change in
+                    switch change {
+                    case .ready:
+                        hub.subscriberReady()
+                    case .reconnected:
+                        metrics.redisReconnects.increment()
+                        hub.reconnected()
+                    case .moved(let channels):
+                        metrics.redisReconnects.increment()
+                        hub.reconnected(channels)
+                    }
                 }
             )
         } catch {
@@ -39,9 +53,11 @@ struct BusService: Service {
             await self.bus.shutdown()
             throw failure
         }
+        self.hub.startPendingCheck()
         self.started.succeed(())
         // Until the other services are done (or the group is cancelled).
         try? await gracefulShutdown()
+        self.hub.stopPendingCheck()
         await self.bus.shutdown()
     }
 }

@@ -39,13 +39,27 @@ public struct FanfareConfiguration: Sendable {
     /// once the master has it.
     public var replicaAcks: Int = 0
     /// How long a publish waits for ``replicaAcks``; past it the answer is a 503 that
-    /// invites a retry with the idempotency key.
+    /// invites a retry with the idempotency key. Must stay a second below the Redis
+    /// command timeout (5 s), which the wait counts against.
     public var replicaAckTimeout: TimeAmount = .milliseconds(500)
+    /// How often the node publishes a probe to prove its own delivery path (in a cluster);
+    /// zero turns the check off.
+    public var deliveryProbeInterval: TimeAmount = .seconds(1)
+    /// A probe not back through the node's subscriber after this long makes the node not
+    /// ready (`/readyz` 503, `fanfare_delivery_stalled`).
+    public var deliveryTimeout: TimeAmount = .seconds(3)
+    /// Stalled this long (and another node delivers), the node closes its streams with a
+    /// jittered `retry:` and refuses new ones until probes come back.
+    public var deliveryHandOverGrace: TimeAmount = .seconds(5)
     /// Live events a catching-up stream (or the node, catching a channel up) keeps per
     /// channel meanwhile; older ones are read from history again.
     public var liveBufferEvents: Int
     /// Events per history read.
     public var historyPageSize: Int
+    /// Bytes of event bodies per history read (about: a page stops before the event that
+    /// would pass it, and always has one). A stream catching up holds at most the slow
+    /// consumer bound plus one page of unsent bytes.
+    public var historyPageBytes: Int = 256 * 1024
     /// Origins allowed by CORS; `*` allows (and reflects) any origin.
     public var corsOrigins: [String]
     /// Largest request body accepted.

@@ -45,6 +45,7 @@ public final class FanfareNode: Sendable {
     ) async throws {
         var logger = logger
         logger[metadataKey: "node.id"] = "\(configuration.nodeID)"
+        try Self.check(configuration)
         guard RedisNames.isValidPrefix(configuration.redisPrefix) else {
             throw FanfareError(
                 .invalidConfiguration,
@@ -65,10 +66,13 @@ public final class FanfareNode: Sendable {
         let names = RedisNames(prefix: configuration.redisPrefix)
         let busLoop = group.next()
         let metrics = NodeMetrics(nodeID: configuration.nodeID)
+        let checksDelivery = configuration.redisURL != nil && configuration.deliveryProbeInterval > .zero
+        let health = NodeHealth(checked: checksDelivery)
         let identity = NodeIdentity(
             id: configuration.nodeID,
             version: Self.version,
-            startedAt: WallClock.milliseconds()
+            startedAt: WallClock.milliseconds(),
+            health: health
         )
 
         let bus: any EventBus
@@ -102,6 +106,8 @@ public final class FanfareNode: Sendable {
             metrics: metrics,
             bufferLimit: configuration.liveBufferEvents,
             pageSize: configuration.historyPageSize,
+            pageBytes: configuration.historyPageBytes,
+            bufferBytes: configuration.slowConsumerBytes,
             logger: logger
         )
 
@@ -133,23 +139,54 @@ public final class FanfareNode: Sendable {
         let busStarted = AsyncSignal<Void>()
         let listening = AsyncSignal<SocketAddress>()
         let operationsListening = AsyncSignal<SocketAddress?>()
-        let services: [any Service] = [
-            BusService(bus: bus, hub: hub, metrics: metrics, logger: logger, started: busStarted),
-            HTTPServer(
-                node: node,
-                group: group,
-                busStarted: busStarted,
-                budget: budget,
-                listening: listening,
-                operationsListening: operationsListening
-            ),
-            RegistryService(
+        let deliveryCheck =
+            checksDelivery
+            ? DeliveryCheck(
+                bus: bus,
+                hub: hub,
                 registry: registry,
-                interval: .nanoseconds(configuration.registryInterval.nanoseconds),
-                listening: listening
-            ),
-            StreamDrain(node: node, budget: budget),
+                health: health,
+                metrics: metrics,
+                nodeID: configuration.nodeID,
+                settings: .init(
+                    interval: configuration.deliveryProbeInterval,
+                    timeout: configuration.deliveryTimeout,
+                    grace: configuration.deliveryHandOverGrace,
+                    retryJitterMilliseconds: configuration.drainRetryJitterMilliseconds
+                ),
+                busStarted: busStarted,
+                eventLoop: busLoop,
+                logger: logger
+            ) : nil
+        var services: [any Service] = [
+            BusService(
+                bus: bus,
+                hub: hub,
+                deliveryCheck: deliveryCheck,
+                metrics: metrics,
+                logger: logger,
+                started: busStarted
+            )
         ]
+        // Stopped just before the bus: after the drain, which makes the node not ready anyway.
+        if let deliveryCheck { services.append(deliveryCheck) }
+        services +=
+            [
+                HTTPServer(
+                    node: node,
+                    group: group,
+                    busStarted: busStarted,
+                    budget: budget,
+                    listening: listening,
+                    operationsListening: operationsListening
+                ),
+                RegistryService(
+                    registry: registry,
+                    interval: .nanoseconds(configuration.registryInterval.nanoseconds),
+                    listening: listening
+                ),
+                StreamDrain(node: node, budget: budget),
+            ] as [any Service]
         var groupConfiguration = ServiceGroupConfiguration(
             services: services.map { ServiceGroupConfiguration.ServiceConfiguration(service: $0) },
             gracefulShutdownSignals: gracefulShutdownSignals,
@@ -184,6 +221,33 @@ public final class FanfareNode: Sendable {
                 metadata: [
                     "subscribe": "\(access.subscribe)", "publish": "\(access.publish)", "admin": "\(access.admin)",
                 ]
+            )
+        }
+    }
+
+    /// Refuses settings that cannot work together, with a sentence saying why.
+    static func check(_ configuration: FanfareConfiguration) throws {
+        guard ChannelName.isValidID(configuration.nodeID), configuration.nodeID.utf8.count <= 64 else {
+            throw FanfareError(
+                .invalidConfiguration,
+                "the node id must be 1-64 of A-Z a-z 0-9 _ . @ -, not '\(configuration.nodeID)'"
+            )
+        }
+        let commandTimeout = RedisConfiguration().commandTimeout ?? .seconds(5)
+        if configuration.replicaAcks > 0, configuration.replicaAckTimeout + .seconds(1) > commandTimeout {
+            throw FanfareError(
+                .invalidConfiguration,
+                "--replica-ack-timeout-ms \(configuration.replicaAckTimeout.nanoseconds / 1_000_000) must be at most "
+                    + "\((commandTimeout - .seconds(1)).nanoseconds / 1_000_000): a publish waits for its replicas "
+                    + "within the Redis command timeout (\(commandTimeout.nanoseconds / 1_000_000) ms)"
+            )
+        }
+        if configuration.deliveryProbeInterval > .zero,
+            configuration.deliveryTimeout <= configuration.deliveryProbeInterval
+        {
+            throw FanfareError(
+                .invalidConfiguration,
+                "the delivery timeout must be longer than the probe interval, or every probe would be late"
             )
         }
     }

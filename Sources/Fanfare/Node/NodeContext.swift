@@ -8,6 +8,8 @@ final class NodeContext: Sendable {
     let configuration: FanfareConfiguration
     let identity: NodeIdentity
     let hub: NodeHub
+    /// What the delivery check found.
+    var health: NodeHealth { self.identity.health }
     let registry: any ClusterRegistry
     let isEmbedded: Bool
     let logger: Logger
@@ -55,6 +57,18 @@ final class NodeContext: Sendable {
 
     func startDraining() { self.draining.store(true, ordering: .relaxed) }
 
-    /// Ready to serve: not draining, and (in a cluster) Redis reachable.
-    var isReady: Bool { !self.isDraining && self.bus.isReady }
+    /// Ready to serve: not draining, and (in a cluster) Redis reachable and delivery proven.
+    var isReady: Bool { self.notReadyReason == nil }
+
+    /// Why the node is not ready, or `nil` when it is.
+    var notReadyReason: String? {
+        if self.isDraining { return "the node is draining" }
+        if !self.bus.isReady { return "Redis is not reachable, or the node's subscriber is reconnecting" }
+        let health = self.health
+        switch health.delivery {
+        case .off, .ok: return nil
+        case .unproven: return "no delivery probe has come back through the subscriber yet"
+        case .stalled: return "delivery stalled: " + (health.reason ?? "a probe did not come back")
+        }
+    }
 }

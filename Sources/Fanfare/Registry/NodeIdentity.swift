@@ -7,12 +7,15 @@ final class NodeIdentity: Sendable {
     let version: String
     /// Milliseconds since 1970 when the node started.
     let startedAt: Int64
+    /// What the delivery check found, for the row.
+    let health: NodeHealth
     private let boundAddress = Mutex("")
 
-    init(id: String, version: String, startedAt: Int64) {
+    init(id: String, version: String, startedAt: Int64, health: NodeHealth) {
         self.id = id
         self.version = version
         self.startedAt = startedAt
+        self.health = health
     }
 
     /// `host:port` others reach the node at; empty until the server listens.
@@ -31,7 +34,8 @@ final class NodeIdentity: Sendable {
             startedAt: self.startedAt,
             connections: counts.connections,
             clients: counts.clients,
-            lastSeen: WallClock.milliseconds()
+            lastSeen: WallClock.milliseconds(),
+            delivering: self.health.isDelivering
         )
     }
 }

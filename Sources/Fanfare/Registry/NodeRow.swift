@@ -9,4 +9,6 @@ struct NodeRow: Codable, Sendable, Hashable {
     var clients: Int
     /// Milliseconds since 1970 when the row was last refreshed.
     var lastSeen: Int64
+    /// Whether the node's delivery check passes (absent from older nodes' rows).
+    var delivering: Bool?
 }

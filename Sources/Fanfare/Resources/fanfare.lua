@@ -9,7 +9,7 @@
 -- (field b) and the position of the channel's entry before them (field p), which lets
 -- readers tell a gap from a quiet channel.
 
-local VERSION = 4
+local VERSION = 5
 local PREFIX = '__PREFIX__'
 local MAXLEN = __MAXLEN__
 local MAX_AGE_MS = __MAX_AGE_MS__
@@ -19,6 +19,14 @@ local IDEMPOTENCY_MS = __IDEMPOTENCY_MS__
 local PUBLISH = '__PUBLISH__'
 -- The registry's keys share one hash tag, so they live in one slot of a cluster.
 local REGISTRY = PREFIX .. ':{registry}:node:'
+local NODES = PREFIX .. ':{registry}:nodes'
+-- Channels whose names start with __ are the nodes' own (the delivery probe): they keep a
+-- short history that expires soon after its node stops.
+local NODE_MAXLEN = 16
+local NODE_IDLE_MS = 60000
+-- The most entries and bytes one history read answers.
+local READ_MAX_COUNT = 1000
+local READ_MAX_BYTES = 8388608
 local POLICY = 'maxlen=' .. MAXLEN .. ' age_ms=' .. MAX_AGE_MS .. ' idle_ms=' .. IDLE_MS
   .. ' idempotency_ms=' .. IDEMPOTENCY_MS
 
@@ -96,15 +104,19 @@ end
 
 -- Appends one event after `predecessor` and publishes it; returns its position and the
 -- number of nodes reached.
-local function append(key, pubsub, predecessor, event, data)
+local function is_node_channel(channel)
+  return string.sub(channel, 1, 2) == '__'
+end
+
+local function append(key, pubsub, predecessor, event, data, maxlen)
   local body = encode_body(event, data)
-  local id = redis.call('XADD', key, 'MAXLEN', '~', MAXLEN, '*', 'p', predecessor, 'b', body)
+  local id = redis.call('XADD', key, 'MAXLEN', '~', maxlen, '*', 'p', predecessor, 'b', body)
   local nodes = redis.call(PUBLISH, pubsub, id .. ' ' .. predecessor .. '\n' .. body)
   return id, nodes
 end
 
 -- Trims by age and renews the idle expiry once the events are in, `id` being the last.
-local function settle(key, id)
+local function settle(key, id, idle_ms)
   if MAX_AGE_MS > 0 then
     -- The new id's milliseconds are the server's clock (or the last id's, if that was
     -- later): no TIME call. Trimming by age once per millisecond of a channel is enough.
@@ -113,11 +125,42 @@ local function settle(key, id)
       redis.call('XTRIM', key, 'MINID', (tonumber(ms) - MAX_AGE_MS) .. '-0')
     end
   end
-  redis.call('PEXPIRE', key, IDLE_MS)
+  redis.call('PEXPIRE', key, idle_ms)
+end
+
+local function limits_of(channel)
+  if is_node_channel(channel) then return NODE_MAXLEN, NODE_IDLE_MS end
+  return MAXLEN, IDLE_MS
 end
 
 local function bad_key_reply()
   return redis.error_reply('ERR fanfare: the key must be ' .. PREFIX .. ':h:{<channel>} with a valid channel name')
+end
+
+-- Whether the keys are the registry's for node `id`: the node list, then its row and its
+-- counts (`with_counts`), so a caller cannot point a registry function at other keys.
+local function registry_keys(keys, id, with_counts)
+  if keys[1] ~= NODES then return false end
+  if id == nil then return #keys == 1 end
+  if #id < 1 or #id > 128 or string.find(id, '[%c%s{}]') then return false end
+  if keys[2] ~= REGISTRY .. id then return false end
+  if with_counts and keys[3] ~= REGISTRY .. id .. ':counts' then return false end
+  return true
+end
+
+local function bad_registry_reply()
+  return redis.error_reply('ERR fanfare: the keys must be the registry\'s: ' .. NODES
+    .. ' (and the node\'s row and counts)')
+end
+
+-- A whole number from an argument, within [low, high]; `default` when absent or not a number.
+local function clamped(value, default, low, high)
+  local n = tonumber(value)
+  if not n or n ~= n then return default end
+  n = math.floor(n)
+  if n < low then return low end
+  if n > high then return high end
+  return n
 end
 
 -- FCALL <prefix>_publish 1 <prefix>:h:{<channel>} <event> <data>
@@ -138,10 +181,16 @@ local function publish(keys, args)
       return redis.error_reply('ERR fanfare: the idempotency key must be ' .. head .. '<key>')
     end
     local seen = redis.call('GET', keys[2])
-    if seen then return {seen, 0, 1} end
+    if seen then
+      -- Written again as it is: a write that replicas must acknowledge after the first
+      -- publish, so a WAIT that follows this retry covers the event it answers with.
+      redis.call('SET', keys[2], seen, 'KEEPTTL')
+      return {seen, 0, 1}
+    end
   end
-  local id, nodes = append(keys[1], PREFIX .. ':c:{' .. channel .. '}', last_id(keys[1]), event, data)
-  settle(keys[1], id)
+  local maxlen, idle_ms = limits_of(channel)
+  local id, nodes = append(keys[1], PREFIX .. ':c:{' .. channel .. '}', last_id(keys[1]), event, data, maxlen)
+  settle(keys[1], id, idle_ms)
   if keys[2] then redis.call('SET', keys[2], id, 'PX', IDEMPOTENCY_MS) end
   return {id, nodes, 0}
 end
@@ -162,29 +211,45 @@ local function publish_batch(keys, args)
   end
   local pubsub = PREFIX .. ':c:{' .. channel .. '}'
   local predecessor = last_id(keys[1])
+  local maxlen, idle_ms = limits_of(channel)
   local reply = {0}
   for i = 1, #args, 2 do
-    local id, nodes = append(keys[1], pubsub, predecessor, args[i], args[i + 1])
+    local id, nodes = append(keys[1], pubsub, predecessor, args[i], args[i + 1], maxlen)
     reply[#reply + 1] = id
     reply[1] = nodes
     predecessor = id
   end
-  settle(keys[1], predecessor)
+  settle(keys[1], predecessor, idle_ms)
   return reply
 end
 
 -- FCALL <prefix>_head 1 <prefix>:h:{<channel>}: the channel's newest position, 0-0 for none.
 local function head(keys, args)
+  if not channel_of(keys[1]) then return bad_key_reply() end
   return last_id(keys[1])
 end
 
--- FCALL <prefix>_read 1 <prefix>:h:{<channel>} <after> <count>
+-- The body's size of a history entry {id, {field, value, ...}}.
+local function entry_bytes(entry)
+  local fields = entry[2]
+  for i = 1, #fields, 2 do
+    if fields[i] == 'b' then return #fields[i + 1] end
+  end
+  return 0
+end
+
+-- FCALL <prefix>_read 1 <prefix>:h:{<channel>} <after> <count> [<max bytes>]
 -- {status, head, entries}: status ok (entries follow <after> without a gap), trimmed
 -- (entries after <after> left the history; entries are the first ones left), gone (the
 -- history was lost or expired, and may have started over: entries are its first ones),
--- unknown (<after> is newer than the history or not a position).
+-- unknown (<after> is newer than the history or not a position). At most <count> entries
+-- (1 to 1000), stopping before one that would take the bodies past <max bytes> (the first
+-- always comes); the reader reads on while the last entry is older than the head.
 local function read(keys, args)
-  local after, count = args[1], tonumber(args[2]) or 100
+  if not channel_of(keys[1]) then return bad_key_reply() end
+  local after = args[1]
+  local count = clamped(args[2], 100, 1, READ_MAX_COUNT)
+  local max_bytes = clamped(args[3], READ_MAX_BYTES, 1, READ_MAX_BYTES)
   if not parse_id(after) then return {'unknown', '0-0', {}} end
   if redis.call('EXISTS', keys[1]) == 0 then
     if after == '0-0' then return {'ok', '0-0', {}} end
@@ -195,6 +260,14 @@ local function read(keys, args)
   if order > 0 then return {'unknown', newest, {}} end
   if order == 0 then return {'ok', newest, {}} end
   local entries = redis.call('XRANGE', keys[1], '(' .. after, '+', 'COUNT', count)
+  local bytes = 0
+  for i = 1, #entries do
+    bytes = bytes + entry_bytes(entries[i])
+    if bytes > max_bytes and i > 1 then
+      for j = #entries, i, -1 do entries[j] = nil end
+      break
+    end
+  end
   local first = entries[1]
   local predecessor = nil
   if first then
@@ -216,8 +289,14 @@ local function policy(keys, args)
   return {VERSION, POLICY}
 end
 
+-- FCALL <prefix>_heartbeat 3 <nodes> <node row> <node counts> <id> <ttl ms> <info> <mode> [<channel> <count> ...]
 local function heartbeat(keys, args)
   local id, ttl, info, replace = args[1], tonumber(args[2]), args[3], args[4]
+  if not registry_keys(keys, id, true) or #keys ~= 3 then return bad_registry_reply() end
+  if not ttl or ttl < 1 or ttl > 3600000 then
+    return redis.error_reply('ERR fanfare: the ttl must be 1 to 3600000 milliseconds')
+  end
+  ttl = math.floor(ttl)
   local now = now_ms()
   redis.call('HSET', keys[2], 'info', info, 'seen', now)
   if replace == '1' then
@@ -250,13 +329,16 @@ local function heartbeat(keys, args)
   return now
 end
 
+-- FCALL <prefix>_leave 3 <nodes> <node row> <node counts> <id>
 local function leave(keys, args)
+  if not registry_keys(keys, args[1], true) or #keys ~= 3 then return bad_registry_reply() end
   redis.call('ZREM', keys[1], args[1])
   redis.call('DEL', keys[2], keys[3])
   return 1
 end
 
 local function cluster(keys, args)
+  if not registry_keys(keys, nil) then return bad_registry_reply() end
   local nodes = {}
   local clients = {}
   for _, node in ipairs(redis.call('ZRANGEBYSCORE', keys[1], now_ms(), '+inf')) do
@@ -283,7 +365,8 @@ local function cluster(keys, args)
 end
 
 local function client(keys, args)
-  local id = args[1]
+  if not registry_keys(keys, nil) then return bad_registry_reply() end
+  local id = args[1] or ''
   local result = {}
   for _, node in ipairs(redis.call('ZRANGEBYSCORE', keys[1], now_ms(), '+inf')) do
     local n = redis.call('HGET', REGISTRY .. node .. ':counts', 'client:' .. id)
@@ -297,6 +380,7 @@ end
 
 -- FCALL <prefix>_connections 1 <prefix>:{registry}:nodes <channel>: the channel's streams on every live node.
 local function connections(keys, args)
+  if not registry_keys(keys, nil) then return bad_registry_reply() end
   local total = 0
   for _, node in ipairs(redis.call('ZRANGEBYSCORE', keys[1], now_ms(), '+inf')) do
     local n = redis.call('HGET', REGISTRY .. node .. ':counts', args[1])

@@ -21,6 +21,9 @@ enum ControlFrame {
         case unavailable
         /// The stream's token is no longer accepted; the client comes back with a fresh one.
         case tokenExpired = "token-expired"
+        /// The node's delivery check failed: it cannot deliver, so another node takes the
+        /// client (a proxy sends it elsewhere, since the node refuses new streams meanwhile).
+        case undeliverable
     }
 
     static func retry(milliseconds: Int) -> ByteBuffer {

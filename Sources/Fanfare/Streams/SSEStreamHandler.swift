@@ -30,9 +30,10 @@ final class SSEStreamHandler: ChannelInboundHandler {
     @exclusivity(unchecked) private var pending: ByteBuffer?
     /// The pending bytes hold history (a page, or the last page before going live).
     @exclusivity(unchecked) private var pendingHoldsHistory = false
-    /// Writes of history not yet on the socket: while there are any, a full socket is the
-    /// catch-up's own doing, not a slow consumer.
-    @exclusivity(unchecked) private var historyWritesInFlight = 0
+    /// Bytes of history written but not yet on the socket: a stream may hold that much
+    /// more than the slow-consumer bound (one page, since the next is read only once
+    /// these are on the socket).
+    @exclusivity(unchecked) private var historyBytesInFlight = 0
     /// A history read to start once the pending bytes are written.
     @exclusivity(unchecked) private var readAfterFlush: (index: Int, after: StreamPosition)?
     @exclusivity(unchecked) private var closed = false
@@ -60,7 +61,8 @@ final class SSEStreamHandler: ChannelInboundHandler {
             resume: resume,
             replayCap: configuration.replayCap,
             bufferLimit: configuration.liveBufferEvents,
-            pageSize: configuration.historyPageSize
+            pageSize: configuration.historyPageSize,
+            bufferBytes: configuration.slowConsumerBytes
         )
     }
 
@@ -110,13 +112,16 @@ final class SSEStreamHandler: ChannelInboundHandler {
         context.fireChannelWritabilityChanged()
     }
 
-    /// More unsent bytes than the bound while live: a slow consumer. Closing it protects
-    /// the node; it resumes by Last-Event-ID. While history is written the stream waits
-    /// for the socket instead (the next page is read only once the last one is written), so
-    /// a catch-up is never closed for its own bytes.
+    /// More unsent bytes than the bound, plus the page of history being written if there
+    /// is one: a slow consumer, in every state (catching up included). Closing it protects
+    /// the node; it resumes by Last-Event-ID. A catch-up that waits for its socket is not
+    /// slow for its own page: the next page is read only once it is written.
     private func closeIfSlow(context: ChannelHandlerContext) {
-        guard !context.channel.isWritable, self.machine.isLive, self.historyWritesInFlight == 0, !self.closed else {
-            return
+        guard !context.channel.isWritable, !self.closed, context.channel.isActive else { return }
+        if self.historyBytesInFlight > 0 {
+            // Past the high water mark (the bound): slow only past the page as well.
+            let unsent = (try? context.channel.syncOptions?.getOption(.bufferedWritableBytes)) ?? 0
+            guard unsent > self.node.configuration.slowConsumerBytes + self.historyBytesInFlight else { return }
         }
         self.node.metrics.slowConsumerCloses.increment()
         self.node.logger.info("sse.slow_consumer.closed", metadata: ["client.id": "\(self.clientID)"])
@@ -199,9 +204,9 @@ final class SSEStreamHandler: ChannelInboundHandler {
         return waiting
     }
 
-    /// The node jumped channel `index` to `position` over a gap it could not fill.
-    func nodeReset(index: Int, status: HistoryPage.Status, position: StreamPosition) -> Bool {
-        self.perform(self.machine.nodeReset(index: index, status: status, position: position))
+    /// The node jumped channel `index` from `from` to `position` over a gap it could not fill.
+    func nodeReset(index: Int, status: HistoryPage.Status, position: StreamPosition, from: StreamPosition) -> Bool {
+        self.perform(self.machine.nodeReset(index: index, status: status, position: position, from: from))
     }
 
     /// Writes the pending bytes; a read waiting for them starts once they are written.
@@ -221,17 +226,16 @@ final class SSEStreamHandler: ChannelInboundHandler {
         guard read != nil || history else {
             context.writeAndFlush(NIOAny(pending), promise: nil)
             buffers.recycle(&pending)
+            if !context.channel.isWritable { self.closeIfSlow(context: context) }
             return
         }
-        if history { self.historyWritesInFlight += 1 }
+        let historyBytes = history ? pending.readableBytes : 0
+        self.historyBytesInFlight += historyBytes
         context.writeAndFlush(NIOAny(pending)).assumeIsolated().whenComplete { result in
-            if history {
-                self.historyWritesInFlight -= 1
-                // Live meanwhile and still too far behind: slow after all.
-                self.closeIfSlow(context: context)
-            }
+            self.historyBytesInFlight -= historyBytes
             if case .success = result, let read { self.startRead(read) }
         }
+        if !context.channel.isWritable { self.closeIfSlow(context: context) }
     }
 
     /// Writes the pending bytes (outside a batch: nothing to give the buffer back to).
@@ -290,12 +294,13 @@ final class SSEStreamHandler: ChannelInboundHandler {
         let bus = self.node.bus
         let channel = self.channels[read.index]
         let limit = self.node.configuration.historyPageSize
+        let maxBytes = self.node.configuration.historyPageBytes
         let executor = self.node.taskExecutors.executor(for: context.eventLoop)
         let promise = context.eventLoop.makePromise(of: HistoryPage.self)
         // From the loop into the bus's async read: the task is the bridge; it runs on this loop.
         Task(executorPreference: executor) {
             do {
-                promise.succeed(try await bus.read(channel, after: read.after, limit: limit))
+                promise.succeed(try await bus.read(channel, after: read.after, limit: limit, maxBytes: maxBytes))
             } catch {
                 promise.fail(error)
             }

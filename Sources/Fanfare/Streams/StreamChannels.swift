@@ -41,6 +41,9 @@ struct StreamChannels: Sendable, Equatable {
             guard ChannelName.isValid(name) else {
                 throw FanfareError(.invalidInput, "invalid channel name: use 1-128 of A-Z a-z 0-9 _ . : @ -")
             }
+            guard !ChannelName.isReserved(name) else {
+                throw FanfareError(.invalidInput, "channel names starting with __ are reserved for the nodes")
+            }
             guard !name.hasPrefix("client:"), !name.hasPrefix("user:") else {
                 throw FanfareError(.forbidden, "client: and user: channels are joined through ids, not topics")
             }

@@ -72,16 +72,29 @@ struct StreamStateMachine: Sendable {
     private var current: Int?
     private var replayed = 0
     private var capped = Set<Int>()
-    private let limits: (replayCap: Int32, bufferLimit: Int32, pageSize: Int32)
+    private let limits: (replayCap: Int32, bufferLimit: Int32, pageSize: Int32, bufferBytes: Int32)
 
     var replayCap: Int { Int(self.limits.replayCap) }
     var bufferLimit: Int { Int(self.limits.bufferLimit) }
+    var bufferBytes: Int { Int(self.limits.bufferBytes) }
     var pageSize: Int { Int(self.limits.pageSize) }
 
-    init(channels: [String], resume: Resume, replayCap: Int, bufferLimit: Int, pageSize: Int) {
+    /// `bufferLimit` events of at most `bufferBytes` bytes wait per channel while it
+    /// catches up (older ones are read from history again).
+    init(
+        channels: [String],
+        resume: Resume,
+        replayCap: Int,
+        bufferLimit: Int,
+        pageSize: Int,
+        bufferBytes: Int = 1 << 20
+    ) {
         self.channels = channels
         self.resume = resume
-        self.limits = (Int32(clamping: replayCap), Int32(clamping: bufferLimit), Int32(clamping: pageSize))
+        self.limits = (
+            Int32(clamping: replayCap), Int32(clamping: bufferLimit), Int32(clamping: pageSize),
+            Int32(clamping: bufferBytes)
+        )
         self.lanes = channels.map { Lane(tag: Cursor.tag($0), position: .zero) }
     }
 
@@ -114,7 +127,12 @@ struct StreamStateMachine: Sendable {
             case .cursor(let positions):
                 if let position = positions[self.lanes[index].tag], position != nodePositions[index] {
                     self.store(
-                        ChannelCatchUp(position: position, isLive: false, bufferLimit: self.bufferLimit),
+                        ChannelCatchUp(
+                            position: position,
+                            isLive: false,
+                            bufferLimit: self.bufferLimit,
+                            bufferBytes: self.bufferBytes
+                        ),
                         at: index
                     )
                     self.queue.append(index)
@@ -152,7 +170,12 @@ struct StreamStateMachine: Sendable {
         // starts one, from where it is).
         var catchUp =
             self.catchUps[index]
-            ?? ChannelCatchUp(position: self.lanes[index].position, isLive: true, bufferLimit: self.bufferLimit)
+            ?? ChannelCatchUp(
+                position: self.lanes[index].position,
+                isLive: true,
+                bufferLimit: self.bufferLimit,
+                bufferBytes: self.bufferBytes
+            )
         let outcome = catchUp.live(event)
         self.store(catchUp, at: index)
         switch outcome {
@@ -186,7 +209,7 @@ struct StreamStateMachine: Sendable {
             positions[index] = page.head
             outputs.append(.reset(channels: [self.channels[index]], .capped, Cursor(positions: positions)))
         } else {
-            step = catchUp.read(page, limit: self.pageSize)
+            step = catchUp.read(page)
             if let reset = step.reset {
                 positions[index] = reset.position
                 outputs.append(
@@ -215,12 +238,32 @@ struct StreamStateMachine: Sendable {
         self.catchUps[index] = catchUp.isLive ? nil : catchUp
     }
 
-    /// The node could not fill a gap in channel `index` and jumped to `position`. A live
-    /// channel follows it and says so; one catching up finds the gap in history itself.
-    mutating func nodeReset(index: Int, status: HistoryPage.Status, position: StreamPosition) -> [Output] {
+    /// The node could not fill a gap in channel `index` after `from` and jumped to
+    /// `position`. A live channel that was where the node was follows it and says so. One
+    /// that is elsewhere (it resumed from a cursor the node had not reached) checks its own
+    /// position against history instead: a jump could move it backwards, or over events
+    /// it has not had. One catching up finds the gap in history itself.
+    mutating func nodeReset(
+        index: Int,
+        status: HistoryPage.Status,
+        position: StreamPosition,
+        from: StreamPosition
+    ) -> [Output] {
         guard self.phase == .active, self.catchUps[index] == nil else { return [] }
-        self.lanes[index].position = position
-        return [.reset(channels: [self.channels[index]], Self.reason(status), self.cursor)]
+        let lane = self.lanes[index].position
+        if lane == from {
+            self.lanes[index].position = position
+            return [.reset(channels: [self.channels[index]], Self.reason(status), self.cursor)]
+        }
+        if lane == position { return [] }
+        self.store(
+            ChannelCatchUp(position: lane, isLive: false, bufferLimit: self.bufferLimit, bufferBytes: self.bufferBytes),
+            at: index
+        )
+        self.queue.append(index)
+        var outputs: [Output] = []
+        self.startNext(&outputs)
+        return outputs
     }
 
     mutating func close() {
