@@ -114,7 +114,9 @@ final class NodeProcess: Sendable {
 
 /// An SSE client that behaves like a browser's EventSource: when its stream ends it
 /// waits the server's `retry:` and reconnects with `Last-Event-ID`; a refused or failed
-/// connection is retried too. It records every event and which node served it.
+/// connection is retried too. It records every event and which node served it. Given
+/// several base URLs (nodes it knows), it moves to the next one whenever a stream ends or
+/// is refused.
 final class ResumingClient: Sendable {
     struct Received: Sendable {
         /// The event's position on `broadcast` (from its cursor), as publishes answer it.
@@ -138,10 +140,14 @@ final class ResumingClient: Sendable {
     private let state = Mutex(State())
     private let task = Mutex<Task<Void, Never>?>(nil)
 
-    init(clientID: String, baseURL: String) {
+    convenience init(clientID: String, baseURL: String) {
+        self.init(clientID: clientID, baseURLs: [baseURL])
+    }
+
+    init(clientID: String, baseURLs: [String]) {
         self.clientID = clientID
-        let url = baseURL + "/api/sse/subscribe/\(clientID)"
-        let task = Task { [self] in await self.run(url: url) }
+        let urls = baseURLs.map { $0 + "/api/sse/subscribe/\(clientID)" }
+        let task = Task { [self] in await self.run(urls: urls) }
         self.task.withLock { $0 = task }
     }
 
@@ -150,8 +156,11 @@ final class ResumingClient: Sendable {
     var retriesAtClose: [Int] { self.state.withLock { $0.retriesAtClose } }
     var resets: Int { self.state.withLock { $0.resets } }
 
-    private func run(url: String) async {
+    private func run(urls: [String]) async {
+        var attempt = 0
         while !self.state.withLock({ $0.stopped }) {
+            let url = urls[attempt % urls.count]
+            attempt += 1
             var headers: [(String, String)] = []
             if let last = self.state.withLock({ $0.lastID }) { headers.append(("Last-Event-ID", last)) }
             do {

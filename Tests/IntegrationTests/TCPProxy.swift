@@ -3,7 +3,8 @@ import NIOPosix
 import Synchronization
 
 /// A TCP proxy on a free loopback port in front of one upstream address, for fault tests:
-/// it relays both ways until told to cut a connection at an exact moment.
+/// it relays both ways until told to cut a connection at an exact moment, or to drop the
+/// pub/sub messages Redis pushes while passing every reply (a half-broken path).
 final class TCPProxy: Sendable {
     private let server: any Channel
     let port: Int
@@ -17,6 +18,8 @@ final class TCPProxy: Sendable {
             var cutAfterForwarding: [UInt8]?
             var cuts = 0
             var connections: [any Channel] = []
+            var dropsPushes = false
+            var droppedPushes = 0
         }
 
         private let state = Mutex(State())
@@ -26,6 +29,22 @@ final class TCPProxy: Sendable {
         }
 
         var cuts: Int { self.state.withLock { $0.cuts } }
+
+        func dropPushes(_ drop: Bool) {
+            self.state.withLock { $0.dropsPushes = drop }
+        }
+
+        var droppedPushes: Int { self.state.withLock { $0.droppedPushes } }
+
+        /// Whether to drop this whole RESP value from the server (a message push while
+        /// pushes are dropped).
+        fileprivate func shouldDrop(_ value: ByteBufferView) -> Bool {
+            self.state.withLock { state in
+                guard state.dropsPushes, RESPFrames.isMessagePush(value) else { return false }
+                state.droppedPushes += 1
+                return true
+            }
+        }
 
         fileprivate func add(_ channel: any Channel) {
             self.state.withLock { $0.connections.append(channel) }
@@ -88,16 +107,27 @@ final class TCPProxy: Sendable {
 
     var cuts: Int { self.rules.cuts }
 
+    /// From now on (until called with `false`), pub/sub messages from Redis (`message`,
+    /// `smessage`, `pmessage` pushes) are dropped; replies, PONGs and subscribe
+    /// confirmations still pass.
+    func dropPushes(_ drop: Bool) {
+        self.rules.dropPushes(drop)
+    }
+
+    var droppedPushes: Int { self.rules.droppedPushes }
+
     func stop() async {
         try? await self.server.close()
         self.rules.closeAll()
     }
 
-    private final class Relay: ChannelInboundHandler, Sendable {
+    private final class Relay: ChannelInboundHandler {
         typealias InboundIn = ByteBuffer
         let peer: any Channel
         let rules: Rules
         let cutsAfterForwarding: Bool
+        /// From the server: bytes of a RESP value not complete yet.
+        private var partial: ByteBuffer?
 
         init(peer: any Channel, rules: Rules, cutsAfterForwarding: Bool) {
             self.peer = peer
@@ -117,7 +147,24 @@ final class TCPProxy: Sendable {
                 }
                 return
             }
-            peer.writeAndFlush(bytes, promise: nil)
+            guard !self.cutsAfterForwarding else {
+                peer.writeAndFlush(bytes, promise: nil)
+                return
+            }
+            // From the server: whole RESP values only, each passed or dropped.
+            var buffer = self.partial.take() ?? context.channel.allocator.buffer(capacity: bytes.readableBytes)
+            var incoming = bytes
+            buffer.writeBuffer(&incoming)
+            var out = context.channel.allocator.buffer(capacity: buffer.readableBytes)
+            while let length = RESPFrames.length(of: buffer.readableBytesView) {
+                guard let value = buffer.readSlice(length: length) else { break }
+                if !self.rules.shouldDrop(value.readableBytesView) {
+                    var value = value
+                    out.writeBuffer(&value)
+                }
+            }
+            if buffer.readableBytes > 0 { self.partial = buffer }
+            if out.readableBytes > 0 { peer.writeAndFlush(out, promise: nil) }
         }
 
         func channelReadComplete(context: ChannelHandlerContext) {
@@ -137,5 +184,55 @@ final class TCPProxy: Sendable {
         func errorCaught(context: ChannelHandlerContext, error: any Error) {
             context.close(promise: nil)
         }
+    }
+}
+
+/// Just enough RESP2 to cut a byte stream into whole values.
+enum RESPFrames {
+    /// The length of the whole value at the start of `bytes`, or `nil` when it is not all there.
+    static func length(of bytes: ByteBufferView) -> Int? {
+        var index = bytes.startIndex
+        guard Self.skipValue(bytes, &index) else { return nil }
+        return index - bytes.startIndex
+    }
+
+    private static func skipValue(_ bytes: ByteBufferView, _ index: inout Int) -> Bool {
+        guard index < bytes.endIndex else { return false }
+        let type = bytes[index]
+        guard let (number, next) = Self.line(bytes, after: index) else { return false }
+        index = next
+        switch type {
+        case UInt8(ascii: "$"):
+            guard number >= 0 else { return true }
+            guard bytes.endIndex - index >= number + 2 else { return false }
+            index += number + 2
+            return true
+        case UInt8(ascii: "*"):
+            guard number > 0 else { return true }
+            for _ in 0..<number where !Self.skipValue(bytes, &index) { return false }
+            return true
+        default:
+            return true  // +, -, : carry their value on the line
+        }
+    }
+
+    /// The number on the line that starts at `start` (after the type byte; 0 when it is
+    /// not one) and the index after its CRLF.
+    private static func line(_ bytes: ByteBufferView, after start: Int) -> (Int, Int)? {
+        var index = start + 1
+        while index + 1 < bytes.endIndex {
+            if bytes[index] == UInt8(ascii: "\r"), bytes[index + 1] == UInt8(ascii: "\n") {
+                let text = String(decoding: bytes[(start + 1)..<index], as: UTF8.self)
+                return (Int(text) ?? 0, index + 2)
+            }
+            index += 1
+        }
+        return nil
+    }
+
+    /// Whether the value is a pub/sub message push.
+    static func isMessagePush(_ value: ByteBufferView) -> Bool {
+        let prefixes = ["*3\r\n$7\r\nmessage\r\n", "*3\r\n$8\r\nsmessage\r\n", "*4\r\n$8\r\npmessage\r\n"]
+        return prefixes.contains { value.starts(with: $0.utf8) }
     }
 }
