@@ -236,13 +236,13 @@ struct FanoutIntegrationTests {
     }
 }
 
-/// A raw client that sends a stream request, reads up to its `__connected` frame, and then
-/// never reads again.
+/// A raw client that sends a stream request, reads what it is told to (up to its
+/// `__connected` frame, or some bytes), and then never reads again until told to.
 struct StalledClient {
     let channel: any Channel
     private let collector: ReceivedBytes
 
-    init(url: String, path: String) async throws {
+    init(url: String, path: String, headers: [(String, String)] = []) async throws {
         let target = try TestHTTPClient.Target(url: url)
         let collector = ReceivedBytes()
         self.collector = collector
@@ -253,8 +253,29 @@ struct StalledClient {
                 channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(collector) }
             }
             .connect(host: target.host, port: target.port).get()
-        let request = "GET \(path) HTTP/1.1\r\nHost: \(target.host)\r\nAccept: text/event-stream\r\n\r\n"
-        try await self.channel.writeAndFlush(ByteBuffer(string: request))
+        var request = "GET \(path) HTTP/1.1\r\nHost: \(target.host)\r\nAccept: text/event-stream\r\n"
+        for (name, value) in headers { request += "\(name): \(value)\r\n" }
+        try await self.channel.writeAndFlush(ByteBuffer(string: request + "\r\n"))
+    }
+
+    /// Reads until at least `count` bytes are in, then stops reading.
+    func read(atLeast count: Int) async throws {
+        try await withDeadline("\(count) bytes of the stream") {
+            while self.collector.received.withLock({ $0.count }) < count {
+                self.channel.read()
+                try await Task.sleep(for: .milliseconds(10))
+            }
+        }
+    }
+
+    /// Reads everything until the server closes the connection; every byte received.
+    func readToEnd() async throws -> [UInt8] {
+        try await self.channel.setOption(.autoRead, value: true).get()
+        self.channel.read()
+        try await withDeadline(seconds: 30, "the end of the stalled stream") {
+            try await self.channel.closeFuture.get()
+        }
+        return self.collector.received.withLock { $0 }
     }
 
     /// Reads until the `__connected` frame is in, and returns its id (the stream's cursor).

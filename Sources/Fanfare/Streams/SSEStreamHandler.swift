@@ -118,13 +118,19 @@ final class SSEStreamHandler: ChannelInboundHandler {
     /// slow for its own page: the next page is read only once it is written.
     private func closeIfSlow(context: ChannelHandlerContext) {
         guard !context.channel.isWritable, !self.closed, context.channel.isActive else { return }
-        if self.historyBytesInFlight > 0 {
-            // Past the high water mark (the bound): slow only past the page as well.
-            let unsent = (try? context.channel.syncOptions?.getOption(.bufferedWritableBytes)) ?? 0
-            guard unsent > self.node.configuration.slowConsumerBytes + self.historyBytesInFlight else { return }
+        // Past the high water mark (the bound); while a page of history is on its way,
+        // slow only past that page as well.
+        let unsent = (try? context.channel.syncOptions?.getOption(.bufferedWritableBytes)) ?? 0
+        if self.historyBytesInFlight > 0,
+            unsent <= self.node.configuration.slowConsumerBytes + self.historyBytesInFlight
+        {
+            return
         }
         self.node.metrics.slowConsumerCloses.increment()
-        self.node.logger.info("sse.slow_consumer.closed", metadata: ["client.id": "\(self.clientID)"])
+        self.node.logger.info(
+            "sse.slow_consumer.closed",
+            metadata: ["client.id": "\(self.clientID)", "unsent": "\(unsent)"]
+        )
         context.close(promise: nil)
     }
 
@@ -294,7 +300,12 @@ final class SSEStreamHandler: ChannelInboundHandler {
         let bus = self.node.bus
         let channel = self.channels[read.index]
         let limit = self.node.configuration.historyPageSize
-        let maxBytes = self.node.configuration.historyPageBytes
+        // A page is at most a quarter of the slow-consumer bound: a stream catching up
+        // holds at most the bound and that page.
+        let maxBytes = min(
+            self.node.configuration.historyPageBytes,
+            max(1, self.node.configuration.slowConsumerBytes / 4)
+        )
         let executor = self.node.taskExecutors.executor(for: context.eventLoop)
         let promise = context.eventLoop.makePromise(of: HistoryPage.self)
         // From the loop into the bus's async read: the task is the bridge; it runs on this loop.
