@@ -36,6 +36,11 @@ public final class RedisClient: Sendable {
     public struct Reply: Sendable {
         public var result: Result<RESPValue, any Error>
         public var trailer: Result<RESPValue, any Error>?
+
+        public init(result: Result<RESPValue, any Error>, trailer: Result<RESPValue, any Error>?) {
+            self.result = result
+            self.trailer = trailer
+        }
     }
 
     public let eventLoop: any EventLoop

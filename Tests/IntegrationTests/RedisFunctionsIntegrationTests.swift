@@ -304,4 +304,110 @@ struct RedisFunctionsIntegrationTests {
         #expect(try await self.call(connection, "connections", keys: [names.nodes], ["orders"]).int == 0)
         await connection.close()
     }
+
+    /// A retry that publishes nothing still writes (its key, again): `WAIT` after it must
+    /// cover the first publish, whatever the server counts as the connection's last write.
+    @Test func aDuplicatePublishWritesSoThatWaitCoversTheFirstOne() async throws {
+        let primary = try await RedisServerProcess.primary()
+        defer { primary.stop() }
+        let replica = try await RedisServerProcess.replica(of: primary)
+        defer { replica.stop() }
+        let connection = try await self.connect(primary)
+        let history = self.names.history("jobs")
+        let key = self.names.idempotency("jobs", key: "job-9")
+        _ = try await self.call(connection, "publish", keys: [history, key], ["progress", "1"])
+        let before = try await Self.replicationOffset(connection)
+        let again = try await self.call(connection, "publish", keys: [history, key], ["progress", "1"])
+        #expect(again.array?.last?.int == 1)
+        #expect(try await Self.replicationOffset(connection) > before, "the duplicate path wrote nothing")
+        // The key keeps its expiry.
+        let ttl = try await connection.send("PTTL", RESPArgument(key)).int ?? -1
+        #expect(ttl > 0 && ttl <= 60_000)
+        await connection.close()
+    }
+
+    private static func replicationOffset(_ connection: RedisConnection) async throws -> Int {
+        let info = try await connection.send("INFO", "replication").string ?? ""
+        let line = info.split(whereSeparator: \.isNewline).first { $0.hasPrefix("master_repl_offset:") } ?? ""
+        return Int(line.dropFirst("master_repl_offset:".count)) ?? -1
+    }
+
+    /// Every function checks the shape of its keys, so a caller allowed to call functions
+    /// cannot point them at other keys; reads clamp what they are asked for.
+    @Test func everyFunctionRefusesKeysThatAreNotItsOwn() async throws {
+        let server = try await RedisServerProcess()
+        defer { server.stop() }
+        let connection = try await self.connect(server)
+        let names = self.names
+        let other = names.history("orders")
+        _ = try await self.call(connection, "publish", keys: [other], ["e", "kept"])
+        let row = #"{"id":"n1"}"#
+        for (function, keys, arguments) in [
+            ("head", ["somebody:else"], []),
+            ("read", ["somebody:else"], ["0-0", "10"]),
+            ("leave", [names.nodes, other, names.nodeCounts("n1")], ["n1"]),
+            ("leave", [names.nodes, names.nodeInfo("n2"), names.nodeCounts("n2")], ["n1"]),
+            ("heartbeat", [names.nodes, other, names.nodeCounts("n1")], ["n1", "5000", row, "0"]),
+            ("heartbeat", [other, names.nodeInfo("n1"), names.nodeCounts("n1")], ["n1", "5000", row, "0"]),
+            ("cluster", [other], []),
+            ("client", [other], ["alice"]),
+            ("connections", [other], ["orders"]),
+        ] {
+            let error = await #expect(throws: RedisClientError.self, "\(function) \(keys)") {
+                try await self.call(connection, function, keys: keys, arguments)
+            }
+            #expect(error?.message.contains("ERR fanfare: the key") == true, "\(String(describing: error))")
+        }
+        // The channel's history is untouched.
+        #expect(try await connection.send("XLEN", RESPArgument(other)).int == 1)
+        // A huge COUNT is clamped to 1000, a page stops before the event that passes its
+        // bytes, and the first event always comes.
+        let policy = HistoryPolicy(
+            maxLength: 5_000,
+            maxAgeMilliseconds: 0,
+            idleExpiryMilliseconds: 60_000,
+            idempotencyWindowMilliseconds: 60_000
+        )
+        _ = try await connection.send(
+            "FUNCTION",
+            "LOAD",
+            "REPLACE",
+            RESPArgument(RedisFunctions.source(names: names, policy: policy))
+        )
+        let long = names.history("long")
+        for index in 0..<1_200 { _ = try await self.call(connection, "publish", keys: [long], ["e", "\(index)"]) }
+        let clamped = try await self.call(connection, "read", keys: [long], ["0-0", "1000000000"])
+        #expect(clamped.array?.last?.array?.count == 1_000)
+        // Bodies are "event: e\ndata: <n>\n\n" (17 to 20 bytes): 60 bytes hold 3.
+        let small = try await self.call(connection, "read", keys: [long], ["0-0", "100", "60"])
+        #expect(small.array?.last?.array?.count == 3)
+        let one = try await self.call(connection, "read", keys: [long], ["0-0", "100", "1"])
+        #expect(one.array?.last?.array?.count == 1)
+        await connection.close()
+    }
+
+    /// The nodes' own channels (`__…`, the delivery probe) keep a short history.
+    @Test func aNodesOwnChannelKeepsAShortHistory() async throws {
+        let server = try await RedisServerProcess()
+        defer { server.stop() }
+        let connection = try await self.connect(server)
+        let policy = HistoryPolicy(
+            maxLength: 5_000,
+            maxAgeMilliseconds: 0,
+            idleExpiryMilliseconds: 600_000,
+            idempotencyWindowMilliseconds: 60_000
+        )
+        _ = try await connection.send(
+            "FUNCTION",
+            "LOAD",
+            "REPLACE",
+            RESPArgument(RedisFunctions.source(names: self.names, policy: policy))
+        )
+        let probe = self.names.history("__probe.node-1")
+        for index in 0..<300 { _ = try await self.call(connection, "publish", keys: [probe], ["probe", "\(index)"]) }
+        #expect((try await connection.send("XLEN", RESPArgument(probe)).int ?? 0) < 200)
+        let ttl = try await connection.send("PTTL", RESPArgument(probe)).int ?? -1
+        #expect(ttl > 0 && ttl <= 60_000)
+        await connection.close()
+    }
 }
