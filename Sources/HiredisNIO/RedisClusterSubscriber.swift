@@ -13,9 +13,12 @@ import Synchronization
 /// tried there again at the next periodic check.
 ///
 /// Events reach `onEvent` as from one subscriber: every message; `disconnected` when any
-/// primary's subscriber lost its connection; `ready(isReconnect: true)` when a subscriber
-/// came back or channels moved to another primary, since messages may have been missed in
-/// between (the owner should backfill); `ready(isReconnect: false)` once, when started.
+/// primary's subscriber lost its connection; `missed` with the channels whose messages may
+/// have been missed (a primary's subscriber came back, or channels moved to another
+/// primary), so that the owner backfills those and no others; `ready(isReconnect: true)`
+/// once every primary's subscriber is up again; `ready(isReconnect: false)` once, when
+/// started. Routes change on ``eventLoop`` only, in the order of the owner's subscribes and
+/// unsubscribes, so a move never brings back a channel that was let go.
 public final class RedisClusterSubscriber: Sendable {
     public let eventLoop: any EventLoop
     private let client: RedisClient
@@ -37,8 +40,6 @@ public final class RedisClusterSubscriber: Sendable {
         var orphans: Set<String> = []
         /// A reroute for channels the server let go is on its way.
         var rerouteQueued = false
-        /// A subscriber reconnected while another was down: messages may have been missed.
-        var missedMessages = false
         var closed = false
     }
 
@@ -93,8 +94,11 @@ public final class RedisClusterSubscriber: Sendable {
     public var isReady: Bool { self.state.withLock { $0.down.isEmpty && !$0.closed } }
 
     /// Subscribes to `channels`, each on its slot's primary; the future completes on
-    /// ``eventLoop`` once every primary confirmed its share.
+    /// ``eventLoop`` once every primary confirmed its share. Routes change on the loop.
     public func subscribeFuture(_ channels: [String]) -> EventLoopFuture<Void> {
+        guard self.eventLoop.inEventLoop else {
+            return self.eventLoop.flatSubmit { self.subscribeFuture(channels) }
+        }
         guard let map = self.client.knownSlotMap else {
             return self.eventLoop.makeFailedFuture(
                 RedisClientError(.connectionClosed, "the cluster's slot map is not known yet")
@@ -133,8 +137,12 @@ public final class RedisClusterSubscriber: Sendable {
         try await self.subscribeFuture(channels).get()
     }
 
-    /// Stops listening to `channels`.
+    /// Stops listening to `channels` (on ``eventLoop``, in order with subscribes and moves).
     public func unsubscribe(_ channels: [String]) {
+        guard self.eventLoop.inEventLoop else {
+            self.eventLoop.execute { self.unsubscribe(channels) }
+            return
+        }
         self.state.withLock { state in
             for channel in channels {
                 state.orphans.remove(channel)
@@ -163,23 +171,20 @@ public final class RedisClusterSubscriber: Sendable {
         case .message, .patternMessage:
             self.report(event)
         case .ready(let isReconnect):
-            // Once every primary's subscriber is up again: ready, and a reconnect if any of
-            // them lost its connection meanwhile (a backfill covers them all at once).
-            let report = self.state.withLock { state -> RedisSubscriberEvent? in
-                guard state.shards[address] != nil else { return nil }  // a subscriber let go
+            // Its channels missed what was published while it was away; once every
+            // primary's subscriber is up again, the whole subscriber is ready.
+            let (missed, ready) = self.state.withLock { state -> ([String], Bool) in
+                guard state.shards[address] != nil else { return ([], false) }  // a subscriber let go
                 let wasDown = state.down.remove(address) != nil
-                state.missedMessages = state.missedMessages || isReconnect
-                guard state.down.isEmpty, wasDown || state.missedMessages else { return nil }
-                defer { state.missedMessages = false }
-                return .ready(isReconnect: state.missedMessages)
+                let missed = isReconnect ? state.routes.filter { $0.value == address }.map(\.key).sorted() : []
+                return (missed, wasDown && state.down.isEmpty)
             }
-            if let report { self.report(report) }
+            if !missed.isEmpty { self.report(.missed(missed)) }
+            if ready { self.report(.ready(isReconnect: true)) }
         case .disconnected:
             let current = self.state.withLock { state -> Bool in
                 guard state.shards[address] != nil else { return false }  // a subscriber let go
                 state.down.insert(address)
-                // Its channels missed what was published meanwhile, wherever they go next.
-                state.missedMessages = true
                 return true
             }
             guard current else { return }
@@ -193,44 +198,56 @@ public final class RedisClusterSubscriber: Sendable {
             // the map still names this one, the periodic check subscribes it here again.
             // One reroute for all the channels a single reply let go.
             let start = self.state.withLock { state -> Bool in
-                state.missedMessages = true
                 if state.routes[channel] == address { state.orphans.insert(channel) }
                 defer { state.rerouteQueued = true }
                 return !state.rerouteQueued
             }
             if start { self.reroute(refreshing: true) }
+        case .missed:
+            break  // a lone subscriber never says it
         }
     }
 
     /// Moves every channel whose slot has another primary now to that primary's
-    /// subscriber; with `refreshing`, asks for the slot map first.
+    /// subscriber; with `refreshing`, asks for the slot map first. The move itself happens
+    /// on ``eventLoop``, in one turn, so it is ordered with the owner's subscribes and
+    /// unsubscribes: a channel let go meanwhile is not moved, and one let go later leaves
+    /// from where it moved to.
     private func reroute(refreshing: Bool) {
+        // From a callback into the client's async refresh: the task is the bridge.
         Task {
             if refreshing { _ = try? await self.client.refresh() }
-            guard let map = self.client.knownSlotMap else { return }
-            let moved = self.state.withLock { state -> [String] in
-                if refreshing { state.rerouteQueued = false }
-                guard !state.closed else { return [] }
-                var moved: [String] = []
-                for (channel, address) in state.routes {
-                    guard let primary = map.primary(forSlot: RedisClusterSlot.of(channel)) else { continue }
-                    if primary != address || (!refreshing && state.orphans.contains(channel)) {
-                        moved.append(channel)
-                    }
+            self.eventLoop.execute { self.move(refreshing: refreshing) }
+        }
+    }
+
+    private func move(refreshing: Bool) {
+        guard let map = self.client.knownSlotMap else { return }
+        let moved = self.state.withLock { state -> [String] in
+            if refreshing { state.rerouteQueued = false }
+            guard !state.closed else { return [] }
+            var moved: [String] = []
+            for (channel, address) in state.routes {
+                guard let primary = map.primary(forSlot: RedisClusterSlot.of(channel)) else { continue }
+                if primary != address || (!refreshing && state.orphans.contains(channel)) {
+                    moved.append(channel)
                 }
-                state.orphans.subtract(moved)
-                if !moved.isEmpty { state.missedMessages = true }
-                return moved
             }
-            if !moved.isEmpty {
-                self.logger.info("redis.cluster.channels.moved", metadata: ["redis.channels": "\(moved.count)"])
-                do {
-                    try await self.subscribe(moved)
-                    // Refused again (the map still names a primary that says MOVED or ASK):
-                    // those are orphans once more, and only the others need a backfill.
-                    let refused = self.state.withLock { Set(moved).intersection($0.orphans).count }
-                    if refused < moved.count { self.report(.ready(isReconnect: true)) }
-                } catch {
+            state.orphans.subtract(moved)
+            return moved.sorted()
+        }
+        if !moved.isEmpty {
+            self.logger.info("redis.cluster.channels.moved", metadata: ["redis.channels": "\(moved.count)"])
+            self.subscribeFuture(moved).assumeIsolated().whenComplete { result in
+                switch result {
+                case .success:
+                    // Those refused again (the map still names a primary that says MOVED or
+                    // ASK) are orphans once more; those let go meanwhile need nothing.
+                    let missed = self.state.withLock { state in
+                        moved.filter { state.routes[$0] != nil && !state.orphans.contains($0) }
+                    }
+                    if !missed.isEmpty { self.report(.missed(missed)) }
+                case .failure(let error):
                     self.logger.warning("redis.cluster.resubscribe.failed", metadata: ["error": "\(error)"])
                     // Whatever is still wanted is tried again at the next check.
                     self.state.withLock { state in
@@ -238,24 +255,25 @@ public final class RedisClusterSubscriber: Sendable {
                     }
                 }
             }
-            // A subscriber with no channels left on a node that is no longer a primary.
-            let (idle, report) = self.state.withLock { state -> ([RedisSubscriber], RedisSubscriberEvent?) in
-                let used = Set(state.routes.values)
-                var idle: [RedisSubscriber] = []
-                var wasDown = false
-                for (address, subscriber) in state.shards
-                where !used.contains(address) && !map.primaries.contains(address) {
-                    idle.append(subscriber)
-                    state.shards[address] = nil
-                    wasDown = state.down.remove(address) != nil || wasDown
-                }
-                // The last one down was let go: the others are all up.
-                guard wasDown, state.down.isEmpty else { return (idle, nil) }
-                defer { state.missedMessages = false }
-                return (idle, .ready(isReconnect: state.missedMessages))
+        }
+        // A subscriber with no channels left on a node that is no longer a primary.
+        let (idle, ready) = self.state.withLock { state -> ([RedisSubscriber], Bool) in
+            let used = Set(state.routes.values)
+            var idle: [RedisSubscriber] = []
+            var wasDown = false
+            for (address, subscriber) in state.shards
+            where !used.contains(address) && !map.primaries.contains(address) {
+                idle.append(subscriber)
+                state.shards[address] = nil
+                wasDown = state.down.remove(address) != nil || wasDown
             }
-            if let report { self.report(report) }
-            for subscriber in idle { await subscriber.close() }
+            // The last one down was let go: the others are all up.
+            return (idle, wasDown && state.down.isEmpty)
+        }
+        if ready { self.report(.ready(isReconnect: true)) }
+        if !idle.isEmpty {
+            // Closing waits for the sockets: off the loop.
+            Task { for subscriber in idle { await subscriber.close() } }
         }
     }
 

@@ -18,6 +18,12 @@ public enum RedisSubscriberEvent: Sendable {
     /// by the server, or `MOVED`/`ASK` in reply to `SSUBSCRIBE`). The name is no longer
     /// wanted here.
     case droppedByServer(RedisSubscriptionKind, String)
+    /// These channels are subscribed again after a time when they were not (a Redis
+    /// Cluster's subscriber for their primary reconnected, or they moved to another
+    /// primary): messages published to them in between were not received. Only a
+    /// ``RedisClusterSubscriber`` reports it; a lone subscriber says
+    /// ``ready(isReconnect:)`` for all its names instead.
+    case missed([String])
 }
 
 /// A pub/sub client on its own connection that keeps its subscriptions alive.

@@ -217,6 +217,8 @@ struct RedisClusterIntegrationTests {
                     seen.append("ready \(isReconnect)")
                 case .message, .patternMessage:
                     seen.append("message")
+                case .missed(let channels):
+                    seen.append("missed \(channels)")
                 }
             }
         }
@@ -325,6 +327,62 @@ struct RedisClusterIntegrationTests {
             #expect(try await second.next().event == "cli-\(channel)")
         }
         await second.close()
+    }
+
+    /// One primary's subscriber connection is killed: the node catches up the channels
+    /// of that primary only. (Before, any shard reconnect read history for every channel of
+    /// the node, a `client:<id>` channel per client among them.) Probes are off and nothing
+    /// is published, so a history read on another primary shows as a function call there.
+    @Test func aShardReconnectCatchesUpThatShardsChannelsOnly() async throws {
+        let cluster = try await ClusterTopology(replicasPerPrimary: 0)
+        defer { cluster.stop() }
+        let node = try await NodeProcess(id: "shards", redis: cluster.url, arguments: ["--delivery-probe-ms", "0"])
+        defer { node.stop() }
+        let map = try await cluster.slotMap()
+        let registry = try #require(map.primary(forSlot: RedisClusterSlot.of("fanfare:{registry}:nodes")))
+        // Streams on channels of every primary.
+        var streams: [TestStream] = []
+        for index in 0..<12 {
+            let stream = try await TestStream(node.url + "/api/sse/subscribe/shard-client-\(index)?channels=topic-\(index)")
+            _ = try await stream.connected()
+            streams.append(stream)
+        }
+        // The registry's primary (whose function calls the heartbeat makes anyway) loses
+        // its subscriber connection.
+        func calls(_ address: RedisAddress) async throws -> Int {
+            let connection = try await ClusterTopology.connect(address.port)
+            defer { Task { await connection.close() } }
+            let stats = try await connection.send("INFO", "commandstats").string ?? ""
+            let line = stats.split(whereSeparator: \.isNewline).first { $0.hasPrefix("cmdstat_fcall:") } ?? ""
+            return Int(line.split(separator: "=").dropFirst().first?.split(separator: ",").first ?? "") ?? 0
+        }
+        let others = map.primaries.filter { $0 != registry }
+        try await Task.sleep(for: .milliseconds(500))
+        var before: [RedisAddress: Int] = [:]
+        for address in others { before[address] = try await calls(address) }
+        let victim = try await ClusterTopology.connect(registry.port)
+        let killed = try await victim.send("CLIENT", "KILL", "TYPE", "pubsub").int ?? 0
+        await victim.close()
+        #expect(killed == 1)
+        try await withDeadline("the node to catch the shard up") {
+            while !node.logText().contains("redis.subscriber.resubscribed") { try await Task.sleep(for: .milliseconds(50)) }
+        }
+        try await Task.sleep(for: .milliseconds(500))
+        for address in others {
+            let after = try await calls(address)
+            #expect(after == before[address], "\(address) was read: \(before[address] ?? -1) -> \(after) calls")
+        }
+        // And the shard's streams still get their events.
+        for (index, stream) in streams.enumerated() {
+            let response = try await TestHTTPClient.request(
+                "POST",
+                node.url + "/api/sse/notify",
+                body: #"{"channel":"topic-\#(index)","event":"after"}"#
+            )
+            #expect(response.status == 200)
+            #expect(try await stream.next().event == "after")
+            await stream.close()
+        }
     }
 
     /// Two nodes on a cluster whose primaries have two replicas each, acknowledging a publish

@@ -164,6 +164,8 @@ extension RedisEventBus {
         for lane in self.lanes.values where lane !== self.busLane { lane.client.start() }
         for lane in self.lanes.values { lane.replicated?.client.start() }
         let names = self.names
+        let pubsubNames = names
+        let sharded = self.sharded
         let logger = self.logger
         let onEvent: @Sendable (RedisSubscriberEvent) -> Void = { [weak self] event in
             switch event {
@@ -175,8 +177,17 @@ extension RedisEventBus {
                 }
                 deliver(event)
             case .patternMessage, .droppedByServer:
-                // A cluster's subscriber follows a moved slot itself and then says ready.
+                // A cluster's subscriber follows a moved slot itself and says what it missed.
                 break
+            case .missed(let names):
+                // A cluster's: these channels (and no others) may have missed events.
+                let channels = names.compactMap { pubsubNames.channel(fromPubSub: $0) }
+                logger.info("redis.subscriber.resubscribed", metadata: ["channels": "\(channels.count)"])
+                subscriptions(.moved(channels))
+            case .ready(let isReconnect) where sharded:
+                // Every primary's subscriber is up; what each missed came as `missed`.
+                self?.subscriberReady.store(true, ordering: .relaxed)
+                if !isReconnect { subscriptions(.ready) }
             case .ready(let isReconnect):
                 self?.subscriberReady.store(true, ordering: .relaxed)
                 if isReconnect {
