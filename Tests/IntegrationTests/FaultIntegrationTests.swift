@@ -320,6 +320,57 @@ struct FaultIntegrationTests {
         await harness.stop()
     }
 
+    /// The subscriber's first connection fails (a back-off at start: a Redis restart, a
+    /// failover, maxclients), and a stream's SUBSCRIBE fails meanwhile as "closed", left to
+    /// the subscriber. Its first connection is not a reconnect, yet it must confirm that
+    /// channel: the stream is attached, not left without `__connected`, and the node is
+    /// not ready until then.
+    @Test func aStreamOpenedBeforeTheSubscribersFirstConnectionIsAttachedByIt() async throws {
+        let redis = try await RedisServerProcess()
+        defer { redis.stop() }
+        let proxy = try await TCPProxy(upstreamPort: redis.port)
+        // The command connection gets through; the subscriber's attempts are refused.
+        proxy.admitConnections(1)
+        let node = try await RunningNode(
+            configuration: FanfareConfiguration(
+                host: "127.0.0.1",
+                port: try RedisServerProcess.freePort(),
+                redisURL: proxy.url,
+                nodeID: "node-late-subscriber",
+                eventLoops: 1
+            )
+        )
+        let url = "http://127.0.0.1:\(node.address.port ?? 0)"
+        try await withDeadline("the subscriber to be refused") {
+            while proxy.refusedConnections == 0 { try await Task.sleep(for: .milliseconds(20)) }
+        }
+        let ready = try await TestHTTPClient.request("GET", url + "/readyz")
+        #expect(ready.status == 503, "\(ready.body)")
+        let stream = try await TestStream(url + "/api/sse/subscribe/early?channels=orders")
+        try await Task.sleep(for: .milliseconds(300))  // its SUBSCRIBE is refused as "closed"
+        proxy.admitConnections(nil)
+        // Within the subscriber's back-off (at most 2 s), well before the pending check.
+        let connected = try await withDeadline(seconds: 8, "the early stream's __connected") {
+            try await stream.next(includingControl: true)
+        }
+        #expect(connected.event == "__connected")
+        let published = try await TestHTTPClient.request(
+            "POST",
+            url + "/api/sse/notify",
+            body: #"{"channel":"orders","event":"delivered"}"#
+        )
+        #expect(published.status == 200)
+        #expect(try await stream.next().event == "delivered")
+        try await withDeadline("the node to be ready") {
+            while try await TestHTTPClient.request("GET", url + "/readyz").status != 200 {
+                try await Task.sleep(for: .milliseconds(50))
+            }
+        }
+        await stream.close()
+        await node.shutdown()
+        await proxy.stop()
+    }
+
     @Test func aRedisThatComesBackEmptyResetsTheChannelsItLostAndGoesOn() async throws {
         let redis = try await RedisServerProcess()
         let port = redis.port

@@ -20,6 +20,10 @@ final class TCPProxy: Sendable {
             var connections: [any Channel] = []
             var dropsPushes = false
             var droppedPushes = 0
+            /// New connections past this many are closed at once (nil: all are relayed).
+            var admitted: Int?
+            var opened = 0
+            var refused = 0
         }
 
         private let state = Mutex(State())
@@ -29,6 +33,24 @@ final class TCPProxy: Sendable {
         }
 
         var cuts: Int { self.state.withLock { $0.cuts } }
+
+        func admit(_ count: Int?) {
+            self.state.withLock { $0.admitted = count }
+        }
+
+        var refused: Int { self.state.withLock { $0.refused } }
+
+        /// Whether to close a new connection at once (and count it).
+        fileprivate func refusesNewConnection() -> Bool {
+            self.state.withLock { state in
+                if let admitted = state.admitted, state.opened >= admitted {
+                    state.refused += 1
+                    return true
+                }
+                state.opened += 1
+                return false
+            }
+        }
 
         func dropPushes(_ drop: Bool) {
             self.state.withLock { $0.dropsPushes = drop }
@@ -75,8 +97,11 @@ final class TCPProxy: Sendable {
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(.autoRead, value: false)
             .childChannelInitializer { inbound in
+                if rules.refusesNewConnection() {
+                    return inbound.close()
+                }
                 // Connect upstream first; start reading from the client once it is there.
-                ClientBootstrap(group: inbound.eventLoop)
+                return ClientBootstrap(group: inbound.eventLoop)
                     .connect(host: "127.0.0.1", port: upstreamPort)
                     .flatMap { outbound in
                         rules.add(inbound)
@@ -106,6 +131,14 @@ final class TCPProxy: Sendable {
     }
 
     var cuts: Int { self.rules.cuts }
+
+    /// Relays only the first `count` connections ever made through it and closes the
+    /// later ones at once, until called with `nil`.
+    func admitConnections(_ count: Int?) {
+        self.rules.admit(count)
+    }
+
+    var refusedConnections: Int { self.rules.refused }
 
     /// From now on (until called with `false`), pub/sub messages from Redis (`message`,
     /// `smessage`, `pmessage` pushes) are dropped; replies, PONGs and subscribe
