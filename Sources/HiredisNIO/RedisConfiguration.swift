@@ -48,6 +48,7 @@ public struct RedisConfiguration: Sendable, Hashable {
     /// `rediss://` (TLS) is recognised and refused with ``RedisClientError/Code/unsupported``.
     public init(url: String) throws {
         self.init()
+        try Self.checkRawDelimiters(url)
         var rest = Substring(url)
         if rest.hasPrefix("rediss://") {
             throw RedisClientError(
@@ -180,9 +181,37 @@ public struct RedisConfiguration: Sendable, Hashable {
         return database
     }
 
-    /// `url` for a message: a password (or a lone secret) before the host, and a
-    /// `sentinelPassword=` in the query, become `***`, so no error or log line repeats a
-    /// credential.
+    /// A raw `/`, `?` or `#` in a password ends the host part early: what follows (the
+    /// rest of the password, the `@`, the host) would be read as a path, a query or a
+    /// fragment, and the URL would name another server, without a password. Refused with
+    /// a sentence that repeats nothing of the URL.
+    static func checkRawDelimiters(_ url: String) throws {
+        guard let schemeEnd = url.firstRange(of: "://")?.upperBound else { return }
+        let rest = Self.withoutSentinelQuery(url[schemeEnd...])
+        guard let end = rest.firstIndex(where: { $0 == "/" || $0 == "?" || $0 == "#" }),
+            rest[end...].contains("@")
+        else { return }
+        throw RedisClientError(
+            .invalidURL,
+            "the Redis URL has an '@' after a '/', '?' or '#': a user name or password holding those characters "
+                + "must have them percent-encoded (%2F, %3F, %23)"
+        )
+    }
+
+    /// A Sentinel URL's query of its own parameters (whose values may hold an `@`) cut off.
+    private static func withoutSentinelQuery(_ rest: Substring) -> Substring {
+        guard let mark = rest.firstIndex(of: "?") else { return rest }
+        let query = rest[rest.index(after: mark)...].prefix { $0 != "#" }
+        let known = query.split(separator: "&").allSatisfy {
+            $0.hasPrefix("sentinelUsername=") || $0.hasPrefix("sentinelPassword=")
+        }
+        return known ? rest[..<mark] : rest
+    }
+
+    /// `url` for a message: everything between the scheme and the last `@` (user name
+    /// and password, whatever characters they hold) and a `sentinelPassword=` in the query
+    /// become `***` (the user name stays when it is plain), so no error or log line repeats
+    /// a credential.
     public static func redacted(_ url: String) -> String {
         var url = url
         if let query = url.firstIndex(of: "?") {
@@ -194,12 +223,15 @@ public struct RedisConfiguration: Sendable, Hashable {
             url = String(url[...query]) + shown.joined(separator: "&")
         }
         let start: String.Index = url.firstRange(of: "://")?.upperBound ?? url.startIndex
-        let rest: Substring = url[start...]
-        let end: String.Index = rest.firstIndex { $0 == "/" || $0 == "?" || $0 == "#" } ?? rest.endIndex
-        guard let at = rest[..<end].lastIndex(of: "@") else { return url }
-        let userInfo: Substring = rest[..<at]
+        let credentials = Self.withoutSentinelQuery(url[start...])
+        guard let at = credentials.lastIndex(of: "@") else { return url }
+        let userInfo: Substring = url[start..<at]
         var shown = "***"
-        if let colon = userInfo.firstIndex(of: ":") { shown = String(userInfo[..<colon]) + ":***" }
+        if let colon = userInfo.firstIndex(of: ":"),
+            !userInfo[..<colon].contains(where: { $0 == "/" || $0 == "?" || $0 == "#" })
+        {
+            shown = String(userInfo[..<colon]) + ":***"
+        }
         return String(url[..<start]) + shown + String(url[at...])
     }
 

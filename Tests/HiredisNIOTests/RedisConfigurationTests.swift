@@ -82,8 +82,41 @@ import Testing
     @Test func redactsOnlyTheCredentials() {
         #expect(RedisConfiguration.redacted("redis://u:p@h:1/2") == "redis://u:***@h:1/2")
         #expect(RedisConfiguration.redacted("redis://secret@h") == "redis://***@h")
-        #expect(RedisConfiguration.redacted("redis://h:1/a@b") == "redis://h:1/a@b")
+        // An '@' after the host part means a raw '/', '?' or '#' in a password: hidden too.
+        #expect(RedisConfiguration.redacted("redis://h:1/a@b") == "redis://h:***@b")
         #expect(RedisConfiguration.redacted("redis://h:1") == "redis://h:1")
+    }
+
+    /// A raw '/', '?' or '#' in a password would end the host part early: the rest would be
+    /// taken for a path, a query or a fragment, and the node would connect elsewhere
+    /// without a password (`redis://:6380#x@h` is 127.0.0.1:6380 with none). Refused, and
+    /// the error repeats no part of the password.
+    @Test(arguments: [
+        "redis://:6380#x@h", "redis://:hunter2/x@h:1", "redis://u:hun?ter2@h", "redis://u:hunter2#@h/0",
+        "redis-cluster://:pw/hunter2@h:1,h:2", "redis-sentinel://:hun?ter2@h:1/m",
+        "redis-sentinel://:hun#ter2@h:1/m?sentinelPassword=x",
+    ])
+    func aPasswordWithARawDelimiterIsRefused(_ url: String) {
+        do {
+            let configuration = try RedisConfiguration(url: url)
+            Issue.record("accepted \(RedisConfiguration.redacted(url)): \(configuration)")
+        } catch let error as RedisClientError {
+            #expect(error.code == .invalidURL)
+            #expect("\(error)".contains("percent-encoded"), "\(error)")
+            for secret in ["hunter2", "hun", "6380#x", "ter2"] {
+                #expect(!"\(error)".contains(secret), "\(error)")
+                #expect(!RedisConfiguration.redacted(url).contains(secret), "\(RedisConfiguration.redacted(url))")
+            }
+        } catch {
+            Issue.record("unexpected \(error)")
+        }
+    }
+
+    @Test func percentEncodedDelimitersAndSentinelQueryValuesAreRead() throws {
+        let configuration = try RedisConfiguration(url: "redis://:a%2Fb%3Fc%23d@h:1")
+        #expect(configuration.password == "a/b?c#d" && configuration.host == "h")
+        let sentinel = try RedisConfiguration(url: "redis-sentinel://h:1/m?sentinelUsername=a@b&sentinelPassword=p@q")
+        #expect(sentinel.sentinel?.username == "a@b" && sentinel.sentinel?.password == "p@q")
     }
 
     @Test func readsASwitchMasterAnnouncement() {

@@ -321,6 +321,45 @@ struct StreamConnectionTests {
     }
 }
 
+/// Raw HTTP on a node's port: what comes back before the node closes the connection.
+@Suite(.timeLimit(.minutes(1)))
+struct RawHTTPTests {
+    /// Sends `request` as one write and returns every byte until the node closes.
+    private static func exchange(_ url: String, _ request: String) async throws -> String {
+        let target = try TestHTTPClient.Target(url: url)
+        let collector = ReceivedBytes()
+        let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(collector) }
+            }
+            .connect(host: target.host, port: target.port).get()
+        try await channel.writeAndFlush(ByteBuffer(string: request))
+        try await withDeadline(seconds: 5, "the node to close the connection") { try await channel.closeFuture.get() }
+        return String(decoding: collector.received.withLock { $0 }, as: UTF8.self)
+    }
+
+    @Test func anHTTP10RequestIsAnsweredAndTheConnectionClosed() async throws {
+        let harness = try await NodeHarness(nodes: 1, embedded: true)
+        let answer = try await Self.exchange(harness.urls[0], "GET /healthz HTTP/1.0\r\nHost: x\r\n\r\n")
+        #expect(answer.hasPrefix("HTTP/1.1 200"), "\(answer)")
+        #expect(answer.lowercased().contains("connection: close"), "\(answer)")
+        await harness.stop()
+    }
+
+    @Test func aMalformedRequestPipelinedBehindAPublishIsRefusedAfterThePublishIsAnswered() async throws {
+        let harness = try await NodeHarness(nodes: 1, embedded: true)
+        let body = #"{"broadcast":true,"event":"kept"}"#
+        let request =
+            "POST /api/sse/notify HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            + "Content-Length: \(body.utf8.count)\r\n\r\n\(body)" + "\u{1}GARBAGE \u{0}\r\n\r\n"
+        let answer = try await Self.exchange(harness.urls[0], request)
+        let statuses = answer.components(separatedBy: "HTTP/1.1 ").dropFirst().map { $0.prefix(3) }
+        #expect(statuses == ["200", "400"], "\(answer)")
+        #expect(answer.contains(#""ok":true"#), "\(answer)")
+        await harness.stop()
+    }
+}
+
 @Suite(.enabled(if: RedisServerProcess.enabled), .timeLimit(.minutes(1)))
 struct RedisOutageTests {
     @Test func publishesFailWhileRedisIsDownAndWorkAgainAfterAnEmptyRestart() async throws {

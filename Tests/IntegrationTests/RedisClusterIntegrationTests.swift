@@ -343,7 +343,9 @@ struct RedisClusterIntegrationTests {
         // Streams on channels of every primary.
         var streams: [TestStream] = []
         for index in 0..<12 {
-            let stream = try await TestStream(node.url + "/api/sse/subscribe/shard-client-\(index)?channels=topic-\(index)")
+            let stream = try await TestStream(
+                node.url + "/api/sse/subscribe/shard-client-\(index)?channels=topic-\(index)"
+            )
             _ = try await stream.connected()
             streams.append(stream)
         }
@@ -365,7 +367,9 @@ struct RedisClusterIntegrationTests {
         await victim.close()
         #expect(killed == 1)
         try await withDeadline("the node to catch the shard up") {
-            while !node.logText().contains("redis.subscriber.resubscribed") { try await Task.sleep(for: .milliseconds(50)) }
+            while !node.logText().contains("redis.subscriber.resubscribed") {
+                try await Task.sleep(for: .milliseconds(50))
+            }
         }
         try await Task.sleep(for: .milliseconds(500))
         for address in others {

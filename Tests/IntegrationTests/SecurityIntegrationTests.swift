@@ -79,6 +79,19 @@ struct SecurityIntegrationTests {
         return object?["channels"] as? [String] ?? []
     }
 
+    /// A validly signed token whose `exp` is far beyond anything a timer can hold: the
+    /// stream opens (the node does not trap on the conversion) and simply never expires.
+    @Test func aTokenThatExpiresInBillionsOfYearsOpensAStream() async throws {
+        let harness = try await self.secured()
+        let token = try await self.token(channels: ["client:forever"], expiresIn: 1.0e17)
+        let stream = try await TestStream(harness.urls[0] + "/api/sse/subscribe/forever?token=\(token)")
+        #expect(try await self.channels(of: stream).contains("user:42"))
+        #expect(try await self.publish(harness, #"{"userId":"42","event":"still"}"#) == 200)
+        #expect(try await stream.next().event == "still")
+        await stream.close()
+        await harness.stop()
+    }
+
     @Test func aTokenForUser42JoinsItsUserChannelOnly() async throws {
         let harness = try await self.secured()
         let token = try await self.token(sub: "42")

@@ -139,7 +139,7 @@ extension FanfareHTTPHandler {
             channels: channels,
             resume: resume,
             address: place.address,
-            expires: expires.map { NIODeadline.now() + .milliseconds(Int64($0.timeIntervalSinceNow * 1000)) },
+            expires: expires.flatMap(Self.deadline(for:)),
             eventLoop: context.eventLoop
         )
         do {
@@ -150,5 +150,14 @@ extension FanfareHTTPHandler {
             return
         }
         pipeline.removeHandler(context: context, promise: nil)
+    }
+
+    /// When a token that expires at `date` stops being accepted, as a deadline; `nil` for
+    /// one further away than a deadline can be (any signed `exp`, however large, is a date).
+    static func deadline(for date: Date) -> NIODeadline? {
+        let milliseconds = date.timeIntervalSinceNow * 1_000
+        // About 100 years: past it, TimeAmount's nanoseconds would overflow.
+        guard milliseconds.isFinite, milliseconds < 3.0e12 else { return nil }
+        return NIODeadline.now() + .milliseconds(Int64(max(0, milliseconds)))
     }
 }

@@ -53,6 +53,9 @@ final class FanfareHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
     private var queuedRequests = 0
     private var queueOverflowed = false
     private var answeringQueued = false
+    /// A request that could not be parsed arrived while earlier ones were being answered:
+    /// it is refused (and the connection closed) once they have been.
+    private var parseError: HTTPError?
     /// Reading is stopped while requests wait in the queue.
     private var readingPaused = false
     static let maxQueuedRequests = 16
@@ -197,10 +200,13 @@ final class FanfareHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
             if case .head = part { self.queuedRequests -= 1 }
             self.handle(part, context: context)
         }
-        if case .idle = self.state, self.queueOverflowed {
+        if case .idle = self.state, let error = self.parseError {
+            self.parseError = nil
+            self.refuseAndClose(context: context, error)
+        } else if case .idle = self.state, self.queueOverflowed {
             self.state = .closed
             context.close(promise: nil)
-        } else if !self.queueOverflowed {
+        } else if !self.queueOverflowed, self.parseError == nil {
             // The rest of a queued request (its body, its end) may still be unread.
             self.setReading(true, context: context)
         }
@@ -234,19 +240,28 @@ final class FanfareHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
         self.node.logger.debug("http.error", metadata: ["error": "\(error)"])
-        if case .idle = self.state, let error = error as? HTTPParserError {
-            if error == .headerOverflow {
-                self.node.metrics.refused(.headerSize)
-                self.refuseAndClose(
-                    context: context,
-                    HTTPError(.requestHeaderFieldsTooLarge, "the request headers are too large")
-                )
-            } else {
-                self.refuseAndClose(context: context, HTTPError(.badRequest, "malformed HTTP request"))
-            }
+        guard let error = error as? HTTPParserError else {
+            context.close(promise: nil)
             return
         }
-        context.close(promise: nil)
+        let refusal: HTTPError
+        if error == .headerOverflow {
+            self.node.metrics.refused(.headerSize)
+            refusal = HTTPError(.requestHeaderFieldsTooLarge, "the request headers are too large")
+        } else {
+            refusal = HTTPError(.badRequest, "malformed HTTP request")
+        }
+        switch self.state {
+        case .idle where self.queued.isEmpty:
+            self.refuseAndClose(context: context, refusal)
+        case .idle, .responding:
+            // Pipelined after requests not answered yet: those are answered first (in
+            // order), then this one is refused and the connection closes.
+            self.parseError = refusal
+            self.setReading(false, context: context)
+        case .receiving, .streaming, .closed:
+            context.close(promise: nil)
+        }
     }
 
     // MARK: Responses
@@ -257,7 +272,7 @@ final class FanfareHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
         self.addCORS(to: &headers, request: request)
         let body = response.body
         headers.replaceOrAdd(name: "Content-Length", value: String(body.readableBytes))
-        let keepAlive = request.headers.first(name: "connection")?.lowercased() != "close"
+        let keepAlive = request.keepAlive
         headers.replaceOrAdd(name: "Connection", value: keepAlive ? "keep-alive" : "close")
         let head = HTTPResponseHead(version: .http1_1, status: response.status, headers: headers)
         self.served += 1
@@ -298,6 +313,7 @@ final class FanfareHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
         self.state = .responding
         var request = HTTPRequest(head: HTTPRequestHead(version: .http1_1, method: .GET, uri: "/"))
         request.headers.add(name: "connection", value: "close")
+        request.keepAlive = false
         self.respond(context: context, request: request, .error(error))
     }
 

@@ -9,10 +9,14 @@ struct HTTPRequest: Sendable {
     var body: [UInt8] = []
     /// The path or query has a bad `%` escape or is not UTF-8 once decoded.
     var hasMalformedTarget = false
+    /// The client keeps the connection open after the answer: HTTP/1.1 unless it says
+    /// `Connection: close`, HTTP/1.0 only if it says `Connection: keep-alive`.
+    var keepAlive: Bool
 
     init(head: HTTPRequestHead) {
         self.method = head.method
         self.headers = head.headers
+        self.keepAlive = head.isKeepAlive
         let uri = head.uri
         let rawPath = uri.firstIndex(of: "?").map { uri[..<$0] } ?? Substring(uri)
         let decodedPath = PercentDecoding.decode(rawPath)
