@@ -163,6 +163,29 @@ import Testing
     }
 }
 
+@Test func afterAHistoryStartedOverNothingOfTheOldOneIsDeliveredAgain() {
+    // The window: a reader at 35 (the first event of a history that had started over,
+    // after 0) keeps 35 in its buffer; the history expires and starts over again, and
+    // a late copy of 35, whose predecessor is 0 like every first event's, arrives.
+    var catchUp = ChannelCatchUp(position: Events.position(0), isLive: false, bufferLimit: 8)
+    _ = catchUp.start()
+    _ = catchUp.live(Events.event(35, after: 0))
+    #expect(catchUp.read(Events.page(35...35, head: 36)).read == Events.position(35))
+    let gone = catchUp.read(HistoryPage(status: .gone, head: .zero, events: []))
+    #expect(gone.reset?.status == .gone && gone.deliver.isEmpty)
+    #expect(catchUp.floor == Events.position(35))
+    guard case .drop = catchUp.live(Events.event(35, after: 0)) else {
+        Issue.record("35 of the old history must not come again")
+        return
+    }
+    // The new history's first event (after 0, newer than anything old) is delivered.
+    guard case .deliver = catchUp.live(Events.event(50, after: 0)) else {
+        Issue.record("50 starts the new history")
+        return
+    }
+    #expect(catchUp.floor == nil)
+}
+
 extension HistoryPage {
     func withEvents(_ range: ClosedRange<Int>) -> HistoryPage {
         HistoryPage(status: self.status, head: self.head, events: range.map { Events.event($0) })

@@ -4,11 +4,8 @@ import Testing
 
 /// The node's channels, one deterministic window at a time.
 @Suite struct ChannelSubscriptionsTests {
-    private final class Stream {}
-    private let a = Stream()
-    private let b = Stream()
-    private var idA: ObjectIdentifier { ObjectIdentifier(self.a) }
-    private var idB: ObjectIdentifier { ObjectIdentifier(self.b) }
+    private let idA = StreamID.next()
+    private let idB = StreamID.next()
 
     private func machine() -> ChannelSubscriptions {
         ChannelSubscriptions(bufferLimit: 16, pageSize: 100)
@@ -48,7 +45,7 @@ import Testing
         _ = machine.join(self.idB, channels: ["d"])
         #expect(machine.failPending(since: mark).map(\.summary) == ["fail"])
         // The next stream subscribes the channel again, in a new generation.
-        #expect(machine.join(ObjectIdentifier(Stream()), channels: ["c"]).map(\.summary) == ["subscribe [\"c\"] #3"])
+        #expect(machine.join(StreamID.next(), channels: ["c"]).map(\.summary) == ["subscribe [\"c\"] #3"])
         // A late confirmation of the failed generation changes nothing.
         #expect(machine.subscribed(["c"], generation: 1).isEmpty)
         // d, subscribed after the mark, fails only at a later check.
@@ -76,7 +73,7 @@ import Testing
         #expect(attached == ["attach [3]", "attach [3]"])
         // Joining a ready channel attaches at once, at the node's position.
         _ = machine.received(Events.event(4))
-        #expect(machine.join(ObjectIdentifier(Stream()), channels: ["c"]).map(\.summary) == ["attach [4]"])
+        #expect(machine.join(StreamID.next(), channels: ["c"]).map(\.summary) == ["attach [4]"])
     }
 
     @Test func aStreamOnSeveralChannelsWaitsForAllOfThem() {

@@ -55,7 +55,7 @@ import Testing
         // Only attached streams get events: the first two are attached.
         hub.apply(
             clients.prefix(2).map {
-                .attach(ObjectIdentifier($0.stream), $0.stream.channels.map { _ in Events.position(0) })
+                .attach($0.stream.id, $0.stream.channels.map { _ in Events.position(0) })
             }
         )
         for client in clients.prefix(2) {
@@ -77,7 +77,7 @@ import Testing
 
         // Removing streams keeps every channel's list consistent.
         hub.remove(clients[0].stream)
-        hub.apply([.attach(ObjectIdentifier(clients[2].stream), [Events.position(1), Events.position(1)])])
+        hub.apply([.attach(clients[2].stream.id, [Events.position(1), Events.position(1)])])
         _ = try self.written(clients[2])
         hub.apply([self.event(2, "broadcast"), self.event(2, "a")])
         #expect(try self.written(clients[0]).isEmpty)
@@ -95,7 +95,7 @@ import Testing
         let clients = try self.clients([["broadcast"], ["broadcast"]], node: node, loop: loop)
         for client in clients {
             hub.add(client.stream)
-            hub.apply([.attach(ObjectIdentifier(client.stream), [Events.position(0)])])
+            hub.apply([.attach(client.stream.id, [Events.position(0)])])
             _ = try self.written(client)
         }
         hub.apply((1...50).map { self.event($0, "broadcast") })
@@ -114,7 +114,7 @@ import Testing
         let hub = LocalHub(eventLoop: loop)
         let clients = try self.clients([["a"]], node: node, loop: loop)
         hub.add(clients[0].stream)
-        hub.apply([.attach(ObjectIdentifier(clients[0].stream), [.zero])])
+        hub.apply([.attach(clients[0].stream.id, [.zero])])
         _ = try self.written(clients[0])
         // 1 and 2 follow on; the repeated 2 leaves the one-pass path, 3 is still written.
         hub.apply([self.event(1, "a"), self.event(2, "a"), self.event(2, "a"), self.event(3, "a")])
@@ -136,7 +136,7 @@ import Testing
         let clients = try self.clients([["a", "b", "broadcast"], ["b"]], node: node, loop: loop)
         for client in clients {
             hub.add(client.stream)
-            hub.apply([.attach(ObjectIdentifier(client.stream), client.stream.channels.map { _ in .zero })])
+            hub.apply([.attach(client.stream.id, client.stream.channels.map { _ in .zero })])
             _ = try self.written(client)
         }
         // Runs of one channel (a a, b, a, broadcast, b b) inside one batch.

@@ -28,6 +28,13 @@ struct ChannelCatchUp: Sendable {
     /// Reads may begin (a stream catches its channels up one after another; until a
     /// channel's turn its live events only wait).
     private var started: Bool
+    /// The newest event buffered when the read in flight was asked for.
+    private var bufferedAtRead: StreamPosition?
+    /// After the channel's history started over (`gone`): the position the reader had
+    /// reached in the old one. Events at or below it belong to the old history (delivered
+    /// already, or lost with it) and are never delivered again, even when their
+    /// predecessor matches: every history that starts over starts from the same `0-0`.
+    private(set) var floor: StreamPosition?
 
     /// How many live events wait at most while history is read.
     var bufferLimit: Int { Int(self.limit) }
@@ -41,8 +48,15 @@ struct ChannelCatchUp: Sendable {
 
     /// A reader at `position`: live, or needing history first. While it reads, at most
     /// `bufferLimit` live events of at most `bufferBytes` bytes wait.
-    init(position: StreamPosition, isLive: Bool, bufferLimit: Int, bufferBytes: Int = 1 << 20) {
+    init(
+        position: StreamPosition,
+        isLive: Bool,
+        bufferLimit: Int,
+        bufferBytes: Int = 1 << 20,
+        floor: StreamPosition? = nil
+    ) {
         self.position = position
+        self.floor = floor
         self.isLive = isLive
         self.started = isLive
         self.limit = Int32(clamping: max(1, bufferLimit))
@@ -85,12 +99,12 @@ struct ChannelCatchUp: Sendable {
     /// A live event of the channel arrived.
     mutating func live(_ event: BusEvent) -> LiveOutcome {
         if self.advance(to: event.position, after: event.predecessor) { return .deliver }
-        guard event.position > self.position else { return .drop }
+        guard event.position > self.position, self.floor.map({ event.position > $0 }) ?? true else { return .drop }
         // Live, this event does not follow on: something in between never arrived.
         self.isLive = false
         self.buffer(event)
         guard self.started, !self.reading else { return .buffered }
-        self.reading = true
+        self.startReading()
         return .read(self.position)
     }
 
@@ -101,6 +115,10 @@ struct ChannelCatchUp: Sendable {
     @inline(__always)
     mutating func advance(to position: StreamPosition, after predecessor: StreamPosition) -> Bool {
         guard self.isLive, predecessor == self.position, position > self.position else { return false }
+        if let floor = self.floor {
+            guard position > floor else { return false }
+            self.floor = nil
+        }
         self.position = position
         return true
     }
@@ -113,7 +131,7 @@ struct ChannelCatchUp: Sendable {
         }
         self.isLive = false
         self.started = true
-        self.reading = true
+        self.startReading()
         return Step(read: self.position)
     }
 
@@ -121,7 +139,7 @@ struct ChannelCatchUp: Sendable {
     mutating func start() -> Step {
         guard !self.isLive, !self.reading else { return Step() }
         self.started = true
-        self.reading = true
+        self.startReading()
         return Step(read: self.position)
     }
 
@@ -135,6 +153,8 @@ struct ChannelCatchUp: Sendable {
     mutating func read(_ page: HistoryPage) -> Step {
         var step = Step()
         self.reading = false
+        let bufferedAtRead = self.bufferedAtRead
+        self.bufferedAtRead = nil
         let from = self.position
         switch page.status {
         case .ok:
@@ -144,17 +164,33 @@ struct ChannelCatchUp: Sendable {
             let restart = page.events.first?.predecessor ?? page.head
             step.reset = Reset(status: page.status, position: restart, from: from)
             self.position = restart
+            if page.status == .gone { self.floor = max(self.floor ?? from, from) }
+            // Kept events up to where the reader was are delivered already (or gone).
+            self.dropBuffered { $0.position <= from }
         case .unknown:
             step.reset = Reset(status: page.status, position: page.head, from: from)
             self.position = page.head
         }
         for event in page.events where event.position > self.position {
+            if let floor = self.floor {
+                guard event.position > floor else { continue }
+                self.floor = nil
+            }
             step.deliver.append(event)
             self.position = event.position
         }
+        if page.status == .ok, page.events.isEmpty, !page.hasMore, !self.readAgain, let bufferedAtRead,
+            !self.bufferFollows
+        {
+            // History ends at the position, and the events kept before this read was asked
+            // for do not follow on from it: their predecessors would be in history if they
+            // were in this one. They come from a history that is gone (Redis lost it, or
+            // the channel expired and started over): drop them, or this would read forever.
+            self.dropBuffered { $0.position <= bufferedAtRead }
+        }
         if self.readAgain || (page.hasMore && !self.bufferFollows) {
             self.readAgain = false
-            self.reading = true
+            self.startReading()
             step.read = self.position
             return step
         }
@@ -185,7 +221,8 @@ struct ChannelCatchUp: Sendable {
         var kept: [BusEvent] = []
         var keptBytes = 0
         var following = true
-        for event in self.buffered where event.position > self.position {
+        for event in self.buffered
+        where event.position > self.position && self.floor.map({ event.position > $0 }) ?? true {
             if following, event.predecessor == self.position {
                 step.deliver.append(event)
                 self.position = event.position
@@ -203,9 +240,19 @@ struct ChannelCatchUp: Sendable {
                 step.becameLive = true
             }
         } else {
-            self.reading = true
+            self.startReading()
             step.read = self.position
         }
+    }
+
+    private mutating func dropBuffered(where drop: (BusEvent) -> Bool) {
+        self.buffered.removeAll(where: drop)
+        self.bufferedBytes = self.buffered.reduce(0) { $0 + $1.body.readableBytes }
+    }
+
+    private mutating func startReading() {
+        self.reading = true
+        self.bufferedAtRead = self.buffered.last?.position
     }
 
     private mutating func buffer(_ event: BusEvent) {

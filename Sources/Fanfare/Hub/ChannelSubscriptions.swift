@@ -11,8 +11,6 @@
 /// them in that order. After the subscription dropped, or when an event shows that one
 /// before it never arrived, the channel catches up from history (``ChannelCatchUp``).
 struct ChannelSubscriptions: Sendable {
-    /// A stream, as the machine knows it.
-    typealias StreamID = ObjectIdentifier
 
     private enum Phase: Sendable {
         /// SUBSCRIBE sent in this generation; events that arrive already are kept.
@@ -86,6 +84,17 @@ struct ChannelSubscriptions: Sendable {
 
     /// Channels the node is subscribed to (or subscribing), with their stream counts.
     var streamCounts: [String: Int] { self.entries.mapValues { Int($0.streams) } }
+
+    /// The most live events any one channel keeps while it is pending or catches up.
+    var largestBuffer: Int {
+        self.entries.values.map { entry in
+            switch entry.phase {
+            case .subscribing(let early), .readingHead(let early, _): early.count
+            case .ready(let catchUp): catchUp.bufferedCount
+            case .failed: 0
+            }
+        }.max() ?? 0
+    }
 
     /// How many of the node's streams are on `channel`.
     func streams(on channel: String) -> Int {
@@ -250,8 +259,8 @@ struct ChannelSubscriptions: Sendable {
     /// confirmed, including those that failed only because it was still connecting.
     mutating func subscriberReady() -> [Action] {
         var actions = Actions()
-        for (channel, var entry) in self.entries {
-            guard case .subscribing(let early) = entry.phase else { continue }
+        for channel in self.entries.keys.sorted() {
+            guard var entry = self.entries[channel], case .subscribing(let early) = entry.phase else { continue }
             entry.phase = .readingHead(early: early, again: false)
             actions.append(.readHead(channel, generation: entry.generation))
             self.entries[channel] = entry
@@ -269,7 +278,8 @@ struct ChannelSubscriptions: Sendable {
     /// even when the confirmation it waits for never comes.
     mutating func failPending(since generation: Int) -> [Action] {
         var stale: [(String, Int)] = []
-        for (channel, entry) in self.entries where entry.generation <= generation {
+        for channel in self.entries.keys.sorted() {
+            guard let entry = self.entries[channel], entry.generation <= generation else { continue }
             switch entry.phase {
             case .subscribing, .readingHead: stale.append((channel, entry.generation))
             case .ready, .failed: break
@@ -286,7 +296,9 @@ struct ChannelSubscriptions: Sendable {
     /// missed events.
     mutating func reconnected(only: Set<String>? = nil) -> [Action] {
         var actions = Actions()
-        for (channel, var entry) in self.entries where only?.contains(channel) ?? true {
+        // In the channels' order, so that the same events make the same actions.
+        for channel in (only.map(Array.init) ?? Array(self.entries.keys)).sorted() {
+            guard var entry = self.entries[channel] else { continue }
             switch entry.phase {
             case .subscribing(let early):
                 // The reconnect subscribed it again: it is acknowledged now.

@@ -21,7 +21,7 @@ final class LocalHub {
     // Loop-confined and never accessed re-entrantly: no dynamic exclusivity checks.
     @exclusivity(unchecked) private var members: [String: ContiguousArray<Member>] = [:]
     /// Every stream of the loop, attached or still waiting.
-    private var streams: [ObjectIdentifier: SSEStreamHandler] = [:]
+    private var streams: [StreamID: SSEStreamHandler] = [:]
     @exclusivity(unchecked) private var toFlush: [SSEStreamHandler] = []
     /// The run of one channel's events being delivered.
     @exclusivity(unchecked) private var run = EventRun()
@@ -41,11 +41,11 @@ final class LocalHub {
 
     /// A new stream, waiting to be attached.
     func add(_ stream: SSEStreamHandler) {
-        self.streams[ObjectIdentifier(stream)] = stream
+        self.streams[stream.id] = stream
     }
 
     func remove(_ stream: SSEStreamHandler) {
-        guard self.streams.removeValue(forKey: ObjectIdentifier(stream)) != nil, stream.isAttached else { return }
+        guard self.streams.removeValue(forKey: stream.id) != nil, stream.isAttached else { return }
         for (index, channel) in stream.channels.enumerated() {
             guard var list = self.members.removeValue(forKey: channel) else { continue }
             let slot = Int(stream.slots[index])

@@ -15,8 +15,8 @@ final class NodeHub: Sendable {
     /// What the loops get, in order.
     enum Item: Sendable {
         case event(BusEvent)
-        case attach(ObjectIdentifier, [StreamPosition])
-        case fail(ObjectIdentifier)
+        case attach(StreamID, [StreamPosition])
+        case fail(StreamID)
         case reset(String, HistoryPage.Status, position: StreamPosition, from: StreamPosition)
     }
 
@@ -130,7 +130,7 @@ final class NodeHub: Sendable {
     /// subscribed to every one of its channels, or failed when Redis does not confirm one.
     func register(_ stream: SSEStreamHandler) {
         self.localHub(on: stream.eventLoop)?.add(stream)
-        let (id, channels, client) = (ObjectIdentifier(stream), stream.channels, ChannelName.client(stream.clientID))
+        let (id, channels, client) = (stream.id, stream.channels, ChannelName.client(stream.clientID))
         let work = self.state.withLock { state in
             let work = Self.enqueue(state.machine.join(id, channels: channels), &state)
             state.changed.formUnion(channels)
@@ -145,7 +145,7 @@ final class NodeHub: Sendable {
     /// Removes a stream (on its loop) everywhere at once.
     func unregister(_ stream: SSEStreamHandler) {
         self.localHub(on: stream.eventLoop)?.remove(stream)
-        let (id, channels, client) = (ObjectIdentifier(stream), stream.channels, ChannelName.client(stream.clientID))
+        let (id, channels, client) = (stream.id, stream.channels, ChannelName.client(stream.clientID))
         let (work, emptied) = self.state.withLock { state in
             let work = Self.enqueue(state.machine.leave(id, channels: channels), &state)
             state.changed.formUnion(channels)

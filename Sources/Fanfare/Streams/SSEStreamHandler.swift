@@ -14,6 +14,8 @@ final class SSEStreamHandler: ChannelInboundHandler {
     typealias InboundIn = ByteBuffer
 
     let node: NodeContext
+    /// The stream's identity in the hub (never an address, which is reused).
+    let id = StreamID.next()
     let clientID: String
     let eventLoop: any EventLoop
     // Loop-confined and never accessed re-entrantly: the dynamic exclusivity checks, which

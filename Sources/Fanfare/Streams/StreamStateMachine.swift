@@ -72,6 +72,9 @@ struct StreamStateMachine: Sendable {
     private var current: Int?
     private var replayed = 0
     private var capped = Set<Int>()
+    /// Channels whose history started over while they caught up, live again: the floor
+    /// their catch-up had (see ``ChannelCatchUp/floor``), until an event passes it.
+    private var floors: [Int: StreamPosition] = [:]
     private let limits: (replayCap: Int32, bufferLimit: Int32, pageSize: Int32, bufferBytes: Int32)
 
     var replayCap: Int { Int(self.limits.replayCap) }
@@ -107,6 +110,10 @@ struct StreamStateMachine: Sendable {
     var positions: [StreamPosition] { self.lanes.map(\.position) }
 
     var cursor: Cursor { Cursor(positions: self.positions) }
+
+    /// Live events waiting while their channels catch up (each channel's at most
+    /// ``bufferLimit`` events of at most ``bufferBytes`` bytes).
+    var bufferedEventCount: Int { self.catchUps.values.reduce(0) { $0 + $1.bufferedCount } }
 
     /// Every channel is live: nothing is being caught up.
     var isLive: Bool { self.phase == .active && self.current == nil && self.queue.isEmpty }
@@ -158,6 +165,10 @@ struct StreamStateMachine: Sendable {
         guard self.phase == .active, self.catchUps.isEmpty || self.catchUps[index] == nil else { return false }
         let current = self.lanes[index].position
         guard predecessor == current, position > current else { return false }
+        if !self.floors.isEmpty, let floor = self.floors[index] {
+            guard position > floor else { return false }
+            self.floors[index] = nil
+        }
         self.lanes[index].position = position
         return true
     }
@@ -166,6 +177,9 @@ struct StreamStateMachine: Sendable {
     mutating func live(_ event: BusEvent, index: Int) -> LiveOutcome {
         if self.advance(index: index, to: event.position, after: event.predecessor) { return .write }
         guard self.phase == .active else { return .none }
+        if !self.floors.isEmpty, let floor = self.floors[index], event.position <= floor {
+            return .none  // of a history that started over since
+        }
         // Not simply live: the channel's catch-up decides (a live channel that meets a gap
         // starts one, from where it is).
         var catchUp =
@@ -174,7 +188,8 @@ struct StreamStateMachine: Sendable {
                 position: self.lanes[index].position,
                 isLive: true,
                 bufferLimit: self.bufferLimit,
-                bufferBytes: self.bufferBytes
+                bufferBytes: self.bufferBytes,
+                floor: self.floors.removeValue(forKey: index)
             )
         let outcome = catchUp.live(event)
         self.store(catchUp, at: index)
@@ -236,6 +251,7 @@ struct StreamStateMachine: Sendable {
     private mutating func store(_ catchUp: ChannelCatchUp, at index: Int) {
         self.lanes[index].position = catchUp.position
         self.catchUps[index] = catchUp.isLive ? nil : catchUp
+        if catchUp.isLive, let floor = catchUp.floor { self.floors[index] = floor }
     }
 
     /// The node could not fill a gap in channel `index` after `from` and jumped to
@@ -257,7 +273,13 @@ struct StreamStateMachine: Sendable {
         }
         if lane == position { return [] }
         self.store(
-            ChannelCatchUp(position: lane, isLive: false, bufferLimit: self.bufferLimit, bufferBytes: self.bufferBytes),
+            ChannelCatchUp(
+                position: lane,
+                isLive: false,
+                bufferLimit: self.bufferLimit,
+                bufferBytes: self.bufferBytes,
+                floor: self.floors.removeValue(forKey: index)
+            ),
             at: index
         )
         self.queue.append(index)
