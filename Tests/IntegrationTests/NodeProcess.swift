@@ -119,9 +119,13 @@ final class NodeProcess: Sendable {
 /// is refused.
 final class ResumingClient: Sendable {
     struct Received: Sendable {
-        /// The event's position on `broadcast` (from its cursor), as publishes answer it.
+        /// The event's channel and its position there (from its cursor), as publishes
+        /// answer it.
         var id: String
+        var channel: String
         var data: String
+
+        var acknowledged: Acknowledged { Acknowledged(channel: self.channel, id: self.id) }
     }
 
     private struct State {
@@ -132,21 +136,27 @@ final class ResumingClient: Sendable {
         var retriesAtClose: [Int] = []
         var resets = 0
         var lastID: String?
+        /// The position of each channel the events are told apart by, from the last id.
+        var positions: [String: String] = [:]
         var stream: TestHTTPClient.EventStream?
         var stopped = false
     }
 
     let clientID: String
+    /// `broadcast` and the topics it asked for: the channels its events may be on.
+    let channels: [String]
     private let state = Mutex(State())
     private let task = Mutex<Task<Void, Never>?>(nil)
 
-    convenience init(clientID: String, baseURL: String) {
-        self.init(clientID: clientID, baseURLs: [baseURL])
+    convenience init(clientID: String, baseURL: String, topics: [String] = []) {
+        self.init(clientID: clientID, baseURLs: [baseURL], topics: topics)
     }
 
-    init(clientID: String, baseURLs: [String]) {
+    init(clientID: String, baseURLs: [String], topics: [String] = []) {
         self.clientID = clientID
-        let urls = baseURLs.map { $0 + "/api/sse/subscribe/\(clientID)" }
+        self.channels = ["broadcast"] + topics
+        let query = topics.isEmpty ? "" : "?channels=" + topics.joined(separator: ",")
+        let urls = baseURLs.map { $0 + "/api/sse/subscribe/\(clientID)" + query }
         let task = Task { [self] in await self.run(urls: urls) }
         self.task.withLock { $0 = task }
     }
@@ -187,22 +197,30 @@ final class ResumingClient: Sendable {
     }
 
     private func record(_ event: ServerSentEvent) {
+        let channels = self.channels
         self.state.withLock { state in
+            func moveTo(_ id: String?) {
+                guard let id else { return }
+                state.lastID = id
+                for channel in channels { state.positions[channel] = TestCursor.position(id, channel) }
+            }
             switch event.event {
             case "__connected":
                 let object = try? JSONSerialization.jsonObject(with: Data((event.data ?? "").utf8)) as? [String: Any]
                 state.nodes.append(object?["nodeId"] as? String ?? "?")
-                if let id = event.id { state.lastID = id }
+                moveTo(event.id)
             case "__reset":
                 state.resets += 1
-                if let id = event.id { state.lastID = id }
+                moveTo(event.id)
             case let name? where name.hasPrefix("__"):
                 break
             default:
+                // Its channel is the one whose position its id moved.
+                let moved = channels.first { TestCursor.position(event.id, $0) != state.positions[$0] } ?? "?"
                 state.events.append(
-                    Received(id: TestCursor.position(event.id, "broadcast") ?? "?", data: event.data ?? "")
+                    Received(id: TestCursor.position(event.id, moved) ?? "?", channel: moved, data: event.data ?? "")
                 )
-                if let id = event.id { state.lastID = id }
+                moveTo(event.id)
             }
         }
     }
@@ -219,11 +237,18 @@ final class ResumingClient: Sendable {
     }
 }
 
-/// Publishes a broadcast every `interval` until stopped, keeping the ids the cluster
-/// acknowledged and the status of every refused publish.
+/// An event a publisher had acknowledged: its channel and its position there.
+struct Acknowledged: Hashable, Sendable, CustomStringConvertible {
+    var channel: String
+    var id: String
+    var description: String { "\(self.channel) \(self.id)" }
+}
+
+/// Publishes every `interval` until stopped, on each of `channels` in turn (`broadcast` by
+/// default), keeping what the cluster acknowledged and the status of every refused publish.
 final class IntervalPublisher: Sendable {
     private struct State {
-        var acknowledged: [String] = []
+        var acknowledged: [Acknowledged] = []
         var refusals: [Int] = []
         var stopped = false
     }
@@ -231,19 +256,21 @@ final class IntervalPublisher: Sendable {
     private let state = Mutex(State())
     private let task = Mutex<Task<Void, Never>?>(nil)
 
-    init(url: String, interval: Duration = .milliseconds(50)) {
+    init(url: String, channels: [String] = ["broadcast"], interval: Duration = .milliseconds(50)) {
         let task = Task { [self] in
             var sequence = 0
             while !self.state.withLock({ $0.stopped }) {
                 sequence += 1
-                let body = #"{"broadcast":true,"event":"tick","payload":{"seq":\#(sequence)}}"#
+                let channel = channels[sequence % channels.count]
+                let target = channel == "broadcast" ? #""broadcast":true"# : #""channel":"\#(channel)""#
+                let body = #"{\#(target),"event":"tick","payload":{"seq":\#(sequence)}}"#
                 let response = try? await TestHTTPClient.request("POST", url + "/api/sse/notify", body: body)
                 let json = response.flatMap {
                     try? JSONSerialization.jsonObject(with: Data($0.body.utf8)) as? [String: Any]
                 }
                 self.state.withLock { state in
                     if response?.status == 200, let id = json?["id"] as? String {
-                        state.acknowledged.append(id)
+                        state.acknowledged.append(Acknowledged(channel: channel, id: id))
                     } else {
                         state.refusals.append(response?.status ?? 0)
                     }
@@ -254,7 +281,7 @@ final class IntervalPublisher: Sendable {
         self.task.withLock { $0 = task }
     }
 
-    var acknowledged: [String] { self.state.withLock { $0.acknowledged } }
+    var acknowledged: [Acknowledged] { self.state.withLock { $0.acknowledged } }
 
     /// Waits until at least `count` publishes were refused.
     func waitForRefusals(_ count: Int, seconds: Int = 20) async throws {
@@ -280,22 +307,36 @@ final class IntervalPublisher: Sendable {
     }
 }
 
-/// Checks that `client` received every acknowledged id exactly once and everything in
-/// increasing id order (which also rules out duplicates).
-///
-/// With `resetsAllowed` a `__reset` is no failure (history diverged, so the node had to say
-/// so); without it, one is.
-func expectExactlyOnceInOrder(_ client: ResumingClient, acknowledged: [String], resetsAllowed: Bool = false) {
-    let ids = client.events.map(\.id)
-    let parsed = ids.map { id -> (UInt64, UInt64) in
-        let parts = id.split(separator: "-")
-        return (UInt64(parts.first ?? "") ?? 0, UInt64(parts.last ?? "") ?? 0)
+/// What a client may, must or must not have been told with `__reset`.
+enum ResetExpectation {
+    case forbidden
+    case required
+    case allowed
+}
+
+/// Checks that `client` received every acknowledged event exactly once and, on each
+/// channel, everything in increasing position order (which also rules out duplicates).
+func expectExactlyOnceInOrder(
+    _ client: ResumingClient,
+    acknowledged: [Acknowledged],
+    resets: ResetExpectation = .forbidden
+) {
+    for channel in client.channels {
+        let ids = client.events.filter { $0.channel == channel }.map(\.id)
+        let parsed = ids.map(TestCursor.order)
+        let ordered = zip(parsed, parsed.dropFirst()).allSatisfy { $0.lexicographicallyPrecedes($1) }
+        #expect(ordered, "\(client.clientID) received ids of \(channel) out of order or twice: \(ids)")
     }
-    let ordered = zip(parsed, parsed.dropFirst()).allSatisfy { $0 < $1 }
-    #expect(ordered, "\(client.clientID) received ids out of order or twice: \(ids)")
-    let missing = Set(acknowledged).subtracting(ids)
-    #expect(missing.isEmpty, "\(client.clientID) missed \(missing.count) acknowledged events: \(missing.sorted())")
-    #expect(resetsAllowed || client.resets == 0, "\(client.clientID) was told events were lost")
+    let missing = Set(acknowledged).subtracting(client.events.map(\.acknowledged))
+    #expect(
+        missing.isEmpty,
+        "\(client.clientID) missed \(missing.count) acknowledged events: \(missing.sorted { $0.description < $1.description })"
+    )
+    switch resets {
+    case .forbidden: #expect(client.resets == 0, "\(client.clientID) was told events were lost")
+    case .required: #expect(client.resets > 0, "\(client.clientID) holds an event that is lost and was not told")
+    case .allowed: break
+    }
 }
 
 /// After a failover: the new master (reached through `redisURL`) keeps every acknowledged
@@ -305,36 +346,42 @@ func expectExactlyOnceInOrder(_ client: ResumingClient, acknowledged: [String], 
 /// client that holds none must not be.
 func expectEveryAcknowledgedEventKept(
     _ clients: [ResumingClient],
-    acknowledged: [String],
-    redisURL: String,
-    history: String = "fanfare:h:{broadcast}"
+    acknowledged: [Acknowledged],
+    redisURL: String
 ) async throws {
-    // Through a client that routes by slot: in a cluster the history lives on one primary.
+    // Through a client that routes by slot: in a cluster each history lives on one primary.
     let client = RedisClient(
         configuration: try RedisConfiguration(url: redisURL),
         eventLoop: MultiThreadedEventLoopGroup.singleton.next(),
         logger: Logger(label: "test")
     )
-    let entries = try await client.send(
-        "XRANGE",
-        arguments: [RESPArgument(history), "-", "+"],
-        slot: RedisClusterSlot.of(history)
-    )
+    var kept = Set<Acknowledged>()
+    for channel in Set(clients.flatMap(\.channels) + acknowledged.map(\.channel)) {
+        let history = "fanfare:h:{\(channel)}"
+        let entries = try await client.send(
+            "XRANGE",
+            arguments: [RESPArgument(history), "-", "+"],
+            slot: RedisClusterSlot.of(history)
+        )
+        for id in (entries.array ?? []).compactMap({ $0.array?.first?.string }) {
+            kept.insert(Acknowledged(channel: channel, id: id))
+        }
+    }
     await client.close()
-    let kept = Set((entries.array ?? []).compactMap { $0.array?.first?.string })
-    #expect(Set(acknowledged).isSubset(of: kept), "an acknowledged event is not on the new master")
+    let lostAcknowledged = Set(acknowledged).subtracting(kept)
+    #expect(lostAcknowledged.isEmpty, "acknowledged events are not on the new master: \(lostAcknowledged)")
     for client in clients {
-        let lost = client.events.map(\.id).filter { !kept.contains($0) }
-        expectExactlyOnceInOrder(client, acknowledged: acknowledged, resetsAllowed: !lost.isEmpty)
+        let lost = client.events.map(\.acknowledged).filter { !kept.contains($0) }
+        expectExactlyOnceInOrder(client, acknowledged: acknowledged, resets: lost.isEmpty ? .forbidden : .required)
     }
 }
 
-/// Waits until every client received every acknowledged id.
-func waitForDelivery(_ clients: [ResumingClient], acknowledged: [String], seconds: Int = 20) async throws {
+/// Waits until every client received every acknowledged event.
+func waitForDelivery(_ clients: [ResumingClient], acknowledged: [Acknowledged], seconds: Int = 20) async throws {
     let expected = Set(acknowledged)
     try await withDeadline(seconds: seconds, "every client to receive \(expected.count) events") {
         for client in clients {
-            while !expected.isSubset(of: client.events.map(\.id)) {
+            while !expected.isSubset(of: client.events.map(\.acknowledged)) {
                 try await Task.sleep(for: .milliseconds(50))
             }
         }

@@ -403,22 +403,27 @@ struct RedisClusterIntegrationTests {
             try await NodeProcess(id: "shard-2", redis: cluster.url, arguments: arguments),
         ]
         defer { for node in nodes { node.stop() } }
-        let clients = (0..<4).map { ResumingClient(clientID: "shard-failover-\($0)", baseURL: nodes[$0 % 2].url) }
+        // Events on the broadcast channel and on topics of the other primaries.
+        let topics = try await cluster.channelsOnDistinctPrimaries(3, prefix: "failover-topic-")
+        let clients = (0..<4).map {
+            ResumingClient(clientID: "shard-failover-\($0)", baseURL: nodes[$0 % 2].url, topics: topics)
+        }
         try await withDeadline("the clients to connect") {
             for client in clients {
                 while client.nodes.isEmpty { try await Task.sleep(for: .milliseconds(20)) }
             }
         }
-        let publisher = IntervalPublisher(url: nodes[0].url)
+        let publisher = IntervalPublisher(url: nodes[0].url, channels: ["broadcast"] + topics)
         try await publisher.waitForAcknowledged(more: 10)
         let map = try await cluster.slotMap()
         let owner = try #require(map.primary(forSlot: RedisClusterSlot.of("fanfare:h:{broadcast}")))
         let victim = try #require(cluster.servers.first { $0.port == owner.port })
         victim.kill()
         try await publisher.waitForRefusals(1)
-        try await publisher.waitForAcknowledged(more: 20, seconds: 40)
+        try await publisher.waitForAcknowledged(more: 40, seconds: 40)
         await publisher.stop()
         #expect(publisher.refusals.allSatisfy { $0 == 503 }, "\(publisher.refusals)")
+        #expect(Set(publisher.acknowledged.map(\.channel)).count == 4)
         try await waitForDelivery(clients, acknowledged: publisher.acknowledged, seconds: 30)
         try await expectEveryAcknowledgedEventKept(clients, acknowledged: publisher.acknowledged, redisURL: cluster.url)
         for client in clients { await client.stop() }
@@ -569,13 +574,17 @@ private struct MigrationLoad {
             try await NodeProcess(id: "\(prefix)-1", redis: cluster.url),
             try await NodeProcess(id: "\(prefix)-2", redis: cluster.url),
         ]
-        let clients = (0..<4).map { ResumingClient(clientID: "\(prefix)-\($0)", baseURL: nodes[$0 % 2].url) }
+        // Events on the channel that moves and on topics of every primary.
+        let topics = try await cluster.channelsOnDistinctPrimaries(3, prefix: "\(prefix)-topic-")
+        let clients = (0..<4).map {
+            ResumingClient(clientID: "\(prefix)-\($0)", baseURL: nodes[$0 % 2].url, topics: topics)
+        }
         try await withDeadline("the clients to connect") {
             for client in clients {
                 while client.nodes.isEmpty { try await Task.sleep(for: .milliseconds(20)) }
             }
         }
-        let publisher = IntervalPublisher(url: nodes[0].url)
+        let publisher = IntervalPublisher(url: nodes[0].url, channels: ["broadcast"] + topics)
         try await publisher.waitForAcknowledged(more: 10)
         (self.nodes, self.clients, self.publisher) = (nodes, clients, publisher)
     }

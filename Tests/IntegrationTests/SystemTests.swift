@@ -60,7 +60,7 @@ struct SystemTests {
     /// Every client got every acknowledged event exactly once and in order; the victim's
     /// clients did so from another node.
     private func expectDelivered(
-        _ acknowledged: [String],
+        _ acknowledged: [Acknowledged],
         to clients: [ResumingClient],
         movedFrom victim: NodeProcess,
         victimsClients: [ResumingClient]
@@ -186,16 +186,16 @@ struct SystemTests {
 
         // The history survived the restart: a client resuming from the first event gets
         // every later one.
-        let cursor = TestCursor.make(["broadcast": acknowledged[0]], channels: ["client:late-reader", "broadcast"])
+        let cursor = TestCursor.make(["broadcast": acknowledged[0].id], channels: ["client:late-reader", "broadcast"])
         let late = try await TestStream(
             cluster.nodes[1].url + "/api/sse/subscribe/late-reader",
             headers: [("Last-Event-ID", cursor)]
         )
         var replayed: [String] = []
-        while replayed.last != acknowledged.last {
+        while replayed.last != acknowledged.last?.id {
             replayed.append(TestCursor.position(try await late.next().id, "broadcast") ?? "?")
         }
-        #expect(Set(acknowledged.dropFirst()).isSubset(of: replayed))
+        #expect(Set(acknowledged.dropFirst().map(\.id)).isSubset(of: replayed))
         await late.close()
 
         for client in clients { await client.stop() }
