@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Readers that stall mid catch-up: one release node (default settings: a 1 MiB slow-consumer
 # bound) on its own Redis, STREAMS readers (default 100), each on a client id of its own and
-# the channels a and b, resume MISSED_MB behind on a (default 2) with a 4 KiB receive buffer,
-# read a little and stop; then PUBLISH_MB (default 100) go out on b in batches. Prints the
-# node's RSS before and after, the growth per stalled reader against twice the bound, and the
-# slow-consumer closes.
+# the channels a and b, resume MISSED_MB behind on a (default 10, more than the kernel's
+# socket buffers hold) with a 4 KiB receive buffer, read a little and stop; then PUBLISH_MB
+# (default 100) go out on b in batches. Prints the node's RSS before and after, the growth
+# per stalled reader against twice the bound, and the slow-consumer closes.
 #
 #   Benchmarks/stalled.sh            FANFARE_BINARY=path STREAMS=100 PUBLISH_MB=100 Benchmarks/stalled.sh
 #
@@ -12,7 +12,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 streams=${STREAMS:-100}
-missed_mb=${MISSED_MB:-2}
+missed_mb=${MISSED_MB:-10}
 publish_mb=${PUBLISH_MB:-100}
 fanfare=${FANFARE_BINARY:-.build/release/fanfare}
 [[ -n ${FANFARE_BINARY:-} ]] || swift build -c release --product fanfare >/dev/null

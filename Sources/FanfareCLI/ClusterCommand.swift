@@ -50,11 +50,12 @@ struct ClusterCommand: AsyncParsableCommand, EnvironmentConfigurable {
 
     static func render(_ metrics: ClusterMetricsAnswer) -> String {
         let now = Int64(Date().timeIntervalSince1970 * 1000)
-        var rows = [["NODE", "ADDRESS", "VERSION", "UPTIME", "CONNECTIONS", "CLIENTS", "LAST SEEN"]]
+        var rows = [["NODE", "ADDRESS", "VERSION", "UPTIME", "CONNECTIONS", "CLIENTS", "DELIVERING", "LAST SEEN"]]
         for node in metrics.nodes {
             rows.append([
                 node.nodeId, node.address, node.version, Self.duration(node.uptimeSeconds),
-                "\(node.connections)", "\(node.clients)", "\(max(0, now - node.lastSeen)) ms ago",
+                "\(node.connections)", "\(node.clients)", node.delivering.map { $0 ? "yes" : "NO" } ?? "-",
+                "\(max(0, now - node.lastSeen)) ms ago",
             ])
         }
         let widths = (0..<rows[0].count).map { column in rows.map { $0[column].count }.max() ?? 0 }

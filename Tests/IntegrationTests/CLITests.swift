@@ -94,6 +94,7 @@ struct CLITests {
         let cluster = try await self.fanfare(["cluster", "--node", https, "--cacert", tls.certificate])
         #expect(cluster.code == 0, "\(cluster.output)")
         #expect(cluster.output.hasPrefix("NODE"))
+        #expect(cluster.output.contains("DELIVERING"), "\(cluster.output)")
         #expect(cluster.output.contains("1 nodes, 1 connections, 1 clients, 1 per client"), "\(cluster.output)")
 
         // The node's address and certificate from the environment, as the README says.
