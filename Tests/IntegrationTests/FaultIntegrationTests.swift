@@ -173,8 +173,9 @@ struct FaultIntegrationTests {
     @Test func aPublishWhoseAnswerIsLostIsRetriedWithItsKeyAndDeliveredOnce() async throws {
         let (redis, proxy, node, url, stream) = try await self.proxiedNodeWithAStream()
 
-        // The publish reaches Redis; its answer never comes back.
-        proxy.cutAfterForwarding("_publish")
+        // The publish reaches Redis; its answer never comes back. (Marked by its key: the
+        // node's delivery probes go through the same proxy, by the same function.)
+        proxy.cutAfterForwarding("job-7-50")
         let body = #"{"clientId":"job","event":"progress","payload":50,"idempotencyKey":"job-7-50"}"#
         let lost = try await TestHTTPClient.request("POST", url + "/api/sse/notify", body: body)
         #expect(lost.status == 503)
@@ -233,8 +234,9 @@ struct FaultIntegrationTests {
             "["
             + (0..<3).map { #"{"clientId":"job","event":"step","payload":\#($0),"idempotencyKey":"job-\#($0)"}"# }
             .joined(separator: ",") + "]"
-        // The batch reaches Redis; its answers never come back.
-        proxy.cutAfterForwarding("_publish")
+        // The batch reaches Redis; its answers never come back. (Marked by a key of its own:
+        // the node's delivery probes go through the same proxy, by the same function.)
+        proxy.cutAfterForwarding("job-0")
         let lost = try await TestHTTPClient.request("POST", url + "/api/sse/notify", body: batch)
         #expect(lost.status == 503)
         let error = try APIJSON.decode(BatchErrorAnswer.self, from: Array(lost.body.utf8))
