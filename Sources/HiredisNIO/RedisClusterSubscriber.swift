@@ -114,19 +114,25 @@ public final class RedisClusterSubscriber: Sendable {
             groups[address, default: []].append(channel)
         }
         let futures = groups.map { address, names -> EventLoopFuture<Void> in
-            let subscriber = self.state.withLock { state -> RedisSubscriber? in
+            // Decided under the lock; the subscribers are called after it, on this loop in
+            // this turn: what they complete at once may call back into this type.
+            let decided = self.state.withLock { state -> (RedisSubscriber, Bool, [(RedisSubscriber, String)])? in
                 guard !state.closed else { return nil }
+                var leaving: [(RedisSubscriber, String)] = []
                 for name in names {
-                    if let previous = state.routes[name], previous != address {
-                        state.shards[previous]?.sunsubscribe([name])
+                    if let previous = state.routes[name], previous != address, let shard = state.shards[previous] {
+                        leaving.append((shard, name))
                     }
                     state.routes[name] = address
                 }
-                return self.shard(address, in: &state)
+                let (subscriber, isNew) = self.shard(address, in: &state)
+                return (subscriber, isNew, leaving)
             }
-            guard let subscriber else {
+            guard let (subscriber, isNew, leaving) = decided else {
                 return self.eventLoop.makeFailedFuture(RedisClientError(.clientClosed, "the subscriber is closed"))
             }
+            for (shard, name) in leaving { shard.sunsubscribe([name]) }
+            if isNew { subscriber.start() }
             return subscriber.subscribeFuture(.shard, names).hop(to: self.eventLoop)
         }
         return EventLoopFuture.andAllSucceed(futures, on: self.eventLoop)
@@ -143,18 +149,25 @@ public final class RedisClusterSubscriber: Sendable {
             self.eventLoop.execute { self.unsubscribe(channels) }
             return
         }
-        self.state.withLock { state in
+        let leaving = self.state.withLock { state -> [(RedisSubscriber, String)] in
+            var leaving: [(RedisSubscriber, String)] = []
             for channel in channels {
                 state.orphans.remove(channel)
-                guard let address = state.routes.removeValue(forKey: channel) else { continue }
-                state.shards[address]?.sunsubscribe([channel])
+                guard let address = state.routes.removeValue(forKey: channel), let shard = state.shards[address]
+                else { continue }
+                leaving.append((shard, channel))
             }
+            return leaving
         }
+        // After the lock: a subscriber lets go of a pending subscribe at once, and what
+        // waited for it may call back into this type.
+        for (shard, channel) in leaving { shard.sunsubscribe([channel]) }
     }
 
-    /// The subscriber of the primary at `address`, started on first use.
-    private func shard(_ address: RedisAddress, in state: inout State) -> RedisSubscriber {
-        if let subscriber = state.shards[address] { return subscriber }
+    /// The subscriber of the primary at `address`, and whether it is new (the caller starts
+    /// it, outside the lock).
+    private func shard(_ address: RedisAddress, in state: inout State) -> (RedisSubscriber, Bool) {
+        if let subscriber = state.shards[address] { return (subscriber, false) }
         var configuration = self.configuration
         configuration.redis = configuration.redis.server(address)
         let subscriber = RedisSubscriber(configuration: configuration, eventLoop: self.eventLoop, logger: self.logger) {
@@ -162,8 +175,7 @@ public final class RedisClusterSubscriber: Sendable {
             self?.shardEvent(event, from: address)
         }
         state.shards[address] = subscriber
-        subscriber.start()
-        return subscriber
+        return (subscriber, true)
     }
 
     private func shardEvent(_ event: RedisSubscriberEvent, from address: RedisAddress) {
@@ -176,7 +188,10 @@ public final class RedisClusterSubscriber: Sendable {
             let (missed, ready) = self.state.withLock { state -> ([String], Bool) in
                 guard state.shards[address] != nil else { return ([], false) }  // a subscriber let go
                 let wasDown = state.down.remove(address) != nil
-                let missed = isReconnect ? state.routes.filter { $0.value == address }.map(\.key).sorted() : []
+                // A first connection that came after a failed one confirms what was asked
+                // of it meanwhile (those subscribes failed as "closed") like a reconnect.
+                let missed =
+                    isReconnect || wasDown ? state.routes.filter { $0.value == address }.map(\.key).sorted() : []
                 return (missed, wasDown && state.down.isEmpty)
             }
             if !missed.isEmpty { self.report(.missed(missed)) }

@@ -112,4 +112,24 @@ import Testing
         }
         #expect(machine.isDelivering)
     }
+
+    @Test func probesSlowerThanTheIntervalButInTimeProveTheNode() {
+        // Each probe comes back 1.5 s after it went out: one is always out, none is late.
+        var machine = self.machine()
+        _ = machine.tick(now: 0, channels: [self.probe])
+        machine.subscribed(self.probe)
+        var sent: [(UInt64, Int64)] = []
+        var proven = false
+        for now in stride(from: Int64(0), through: 6_000, by: 250) {
+            for case .publish(_, let sequence) in machine.tick(now: now, channels: [self.probe]) {
+                sent.append((sequence, now))
+            }
+            while let first = sent.first, now - first.1 >= 1_500 {
+                sent.removeFirst()
+                if machine.received(self.probe, sequence: first.0, now: now).contains(.proven) { proven = true }
+            }
+            #expect(machine.health != .stalled(since: now), "stalled at \(now)")
+        }
+        #expect(proven && machine.isDelivering)
+    }
 }

@@ -161,6 +161,7 @@ struct ScheduleSimulation {
     }
 
     private mutating func publish(_ channel: String) throws {
+        self.note("publish \(channel)")
         var history = self.histories[channel] ?? History()
         self.clock += 1
         let predecessor = history.exists ? history.last : .zero
@@ -239,7 +240,11 @@ struct ScheduleSimulation {
             try self.perform(self.node.historyReadFailed(channel, after: after, generation: generation))
             return
         }
-        try self.perform(self.node.historyRead(channel, page: self.page(channel, after: after), generation: generation))
+        let page = self.page(channel, after: after)
+        self.note(
+            "node read \(channel) after \(after): \(page.status) head \(page.head) \(page.events.map(\.position)) preds \(page.events.map(\.predecessor))"
+        )
+        try self.perform(self.node.historyRead(channel, page: page, generation: generation))
     }
 
     private mutating func answerStreamRead() throws {
@@ -457,9 +462,11 @@ struct ScheduleSimulation {
             if !self.heads.isEmpty { try self.answerHead() }
             if !self.nodeReads.isEmpty {
                 let (channel, after, generation) = self.nodeReads.removeFirst()
-                try self.perform(
-                    self.node.historyRead(channel, page: self.page(channel, after: after), generation: generation)
+                let page = self.page(channel, after: after)
+                self.note(
+                    "node read \(channel) after \(after): \(page.status) head \(page.head) \(page.events.map(\.position)) preds \(page.events.map(\.predecessor))"
                 )
+                try self.perform(self.node.historyRead(channel, page: page, generation: generation))
             }
             if !self.items.isEmpty { try self.applyItem() }
             try self.answerStreamRead()

@@ -184,10 +184,10 @@ extension RedisEventBus {
                 let channels = names.compactMap { pubsubNames.channel(fromPubSub: $0) }
                 logger.info("redis.subscriber.resubscribed", metadata: ["channels": "\(channels.count)"])
                 subscriptions(.moved(channels))
-            case .ready(let isReconnect) where sharded:
-                // Every primary's subscriber is up; what each missed came as `missed`.
+            case .ready where sharded:
+                // Every primary's subscriber is up. Each confirms its own subscribes, and
+                // says what it missed (`missed`): the whole is no confirmation of anything.
                 self?.subscriberReady.store(true, ordering: .relaxed)
-                if !isReconnect { subscriptions(.ready) }
             case .ready(let isReconnect):
                 self?.subscriberReady.store(true, ordering: .relaxed)
                 if isReconnect {

@@ -52,6 +52,8 @@ struct DeliveryCheckStateMachine: Sendable {
         /// Probes sent and not back yet, oldest first (bounded: the oldest are dropped, and
         /// the next one is as overdue).
         var outstanding: [(sequence: UInt64, sentAt: Int64)] = []
+        /// When the newest probe that came back was sent.
+        var answeredSentAt: Int64?
     }
 
     static let maximumOutstanding = 64
@@ -131,6 +133,7 @@ struct DeliveryCheckStateMachine: Sendable {
     mutating func received(_ channel: String, sequence: UInt64, now: Int64) -> [Action] {
         guard var probe = self.probes[channel], case .active = probe.phase else { return [] }
         guard let answered = probe.outstanding.lastIndex(where: { $0.sequence <= sequence }) else { return [] }
+        probe.answeredSentAt = probe.outstanding[answered].sentAt
         probe.outstanding.removeFirst(answered + 1)
         self.probes[channel] = probe
         var actions: [Action] = []
@@ -163,14 +166,15 @@ struct DeliveryCheckStateMachine: Sendable {
         }
         switch self.health {
         case .stalled(let since):
-            // Every channel is in time again; at least one probe of each came back since.
-            guard self.allAnswered else { return }
+            // Every channel is in time again, and a probe of each sent since the stall began
+            // came back: it delivers now (not just a late one from before).
+            guard self.allAnswered(sentSince: since) else { return }
             self.health = .delivering
             self.reason = nil
             self.handedOver = false
             actions.append(.recovered(stalledFor: now - since))
         case .unproven:
-            guard proven, self.allAnswered else { return }
+            guard proven, self.allAnswered(sentSince: nil) else { return }
             self.health = .delivering
             actions.append(.proven)
         case .delivering:
@@ -178,12 +182,14 @@ struct DeliveryCheckStateMachine: Sendable {
         }
     }
 
-    /// Every probe channel is active and has no probe outstanding.
-    private var allAnswered: Bool {
+    /// Every probe channel is active and a probe of it (sent at `since` or later) came back.
+    /// Probes still out do not count against it unless overdue: with a round trip longer
+    /// than the interval, one is always out.
+    private func allAnswered(sentSince since: Int64?) -> Bool {
         !self.probes.isEmpty
             && self.probes.values.allSatisfy { probe in
-                guard case .active = probe.phase else { return false }
-                return probe.outstanding.isEmpty
+                guard case .active = probe.phase, let sentAt = probe.answeredSentAt else { return false }
+                return since.map { sentAt >= $0 } ?? true
             }
     }
 

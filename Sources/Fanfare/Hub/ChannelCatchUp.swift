@@ -31,10 +31,20 @@ struct ChannelCatchUp: Sendable {
     /// The newest event buffered when the read in flight was asked for.
     private var bufferedAtRead: StreamPosition?
     /// After the channel's history started over (`gone`): the position the reader had
-    /// reached in the old one. Events at or below it belong to the old history (delivered
-    /// already, or lost with it) and are never delivered again, even when their
-    /// predecessor matches: every history that starts over starts from the same `0-0`.
+    /// reached in the old one. Live events at or below it belong to the old history
+    /// (delivered already, or lost with it; a new one's positions come later) and are not
+    /// delivered, even when they follow on from the reset (every history that starts over
+    /// starts from the same `0-0`). Pages of history are the new history's and pass, so a
+    /// new event that did come at or below the floor (another server's clock) arrives
+    /// through them.
     private(set) var floor: StreamPosition?
+
+    /// Whether a live event at `position` is of a history that started over since.
+    @inline(__always)
+    private func isBelowFloor(_ position: StreamPosition, after predecessor: StreamPosition) -> Bool {
+        guard let floor = self.floor else { return false }
+        return position <= floor
+    }
 
     /// How many live events wait at most while history is read.
     var bufferLimit: Int { Int(self.limit) }
@@ -99,7 +109,9 @@ struct ChannelCatchUp: Sendable {
     /// A live event of the channel arrived.
     mutating func live(_ event: BusEvent) -> LiveOutcome {
         if self.advance(to: event.position, after: event.predecessor) { return .deliver }
-        guard event.position > self.position, self.floor.map({ event.position > $0 }) ?? true else { return .drop }
+        guard event.position > self.position, !self.isBelowFloor(event.position, after: event.predecessor) else {
+            return .drop
+        }
         // Live, this event does not follow on: something in between never arrived.
         self.isLive = false
         self.buffer(event)
@@ -115,8 +127,8 @@ struct ChannelCatchUp: Sendable {
     @inline(__always)
     mutating func advance(to position: StreamPosition, after predecessor: StreamPosition) -> Bool {
         guard self.isLive, predecessor == self.position, position > self.position else { return false }
-        if let floor = self.floor {
-            guard position > floor else { return false }
+        if self.floor != nil {
+            guard !self.isBelowFloor(position, after: predecessor) else { return false }
             self.floor = nil
         }
         self.position = position
@@ -172,13 +184,10 @@ struct ChannelCatchUp: Sendable {
             self.position = page.head
         }
         for event in page.events where event.position > self.position {
-            if let floor = self.floor {
-                guard event.position > floor else { continue }
-                self.floor = nil
-            }
             step.deliver.append(event)
             self.position = event.position
         }
+        if let floor = self.floor, self.position > floor { self.floor = nil }
         if page.status == .ok, page.events.isEmpty, !page.hasMore, !self.readAgain, let bufferedAtRead,
             !self.bufferFollows
         {
@@ -222,7 +231,7 @@ struct ChannelCatchUp: Sendable {
         var keptBytes = 0
         var following = true
         for event in self.buffered
-        where event.position > self.position && self.floor.map({ event.position > $0 }) ?? true {
+        where event.position > self.position && !self.isBelowFloor(event.position, after: event.predecessor) {
             if following, event.predecessor == self.position {
                 step.deliver.append(event)
                 self.position = event.position

@@ -234,6 +234,10 @@ public final class FanfareNode: Sendable {
             )
         }
         let commandTimeout = RedisConfiguration().commandTimeout ?? .seconds(5)
+        if configuration.replicaAcks > 0, configuration.replicaAckTimeout < .milliseconds(1) {
+            // WAIT with 0 ms waits for ever.
+            throw FanfareError(.invalidConfiguration, "--replica-ack-timeout-ms must be at least 1")
+        }
         if configuration.replicaAcks > 0, configuration.replicaAckTimeout + .seconds(1) > commandTimeout {
             throw FanfareError(
                 .invalidConfiguration,

@@ -166,6 +166,8 @@ struct StreamStateMachine: Sendable {
         let current = self.lanes[index].position
         guard predecessor == current, position > current else { return false }
         if !self.floors.isEmpty, let floor = self.floors[index] {
+            // At or below the floor: of a history that started over since, delivered
+            // already or lost with it (see ``ChannelCatchUp/floor``).
             guard position > floor else { return false }
             self.floors[index] = nil
         }
@@ -266,6 +268,8 @@ struct StreamStateMachine: Sendable {
         from: StreamPosition
     ) -> [Output] {
         guard self.phase == .active, self.catchUps[index] == nil else { return [] }
+        // A jump into a history this stream saw start over since: the node's, late.
+        if !self.floors.isEmpty, let floor = self.floors[index], position <= floor { return [] }
         let lane = self.lanes[index].position
         if lane == from {
             self.lanes[index].position = position
