@@ -8,7 +8,7 @@ import Testing
     private let idB = StreamID.next()
 
     private func machine() -> ChannelSubscriptions {
-        ChannelSubscriptions(bufferLimit: 16, pageSize: 100)
+        ChannelSubscriptions(bufferLimit: 16)
     }
 
     private func ready(_ machine: inout ChannelSubscriptions, at head: Int) -> [String] {

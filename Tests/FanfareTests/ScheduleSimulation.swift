@@ -21,18 +21,6 @@ struct ScheduleSimulation {
         var description: String { "seed \(seed), step \(step): \(message)" }
     }
 
-    /// A deterministic generator (SplitMix64).
-    struct Random: RandomNumberGenerator {
-        var state: UInt64
-        mutating func next() -> UInt64 {
-            self.state &+= 0x9E37_79B9_7F4A_7C15
-            var z = self.state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
-    }
-
     /// One channel's history in the simulated Redis.
     private struct History {
         var events: [BusEvent] = []
@@ -60,21 +48,20 @@ struct ScheduleSimulation {
         /// A history read asked for, once what came before it was written.
         var read: (index: Int, after: StreamPosition)?
 
-        init(channels: [String], resume: StreamStateMachine.Resume, bufferLimit: Int, pageSize: Int) {
+        init(channels: [String], resume: StreamStateMachine.Resume, bufferLimit: Int) {
             self.channels = channels
             self.machine = StreamStateMachine(
                 channels: channels,
                 resume: resume,
                 replayCap: 1_000_000,
                 bufferLimit: bufferLimit,
-                pageSize: pageSize,
                 bufferBytes: 1 << 20
             )
         }
     }
 
     let seed: UInt64
-    private var random: Random
+    private var random: SplitMix
     private let channels = ["a", "b", "c"]
     private let bufferLimit: Int
     private let pageSize: Int
@@ -110,11 +97,11 @@ struct ScheduleSimulation {
 
     init(seed: UInt64) {
         self.seed = seed
-        self.random = Random(state: seed)
+        self.random = SplitMix(seed: seed)
         self.bufferLimit = [2, 4, 16][Int(seed % 3)]
         self.pageSize = [1, 3, 50][Int((seed / 3) % 3)]
         self.historyLimit = [4, 12, 1_000][Int((seed / 9) % 3)]
-        self.node = ChannelSubscriptions(bufferLimit: self.bufferLimit, pageSize: self.pageSize)
+        self.node = ChannelSubscriptions(bufferLimit: self.bufferLimit)
         // Some schedules start with a subscriber that is not connected yet.
         self.connected = seed % 5 != 0
         self.everConnected = self.connected
@@ -283,7 +270,7 @@ struct ScheduleSimulation {
             break
         }
         guard self.streams.count < 12 else { return }
-        let stream = Stream(channels: channels, resume: resume, bufferLimit: self.bufferLimit, pageSize: self.pageSize)
+        let stream = Stream(channels: channels, resume: resume, bufferLimit: self.bufferLimit)
         self.streams.append(stream)
         self.note("open \(stream.id) \(channels) \(resume)")
         try self.perform(self.node.join(stream.id, channels: channels))

@@ -8,10 +8,9 @@ import Testing
         _ channels: [String] = ["c", "broadcast"],
         resume: StreamStateMachine.Resume = .none,
         cap: Int = 10_000,
-        buffer: Int = 16,
-        page: Int = 100
+        buffer: Int = 16
     ) -> StreamStateMachine {
-        StreamStateMachine(channels: channels, resume: resume, replayCap: cap, bufferLimit: buffer, pageSize: page)
+        StreamStateMachine(channels: channels, resume: resume, replayCap: cap, bufferLimit: buffer)
     }
 
     private func cursor(_ positions: [String: Int]) -> StreamStateMachine.Resume {
@@ -108,7 +107,7 @@ import Testing
     }
 
     @Test func aResumeLongerThanTheCapIsResetInsteadOfReadToTheEnd() {
-        var machine = self.machine(resume: self.cursor(["c": 0, "broadcast": 9]), cap: 3, page: 2)
+        var machine = self.machine(resume: self.cursor(["c": 0, "broadcast": 9]), cap: 3)
         _ = machine.attached([Events.position(10), Events.position(9)])
         #expect(
             machine.read(Events.page(1...2, head: 10), index: 0).map(\.summary) == [

@@ -19,7 +19,9 @@ struct RedisFunctionsIntegrationTests {
         idempotencyWindowMilliseconds: 60_000
     )
 
-    private func connect(_ server: RedisServerProcess) async throws -> RedisConnection {
+    /// A connection to `server`, with the library loaded under `policy` (the suite's own
+    /// short history by default).
+    private func connect(_ server: RedisServerProcess, policy: HistoryPolicy? = nil) async throws -> RedisConnection {
         let connection = try await RedisConnection.connect(
             configuration: server.configuration,
             eventLoop: MultiThreadedEventLoopGroup.singleton.next(),
@@ -29,10 +31,20 @@ struct RedisFunctionsIntegrationTests {
             "FUNCTION",
             "LOAD",
             "REPLACE",
-            RESPArgument(RedisFunctions.source(names: self.names, policy: self.policy))
+            RESPArgument(RedisFunctions.source(names: self.names, policy: policy ?? self.policy))
         )
         #expect(loaded.string == self.names.library)
         return connection
+    }
+
+    /// A history policy that keeps `maxLength` events (no age limit).
+    private static func keeping(_ maxLength: Int, idleMilliseconds: Int64 = 60_000) -> HistoryPolicy {
+        HistoryPolicy(
+            maxLength: maxLength,
+            maxAgeMilliseconds: 0,
+            idleExpiryMilliseconds: idleMilliseconds,
+            idempotencyWindowMilliseconds: 60_000
+        )
     }
 
     private func call(
@@ -360,49 +372,27 @@ struct RedisFunctionsIntegrationTests {
         }
         // The channel's history is untouched.
         #expect(try await connection.send("XLEN", RESPArgument(other)).int == 1)
+        await connection.close()
         // A huge COUNT is clamped to 1000, a page stops before the event that passes its
-        // bytes, and the first event always comes.
-        let policy = HistoryPolicy(
-            maxLength: 5_000,
-            maxAgeMilliseconds: 0,
-            idleExpiryMilliseconds: 60_000,
-            idempotencyWindowMilliseconds: 60_000
-        )
-        _ = try await connection.send(
-            "FUNCTION",
-            "LOAD",
-            "REPLACE",
-            RESPArgument(RedisFunctions.source(names: names, policy: policy))
-        )
+        // bytes, and the first event always comes (a history that keeps them all).
+        let longer = try await self.connect(server, policy: Self.keeping(5_000))
         let long = names.history("long")
-        for index in 0..<1_200 { _ = try await self.call(connection, "publish", keys: [long], ["e", "\(index)"]) }
-        let clamped = try await self.call(connection, "read", keys: [long], ["0-0", "1000000000"])
+        for index in 0..<1_200 { _ = try await self.call(longer, "publish", keys: [long], ["e", "\(index)"]) }
+        let clamped = try await self.call(longer, "read", keys: [long], ["0-0", "1000000000"])
         #expect(clamped.array?.last?.array?.count == 1_000)
         // Bodies are "event: e\ndata: <n>\n\n" (17 to 20 bytes): 60 bytes hold 3.
-        let small = try await self.call(connection, "read", keys: [long], ["0-0", "100", "60"])
+        let small = try await self.call(longer, "read", keys: [long], ["0-0", "100", "60"])
         #expect(small.array?.last?.array?.count == 3)
-        let one = try await self.call(connection, "read", keys: [long], ["0-0", "100", "1"])
+        let one = try await self.call(longer, "read", keys: [long], ["0-0", "100", "1"])
         #expect(one.array?.last?.array?.count == 1)
-        await connection.close()
+        await longer.close()
     }
 
     /// The nodes' own channels (`__…`, the delivery probe) keep a short history.
     @Test func aNodesOwnChannelKeepsAShortHistory() async throws {
         let server = try await RedisServerProcess()
         defer { server.stop() }
-        let connection = try await self.connect(server)
-        let policy = HistoryPolicy(
-            maxLength: 5_000,
-            maxAgeMilliseconds: 0,
-            idleExpiryMilliseconds: 600_000,
-            idempotencyWindowMilliseconds: 60_000
-        )
-        _ = try await connection.send(
-            "FUNCTION",
-            "LOAD",
-            "REPLACE",
-            RESPArgument(RedisFunctions.source(names: self.names, policy: policy))
-        )
+        let connection = try await self.connect(server, policy: Self.keeping(5_000, idleMilliseconds: 600_000))
         let probe = self.names.history("__probe.node-1")
         for index in 0..<300 { _ = try await self.call(connection, "publish", keys: [probe], ["probe", "\(index)"]) }
         #expect((try await connection.send("XLEN", RESPArgument(probe)).int ?? 0) < 200)

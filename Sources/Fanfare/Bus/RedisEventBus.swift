@@ -79,22 +79,16 @@ final class RedisEventBus: EventBus {
         self.library = library
         var lanes: [ObjectIdentifier: Lane] = [:]
         for loop in [eventLoop] + commandLoops where lanes[ObjectIdentifier(loop)] == nil {
-            let client = RedisClient(configuration: configuration, eventLoop: loop, logger: logger) { connection in
-                try await library.ensure(on: connection)
-            }
-            var replicated: ReplicatedPublisher?
-            if replicaAcks.count > 0 {
-                let publishing = RedisClient(configuration: configuration, eventLoop: loop, logger: logger) {
-                    connection in
+            let makeClient = {
+                RedisClient(configuration: configuration, eventLoop: loop, logger: logger) { connection in
                     try await library.ensure(on: connection)
                 }
-                replicated = ReplicatedPublisher(
-                    client: publishing,
-                    replicas: replicaAcks.count,
-                    timeout: replicaAcks.timeout
-                )
             }
-            lanes[ObjectIdentifier(loop)] = Lane(client: client, replicated: replicated)
+            let replicated =
+                replicaAcks.count > 0
+                ? ReplicatedPublisher(client: makeClient(), replicas: replicaAcks.count, timeout: replicaAcks.timeout)
+                : nil
+            lanes[ObjectIdentifier(loop)] = Lane(client: makeClient(), replicated: replicated)
         }
         self.lanes = lanes
     }

@@ -59,12 +59,10 @@ struct ChannelSubscriptions: Sendable {
     private var nextGeneration = 0
     let bufferLimit: Int
     let bufferBytes: Int
-    let pageSize: Int
 
-    init(bufferLimit: Int, bufferBytes: Int = 1 << 20, pageSize: Int) {
+    init(bufferLimit: Int, bufferBytes: Int = 1 << 20) {
         self.bufferLimit = bufferLimit
         self.bufferBytes = bufferBytes
-        self.pageSize = pageSize
     }
 
     /// The node's position in `channel` when it is ready.

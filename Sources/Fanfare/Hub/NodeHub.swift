@@ -114,7 +114,7 @@ final class NodeHub: Sendable {
         self.pageSize = pageSize
         self.pageBytes = pageBytes
         self.state = Mutex(
-            State(machine: ChannelSubscriptions(bufferLimit: bufferLimit, bufferBytes: bufferBytes, pageSize: pageSize))
+            State(machine: ChannelSubscriptions(bufferLimit: bufferLimit, bufferBytes: bufferBytes))
         )
         self.logger = logger
     }
@@ -211,20 +211,14 @@ final class NodeHub: Sendable {
         self.perform(work)
     }
 
-    /// The bus's subscription was lost and came back: every channel catches up.
-    func reconnected() {
-        let work = self.state.withLock { state in Self.enqueue(state.machine.reconnected(), &state) }
-        self.logger.info("hub.backfill.started")
-        self.perform(work)
-    }
-
-    /// Some channels were subscribed again elsewhere (a moved slot, a shard's subscriber
-    /// that came back): those catch up, the others are untouched.
-    func reconnected(_ channels: [String]) {
+    /// The bus's subscription was lost and came back: every channel catches up, or only
+    /// `channels` when those alone were subscribed again elsewhere (a moved slot, a shard's
+    /// subscriber that came back).
+    func reconnected(_ channels: [String]? = nil) {
         let work = self.state.withLock { state in
-            Self.enqueue(state.machine.reconnected(only: Set(channels)), &state)
+            Self.enqueue(state.machine.reconnected(only: channels.map(Set.init)), &state)
         }
-        self.logger.info("hub.backfill.started", metadata: ["channels": "\(channels.count)"])
+        self.logger.info("hub.backfill.started", metadata: ["channels": "\(channels.map { "\($0.count)" } ?? "all")"])
         self.perform(work)
     }
 

@@ -63,7 +63,6 @@ final class SSEStreamHandler: ChannelInboundHandler {
             resume: resume,
             replayCap: configuration.replayCap,
             bufferLimit: configuration.liveBufferEvents,
-            pageSize: configuration.historyPageSize,
             bufferBytes: configuration.slowConsumerBytes
         )
     }

@@ -75,12 +75,11 @@ struct StreamStateMachine: Sendable {
     /// Channels whose history started over while they caught up, live again: the floor
     /// their catch-up had (see ``ChannelCatchUp/floor``), until an event passes it.
     private var floors: [Int: StreamPosition] = [:]
-    private let limits: (replayCap: Int32, bufferLimit: Int32, pageSize: Int32, bufferBytes: Int32)
+    private let limits: (replayCap: Int32, bufferLimit: Int32, bufferBytes: Int32)
 
     var replayCap: Int { Int(self.limits.replayCap) }
     var bufferLimit: Int { Int(self.limits.bufferLimit) }
     var bufferBytes: Int { Int(self.limits.bufferBytes) }
-    var pageSize: Int { Int(self.limits.pageSize) }
 
     /// `bufferLimit` events of at most `bufferBytes` bytes wait per channel while it
     /// catches up (older ones are read from history again).
@@ -89,14 +88,12 @@ struct StreamStateMachine: Sendable {
         resume: Resume,
         replayCap: Int,
         bufferLimit: Int,
-        pageSize: Int,
         bufferBytes: Int = 1 << 20
     ) {
         self.channels = channels
         self.resume = resume
         self.limits = (
-            Int32(clamping: replayCap), Int32(clamping: bufferLimit), Int32(clamping: pageSize),
-            Int32(clamping: bufferBytes)
+            Int32(clamping: replayCap), Int32(clamping: bufferLimit), Int32(clamping: bufferBytes)
         )
         self.lanes = channels.map { Lane(tag: Cursor.tag($0), position: .zero) }
     }
