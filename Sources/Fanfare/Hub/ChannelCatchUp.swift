@@ -62,11 +62,9 @@ struct ChannelCatchUp: Sendable {
         position: StreamPosition,
         isLive: Bool,
         bufferLimit: Int,
-        bufferBytes: Int = 1 << 20,
-        floor: StreamPosition? = nil
+        bufferBytes: Int = 1 << 20
     ) {
         self.position = position
-        self.floor = floor
         self.isLive = isLive
         self.started = isLive
         self.limit = Int32(clamping: max(1, bufferLimit))

@@ -233,13 +233,18 @@ final class SSEStreamHandler: ChannelInboundHandler {
         guard read != nil || history else {
             context.writeAndFlush(NIOAny(pending), promise: nil)
             buffers.recycle(&pending)
-            if !context.channel.isWritable { self.closeIfSlow(context: context) }
+            // Past the high water mark with no history on its way, the writability change
+            // closed it already; with history on its way, each write is measured (the hot
+            // path of a live stream checks nothing more).
+            if self.historyBytesInFlight > 0, !context.channel.isWritable { self.closeIfSlow(context: context) }
             return
         }
         let historyBytes = history ? pending.readableBytes : 0
         self.historyBytesInFlight += historyBytes
         context.writeAndFlush(NIOAny(pending)).assumeIsolated().whenComplete { result in
             self.historyBytesInFlight -= historyBytes
+            // Its page is on the socket: what is still unsent is live, and may be too much.
+            self.closeIfSlow(context: context)
             if case .success = result, let read { self.startRead(read) }
         }
         if !context.channel.isWritable { self.closeIfSlow(context: context) }

@@ -72,9 +72,6 @@ struct StreamStateMachine: Sendable {
     private var current: Int?
     private var replayed = 0
     private var capped = Set<Int>()
-    /// Channels whose history started over while they caught up, live again: the floor
-    /// their catch-up had (see ``ChannelCatchUp/floor``), until an event passes it.
-    private var floors: [Int: StreamPosition] = [:]
     private let limits: (replayCap: Int32, bufferLimit: Int32, bufferBytes: Int32)
 
     var replayCap: Int { Int(self.limits.replayCap) }
@@ -162,12 +159,6 @@ struct StreamStateMachine: Sendable {
         guard self.phase == .active, self.catchUps.isEmpty || self.catchUps[index] == nil else { return false }
         let current = self.lanes[index].position
         guard predecessor == current, position > current else { return false }
-        if !self.floors.isEmpty, let floor = self.floors[index] {
-            // At or below the floor: of a history that started over since, delivered
-            // already or lost with it (see ``ChannelCatchUp/floor``).
-            guard position > floor else { return false }
-            self.floors[index] = nil
-        }
         self.lanes[index].position = position
         return true
     }
@@ -176,9 +167,6 @@ struct StreamStateMachine: Sendable {
     mutating func live(_ event: BusEvent, index: Int) -> LiveOutcome {
         if self.advance(index: index, to: event.position, after: event.predecessor) { return .write }
         guard self.phase == .active else { return .none }
-        if !self.floors.isEmpty, let floor = self.floors[index], event.position <= floor {
-            return .none  // of a history that started over since
-        }
         // Not simply live: the channel's catch-up decides (a live channel that meets a gap
         // starts one, from where it is).
         var catchUp =
@@ -187,8 +175,7 @@ struct StreamStateMachine: Sendable {
                 position: self.lanes[index].position,
                 isLive: true,
                 bufferLimit: self.bufferLimit,
-                bufferBytes: self.bufferBytes,
-                floor: self.floors.removeValue(forKey: index)
+                bufferBytes: self.bufferBytes
             )
         let outcome = catchUp.live(event)
         self.store(catchUp, at: index)
@@ -246,18 +233,21 @@ struct StreamStateMachine: Sendable {
         return outputs
     }
 
-    /// Keeps channel `index`'s catch-up (none once it is live) and its position in the lane.
+    /// Keeps channel `index`'s catch-up and its position in the lane. A live channel has
+    /// none, unless its history started over while it caught up: then the catch-up stays
+    /// (live) until an event passes its floor (``ChannelCatchUp/floor``), so the channel's
+    /// events take the slow path meanwhile and the fast one checks nothing more.
     private mutating func store(_ catchUp: ChannelCatchUp, at index: Int) {
         self.lanes[index].position = catchUp.position
-        self.catchUps[index] = catchUp.isLive ? nil : catchUp
-        if catchUp.isLive, let floor = catchUp.floor { self.floors[index] = floor }
+        self.catchUps[index] = catchUp.isLive && catchUp.floor == nil ? nil : catchUp
     }
 
     /// The node could not fill a gap in channel `index` after `from` and jumped to
     /// `position`. A live channel that was where the node was follows it and says so. One
     /// that is elsewhere (it resumed from a cursor the node had not reached) checks its own
     /// position against history instead: a jump could move it backwards, or over events
-    /// it has not had. One catching up finds the gap in history itself.
+    /// it has not had. One catching up (or whose history started over, with a floor to keep)
+    /// finds any gap in history itself.
     mutating func nodeReset(
         index: Int,
         status: HistoryPage.Status,
@@ -265,8 +255,6 @@ struct StreamStateMachine: Sendable {
         from: StreamPosition
     ) -> [Output] {
         guard self.phase == .active, self.catchUps[index] == nil else { return [] }
-        // A jump into a history this stream saw start over since: the node's, late.
-        if !self.floors.isEmpty, let floor = self.floors[index], position <= floor { return [] }
         let lane = self.lanes[index].position
         if lane == from {
             self.lanes[index].position = position
@@ -278,8 +266,7 @@ struct StreamStateMachine: Sendable {
                 position: lane,
                 isLive: false,
                 bufferLimit: self.bufferLimit,
-                bufferBytes: self.bufferBytes,
-                floor: self.floors.removeValue(forKey: index)
+                bufferBytes: self.bufferBytes
             ),
             at: index
         )
