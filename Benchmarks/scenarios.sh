@@ -8,8 +8,13 @@
 #   FANFARE_BINARY=../old/.build/release/fanfare Benchmarks/scenarios.sh flat
 #                                                               another build of the node (before/after)
 #
-# Scenarios: idle flat fanout latency spread batch resume resume-busy replay catchup floor
-# streams compare acks shards.
+# Scenarios: idle flat bounded fanout latency spread spread-bounded batch resume resume-busy
+# replay catchup floor streams compare acks shards.
+#
+# `flat` and `spread` let 1,000 and 2,000 events be outstanding: events pile up per stream
+# and go out many to a write. `bounded` and `spread-bounded` are the same loads with at
+# most 256 events outstanding, so latency stays in tens of milliseconds: throughput at a
+# latency a user accepts. Every throughput figure comes with its p99.
 #
 # `shards` runs `spread` (each publish reaches one stream of 1,000 channels) twice: the two
 # nodes on the one Redis, then on a Redis Cluster of three primaries (no replicas), with
@@ -185,6 +190,14 @@ scenario() {
         run flat "1,000 subscribers, broadcast flat out for 10 s, 16 publishes in flight" \
             --connections 1000 --events 1000000 --seconds 10 --window 1000 --publishers 16 --settle-seconds 1
         ;;
+    bounded)
+        run bounded "1,000 subscribers, broadcast flat out for 10 s, 16 publishes in flight, at most 256 events outstanding" \
+            --connections 1000 --events 1000000 --seconds 10 --window 256 --publishers 16 --settle-seconds 1
+        ;;
+    spread-bounded)
+        run spread-bounded "1,000 subscribers on 1,000 channels, flat out for 10 s, at most 256 events outstanding" \
+            --connections 1000 --spread --events 10000000 --seconds 10 --window 256 --publishers 16 --settle-seconds 1
+        ;;
     fanout) run fanout "10,000 subscribers at 10 events/s" --connections 10000 --events 100 --rate 10 --settle-seconds 1 ;;
     latency) run latency "1,000 subscribers at 1 event/s" --connections 1000 --events 20 --rate 1 --settle-seconds 1 ;;
     spread)
@@ -288,7 +301,7 @@ compare() {
     for round in $(seq "${RUNS:-3}"); do
         for which in fanfare nchan; do
             peer=$which
-            for name in idle latency flat fanout spread; do scenario "$name"; done
+            for name in idle latency flat bounded fanout spread spread-bounded; do scenario "$name"; done
         done
     done
     peer=fanfare
@@ -309,13 +322,22 @@ table = [
     ("latency", "latency_p99_ms", "same: publish→receive p99 (ms)"),
     ("flat", "deliveries_per_s", "1,000 subscribers, broadcast, 16 in flight: deliveries/s"),
     ("flat", "node_user_us_per_delivery", "same: user CPU per delivery, servers (µs)"),
-    ("flat", "all_us_per_delivery", "same: all CPU per delivery, servers + Redis + loader (µs)"),
+    ("flat", "latency_p99_ms", "same: publish→receive p99 (ms)"),
+    ("flat", "servers_us_per_delivery", "same: CPU per delivery, servers + Redis, user + system (µs)"),
+    ("bounded", "deliveries_per_s", "same, at most 256 events outstanding: deliveries/s"),
+    ("bounded", "latency_p99_ms", "same: publish→receive p99 (ms)"),
+    ("bounded", "servers_us_per_delivery", "same: CPU per delivery, servers + Redis, user + system (µs)"),
     ("idle", "rss_bytes_per_stream", "10,000 idle streams: RSS per stream (bytes)"),
     ("fanout", "node_us_per_delivery", "10,000 subscribers, 10 events/s: server CPU per delivery (µs)"),
+    ("fanout", "latency_p99_ms", "same: publish→receive p99 (ms)"),
     ("fanout", "missing", "same: deliveries missing"),
     ("spread", "events_per_s", "1,000 subscribers on 1,000 channels, flat out: publishes/s"),
     ("spread", "node_us_per_publish", "same: server CPU per publish (µs)"),
     ("spread", "redis_us_per_publish", "same: Redis CPU per publish (µs)"),
+    ("spread", "latency_p99_ms", "same: publish→receive p99 (ms)"),
+    ("spread-bounded", "events_per_s", "same, at most 256 events outstanding: publishes/s"),
+    ("spread-bounded", "latency_p99_ms", "same: publish→receive p99 (ms)"),
+    ("spread-bounded", "servers_us_per_publish", "same: CPU per publish, servers + Redis, user + system (µs)"),
     ("batch", "events_per_s", "batches of 100 to 1,000 channels: events/s (Fanfare only)"),
     ("batch", "redis_us_per_publish", "same: Redis CPU per event (µs)"),
 ]

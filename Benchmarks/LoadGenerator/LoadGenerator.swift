@@ -382,6 +382,18 @@ struct LoadGenerator: AsyncParsableCommand {
             )
             result.append(("redis_us_per_publish", Self.micro(redisCPU, published)))
         }
+        if !pids.isEmpty {
+            // What the servers cost together, user and system: the nodes (or nginx
+            // workers) and Redis, per delivery and per publish.
+            let cpuAfter = pids.map(ProcessStats.cpuSplit)
+            let servers = zip(cpuAfter, cpuBefore).reduce(0.0) {
+                $0 + ($1.0.user - $1.1.user) + ($1.0.system - $1.1.system)
+            }
+            result += [
+                ("servers_us_per_delivery", Self.micro(servers + redisCPU, merged.delivered)),
+                ("servers_us_per_publish", Self.micro(servers + redisCPU, published)),
+            ]
+        }
         print(
             "load generator CPU: \(String(format: "%.2f", selfCPU)) s, "
                 + "\(Self.micro(selfCPU, merged.delivered)) µs per delivery"

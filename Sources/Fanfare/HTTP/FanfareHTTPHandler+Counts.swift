@@ -22,11 +22,11 @@ extension FanfareHTTPHandler {
 
     /// `/metrics`: this node's Prometheus text.
     func prometheus() -> HTTPResponse {
-        let counts = self.node.hub.snapshot()
+        let totals = self.node.hub.totals.values
         let text = self.node.metrics.render(
-            connections: counts.connections,
-            clients: counts.clients,
-            channels: counts.channels.count,
+            connections: totals.connections,
+            clients: totals.clients,
+            channels: totals.channels,
             ready: self.node.isReady,
             deliveryStalled: self.node.health.delivery == .stalled
         )

@@ -200,7 +200,7 @@ final class DeliveryCheck: Service, Sendable {
                 }
                 self.machine.value.streamsHandedOver()
                 self.health.refuseStreams()
-                let streams = self.hub.snapshot().connections
+                let streams = self.hub.totals.connections
                 self.metrics.streamsHandedOver.increment(by: streams)
                 self.logger.warning(
                     "fanfare.delivery.handover",

@@ -27,6 +27,9 @@ struct ChannelSubscriptions: Sendable {
         var phase: Phase
         var generation: Int
         var streams: Int32 = 0
+        /// The loops that had a stream on the channel since it was subscribed (a bit per
+        /// loop index): its events go to those loops only.
+        var loops: UInt64 = 0
         /// Streams waiting for this channel to be ready.
         var waiting: [StreamID] = []
     }
@@ -94,6 +97,15 @@ struct ChannelSubscriptions: Sendable {
         }.max() ?? 0
     }
 
+    /// The loops to hand `channel`'s events to (a bit per loop index; none when the node
+    /// has no stream on it).
+    func loops(of channel: String) -> UInt64 {
+        self.entries[channel]?.loops ?? 0
+    }
+
+    /// How many channels the node is subscribed to (or subscribing).
+    var channelCount: Int { self.entries.count }
+
     /// How many of the node's streams are on `channel`.
     func streams(on channel: String) -> Int {
         Int(self.entries[channel]?.streams ?? 0)
@@ -116,6 +128,7 @@ struct ChannelSubscriptions: Sendable {
                 subscribe.append(channel)
             }
             entry.streams += 1
+            entry.loops |= stream.loopBit
             switch entry.phase {
             case .subscribing, .readingHead:
                 entry.waiting.append(stream)

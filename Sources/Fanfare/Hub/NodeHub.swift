@@ -1,16 +1,16 @@
-internal import HiredisNIO
 internal import Logging
 internal import NIOCore
 import Synchronization
 
 /// The node's streams across all its event loops, and their link to the bus.
 ///
-/// ``ChannelSubscriptions`` decides (which channels to subscribe to, when a stream is
-/// attached, when a channel catches up from history); the hub performs its actions. What
-/// the machine decides under the hub's lock is queued in that order: Redis commands for
-/// the bus's loop, and items for the loops (events, attachments, resets), staged on the
-/// bus's loop and handed to every loop in one batch. Each loop's ``LocalHub`` writes a
-/// batch to its streams and flushes each stream once.
+/// The hub's state lives on one loop, the bus's (``BusHub``): the subscriber reads events
+/// there and hands them over where it read them, with no lock and no hop. Calls from the
+/// streams' loops (a stream opened or closed) reach it by `execute`. What it decides for
+/// the streams (events, attachments, resets) goes out once per loop turn, in order, to the
+/// loops that have a stream concerned (``LocalHub``, one per loop), each of which writes
+/// the batch to its streams and flushes each stream once. Only the totals that metrics,
+/// readiness and the drain read from anywhere are kept behind a lock (``HubTotals``).
 final class NodeHub: Sendable {
     /// What the loops get, in order.
     enum Item: Sendable {
@@ -30,62 +30,47 @@ final class NodeHub: Sendable {
         var version = 0
     }
 
-    private enum Command: Sendable {
-        case subscribe([String], generation: Int)
-        case unsubscribe([String])
-    }
-
-    private struct State: Sendable {
-        var machine: ChannelSubscriptions
-        var counts = Counts()
-        var staged: [Item] = []
-        var stagingScheduled = false
-        var commands: [Command] = []
-        var commandsScheduled = false
-        /// Head reads to make, batched: one round of pipelined reads for all of them.
-        var heads: [(channel: String, generation: Int)] = []
-        var headsScheduled = false
-        var emptied: [AsyncSignal<Void>] = []
-        /// Channels whose stream count changed since the registry last took them.
-        var changed = Set<String>()
-        /// The newest generation at the last pending check: channels pending since then
-        /// or before fail at the next one.
-        var pendingMark = 0
-    }
-
-    /// Work the machine asked for that happens outside the lock.
-    private struct Work {
-        var stage = false
-        var commands = false
-        var heads = false
-        var reads: [ChannelSubscriptions.Action] = []
-
-        mutating func merge(_ other: Work) {
-            self.stage = self.stage || other.stage
-            self.commands = self.commands || other.commands
-            self.heads = self.heads || other.heads
-            self.reads += other.reads
-        }
-    }
-
-    private final class Loop: Sendable {
+    /// One event loop of the node: its streams, and the items on their way to them.
+    final class Loop: Sendable {
+        let index: Int
         let hub: NIOLoopBoundBox<LocalHub>
-        let inbox = Mutex<[Item]>([])
+        /// Items handed over from the bus's loop, applied on this loop's next turn.
+        private let inbox = Mutex<[Item]>([])
 
-        init(hub: NIOLoopBoundBox<LocalHub>) {
+        init(index: Int, hub: NIOLoopBoundBox<LocalHub>) {
+            self.index = index
             self.hub = hub
         }
+
+        /// Hands `items` to the loop's streams: at once when called on the loop, otherwise
+        /// on its next turn (one wake however many batches arrive before it).
+        func deliver(_ items: [Item]) {
+            let hub = self.hub
+            if hub.eventLoop.inEventLoop {
+                hub.value.apply(items)
+                return
+            }
+            let wasEmpty = self.inbox.withLock { inbox in
+                inbox.append(contentsOf: items)
+                return inbox.count == items.count
+            }
+            guard wasEmpty else { return }
+            hub.eventLoop.execute {
+                let items = self.inbox.withLock { inbox in
+                    defer { inbox.removeAll(keepingCapacity: true) }
+                    return inbox
+                }
+                hub.value.apply(items)
+            }
+        }
     }
 
-    private let loops: [ObjectIdentifier: Loop]
-    private let loopList: [Loop]
-    /// The bus's loop: Redis commands go out from here in order, and events are staged
-    /// here so a whole socket read travels to the loops together.
-    private let busLoop: any EventLoop
-    private let state: Mutex<State>
-    private let pendingCheck = Mutex<RepeatedTask?>(nil)
-    private let pageSize: Int
-    private let pageBytes: Int
+    let loops: [Loop]
+    private let loopIndex: [ObjectIdentifier: Int]
+    /// The hub's own loop: the bus's.
+    let busLoop: any EventLoop
+    private let core: NIOLoopBoundBox<BusHub>
+    let totals: HubTotals
     let bus: any EventBus
     private let logger: Logger
 
@@ -100,28 +85,63 @@ final class NodeHub: Sendable {
         bufferBytes: Int = 1 << 20,
         logger: Logger
     ) {
-        self.busLoop = busLoop
-        var loops: [ObjectIdentifier: Loop] = [:]
+        var loops: [Loop] = []
+        var loopIndex: [ObjectIdentifier: Int] = [:]
         for eventLoop in group.makeIterator() {
-            let loop = Loop(
-                hub: .makeBoxSendingValue(LocalHub(eventLoop: eventLoop, metrics: metrics), eventLoop: eventLoop)
+            let hub = NIOLoopBoundBox.makeBoxSendingValue(
+                LocalHub(eventLoop: eventLoop, metrics: metrics),
+                eventLoop: eventLoop
             )
-            loops[ObjectIdentifier(eventLoop)] = loop
+            loopIndex[ObjectIdentifier(eventLoop)] = loops.count
+            loops.append(Loop(index: loops.count, hub: hub))
         }
         self.loops = loops
-        self.loopList = Array(loops.values)
+        self.loopIndex = loopIndex
+        self.busLoop = busLoop
         self.bus = bus
-        self.pageSize = pageSize
-        self.pageBytes = pageBytes
-        self.state = Mutex(
-            State(machine: ChannelSubscriptions(bufferLimit: bufferLimit, bufferBytes: bufferBytes))
-        )
         self.logger = logger
+        let totals = HubTotals()
+        self.totals = totals
+        self.core = .makeBoxSendingValue(
+            BusHub(
+                busLoop: busLoop,
+                loops: loops,
+                bus: bus,
+                totals: totals,
+                machine: ChannelSubscriptions(bufferLimit: bufferLimit, bufferBytes: bufferBytes),
+                pageSize: pageSize,
+                pageBytes: pageBytes,
+                logger: logger
+            ),
+            eventLoop: busLoop
+        )
     }
 
     /// The local hub of `eventLoop`; call only on that loop.
     func localHub(on eventLoop: any EventLoop) -> LocalHub? {
-        self.loops[ObjectIdentifier(eventLoop)]?.hub.value
+        self.loopIndex[ObjectIdentifier(eventLoop)].map { self.loops[$0].hub.value }
+    }
+
+    /// A new stream's id, naming its loop.
+    func makeStreamID(on eventLoop: any EventLoop) -> StreamID {
+        StreamID.next(loop: self.loopIndex[ObjectIdentifier(eventLoop)] ?? 0)
+    }
+
+    /// Runs `body` with the hub's state: at once on the bus's loop, otherwise there next.
+    private func onBusLoop(_ body: @escaping @Sendable (BusHub) -> Void) {
+        let core = self.core
+        if core.eventLoop.inEventLoop {
+            body(core.value)
+        } else {
+            core.eventLoop.execute { body(core.value) }
+        }
+    }
+
+    /// Reads the hub's state on its loop, from anywhere.
+    private func read<Value: Sendable>(_ body: @escaping @Sendable (BusHub) -> Value) async throws -> Value {
+        let core = self.core
+        if core.eventLoop.inEventLoop { return body(core.value) }
+        return try await core.eventLoop.submit { body(core.value) }.get()
     }
 
     // MARK: Streams
@@ -131,60 +151,28 @@ final class NodeHub: Sendable {
     func register(_ stream: SSEStreamHandler) {
         self.localHub(on: stream.eventLoop)?.add(stream)
         let (id, channels, client) = (stream.id, stream.channels, ChannelName.client(stream.clientID))
-        let work = self.state.withLock { state in
-            let work = Self.enqueue(state.machine.join(id, channels: channels), &state)
-            state.changed.formUnion(channels)
-            if state.machine.streams(on: client) == 1 { state.counts.clients += 1 }
-            state.counts.connections += 1
-            state.counts.version += 1
-            return work
-        }
-        self.perform(work)
+        self.onBusLoop { $0.join(id, channels: channels, client: client) }
     }
 
-    /// Removes a stream (on its loop) everywhere at once.
+    /// Removes a stream (on its loop): at once from its loop, then from the node.
     func unregister(_ stream: SSEStreamHandler) {
         self.localHub(on: stream.eventLoop)?.remove(stream)
         let (id, channels, client) = (stream.id, stream.channels, ChannelName.client(stream.clientID))
-        let (work, emptied) = self.state.withLock { state in
-            let work = Self.enqueue(state.machine.leave(id, channels: channels), &state)
-            state.changed.formUnion(channels)
-            if state.machine.streams(on: client) == 0 { state.counts.clients -= 1 }
-            state.counts.connections -= 1
-            state.counts.version += 1
-            var emptied: [AsyncSignal<Void>] = []
-            if state.counts.connections == 0 {
-                emptied = state.emptied
-                state.emptied = []
-            }
-            return (work, emptied)
-        }
-        self.perform(work)
-        for signal in emptied { signal.succeed(()) }
+        self.onBusLoop { $0.leave(id, channels: channels, client: client) }
     }
 
     /// Returns once the node has no streams (at once when it has none).
     func waitUntilEmpty() async throws {
-        let signal = AsyncSignal<Void>()
-        let empty = self.state.withLock { state in
-            if state.counts.connections == 0 { return true }
-            state.emptied.append(signal)
-            return false
-        }
-        if empty { return }
-        try await signal.wait()
+        try await self.totals.waitUntilEmpty()
     }
 
-    func snapshot() -> Counts {
-        self.state.withLock { state in
-            var counts = state.counts
-            counts.channels = state.machine.streamCounts
-            return counts
-        }
+    /// Every count, channels included (read on the hub's loop).
+    func snapshot() async throws -> Counts {
+        try await self.read { $0.counts() }
     }
 
-    func connections(on channel: String) -> Int {
-        self.state.withLock { $0.machine.streams(on: channel) }
+    func connections(on channel: String) async throws -> Int {
+        try await self.read { $0.machine.streams(on: channel) }
     }
 
     /// The counts, with the channels whose stream count changed since the last call (0 for
@@ -193,281 +181,40 @@ final class NodeHub: Sendable {
     /// The registry writes only what changed: with 16,700 streams a node has as many
     /// `client:<id>` channels, and rewriting all of them every second cost more than
     /// the streams themselves.
-    func countChanges(all: Bool) -> (counts: Counts, changed: [(channel: String, streams: Int)]) {
-        self.state.withLock { state in
-            defer { state.changed.removeAll() }
-            if all {
-                return (state.counts, state.machine.streamCounts.map { ($0.key, $0.value) })
-            }
-            return (state.counts, state.changed.map { ($0, state.machine.streams(on: $0)) })
-        }
+    func countChanges(all: Bool) async throws -> (counts: Counts, changed: [(channel: String, streams: Int)]) {
+        try await self.read { $0.countChanges(all: all) }
     }
 
     // MARK: The bus
 
-    /// An event from the bus (any thread).
+    /// An event from the bus. On the bus's loop (the subscriber reads there) it is taken
+    /// at once, and everything one loop turn brings goes out together.
     func receive(_ event: BusEvent) {
-        let work = self.state.withLock { state in Self.enqueue(state.machine.received(event), &state) }
-        self.perform(work)
+        self.onBusLoop { $0.received(event) }
     }
 
     /// The bus's subscription was lost and came back: every channel catches up, or only
     /// `channels` when those alone were subscribed again elsewhere (a moved slot, a shard's
     /// subscriber that came back).
     func reconnected(_ channels: [String]? = nil) {
-        let work = self.state.withLock { state in
-            Self.enqueue(state.machine.reconnected(only: channels.map(Set.init)), &state)
-        }
         self.logger.info("hub.backfill.started", metadata: ["channels": "\(channels.map { "\($0.count)" } ?? "all")"])
-        self.perform(work)
+        self.onBusLoop { $0.reconnected(channels) }
     }
 
     /// The subscriber is ready for the first time: channels whose SUBSCRIBE failed while
     /// it was connecting are confirmed now.
     func subscriberReady() {
-        let work = self.state.withLock { state in Self.enqueue(state.machine.subscriberReady(), &state) }
-        self.perform(work)
+        self.onBusLoop { $0.subscriberReady() }
     }
 
     /// Starts failing channels that stay pending past `timeout` (checked every `timeout`,
     /// so one fails after one to two of them), on the bus's loop.
     func startPendingCheck(timeout: TimeAmount = .seconds(10)) {
-        let task = self.busLoop.scheduleRepeatedTask(initialDelay: timeout, delay: timeout) { [weak self] _ in
-            guard let self else { return }
-            let work = self.state.withLock { state in
-                let actions = state.machine.failPending(since: state.pendingMark)
-                state.pendingMark = state.machine.generation
-                if !actions.isEmpty {
-                    self.logger.warning(
-                        "hub.subscribe.timeout",
-                        metadata: ["effect": "streams waiting for a subscription are closed with a retry"]
-                    )
-                }
-                return Self.enqueue(actions, &state)
-            }
-            self.perform(work)
-        }
-        self.pendingCheck.withLock { $0 = task }
+        self.onBusLoop { $0.startPendingCheck(timeout: timeout) }
     }
 
     func stopPendingCheck() {
-        self.pendingCheck.withLock { $0?.cancel() }
-    }
-
-    /// Queues the machine's actions in their order; returns what to start outside the lock.
-    private static func enqueue(_ actions: [ChannelSubscriptions.Action], _ state: inout State) -> Work {
-        var work = Work()
-        for action in actions {
-            switch action {
-            case .subscribe(let channels, let generation):
-                state.commands.append(.subscribe(channels, generation: generation))
-            case .unsubscribe(let channels):
-                state.commands.append(.unsubscribe(channels))
-            case .deliver(let events):
-                state.staged.reserveCapacity(state.staged.count + events.count)
-                for event in events { state.staged.append(.event(event)) }
-            case .attach(let stream, let positions):
-                state.staged.append(.attach(stream, positions))
-            case .fail(let stream):
-                state.staged.append(.fail(stream))
-            case .reset(let channel, let status, let position, let from):
-                state.staged.append(.reset(channel, status, position: position, from: from))
-            case .readHead(let channel, let generation):
-                state.heads.append((channel, generation))
-            case .readHistory:
-                work.reads.append(action)
-            }
-        }
-        if !state.heads.isEmpty, !state.headsScheduled {
-            state.headsScheduled = true
-            work.heads = true
-        }
-        if !state.staged.isEmpty, !state.stagingScheduled {
-            state.stagingScheduled = true
-            work.stage = true
-        }
-        if !state.commands.isEmpty, !state.commandsScheduled {
-            state.commandsScheduled = true
-            work.commands = true
-        }
-        return work
-    }
-
-    private func perform(_ work: Work) {
-        if work.stage { self.busLoop.execute { self.dispatchStaged() } }
-        if work.commands { self.busLoop.execute { self.sendCommands() } }
-        if work.heads { self.busLoop.execute { self.readHeads() } }
-        for read in work.reads { self.startRead(read) }
-    }
-
-    /// On the bus's loop: the queued subscribes and unsubscribes, in the order decided.
-    private func sendCommands() {
-        let commands = self.state.withLock { state in
-            defer {
-                state.commands = []
-                state.commandsScheduled = false
-            }
-            return state.commands
-        }
-        var index = commands.startIndex
-        while index < commands.endIndex {
-            switch commands[index] {
-            case .subscribe:
-                // Consecutive subscribes go out as one SUBSCRIBE (a connection storm decides
-                // one per stream); each generation is then acknowledged on its own.
-                var joined: [(channels: [String], generation: Int)] = []
-                while index < commands.endIndex, case .subscribe(let channels, let generation) = commands[index] {
-                    joined.append((channels, generation))
-                    index += 1
-                }
-                self.subscribe(joined)
-            case .unsubscribe(let channels):
-                self.bus.unsubscribe(channels)
-                index += 1
-            }
-        }
-    }
-
-    private func subscribe(_ joined: [(channels: [String], generation: Int)]) {
-        self.bus.subscribe(joined.flatMap(\.channels)).whenComplete { result in
-            if case .failure(let error) = result, Self.isWaitingForReconnect(error) {
-                // The subscriber is reconnecting and keeps the names: the reconnect
-                // acknowledges them (``reconnected()``), and the streams wait for it.
-                self.logger.debug("hub.subscribe.deferred", metadata: ["error": "\(error)"])
-                return
-            }
-            let work = self.state.withLock { state in
-                var work = Work()
-                for (channels, generation) in joined {
-                    let actions: [ChannelSubscriptions.Action]
-                    switch result {
-                    case .success: actions = state.machine.subscribed(channels, generation: generation)
-                    case .failure: actions = state.machine.subscribeFailed(channels, generation: generation)
-                    }
-                    work.merge(Self.enqueue(actions, &state))
-                }
-                return work
-            }
-            if case .failure(let error) = result {
-                self.logger.warning("hub.subscribe.failed", metadata: ["error": "\(error)"])
-            }
-            self.perform(work)
-        }
-    }
-
-    /// On the bus's loop: the head reads asked for so far, in one batch (a connection storm
-    /// asks for thousands at once: one task and one pipelined round trip, not one of each
-    /// per channel). A failed batch is asked for again shortly, for the channels that
-    /// still wait for it.
-    private func readHeads() {
-        let heads = self.state.withLock { state in
-            defer {
-                state.heads = []
-                state.headsScheduled = false
-            }
-            return state.heads
-        }
-        guard !heads.isEmpty else { return }
-        let bus = self.bus
-        Task {
-            let work: Work
-            do {
-                let positions = try await bus.heads(of: heads.map(\.channel))
-                work = self.state.withLock { state in
-                    var work = Work()
-                    for (head, position) in zip(heads, positions) {
-                        let actions = state.machine.headRead(head.channel, head: position, generation: head.generation)
-                        work.merge(Self.enqueue(actions, &state))
-                    }
-                    return work
-                }
-            } catch {
-                // Redis is away: ask again shortly; the streams wait meanwhile.
-                self.logger.warning("hub.head.failed", metadata: ["channels": "\(heads.count)", "error": "\(error)"])
-                try? await Task.sleep(for: .milliseconds(500))
-                work = self.state.withLock { state in
-                    let again = heads.filter { state.machine.awaitsHead($0.channel, generation: $0.generation) }
-                    let actions = again.map {
-                        ChannelSubscriptions.Action.readHead($0.channel, generation: $0.generation)
-                    }
-                    return Self.enqueue(actions, &state)
-                }
-            }
-            self.perform(work)
-        }
-    }
-
-    /// Reads from history (async, from any thread), then hands the answer to the machine.
-    private func startRead(_ action: ChannelSubscriptions.Action) {
-        let bus = self.bus
-        let (pageSize, pageBytes) = (self.pageSize, self.pageBytes)
-        // From a synchronous caller into the bus's async reads: the task is the bridge.
-        Task {
-            switch action {
-            case .readHistory(let channel, let after, let generation):
-                let work: Work
-                do {
-                    let page = try await bus.read(channel, after: after, limit: pageSize, maxBytes: pageBytes)
-                    if page.status != .ok {
-                        self.logger.warning(
-                            "hub.backfill.gap",
-                            metadata: ["channel": "\(channel)", "after": "\(after)", "status": "\(page.status)"]
-                        )
-                    }
-                    work = self.state.withLock { state in
-                        Self.enqueue(state.machine.historyRead(channel, page: page, generation: generation), &state)
-                    }
-                } catch {
-                    // Redis is away: try again shortly (the subscriber's reconnect, when it
-                    // comes, asks for a read of its own).
-                    self.logger.warning(
-                        "hub.backfill.failed",
-                        metadata: ["channel": "\(channel)", "error": "\(error)"]
-                    )
-                    try? await Task.sleep(for: .milliseconds(500))
-                    work = self.state.withLock { state in
-                        Self.enqueue(
-                            state.machine.historyReadFailed(channel, after: after, generation: generation),
-                            &state
-                        )
-                    }
-                }
-                self.perform(work)
-            default:
-                break
-            }
-        }
-    }
-
-    /// A subscribe that failed only because the subscriber is between connections.
-    private static func isWaitingForReconnect(_ error: any Error) -> Bool {
-        (error as? RedisClientError)?.code == .connectionClosed
-    }
-
-    /// On the bus's loop: hands everything staged to every loop, in one batch each.
-    private func dispatchStaged() {
-        let batch = self.state.withLock { state in
-            defer {
-                state.staged.removeAll(keepingCapacity: true)
-                state.stagingScheduled = false
-            }
-            return state.staged
-        }
-        guard !batch.isEmpty else { return }
-        for loop in self.loopList {
-            let wasEmpty = loop.inbox.withLock { inbox in
-                inbox.append(contentsOf: batch)
-                return inbox.count == batch.count
-            }
-            guard wasEmpty else { continue }
-            loop.hub.eventLoop.execute {
-                let items = loop.inbox.withLock { inbox in
-                    defer { inbox.removeAll(keepingCapacity: true) }
-                    return inbox
-                }
-                loop.hub.value.apply(items)
-            }
-        }
+        self.onBusLoop { $0.stopPendingCheck() }
     }
 
     // MARK: Every stream
@@ -493,9 +240,52 @@ final class NodeHub: Sendable {
 
     /// Runs `body` with every loop's hub, on its loop.
     private func forEachLocalHub(_ body: @escaping @Sendable (LocalHub) -> Void) {
-        for loop in self.loopList {
+        for loop in self.loops {
             let hub = loop.hub
             hub.eventLoop.execute { body(hub.value) }
         }
+    }
+}
+
+/// The totals of the node's streams, written by the hub on its loop after every change and
+/// read from anywhere (metrics, readiness, the drain), with the drain's wait for none.
+final class HubTotals: Sendable {
+    struct Values: Sendable {
+        var connections = 0
+        var clients = 0
+        var channels = 0
+    }
+
+    private struct State {
+        var values = Values()
+        var emptied: [AsyncSignal<Void>] = []
+    }
+
+    private let state = Mutex(State())
+
+    var values: Values { self.state.withLock { $0.values } }
+
+    var connections: Int { self.values.connections }
+
+    func update(_ values: Values) {
+        let emptied = self.state.withLock { state in
+            state.values = values
+            guard values.connections == 0 else { return [AsyncSignal<Void>]() }
+            defer { state.emptied = [] }
+            return state.emptied
+        }
+        for signal in emptied { signal.succeed(()) }
+    }
+
+    /// Returns once there are no streams (at once when there are none).
+    func waitUntilEmpty() async throws {
+        let signal = AsyncSignal<Void>()
+        let empty = self.state.withLock { state in
+            if state.values.connections == 0 { return true }
+            state.emptied.append(signal)
+            return false
+        }
+        if empty { return }
+        try await signal.wait()
     }
 }

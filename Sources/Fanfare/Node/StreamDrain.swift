@@ -20,7 +20,7 @@ struct StreamDrain: Service {
         self.node.startDraining()
         self.node.logger.notice(
             "fanfare.draining",
-            metadata: ["node.id": "\(self.node.identity.id)", "streams": "\(hub.snapshot().connections)"]
+            metadata: ["node.id": "\(self.node.identity.id)", "streams": "\(hub.totals.connections)"]
         )
         hub.stopHeartbeats()
         hub.closeAllStreams(retryJitterMilliseconds: self.node.configuration.drainRetryJitterMilliseconds)

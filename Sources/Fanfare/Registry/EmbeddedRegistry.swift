@@ -6,7 +6,7 @@ struct EmbeddedRegistry: ClusterRegistry {
     func refresh() async {}
 
     func snapshot() async throws -> ClusterSnapshot {
-        let counts = self.hub.snapshot()
+        let counts = try await self.hub.snapshot()
         var clients: [String: Int] = [:]
         for (channel, count) in counts.channels where channel.hasPrefix("client:") {
             clients[String(channel.dropFirst("client:".count))] = count
@@ -16,17 +16,16 @@ struct EmbeddedRegistry: ClusterRegistry {
     }
 
     func client(_ id: String) async throws -> [(node: String, connections: Int)] {
-        let count = self.hub.connections(on: ChannelName.client(id))
+        let count = try await self.hub.connections(on: ChannelName.client(id))
         return count > 0 ? [(self.identity.id, count)] : []
     }
 
     func connections(on channel: String) async throws -> Int {
-        self.hub.connections(on: channel)
+        try await self.hub.connections(on: channel)
     }
 
-    func knownConnections(on channel: String) -> Int? {
-        self.hub.connections(on: channel)
-    }
+    /// Read beside the publish, from the hub's loop (``connections(on:)``).
+    func knownConnections(on channel: String) -> Int? { nil }
 
     func leave() async {}
 }

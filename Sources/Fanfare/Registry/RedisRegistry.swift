@@ -42,7 +42,8 @@ final class RedisRegistry: ClusterRegistry {
     /// write (all of them after a failure, or the first time).
     func refresh() async {
         let full = self.countsLost.withLock { $0 }
-        let (counts, changed) = self.hub.countChanges(all: full)
+        // Taken on the hub's loop; only a loop that is shutting down fails to answer.
+        guard let (counts, changed) = try? await self.hub.countChanges(all: full) else { return }
         let row = (try? APIJSON.string(self.identity.row(counts))) ?? "{}"
         // "1": replace the counts with these; "2": these changed (0: the channel has none).
         let mode: RESPArgument = full ? "1" : changed.isEmpty ? "0" : "2"

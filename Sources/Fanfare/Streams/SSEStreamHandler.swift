@@ -15,7 +15,7 @@ final class SSEStreamHandler: ChannelInboundHandler {
 
     let node: NodeContext
     /// The stream's identity in the hub (never an address, which is reused).
-    let id = StreamID.next()
+    let id: StreamID
     let clientID: String
     let eventLoop: any EventLoop
     // Loop-confined and never accessed re-entrantly: the dynamic exclusivity checks, which
@@ -55,6 +55,7 @@ final class SSEStreamHandler: ChannelInboundHandler {
         self.node = node
         self.clientID = clientID
         self.eventLoop = eventLoop
+        self.id = node.hub.makeStreamID(on: eventLoop)
         self.address = address
         self.expires = expires
         let configuration = node.configuration
