@@ -7,6 +7,8 @@
 #   RUNS=3 Benchmarks/scenarios.sh compare                      both side by side, with ratios
 #   FANFARE_BINARY=../old/.build/release/fanfare Benchmarks/scenarios.sh flat
 #                                                               another build of the node (before/after)
+#   PERF=1 Benchmarks/scenarios.sh bounded                      with the servers' syscalls and context
+#                                                               switches per delivery (perf stat)
 #
 # Scenarios: idle flat bounded fanout latency spread spread-bounded batch resume resume-busy
 # replay catchup floor streams compare acks shards.
@@ -177,10 +179,47 @@ run() {
     shift 2
     echo "== $name ($peer)"
     start_servers
+    local perf_pid=
+    if [[ -n ${PERF:-} ]]; then
+        perf stat -x, -o "$workdir/perf" -p "$(IFS=,; echo "${pids[*]}")" \
+            -e context-switches,syscalls:sys_enter_write,syscalls:sys_enter_writev,syscalls:sys_enter_read \
+            -e syscalls:sys_enter_epoll_wait,syscalls:sys_enter_sendmsg,syscalls:sys_enter_recvfrom 2>/dev/null &
+        perf_pid=$!
+    fi
     .build/release/fanfare-load --peer "$peer" --nodes "$(urls "${ports[@]}")" \
         --pids "$(IFS=,; echo "${pids[*]}")" --redis-pid "$measured_redis_pids" "$@" | tee "$workdir/last"
+    if [[ -n $perf_pid ]]; then
+        kill -INT "$perf_pid"; wait "$perf_pid" 2>/dev/null || true
+        perf_report "$workdir/perf" "$workdir/last"
+    fi
     sed -n "s/^result: /$peer $label /p" "$workdir/last" >>"$workdir/results"
     stop_servers
+}
+
+# With PERF=1: the servers' syscalls and context switches over the whole run (connecting
+# included), per delivery and per publish, from `perf stat`.
+perf_report() {
+    python3 - "$1" "$2" <<'PY'
+import re, sys
+counts = {}
+for line in open(sys.argv[1]):
+    parts = line.strip().split(",")
+    if len(parts) > 2 and parts[0].replace(".", "").isdigit():
+        counts[parts[2].replace("syscalls:sys_enter_", "")] = float(parts[0])
+text = open(sys.argv[2]).read()
+def figure(key):
+    found = re.findall(rf"{key}=([0-9.]+)", text)
+    return float(found[-1]) if found else 0.0
+seconds = 10.0
+deliveries = figure("deliveries_per_s") * seconds
+publishes = figure("events_per_s") * seconds
+line = ", ".join(
+    f"{name} {count / deliveries:.3f}/delivery {count / publishes:.2f}/publish" for name, count in sorted(counts.items())
+    if deliveries and publishes
+)
+print(f"perf (servers, whole run, over 10 s of load): {line}")
+print("result: " + " ".join(f"{name.replace('-', '_')}_per_delivery={count / deliveries:.4f}" for name, count in sorted(counts.items()) if deliveries))
+PY
 }
 
 scenario() {
