@@ -59,7 +59,9 @@ source Benchmarks/nchan-peer.sh
 scripts/install-dependencies.sh
 fanfare=${FANFARE_BINARY:-.build/release/fanfare}
 [[ -n ${FANFARE_BINARY:-} ]] || swift build -c release --product fanfare
-swift build -c release --product fanfare-load
+# The load generator is the benchmarks package's own (Benchmarks/Package.swift).
+swift build -c release --package-path Benchmarks --product fanfare-load
+load=Benchmarks/.build/release/fanfare-load
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 
 workdir=$(mktemp -d)
@@ -186,7 +188,7 @@ run() {
             -e syscalls:sys_enter_epoll_wait,syscalls:sys_enter_sendmsg,syscalls:sys_enter_recvfrom 2>/dev/null &
         perf_pid=$!
     fi
-    .build/release/fanfare-load --peer "$peer" --nodes "$(urls "${ports[@]}")" \
+    "$load" --peer "$peer" --nodes "$(urls "${ports[@]}")" \
         --pids "$(IFS=,; echo "${pids[*]}")" --redis-pid "$measured_redis_pids" "$@" | tee "$workdir/last"
     if [[ -n $perf_pid ]]; then
         kill -INT "$perf_pid"; wait "$perf_pid" 2>/dev/null || true
@@ -261,9 +263,9 @@ scenario() {
         ;;
     floor)
         echo "== floor: 9,000 loopback connections at 10 rounds/s, no server"
-        .build/release/fanfare-load --floor --connections 9000 --events 100 --rate 10 | tee "$workdir/last"
+        "$load" --floor --connections 9000 --events 100 --rate 10 | tee "$workdir/last"
         echo "== floor: 1,000 loopback connections at 1 round/s, no server"
-        .build/release/fanfare-load --floor --connections 1000 --events 10 --rate 1 | tee -a "$workdir/last"
+        "$load" --floor --connections 1000 --events 10 --rate 1 | tee -a "$workdir/last"
         ;;
     streams) streams ;;
     compare) compare ;;
@@ -304,7 +306,7 @@ streams() {
     start_servers "${stream_ports[@]}"
     for index in $(seq 0 $((count - 1))); do
         logs+=("$workdir/streams-$index.log")
-        .build/release/fanfare-load --peer "$peer" --nodes "$(urls "${stream_ports[$index]}")" \
+        "$load" --peer "$peer" --nodes "$(urls "${stream_ports[$index]}")" \
             --pids "${pids[$index]}" --connections "$per" --first-stream $((index * per)) \
             --listen-events 10 --listen-seconds 120 >"${logs[$index]}" 2>&1 &
         listeners+=($!)
@@ -316,7 +318,7 @@ streams() {
     done
     ((ready == count)) || { echo "only $ready of $count generators connected" >&2; cat "${logs[@]}" >&2; exit 1; }
     sleep 2
-    .build/release/fanfare-load --peer "$peer" --nodes "$(urls "${stream_ports[@]}")" --connections 0 \
+    "$load" --peer "$peer" --nodes "$(urls "${stream_ports[@]}")" --connections 0 \
         --events 10 --rate 1 --publishers 1
     wait "${listeners[@]}" || true
     local rss=0 delivered=0 missing=0 p99=0 line

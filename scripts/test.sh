@@ -22,5 +22,8 @@ scripts/check-resources.sh
 echo "== build"
 swift build --build-tests -Xswiftc -warnings-as-errors --explicit-target-dependency-import-check error
 
+echo "== benchmarks package (its load generator has a test of its own)"
+swift build --package-path Benchmarks -Xswiftc -warnings-as-errors --product fanfare-load
+
 echo "== test"
 swift test --skip-build -Xswiftc -warnings-as-errors --explicit-target-dependency-import-check error

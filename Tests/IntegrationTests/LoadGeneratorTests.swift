@@ -7,11 +7,14 @@ import Testing
 @Suite(.enabled(if: RedisServerProcess.enabled), .timeLimit(.minutes(1)))
 struct LoadGeneratorTests {
     private func load(_ arguments: [String]) async throws -> (code: Int32, output: String) {
-        guard let tests = NodeProcess.executable else {
-            throw TestFailure("the executables are not built next to the tests; run `swift build --build-tests`")
+        // The benchmarks' own package builds it (the test command does, before the tests).
+        let executable = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().appendingPathComponent("Benchmarks/.build/debug/fanfare-load").path
+        guard FileManager.default.isExecutableFile(atPath: executable) else {
+            throw TestFailure(
+                "\(executable) is not built; run `swift build --package-path Benchmarks --product fanfare-load`"
+            )
         }
-        let executable = URL(fileURLWithPath: tests).deletingLastPathComponent().appendingPathComponent("fanfare-load")
-            .path
         let log = FileManager.default.temporaryDirectory.appendingPathComponent("fanfare-load-\(UUID()).log").path
         defer { try? FileManager.default.removeItem(atPath: log) }
         let pid = try RedisServerProcess.spawn([executable] + arguments, output: log)
