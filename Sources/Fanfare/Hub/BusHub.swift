@@ -24,6 +24,9 @@ final class BusHub {
     private let executor: EventLoopTaskExecutor
     private let pageSize: Int
     private let pageBytes: Int
+    /// How long a turn's items may wait for more before they go out (zero: at the end of
+    /// the turn).
+    private let writeDelay: TimeAmount
     private let logger: Logger
 
     private(set) var machine: ChannelSubscriptions
@@ -53,6 +56,7 @@ final class BusHub {
         machine: ChannelSubscriptions,
         pageSize: Int,
         pageBytes: Int,
+        writeDelay: TimeAmount = .zero,
         logger: Logger
     ) {
         self.busLoop = busLoop
@@ -63,6 +67,7 @@ final class BusHub {
         self.machine = machine
         self.pageSize = pageSize
         self.pageBytes = pageBytes
+        self.writeDelay = writeDelay
         self.logger = logger
     }
 

@@ -83,6 +83,7 @@ final class NodeHub: Sendable {
         pageSize: Int = 500,
         pageBytes: Int = 256 << 10,
         bufferBytes: Int = 1 << 20,
+        writeDelay: TimeAmount = .zero,
         logger: Logger
     ) {
         var loops: [Loop] = []
@@ -111,6 +112,7 @@ final class NodeHub: Sendable {
                 machine: ChannelSubscriptions(bufferLimit: bufferLimit, bufferBytes: bufferBytes),
                 pageSize: pageSize,
                 pageBytes: pageBytes,
+                writeDelay: writeDelay,
                 logger: logger
             ),
             eventLoop: busLoop

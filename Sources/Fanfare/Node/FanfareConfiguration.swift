@@ -83,6 +83,9 @@ public struct FanfareConfiguration: Sendable {
     /// On drain each stream gets a `retry:` drawn from 0 up to this many milliseconds,
     /// so a node's clients don't all reconnect in the same instant.
     public var drainRetryJitterMilliseconds: Int
+    /// How long the hub may hold a loop turn's events so that more go out in one write per
+    /// stream (`--write-delay-ms`); zero sends them at the end of the turn.
+    public var writeDelay: TimeAmount = .zero
 
     public init(
         host: String = "0.0.0.0",
@@ -153,12 +156,12 @@ public struct FanfareConfiguration: Sendable {
     /// The history policy these settings make (the idle expiry is never shorter than the
     /// age bound, so an idle channel's history is not gone before its events would age out).
     var historyPolicy: HistoryPolicy {
-        let age = Int64(max(0, self.historyMaxAgeSeconds)) * 1_000
+        let age = Int64(self.historyMaxAgeSeconds) * 1_000
         return HistoryPolicy(
-            maxLength: max(1, self.historyMaxLength),
+            maxLength: self.historyMaxLength,
             maxAgeMilliseconds: age,
-            idleExpiryMilliseconds: max(age, Int64(max(1, self.historyIdleSeconds)) * 1_000),
-            idempotencyWindowMilliseconds: Int64(max(1, self.idempotencyWindowSeconds)) * 1_000
+            idleExpiryMilliseconds: max(age, Int64(self.historyIdleSeconds) * 1_000),
+            idempotencyWindowMilliseconds: Int64(self.idempotencyWindowSeconds) * 1_000
         )
     }
 }

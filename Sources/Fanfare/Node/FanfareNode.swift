@@ -45,24 +45,9 @@ public final class FanfareNode: Sendable {
     ) async throws {
         var logger = logger
         logger[metadataKey: "node.id"] = "\(configuration.nodeID)"
-        try Self.check(configuration)
-        guard RedisNames.isValidPrefix(configuration.redisPrefix) else {
-            throw FanfareError(
-                .invalidConfiguration,
-                "the Redis prefix must be 1-32 of A-Z a-z 0-9 _, starting with a letter, not '\(configuration.redisPrefix)'"
-            )
-        }
-        if configuration.security.corsAllowCredentials, configuration.corsOrigins.contains("*") {
-            // Every origin is reflected; with credentials the browser then sends the token
-            // cookie from any website and lets it read the answer.
-            throw FanfareError(
-                .invalidConfiguration,
-                "--cors-credentials with the allowed origin * would let any website read a signed-in user's streams: "
-                    + "name the allowed origins with --cors-origin"
-            )
-        }
+        try configuration.validate()
         let authenticator = try await Authenticator(security: configuration.security)
-        let group = MultiThreadedEventLoopGroup(numberOfThreads: max(1, configuration.eventLoops))
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: configuration.eventLoops)
         let names = RedisNames(prefix: configuration.redisPrefix)
         let busLoop = group.next()
         let metrics = NodeMetrics(nodeID: configuration.nodeID)
@@ -108,6 +93,7 @@ public final class FanfareNode: Sendable {
             pageSize: configuration.historyPageSize,
             pageBytes: configuration.historyPageBytes,
             bufferBytes: configuration.slowConsumerBytes,
+            writeDelay: configuration.writeDelay,
             logger: logger
         )
 
@@ -221,37 +207,6 @@ public final class FanfareNode: Sendable {
                 metadata: [
                     "subscribe": "\(access.subscribe)", "publish": "\(access.publish)", "admin": "\(access.admin)",
                 ]
-            )
-        }
-    }
-
-    /// Refuses settings that cannot work together, with a sentence saying why.
-    static func check(_ configuration: FanfareConfiguration) throws {
-        guard ChannelName.isValidID(configuration.nodeID), configuration.nodeID.utf8.count <= 64 else {
-            throw FanfareError(
-                .invalidConfiguration,
-                "the node id must be 1-64 of A-Z a-z 0-9 _ . @ -, not '\(configuration.nodeID)'"
-            )
-        }
-        let commandTimeout = RedisConfiguration().commandTimeout ?? .seconds(5)
-        if configuration.replicaAcks > 0, configuration.replicaAckTimeout < .milliseconds(1) {
-            // WAIT with 0 ms waits for ever.
-            throw FanfareError(.invalidConfiguration, "--replica-ack-timeout-ms must be at least 1")
-        }
-        if configuration.replicaAcks > 0, configuration.replicaAckTimeout + .seconds(1) > commandTimeout {
-            throw FanfareError(
-                .invalidConfiguration,
-                "--replica-ack-timeout-ms \(configuration.replicaAckTimeout.nanoseconds / 1_000_000) must be at most "
-                    + "\((commandTimeout - .seconds(1)).nanoseconds / 1_000_000): a publish waits for its replicas "
-                    + "within the Redis command timeout (\(commandTimeout.nanoseconds / 1_000_000) ms)"
-            )
-        }
-        if configuration.deliveryProbeInterval > .zero,
-            configuration.deliveryTimeout <= configuration.deliveryProbeInterval
-        {
-            throw FanfareError(
-                .invalidConfiguration,
-                "the delivery timeout must be longer than the probe interval, or every probe would be late"
             )
         }
     }

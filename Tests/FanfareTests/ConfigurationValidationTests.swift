@@ -1,0 +1,71 @@
+import NIOCore
+import Testing
+
+@testable import Fanfare
+
+/// Every setting is checked in one place, out-of-range values are errors that name their
+/// option (never clamped), and durations from the command line saturate instead of
+/// overflowing.
+@Suite struct ConfigurationValidationTests {
+    private func refusal(_ change: (inout FanfareConfiguration) -> Void) -> String? {
+        var configuration = FanfareConfiguration(nodeID: "node-1")
+        change(&configuration)
+        do {
+            try configuration.validate()
+            return nil
+        } catch let error as FanfareError {
+            #expect(error.code == .invalidConfiguration)
+            return error.message
+        } catch {
+            Issue.record("unexpected error \(error)")
+            return nil
+        }
+    }
+
+    @Test func theDefaultsAreValid() throws {
+        try FanfareConfiguration(nodeID: "node-1").validate()
+    }
+
+    @Test func eachOutOfRangeValueNamesItsOption() {
+        let cases: [(String, (inout FanfareConfiguration) -> Void)] = [
+            ("--slow-consumer-bytes must be at least 4096, not 100", { $0.slowConsumerBytes = 100 }),
+            ("--heartbeat-seconds must be at least 1, not 0", { $0.heartbeatInterval = .zero }),
+            ("--history-size must be at least 1, not 0", { $0.historyMaxLength = 0 }),
+            ("--history-seconds must be from 0 to 315360000, not -1", { $0.historyMaxAgeSeconds = -1 }),
+            ("--event-loops must be at least 1, not 0", { $0.eventLoops = 0 }),
+            ("--port must be from 0 to 65535, not 70000", { $0.port = 70_000 }),
+            ("--registry-ttl-seconds must be at least 2, not 1", { $0.registryTTL = .seconds(1) }),
+            ("--write-delay-ms must be from 0 to 100, not 101", { $0.writeDelay = .milliseconds(101) }),
+            ("--max-header-bytes must be at least 1024, not 10", { $0.limits.maxHeaderBytes = 10 }),
+            ("--max-channels-per-stream must be at least 1, not 0", { $0.limits.channelsPerStream = 0 }),
+            ("--replica-acks must be at least 0, not -1", { $0.replicaAcks = -1 }),
+        ]
+        for (sentence, change) in cases {
+            #expect(self.refusal(change) == sentence)
+        }
+    }
+
+    @Test func settingsThatDisagreeAreRefusedTogether() {
+        let late = self.refusal {
+            $0.deliveryProbeInterval = .seconds(2)
+            $0.deliveryTimeout = .seconds(1)
+        }
+        #expect(late?.contains("the delivery timeout must be longer than the probe interval") == true)
+        let wait = self.refusal {
+            $0.replicaAcks = 1
+            $0.replicaAckTimeout = .seconds(10)
+        }
+        #expect(wait?.hasPrefix("--replica-ack-timeout-ms 10000 must be at most 4000") == true)
+        let badID = self.refusal { $0.nodeID = "no spaces" }
+        #expect(badID?.hasPrefix("the node id must be") == true)
+    }
+
+    @Test func durationsSaturate() {
+        #expect(TimeAmount.seconds(saturating: 3) == .seconds(3))
+        #expect(TimeAmount.seconds(saturating: .max) == .nanoseconds(.max))
+        #expect(TimeAmount.milliseconds(saturating: .min) == .nanoseconds(.min))
+        // A saturated value is still checked: a negative one is refused, a huge one is long.
+        #expect(self.refusal { $0.drainTimeout = .seconds(saturating: -5) }?.hasPrefix("--drain-seconds") == true)
+        #expect(self.refusal { $0.drainTimeout = .seconds(saturating: .max) } == nil)
+    }
+}
