@@ -13,6 +13,9 @@ enum BrowserPages {
         Self.responses[path]
     }
 
+    /// Every page's path, for the route table.
+    static var paths: [String] { Self.responses.keys.sorted() }
+
     private static let responses: [String: HTTPResponse] = [
         "client": Self.page(PackageResources.client_html, type: "text/html; charset=utf-8"),
         "admin": Self.page(PackageResources.admin_html, type: "text/html; charset=utf-8"),

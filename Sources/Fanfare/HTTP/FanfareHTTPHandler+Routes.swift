@@ -16,118 +16,101 @@ extension FanfareHTTPHandler {
             self.preflight(context: context, request: request)
             return
         }
+        let match = RouteTable.match(segments)
         switch self.role {
         case .all:
             break
-        case .api where segments == ["metrics"]:
+        case .api where match?.entries.first?.route == .metrics:
             self.respond(context: context, request: request, .error(HTTPError(.notFound, "no such route")))
             return
         case .api:
             break
-        case .operations where segments == ["metrics"] || segments == ["healthz"] || segments == ["readyz"]:
+        case .operations where match?.entries.first?.operations == true:
             break
         case .operations:
             let error = HTTPError(.notFound, "this address serves only /metrics, /healthz and /readyz")
             self.respond(context: context, request: request, .error(error))
             return
         }
-        switch segments {
-        case ["api", "sse", "subscribe", segments.last ?? ""] where segments.count == 4:
-            self.requireMethod(.GET, context: context, request: request) {
-                self.startStream(context: context, request: request, clientID: segments[3])
-            }
-        case ["api", "notifications", "stream"], ["api", "events"]:
-            self.requireMethod(.GET, context: context, request: request) {
-                self.startStream(context: context, request: request, clientID: request.query["clientId"])
-            }
-        case ["api", "sse", "notify"]:
-            self.requireMethod(.POST, context: context, request: request) {
-                self.notify(context: context, request: request)
-            }
-        case ["api", "sse", "metrics"]:
-            self.requireMethod(.GET, context: context, request: request) {
-                self.respondAsync(context: context, request: request) { [node] in
-                    try await node.authenticator.authorizeAdmin(request)
-                    return try await Self.clusterMetrics(node)
-                }
-            }
-        case ["api", "sse", "clients"]:
-            self.requireMethod(.GET, context: context, request: request) {
-                self.respondAsync(context: context, request: request) { [node] in
-                    try await node.authenticator.authorizeAdmin(request)
-                    return try await Self.clients(node)
-                }
-            }
-        case ["api", "sse", "clients", segments.last ?? ""] where segments.count == 4:
-            let id = segments[3]
-            self.requireMethod(.GET, context: context, request: request) {
-                self.respondAsync(context: context, request: request) { [node] in
-                    try await node.authenticator.authorizeAdmin(request)
-                    return try await Self.client(node, id: id)
-                }
-            }
-        case ["openapi.json"]:
-            self.requireMethod(.GET, context: context, request: request) {
-                self.respond(context: context, request: request, OpenAPIDocument.response)
-            }
-        case ["metrics"]:
-            self.requireMethod(.GET, context: context, request: request) {
-                guard case .all = self.role else {
-                    // The operations address is private by where it listens.
-                    self.respond(context: context, request: request, self.prometheus())
-                    return
-                }
-                // On the public port the metrics (client counts, refusals) need the admin
-                // credential, like the cluster's counts.
-                let node = self.node
-                self.runTask(context: context) { try await node.authenticator.authorizeAdmin(request) }
-                    .assumeIsolated().whenComplete { result in
-                        switch result {
-                        case .success: self.respond(context: context, request: request, self.prometheus())
-                        case .failure(let error): self.refuse(context: context, request: request, error)
-                        }
-                    }
-            }
-        case ["healthz"]:
-            self.requireMethod(.GET, context: context, request: request) {
-                self.respond(context: context, request: request, .answer(.ok, HealthAnswer()))
-            }
-        case ["readyz"]:
-            self.requireMethod(.GET, context: context, request: request) {
-                let readiness = self.readiness()
-                self.respond(
-                    context: context,
-                    request: request,
-                    .answer(readiness.ready ? .ok : .serviceUnavailable, readiness)
-                )
-            }
-        default:
-            if let page = BrowserPages.response(for: segments.joined(separator: "/")) {
-                self.requireMethod(.GET, context: context, request: request) {
-                    self.respond(context: context, request: request, page)
-                }
-                return
-            }
+        guard let match else {
             self.respond(context: context, request: request, .error(HTTPError(.notFound, "no such route")))
+            return
         }
-    }
-
-    private func requireMethod(
-        _ method: HTTPMethod,
-        context: ChannelHandlerContext,
-        request: HTTPRequest,
-        _ body: () -> Void
-    ) {
-        guard request.method == method else {
+        guard let entry = match.entry(for: request.method) else {
+            let allowed = (match.methods.map { "\($0)" } + ["OPTIONS"]).joined(separator: ", ")
             let error = HTTPError(
                 .methodNotAllowed,
-                "use \(method) for this route",
-                headers: ["Allow": "\(method), OPTIONS"]
+                "use \(match.methods.map { "\($0)" }.joined(separator: " or ")) for this route",
+                headers: ["Allow": allowed]
             )
             self.respond(context: context, request: request, .error(error))
             return
         }
-        body()
+        self.serve(entry.route, parameter: match.parameter, segments: segments, context: context, request: request)
+    }
+
+    /// Answers a request whose route and method matched.
+    private func serve(
+        _ route: Route,
+        parameter: String?,
+        segments: [String],
+        context: ChannelHandlerContext,
+        request: HTTPRequest
+    ) {
+        switch route {
+        case .subscribe:
+            self.startStream(context: context, request: request, clientID: parameter)
+        case .stream:
+            self.startStream(context: context, request: request, clientID: request.query["clientId"])
+        case .notify:
+            self.notify(context: context, request: request)
+        case .clusterMetrics:
+            self.respondAsync(context: context, request: request) { [node] in
+                try await node.authenticator.authorizeAdmin(request)
+                return try await Self.clusterMetrics(node)
+            }
+        case .clients:
+            self.respondAsync(context: context, request: request) { [node] in
+                try await node.authenticator.authorizeAdmin(request)
+                return try await Self.clients(node)
+            }
+        case .client:
+            let id = parameter ?? ""
+            self.respondAsync(context: context, request: request) { [node] in
+                try await node.authenticator.authorizeAdmin(request)
+                return try await Self.client(node, id: id)
+            }
+        case .openAPI:
+            self.respond(context: context, request: request, OpenAPIDocument.response)
+        case .metrics:
+            guard case .all = self.role else {
+                // The operations address is private by where it listens.
+                self.respond(context: context, request: request, self.prometheus())
+                return
+            }
+            // On the public port the metrics (client counts, refusals) need the admin
+            // credential, like the cluster's counts.
+            let node = self.node
+            self.runTask(context: context) { try await node.authenticator.authorizeAdmin(request) }
+                .assumeIsolated().whenComplete { result in
+                    switch result {
+                    case .success: self.respond(context: context, request: request, self.prometheus())
+                    case .failure(let error): self.refuse(context: context, request: request, error)
+                    }
+                }
+        case .healthz:
+            self.respond(context: context, request: request, .answer(.ok, HealthAnswer()))
+        case .readyz:
+            let readiness = self.readiness()
+            self.respond(
+                context: context,
+                request: request,
+                .answer(readiness.ready ? .ok : .serviceUnavailable, readiness)
+            )
+        case .page:
+            let page = BrowserPages.response(for: segments.joined(separator: "/"))
+            self.respond(context: context, request: request, page ?? .error(HTTPError(.notFound, "no such route")))
+        }
     }
 
     private func preflight(context: ChannelHandlerContext, request: HTTPRequest) {

@@ -35,7 +35,7 @@ extension FanfareHTTPHandler {
         // waits in `.responding` meanwhile.
         let grant = self.runTask(context: context) { try await authenticator.grant(for: request) }
         grant.assumeIsolated().whenComplete { result in
-            guard case .responding = self.state else { return }
+            guard self.machine.isResponding else { return }
             switch result {
             case .success(let grant):
                 self.admitStream(context: context, request: request, requested: requested, grant: grant)
@@ -104,8 +104,7 @@ extension FanfareHTTPHandler {
     ) {
         guard let place = self.heldPlace else { return }
         self.heldPlace = nil
-        self.state = .streaming
-        self.dropQueued(context: context)
+        self.becameStream(context: context)
         // From here on the connection speaks raw SSE: the HTTP codec and this handler leave
         // the pipeline (their state is most of an idle connection's memory) and the stream's
         // own handler takes over, with the stream's place under the limits.
