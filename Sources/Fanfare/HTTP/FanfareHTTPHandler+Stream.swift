@@ -111,18 +111,10 @@ extension FanfareHTTPHandler {
         let pipeline = context.pipeline.syncOperations
         pipeline.removeHandler(name: Self.encoderName, promise: nil)
         pipeline.removeHandler(name: Self.decoderName, promise: nil)
-        var head = ByteBuffer()
-        head.writeStaticString("HTTP/1.1 200 OK\r\n")
-        head.writeStaticString("Content-Type: text/event-stream; charset=utf-8\r\n")
-        head.writeStaticString("Cache-Control: no-cache, no-transform\r\n")
-        head.writeStaticString("Connection: keep-alive\r\n")
-        head.writeStaticString("X-Accel-Buffering: no\r\n")
-        for (name, value) in self.node.cors.headers(origin: request.headers.first(name: "origin")) {
-            head.writeString("\(name): \(value)\r\n")
-        }
-        head.writeStaticString("\r\n")
-        var retry = ControlFrame.retry(milliseconds: self.node.configuration.retryMilliseconds)
-        head.writeBuffer(&retry)
+        let head = SSEResponseHead.bytes(
+            extraHeaders: self.node.cors.headers(origin: request.headers.first(name: "origin")),
+            retryMilliseconds: self.node.configuration.retryMilliseconds
+        )
         context.writeAndFlush(NIOAny(head), promise: nil)
 
         // A resume: the header wins over the query parameter (EventSource sends the header).
