@@ -182,25 +182,30 @@ struct RedisFunctionsIntegrationTests {
     @Test func theHeadsOfManyChannelsComeInOneBatchEvenAfterTheLibraryWasLost() async throws {
         let server = try await RedisServerProcess()
         defer { server.stop() }
+        let loop = MultiThreadedEventLoopGroup.singleton.next()
         let bus = RedisEventBus(
             configuration: server.configuration,
             names: self.names,
             policy: self.policy,
-            eventLoop: MultiThreadedEventLoopGroup.singleton.next(),
+            eventLoop: loop,
             logger: Logger(label: "test")
         )
-        let first = try await bus.publish(PublishRequest(channel: "a", event: "x", data: "1"))
-        let second = try await bus.publish(PublishRequest(channel: "a", event: "x", data: "2"))
-        let other = try await bus.publish(PublishRequest(channel: "b", event: "x", data: "1"))
+        let first = try await bus.publish(PublishRequest(channel: "a", event: "x", data: "1"), on: loop)
+        let second = try await bus.publish(PublishRequest(channel: "a", event: "x", data: "2"), on: loop)
+        let other = try await bus.publish(PublishRequest(channel: "b", event: "x", data: "1"), on: loop)
         #expect(first.position < second.position)
         let channels = ["a", "never", "b", "a"]
-        #expect(try await bus.heads(of: channels) == [second.position, .zero, other.position, second.position])
-        #expect(try await bus.heads(of: []) == [])
+        #expect(
+            try await bus.heads(of: channels, on: loop) == [second.position, .zero, other.position, second.position]
+        )
+        #expect(try await bus.heads(of: [], on: loop) == [])
 
         // Redis lost the library (a restart without it): the batch loads it and answers.
         let admin = try await self.connect(server)
         _ = try await admin.send("FUNCTION", "FLUSH")
-        #expect(try await bus.heads(of: channels) == [second.position, .zero, other.position, second.position])
+        #expect(
+            try await bus.heads(of: channels, on: loop) == [second.position, .zero, other.position, second.position]
+        )
         await admin.close()
         await bus.shutdown()
     }

@@ -64,7 +64,8 @@ final class EmbeddedEventBus: EventBus {
 
     func publishProbe(_ channel: String, sequence: UInt64) async throws {}
 
-    func publish(_ request: PublishRequest) async throws -> PublishResult {
+    /// In process there are no connections: every loop publishes the same way.
+    func publish(_ request: PublishRequest, on eventLoop: any EventLoop) async throws -> PublishResult {
         let body = try EventFrame.body(event: request.event, data: request.data)
         let policy = self.policy
         // Positions are assigned and events delivered under one lock, so delivery follows
@@ -108,7 +109,7 @@ final class EmbeddedEventBus: EventBus {
         }
     }
 
-    func heads(of channels: [String]) async throws -> [StreamPosition] {
+    func heads(of channels: [String], on eventLoop: any EventLoop) async throws -> [StreamPosition] {
         let policy = self.policy
         let now = WallClock.milliseconds()
         return self.state.withLock { state in
@@ -120,7 +121,8 @@ final class EmbeddedEventBus: EventBus {
         _ name: String,
         after position: StreamPosition,
         limit: Int,
-        maxBytes: Int
+        maxBytes: Int,
+        on eventLoop: any EventLoop
     ) async throws -> HistoryPage {
         let policy = self.policy
         return self.state.withLock { state in

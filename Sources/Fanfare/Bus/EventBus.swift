@@ -30,19 +30,31 @@ protocol EventBus: Sendable {
     func subscribe(_ channels: [String]) -> EventLoopFuture<Void>
     /// Unsubscribes the node from `channels`.
     func unsubscribe(_ channels: [String])
+    // Every call names the caller's event loop: a Redis bus sends on that loop's own
+    // connections, so the reply is read where the caller waits for it.
+
     /// Publishes one event; fails (never drops silently) when it cannot be stored, and
     /// says whether it may have happened anyway.
-    func publish(_ request: PublishRequest) async throws -> PublishResult
+    func publish(_ request: PublishRequest, on eventLoop: any EventLoop) async throws -> PublishResult
     /// Publishes events in order, each on its own (a batch is not one transaction): one
     /// result per request, each as ``publish(_:)`` would have answered it.
-    func publish(batch requests: [PublishRequest]) async -> [Result<PublishResult, FanfareError>]
+    func publish(
+        batch requests: [PublishRequest],
+        on eventLoop: any EventLoop
+    ) async -> [Result<PublishResult, FanfareError>]
     /// The newest position of each of `channels`, in order (``StreamPosition/zero`` for
     /// one without history).
-    func heads(of channels: [String]) async throws -> [StreamPosition]
+    func heads(of channels: [String], on eventLoop: any EventLoop) async throws -> [StreamPosition]
     /// Up to `limit` events of `channel` after `position`, or why there are none. The page
     /// stops before an event that would take its bodies past `maxBytes` (its first event
     /// always comes), so a page of large events stays small.
-    func read(_ channel: String, after position: StreamPosition, limit: Int, maxBytes: Int) async throws -> HistoryPage
+    func read(
+        _ channel: String,
+        after position: StreamPosition,
+        limit: Int,
+        maxBytes: Int,
+        on eventLoop: any EventLoop
+    ) async throws -> HistoryPage
     /// Whether publishes can currently succeed.
     var isReady: Bool { get }
     /// The channels node `node`'s delivery check probes now: one per server the node's
@@ -56,12 +68,15 @@ protocol EventBus: Sendable {
 
 extension EventBus {
     /// One publish after the other.
-    func publish(batch requests: [PublishRequest]) async -> [Result<PublishResult, FanfareError>] {
+    func publish(
+        batch requests: [PublishRequest],
+        on eventLoop: any EventLoop
+    ) async -> [Result<PublishResult, FanfareError>] {
         var results: [Result<PublishResult, FanfareError>] = []
         results.reserveCapacity(requests.count)
         for request in requests {
             do {
-                results.append(.success(try await self.publish(request)))
+                results.append(.success(try await self.publish(request, on: eventLoop)))
             } catch let error as FanfareError {
                 results.append(.failure(error))
             } catch {

@@ -5,10 +5,10 @@ internal import NIOCore
 extension RedisEventBus {
     /// One key per call (each channel's slot on its own, ready for Redis Cluster), all
     /// of them pipelined in one round trip.
-    func heads(of channels: [String]) async throws -> [StreamPosition] {
+    func heads(of channels: [String], on eventLoop: any EventLoop) async throws -> [StreamPosition] {
         guard !channels.isEmpty else { return [] }
         let function = RESPArgument(self.names.function("head"))
-        let client = self.client
+        let client = self.lane(on: eventLoop).client
         let commands = channels.map { channel in
             RedisClient.Command(
                 "FCALL",
@@ -42,7 +42,8 @@ extension RedisEventBus {
         _ channel: String,
         after position: StreamPosition,
         limit: Int,
-        maxBytes: Int
+        maxBytes: Int,
+        on eventLoop: any EventLoop
     ) async throws -> HistoryPage {
         let reply: RESPValue
         do {
@@ -50,7 +51,8 @@ extension RedisEventBus {
                 "read",
                 keys: [RESPArgument(self.names.history(channel))],
                 slot: self.slot(channel),
-                arguments: [RESPArgument(position.description), RESPArgument(limit), RESPArgument(maxBytes)]
+                arguments: [RESPArgument(position.description), RESPArgument(limit), RESPArgument(maxBytes)],
+                on: eventLoop
             )
         } catch {
             throw FanfareError(.unavailable, "Redis is unavailable; history cannot be read", underlying: error)

@@ -4,8 +4,8 @@ internal import NIOCore
 /// Publishing: one call of the library per event (or per run of one channel's events),
 /// on the caller's loop's connections, acknowledged by replicas when asked.
 extension RedisEventBus {
-    func publish(_ request: PublishRequest) async throws -> PublishResult {
-        let lane = self.currentLane
+    func publish(_ request: PublishRequest, on eventLoop: any EventLoop) async throws -> PublishResult {
+        let lane = self.lane(on: eventLoop)
         let call = self.publishCall(request)
         let slot = self.slot(request.channel)
         var sent: (reply: RESPValue, acknowledged: RESPValue?)
@@ -65,8 +65,11 @@ extension RedisEventBus {
     /// and the replies are read in order. Consecutive events of one channel without an
     /// idempotency key go in one call of `<prefix>_publish_batch` (one slot, one read of
     /// the channel's head for all of them); the others in one `<prefix>_publish` each.
-    func publish(batch requests: [PublishRequest]) async -> [Result<PublishResult, FanfareError>] {
-        let lane = self.currentLane
+    func publish(
+        batch requests: [PublishRequest],
+        on eventLoop: any EventLoop
+    ) async -> [Result<PublishResult, FanfareError>] {
+        let lane = self.lane(on: eventLoop)
         let client = lane.replicated?.client ?? lane.client
         var spans: [Range<Int>] = []
         var calls: [RedisClient.Command] = []
@@ -140,7 +143,7 @@ extension RedisEventBus {
                 try await self.ensureLibraryEverywhere(client)
                 for index in retry {
                     do {
-                        results[index] = .success(try await self.publish(requests[index]))
+                        results[index] = .success(try await self.publish(requests[index], on: eventLoop))
                     } catch {
                         results[index] = .failure(Self.fanfareError(error))
                     }

@@ -95,12 +95,9 @@ final class RedisEventBus: EventBus {
 
     private let library: RedisFunctionLibrary
 
-    /// The lane of the calling thread's loop, or the bus loop's.
-    var currentLane: Lane {
-        if let loop = MultiThreadedEventLoopGroup.currentEventLoop, let lane = self.lanes[ObjectIdentifier(loop)] {
-            return lane
-        }
-        return self.busLane
+    /// The lane of `eventLoop` (the caller's), or the bus loop's for a loop without one.
+    func lane(on eventLoop: any EventLoop) -> Lane {
+        self.lanes[ObjectIdentifier(eventLoop)] ?? self.busLane
     }
 
     var busLane: Lane {
@@ -108,8 +105,8 @@ final class RedisEventBus: EventBus {
         self.lanes[ObjectIdentifier(self.eventLoop)].unsafelyUnwrapped
     }
 
-    /// The commands of the caller's loop.
-    var client: RedisClient { self.currentLane.client }
+    /// The bus's own loop (its subscriber's, the registry's and the delivery check's).
+    var busLoop: any EventLoop { self.eventLoop }
 
     /// The slot of a channel's keys (its history, pub/sub channel and idempotency keys).
     func slot(_ channel: String) -> Int { RedisClusterSlot.of(self.names.history(channel)) }
@@ -131,9 +128,10 @@ extension RedisEventBus {
         _ function: String,
         keys: [RESPArgument],
         slot: Int,
-        arguments: [RESPArgument] = []
+        arguments: [RESPArgument] = [],
+        on eventLoop: any EventLoop
     ) async throws -> RESPValue {
-        let client = self.client
+        let client = self.lane(on: eventLoop).client
         let call = [RESPArgument(self.names.function(function)), RESPArgument(keys.count)] + keys + arguments
         do {
             return try await client.send("FCALL", arguments: call, slot: slot)
@@ -312,7 +310,8 @@ extension RedisEventBus {
             "publish",
             keys: [RESPArgument(self.names.history(channel))],
             slot: self.slot(channel),
-            arguments: ["probe", RESPArgument("\(sequence)")]
+            arguments: ["probe", RESPArgument("\(sequence)")],
+            on: self.eventLoop
         )
     }
 

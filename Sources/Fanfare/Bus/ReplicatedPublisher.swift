@@ -21,6 +21,8 @@ final class ReplicatedPublisher: Sendable {
     let client: RedisClient
     private let wait: (command: String, arguments: [RESPArgument])
     private let machine: NIOLoopBoundBox<GroupCommitStateMachine<Entry>>
+    /// Runs each group's task on the connections' loop, where the replies are read.
+    private let executor: EventLoopTaskExecutor
 
     /// - Parameters:
     ///   - client: connections used for these publishes only.
@@ -30,6 +32,7 @@ final class ReplicatedPublisher: Sendable {
         self.client = client
         self.wait = ("WAIT", [RESPArgument(replicas), RESPArgument(Int(timeout.nanoseconds / 1_000_000))])
         self.machine = .makeBoxSendingValue(GroupCommitStateMachine(limit: limit), eventLoop: client.eventLoop)
+        self.executor = EventLoopTaskExecutor(client.eventLoop)
     }
 
     var eventLoop: any EventLoop { self.client.eventLoop }
@@ -68,8 +71,9 @@ final class ReplicatedPublisher: Sendable {
     private func send(group: [Entry]) {
         let client = self.client
         let wait = self.wait
-        // From the loop into the client's async pipeline: the task is the bridge.
-        Task {
+        // From the loop into the client's async pipeline: the task is the bridge, on the
+        // same loop.
+        Task(executorPreference: self.executor) {
             let replies = await client.replies(to: group.flatMap(\.commands), trailer: wait)
             self.eventLoop.execute {
                 var start = replies.startIndex

@@ -8,6 +8,8 @@ extension FanfareHTTPHandler {
     func notify(context: ChannelHandlerContext, request: HTTPRequest) {
         let node = self.node
         let address = self.clientAddress(context: context, request: request)
+        // Publishes go out on this connection's loop, where its answer is written.
+        let loop = context.eventLoop
         self.respondAsync(context: context, request: request) {
             // The credential first: a caller without one learns nothing about the body.
             let identity = try await node.authenticator.authorizePublish(request, address: address)
@@ -20,7 +22,8 @@ extension FanfareHTTPHandler {
                 return try await Self.publishBatch(
                     try NotifyTarget.batch(body: request.body),
                     node: node,
-                    identity: identity
+                    identity: identity,
+                    on: loop
                 )
             }
             let target = try NotifyTarget(body: request.body)
@@ -30,7 +33,7 @@ extension FanfareHTTPHandler {
             }
             func publish() async throws -> PublishResult {
                 do {
-                    return try await node.bus.publish(target.request)
+                    return try await node.bus.publish(target.request, on: loop)
                 } catch {
                     node.metrics.publishFailures.increment()
                     throw error
@@ -67,7 +70,8 @@ extension FanfareHTTPHandler {
     private static func publishBatch(
         _ targets: [NotifyTarget],
         node: NodeContext,
-        identity: String
+        identity: String,
+        on loop: any EventLoop
     ) async throws -> HTTPResponse {
         guard node.publishLimiter.allow(identity, count: targets.count) else {
             node.metrics.refused(.publishRate)
@@ -91,10 +95,10 @@ extension FanfareHTTPHandler {
         }
         let results: [Result<PublishResult, FanfareError>]
         if unknown.isEmpty {
-            results = await node.bus.publish(batch: targets.map(\.request))
+            results = await node.bus.publish(batch: targets.map(\.request), on: loop)
         } else {
             async let counts = Self.connections(on: unknown, registry: node.registry)
-            results = await node.bus.publish(batch: targets.map(\.request))
+            results = await node.bus.publish(batch: targets.map(\.request), on: loop)
             connections.merge(await counts) { $1 }
         }
         var answers: [NotifyAnswer] = []

@@ -37,6 +37,9 @@ final class DeliveryCheck: Service, Sendable {
     private let settings: Settings
     private let busStarted: AsyncSignal<Void>
     private let eventLoop: any EventLoop
+    /// Runs the check's tasks (a probe's publish, the registry read before a hand-over) on
+    /// its loop, the bus's.
+    private let executor: EventLoopTaskExecutor
     private let machine: NIOLoopBoundBox<DeliveryCheckStateMachine>
     private let timer: NIOLoopBoundBox<Scheduled<Void>?>
 
@@ -61,6 +64,7 @@ final class DeliveryCheck: Service, Sendable {
         self.settings = settings
         self.busStarted = busStarted
         self.eventLoop = eventLoop
+        self.executor = EventLoopTaskExecutor(eventLoop)
         self.logger = logger
         let milliseconds = { (amount: TimeAmount) in amount.nanoseconds / 1_000_000 }
         self.machine = .makeBoxSendingValue(
@@ -140,7 +144,7 @@ final class DeliveryCheck: Service, Sendable {
                 let bus = self.bus
                 let logger = self.logger
                 // From the loop's timer into the bus's async publish: the task is the bridge.
-                Task {
+                Task(executorPreference: self.executor) {
                     do {
                         try await bus.publishProbe(channel, sequence: sequence)
                     } catch {
@@ -177,7 +181,7 @@ final class DeliveryCheck: Service, Sendable {
         let registry = self.registry
         let nodeID = self.nodeID
         // From the loop's timer into the registry's async read: the task is the bridge.
-        Task {
+        Task(executorPreference: self.executor) {
             let peers: [String]
             do {
                 peers = try await registry.snapshot().nodes.filter { $0.id != nodeID && $0.delivering != false }

@@ -301,7 +301,8 @@ final class BusHub {
         self.heads = []
         guard !heads.isEmpty else { return }
         let bus = self.bus
-        self.run({ try await bus.heads(of: heads.map(\.channel)) }) { result in
+        let loop = self.busLoop
+        self.run({ try await bus.heads(of: heads.map(\.channel), on: loop) }) { result in
             switch result {
             case .success(let positions):
                 for (head, position) in zip(heads, positions) {
@@ -320,8 +321,9 @@ final class BusHub {
 
     /// Reads a page of `channel`'s history and hands it to the machine.
     private func readHistory(_ channel: String, after: StreamPosition, generation: Int) {
-        let (bus, pageSize, pageBytes) = (self.bus, self.pageSize, self.pageBytes)
-        self.run({ try await bus.read(channel, after: after, limit: pageSize, maxBytes: pageBytes) }) { result in
+        let (bus, pageSize, pageBytes, loop) = (self.bus, self.pageSize, self.pageBytes, self.busLoop)
+        self.run({ try await bus.read(channel, after: after, limit: pageSize, maxBytes: pageBytes, on: loop) }) {
+            result in
             switch result {
             case .success(let page):
                 if page.status != .ok {

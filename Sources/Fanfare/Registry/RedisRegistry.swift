@@ -60,7 +60,8 @@ final class RedisRegistry: ClusterRegistry {
                 "heartbeat",
                 keys: self.rowKeys,
                 slot: self.bus.registrySlot,
-                arguments: arguments
+                arguments: arguments,
+                on: self.bus.busLoop
             )
             if full { self.countsLost.withLock { $0 = false } }
         } catch {
@@ -139,7 +140,8 @@ final class RedisRegistry: ClusterRegistry {
             "leave",
             keys: self.rowKeys,
             slot: self.bus.registrySlot,
-            arguments: [RESPArgument(self.identity.id)]
+            arguments: [RESPArgument(self.identity.id)],
+            on: self.bus.busLoop
         )
     }
 
@@ -149,7 +151,9 @@ final class RedisRegistry: ClusterRegistry {
                 function,
                 keys: [RESPArgument(self.names.nodes)],
                 slot: self.bus.registrySlot,
-                arguments: arguments
+                arguments: arguments,
+                // The registry's commands go on the bus loop's connection, wherever asked.
+                on: self.bus.busLoop
             )
         } catch {
             throw FanfareError(.unavailable, "Redis is unavailable; cluster counts cannot be read", underlying: error)

@@ -314,11 +314,14 @@ final class SSEStreamHandler: ChannelInboundHandler {
             max(1, self.node.configuration.slowConsumerBytes / 4)
         )
         let executor = self.node.taskExecutors.executor(for: context.eventLoop)
-        let promise = context.eventLoop.makePromise(of: HistoryPage.self)
+        let loop = context.eventLoop
+        let promise = loop.makePromise(of: HistoryPage.self)
         // From the loop into the bus's async read: the task is the bridge; it runs on this loop.
         Task(executorPreference: executor) {
             do {
-                promise.succeed(try await bus.read(channel, after: read.after, limit: limit, maxBytes: maxBytes))
+                promise.succeed(
+                    try await bus.read(channel, after: read.after, limit: limit, maxBytes: maxBytes, on: loop)
+                )
             } catch {
                 promise.fail(error)
             }
