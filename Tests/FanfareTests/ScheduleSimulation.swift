@@ -22,7 +22,7 @@ struct ScheduleSimulation {
     }
 
     /// One channel's history in the simulated Redis.
-    private struct History {
+    struct History {
         var events: [BusEvent] = []
         /// The newest position ever given (Redis keeps it when trimming empties the stream).
         var last = StreamPosition.zero
@@ -30,12 +30,12 @@ struct ScheduleSimulation {
     }
 
     /// What travels on the subscriber's connection, in order.
-    private enum Push {
+    enum Push {
         case message(BusEvent)
         case acknowledged([String], generation: Int)
     }
 
-    private final class Stream {
+    final class Stream {
         let id = StreamID.next()
         let channels: [String]
         var machine: StreamStateMachine
@@ -61,35 +61,35 @@ struct ScheduleSimulation {
     }
 
     let seed: UInt64
-    private var random: SplitMix
-    private let channels = ["a", "b", "c"]
-    private let bufferLimit: Int
-    private let pageSize: Int
-    private let historyLimit: Int
-    private var node: ChannelSubscriptions
-    private var histories: [String: History] = [:]
-    private var clock: UInt64 = 1
+    var random: SplitMix
+    let channels = ["a", "b", "c"]
+    let bufferLimit: Int
+    let pageSize: Int
+    let historyLimit: Int
+    var node: ChannelSubscriptions
+    var histories: [String: History] = [:]
+    var clock: UInt64 = 1
     /// The simulated Redis: channels the node's connection is subscribed to.
-    private var subscribed = Set<String>()
-    private var connected: Bool
-    private var everConnected: Bool
-    private var pushes: [Push] = []
-    private var heads: [(String, Int)] = []
-    private var nodeReads: [(String, StreamPosition, Int)] = []
-    private var items: [NodeHub.Item] = []
+    var subscribed = Set<String>()
+    var connected: Bool
+    var everConnected: Bool
+    var pushes: [Push] = []
+    var heads: [(String, Int)] = []
+    var nodeReads: [(String, StreamPosition, Int)] = []
+    var items: [NodeHub.Item] = []
     /// Open streams, in the order they opened (a dictionary's order would change with the
     /// process's hash seed, and the schedule with it).
-    private var streams: [Stream] = []
-    private var pendingMark = 0
+    var streams: [Stream] = []
+    var pendingMark = 0
     /// Cursors of streams gone, for others to resume with (as from another node).
-    private var cursors: [[UInt32: StreamPosition]] = []
-    private var step = 0
-    private(set) var checks = 0
+    var cursors: [[UInt32: StreamPosition]] = []
+    var step = 0
+    var checks = 0
     /// What happened last, for a failure's message (with FANFARE_SCHEDULE_TRACE set).
-    private var trace: [String] = []
-    private let tracing = ProcessInfo.processInfo.environment["FANFARE_SCHEDULE_TRACE"] != nil
+    var trace: [String] = []
+    let tracing = ProcessInfo.processInfo.environment["FANFARE_SCHEDULE_TRACE"] != nil
 
-    private mutating func note(_ text: @autoclosure () -> String) {
+    mutating func note(_ text: @autoclosure () -> String) {
         guard self.tracing else { return }
         self.trace.append("\(self.step): \(text())")
         if self.trace.count > 400 { self.trace.removeFirst() }
@@ -123,7 +123,7 @@ struct ScheduleSimulation {
 
     // MARK: Steps
 
-    private mutating func randomStep() throws {
+    mutating func randomStep() throws {
         let roll = Int.random(in: 0..<100, using: &self.random)
         self.note("roll \(roll)")
         switch roll {
@@ -143,11 +143,11 @@ struct ScheduleSimulation {
         }
     }
 
-    private mutating func pick<T>(_ values: [T]) -> T {
+    mutating func pick<T>(_ values: [T]) -> T {
         values[Int.random(in: 0..<values.count, using: &self.random)]
     }
 
-    private mutating func publish(_ channel: String) throws {
+    mutating func publish(_ channel: String) throws {
         self.note("publish \(channel)")
         var history = self.histories[channel] ?? History()
         self.clock += 1
@@ -166,7 +166,7 @@ struct ScheduleSimulation {
         if self.connected, self.subscribed.contains(channel) { self.pushes.append(.message(event)) }
     }
 
-    private mutating func trim(_ channel: String) {
+    mutating func trim(_ channel: String) {
         guard var history = self.histories[channel], !history.events.isEmpty else { return }
         self.note("trim \(channel)")
         history.events.removeFirst(Int.random(in: 1...history.events.count, using: &self.random))
@@ -174,12 +174,12 @@ struct ScheduleSimulation {
     }
 
     /// The channel's history expires (or Redis lost it): it starts over from nothing.
-    private mutating func expire(_ channel: String) {
+    mutating func expire(_ channel: String) {
         self.note("expire \(channel)")
         self.histories[channel] = History()
     }
 
-    private mutating func drop() {
+    mutating func drop() {
         guard self.connected else { return }
         self.note("drop")
         self.connected = false
@@ -187,7 +187,7 @@ struct ScheduleSimulation {
         self.pushes.removeAll()
     }
 
-    private mutating func reconnect() throws {
+    mutating func reconnect() throws {
         guard !self.connected else { return }
         self.connected = true
         if self.everConnected {
@@ -198,12 +198,12 @@ struct ScheduleSimulation {
         }
     }
 
-    private mutating func checkPending() throws {
+    mutating func checkPending() throws {
         try self.perform(self.node.failPending(since: self.pendingMark))
         self.pendingMark = self.node.generation
     }
 
-    private mutating func deliverPush() throws {
+    mutating func deliverPush() throws {
         guard !self.pushes.isEmpty else { return }
         switch self.pushes.removeFirst() {
         case .message(let event): try self.perform(self.node.received(event))
@@ -212,13 +212,13 @@ struct ScheduleSimulation {
         }
     }
 
-    private mutating func answerHead() throws {
+    mutating func answerHead() throws {
         guard !self.heads.isEmpty else { return }
         let (channel, generation) = self.heads.remove(at: Int.random(in: 0..<self.heads.count, using: &self.random))
         try self.perform(self.node.headRead(channel, head: self.head(channel), generation: generation))
     }
 
-    private mutating func answerNodeRead() throws {
+    mutating func answerNodeRead() throws {
         guard !self.nodeReads.isEmpty else { return }
         let index = Int.random(in: 0..<self.nodeReads.count, using: &self.random)
         let (channel, after, generation) = self.nodeReads.remove(at: index)
@@ -234,7 +234,7 @@ struct ScheduleSimulation {
         try self.perform(self.node.historyRead(channel, page: page, generation: generation))
     }
 
-    private mutating func answerStreamRead() throws {
+    mutating func answerStreamRead() throws {
         let waiting = self.streams.filter { $0.read != nil }
         guard !waiting.isEmpty else { return }
         let stream = self.pick(waiting)
@@ -247,7 +247,7 @@ struct ScheduleSimulation {
         try self.observe(stream.machine.read(page, index: read.index), stream)
     }
 
-    private mutating func openStream() throws {
+    mutating func openStream() throws {
         var channels = self.channels.filter { _ in Bool.random(using: &self.random) }
         if channels.isEmpty { channels = [self.pick(self.channels)] }
         var resume = StreamStateMachine.Resume.none
@@ -276,18 +276,18 @@ struct ScheduleSimulation {
         try self.perform(self.node.join(stream.id, channels: channels))
     }
 
-    private mutating func closeStream() throws {
+    mutating func closeStream() throws {
         guard !self.streams.isEmpty else { return }
         let stream = self.pick(self.streams)
         self.note("close \(stream.id)")
         try self.remove(stream.id)
     }
 
-    private func stream(_ id: StreamID) -> Stream? {
+    func stream(_ id: StreamID) -> Stream? {
         self.streams.first { $0.id == id }
     }
 
-    private mutating func remove(_ id: StreamID) throws {
+    mutating func remove(_ id: StreamID) throws {
         guard let index = self.streams.firstIndex(where: { $0.id == id }) else { return }
         let stream = self.streams.remove(at: index)
         if stream.connected {
@@ -301,7 +301,7 @@ struct ScheduleSimulation {
 
     // MARK: The node's actions and the loops' items
 
-    private mutating func perform(_ actions: [ChannelSubscriptions.Action]) throws {
+    mutating func perform(_ actions: [ChannelSubscriptions.Action]) throws {
         for action in actions {
             self.note("node: \(action)")
             switch action {
@@ -328,7 +328,7 @@ struct ScheduleSimulation {
         }
     }
 
-    private mutating func applyItem() throws {
+    mutating func applyItem() throws {
         guard !self.items.isEmpty else { return }
         switch self.items.removeFirst() {
         case .event(let event):
@@ -355,152 +355,5 @@ struct ScheduleSimulation {
                 )
             }
         }
-    }
-
-    // MARK: What the streams write, checked
-
-    private mutating func observe(_ outputs: [StreamStateMachine.Output], _ stream: Stream) throws {
-        for output in outputs {
-            self.note("\(stream.id) \(stream.channels): \(output)")
-            switch output {
-            case .connected(let cursor):
-                guard !stream.connected else { throw self.failure("__connected written twice") }
-                stream.connected = true
-                stream.seen = cursor.positions
-                stream.delivered = stream.channels.map { _ in [] }
-            case .event(let event, let cursor):
-                guard let index = stream.channels.firstIndex(of: event.channel) else {
-                    throw self.failure("an event of \(event.channel) on a stream without it")
-                }
-                try self.saw(event, in: stream, index: index)
-                guard cursor.positions == stream.seen else {
-                    throw self.failure("a replayed event's id is not the stream's position")
-                }
-            case .reset(let channels, let reason, let cursor):
-                guard stream.connected else { throw self.failure("__reset before __connected") }
-                for (index, channel) in stream.channels.enumerated()
-                where channels.contains(channel) && reason == .trimmed && cursor.positions[index] <= stream.seen[index]
-                {
-                    throw self.failure(
-                        "a trimmed reset moved \(channel) back from \(stream.seen[index]) to \(cursor.positions[index])"
-                    )
-                }
-                // Only the channels named may move: to where the reset says.
-                for (index, channel) in stream.channels.enumerated() where !channels.contains(channel) {
-                    guard cursor.positions[index] == stream.seen[index] else {
-                        throw self.failure("a reset moved \(channel), which it did not name")
-                    }
-                }
-                stream.seen = cursor.positions
-            case .read(let index, let after):
-                stream.read = (index, after)
-            }
-        }
-    }
-
-    /// Writes `event` of channel `index`: it must follow on from what the client saw there
-    /// (its predecessor is the client's position), or else something was lost without a
-    /// `__reset` naming the channel; and it must be newer (no repeat, no reordering).
-    private mutating func saw(_ event: BusEvent, in stream: Stream, index: Int) throws {
-        self.checks += 1
-        guard stream.connected else { throw self.failure("an event before __connected") }
-        self.note("\(stream.id) writes \(event.channel) \(event.position) after \(event.predecessor)")
-        let position = stream.seen[index]
-        guard event.position > position else {
-            throw self.failure("\(event.channel) \(event.position) again or out of order after \(position)")
-        }
-        guard event.predecessor == position else {
-            throw self.failure(
-                "\(event.channel): \(event.position) follows \(event.predecessor), the client had \(position): lost without a reset"
-            )
-        }
-        guard stream.delivered[index].insert(event.position).inserted else {
-            throw self.failure("\(event.channel) \(event.position) written twice")
-        }
-        stream.seen[index] = event.position
-    }
-
-    private func checkBounds() throws {
-        // Each channel of a stream keeps at most the bound of live events while it catches
-        // up; the node likewise.
-        for stream in self.streams
-        where stream.machine.bufferedEventCount > self.bufferLimit * stream.channels.count {
-            throw self.failure("a stream holds \(stream.machine.bufferedEventCount) live events")
-        }
-        guard self.node.largestBuffer <= self.bufferLimit else {
-            throw self.failure("the node holds \(self.node.largestBuffer) live events for one channel")
-        }
-    }
-
-    /// Answers everything, with the subscriber connected, until nothing is left to do.
-    private mutating func settle() throws {
-        try self.reconnect()
-        var rounds = 0
-        while !(self.pushes.isEmpty && self.heads.isEmpty && self.nodeReads.isEmpty && self.items.isEmpty
-            && !self.streams.contains(where: { $0.read != nil }))
-        {
-            rounds += 1
-            guard rounds < 100_000 else {
-                throw self.failure(
-                    "the node does not settle: \(self.pushes.count) pushes, \(self.heads.count) head reads, \(self.nodeReads) node reads, \(self.items.count) items, \(self.streams.filter { $0.read != nil }.map { "\($0.channels) \($0.read!) seen \($0.seen) \($0.machine)" }) stream reads; histories \(self.histories.mapValues { "\($0.last) \($0.events.map(\.position))" })"
-                )
-            }
-            if !self.pushes.isEmpty { try self.deliverPush() }
-            if !self.heads.isEmpty { try self.answerHead() }
-            if !self.nodeReads.isEmpty {
-                let (channel, after, generation) = self.nodeReads.removeFirst()
-                let page = self.page(channel, after: after)
-                self.note(
-                    "node read \(channel) after \(after): \(page.status) head \(page.head) \(page.events.map(\.position)) preds \(page.events.map(\.predecessor))"
-                )
-                try self.perform(self.node.historyRead(channel, page: page, generation: generation))
-            }
-            if !self.items.isEmpty { try self.applyItem() }
-            try self.answerStreamRead()
-        }
-    }
-
-    /// Settled, every stream is attached and at every channel's newest position.
-    private func checkCaughtUp() throws {
-        for stream in self.streams {
-            guard stream.connected else {
-                throw self.failure(
-                    "a stream on \(stream.channels) was never attached; node: \(self.node); attached: \(stream.attached) pending pushes \(self.pushes.count) connected \(self.connected) subscribed \(self.subscribed)"
-                )
-            }
-            for (index, channel) in stream.channels.enumerated() where stream.seen[index] != self.head(channel) {
-                throw self.failure(
-                    "a stream is at \(stream.seen[index]) on \(channel), whose head is \(self.head(channel))"
-                )
-            }
-        }
-    }
-
-    // MARK: The simulated Redis
-
-    private func head(_ channel: String) -> StreamPosition {
-        guard let history = self.histories[channel], history.exists else { return .zero }
-        return history.last
-    }
-
-    /// What `<prefix>_read` answers.
-    private func page(_ channel: String, after: StreamPosition) -> HistoryPage {
-        guard let history = self.histories[channel], history.exists else {
-            return HistoryPage(status: after == .zero ? .ok : .gone, head: .zero, events: [])
-        }
-        if after > history.last { return HistoryPage(status: .unknown, head: history.last, events: []) }
-        if after == history.last { return HistoryPage(status: .ok, head: history.last, events: []) }
-        let events = Array(history.events.filter { $0.position > after }.prefix(self.pageSize))
-        let first = events.first?.predecessor
-        let status: HistoryPage.Status = first == after ? .ok : first == .zero ? .gone : .trimmed
-        return HistoryPage(status: status, head: history.last, events: events)
-    }
-
-    private func failure(_ message: String) -> Failure {
-        Failure(
-            seed: self.seed,
-            step: self.step,
-            message: message + (self.tracing ? "\n" + self.trace.joined(separator: "\n") : "")
-        )
     }
 }

@@ -11,8 +11,8 @@ import Testing
 /// loads it, called in a real Redis.
 @Suite(.enabled(if: RedisServerProcess.enabled), .timeLimit(.minutes(1)))
 struct RedisFunctionsIntegrationTests {
-    private let names = RedisNames(prefix: "lua\(UInt32.random(in: 0...UInt32.max))")
-    private let policy = HistoryPolicy(
+    let names = RedisNames(prefix: "lua\(UInt32.random(in: 0...UInt32.max))")
+    let policy = HistoryPolicy(
         maxLength: 3,
         maxAgeMilliseconds: 0,
         idleExpiryMilliseconds: 60_000,
@@ -21,7 +21,7 @@ struct RedisFunctionsIntegrationTests {
 
     /// A connection to `server`, with the library loaded under `policy` (the suite's own
     /// short history by default).
-    private func connect(_ server: RedisServerProcess, policy: HistoryPolicy? = nil) async throws -> RedisConnection {
+    func connect(_ server: RedisServerProcess, policy: HistoryPolicy? = nil) async throws -> RedisConnection {
         let connection = try await RedisConnection.connect(
             configuration: server.configuration,
             eventLoop: MultiThreadedEventLoopGroup.singleton.next(),
@@ -38,7 +38,7 @@ struct RedisFunctionsIntegrationTests {
     }
 
     /// A history policy that keeps `maxLength` events (no age limit).
-    private static func keeping(_ maxLength: Int, idleMilliseconds: Int64 = 60_000) -> HistoryPolicy {
+    static func keeping(_ maxLength: Int, idleMilliseconds: Int64 = 60_000) -> HistoryPolicy {
         HistoryPolicy(
             maxLength: maxLength,
             maxAgeMilliseconds: 0,
@@ -47,7 +47,7 @@ struct RedisFunctionsIntegrationTests {
         )
     }
 
-    private func call(
+    func call(
         _ connection: RedisConnection,
         _ function: String,
         keys: [String],
@@ -391,67 +391,5 @@ struct RedisFunctionsIntegrationTests {
         let one = try await self.call(longer, "read", keys: [long], ["0-0", "100", "1"])
         #expect(one.array?.last?.array?.count == 1)
         await longer.close()
-    }
-
-    /// The nodes' own channels (`__…`, the delivery probe) keep a short history.
-    @Test func aNodesOwnChannelKeepsAShortHistory() async throws {
-        let server = try await RedisServerProcess()
-        defer { server.stop() }
-        let connection = try await self.connect(server, policy: Self.keeping(5_000, idleMilliseconds: 600_000))
-        let probe = self.names.history("__probe.node-1")
-        for index in 0..<300 { _ = try await self.call(connection, "publish", keys: [probe], ["probe", "\(index)"]) }
-        #expect((try await connection.send("XLEN", RESPArgument(probe)).int ?? 0) < 200)
-        let ttl = try await connection.send("PTTL", RESPArgument(probe)).int ?? -1
-        #expect(ttl > 0 && ttl <= 60_000)
-        await connection.close()
-    }
-
-    /// The ACL the README gives a service that only publishes: it publishes (alone, with
-    /// an idempotency key, in batches) and can do nothing else, neither call the registry's
-    /// functions nor touch keys outside the channels' histories and idempotency keys.
-    @Test func aPublishingServicesACLPublishesAndNothingElse() async throws {
-        let server = try await RedisServerProcess()
-        defer { server.stop() }
-        let admin = try await self.connect(server)
-        let prefix = self.names.prefix
-        let rules = [
-            "on", ">pub-secret-1", "resetkeys", "~\(prefix):h:*", "~\(prefix):i:*", "resetchannels", "&\(prefix):c:*",
-            "-@all", "+fcall|\(prefix)_publish", "+fcall|\(prefix)_publish_batch", "+xrevrange", "+exists",
-            "+xinfo|stream", "+xadd", "+publish", "+spublish", "+xtrim", "+pexpire", "+get", "+set",
-        ]
-        _ = try await admin.send("ACL", arguments: ["SETUSER", "publisher"] + rules.map { RESPArgument($0) })
-        var configuration = server.configuration
-        configuration.username = "publisher"
-        configuration.password = "pub-secret-1"
-        let publisher = try await RedisConnection.connect(
-            configuration: configuration,
-            eventLoop: MultiThreadedEventLoopGroup.singleton.next(),
-            logger: Logger(label: "test")
-        )
-        let history = self.names.history("orders")
-        let key = self.names.idempotency("orders", key: "k1")
-        #expect(try await self.call(publisher, "publish", keys: [history], ["created", "1"]).array?.count == 3)
-        #expect(try await self.call(publisher, "publish", keys: [history, key], ["created", "2"]).array?.count == 3)
-        #expect(
-            try await self.call(publisher, "publish", keys: [history, key], ["created", "2"]).array?.last == .integer(1)
-        )
-        #expect(
-            try await self.call(publisher, "publish_batch", keys: [history], ["a", "3", "b", "4"]).array?.count == 3
-        )
-        let names = self.names
-        for (function, keys, arguments) in [
-            ("leave", [names.nodes, names.nodeInfo("n1"), names.nodeCounts("n1")], ["n1"]),
-            ("heartbeat", [names.nodes, names.nodeInfo("n1"), names.nodeCounts("n1")], ["n1", "5000", "{}", "0"]),
-            ("read", [history], ["0-0", "10"]),
-            ("publish", [names.nodes], ["e", "d"]),
-        ] {
-            await #expect(throws: RedisClientError.self, "\(function)") {
-                try await self.call(publisher, function, keys: keys, arguments)
-            }
-        }
-        await #expect(throws: RedisClientError.self) { try await publisher.send("DEL", RESPArgument(history)) }
-        #expect(try await admin.send("XLEN", RESPArgument(history)).int == 4)
-        await publisher.close()
-        await admin.close()
     }
 }
