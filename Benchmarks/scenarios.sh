@@ -18,6 +18,11 @@
 # most 256 events outstanding, so latency stays in tens of milliseconds: throughput at a
 # latency a user accepts. Every throughput figure comes with its p99.
 #
+# `paced` publishes at a fixed 200 events/s to 1,000 subscribers (an open loop: the rate
+# does not wait for deliveries), the load where holding each turn's events a few
+# milliseconds (`NODE_OPTIONS="--event-loops 1 --write-delay-ms 5"`) puts several events
+# in one write; compare it with the default.
+#
 # `shards` runs `spread` (each publish reaches one stream of 1,000 channels) twice: the two
 # nodes on the one Redis, then on a Redis Cluster of three primaries (no replicas), with
 # the Redis CPU per publish summed over the servers.
@@ -234,6 +239,10 @@ scenario() {
     bounded)
         run bounded "1,000 subscribers, broadcast flat out for 10 s, 16 publishes in flight, at most 256 events outstanding" \
             --connections 1000 --events 1000000 --seconds 10 --window 256 --publishers 16 --settle-seconds 1
+        ;;
+    paced)
+        run paced "1,000 subscribers at 200 events/s (open loop): what write coalescing (--write-delay-ms) buys" \
+            --connections 1000 --events 2000 --rate 200 --publishers 16 --paced-publishers 16 --settle-seconds 1
         ;;
     spread-bounded)
         run spread-bounded "1,000 subscribers on 1,000 channels, flat out for 10 s, at most 256 events outstanding" \

@@ -97,7 +97,7 @@ extension LoadGenerator {
             }
         } else {
             try await withThrowingTaskGroup(of: (Int, Int).self) { tasks in
-                let lanes = self.rate > 0 ? 1 : self.publishers
+                let lanes = self.rate > 0 ? min(max(1, self.pacedPublishers), max(1, self.publishers)) : self.publishers
                 for lane in 0..<lanes {
                     tasks.addTask {
                         var failed = 0

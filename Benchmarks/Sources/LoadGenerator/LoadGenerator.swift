@@ -44,6 +44,14 @@ struct LoadGenerator: AsyncParsableCommand {
     @Option(help: "Publishes in flight when flat out.")
     var publishers = 8
 
+    @Option(
+        help: """
+            With --rate: publishes that may be in flight at once (1: each waits for the one before). \
+            More make the rate an open loop, as independent publishing services are.
+            """
+    )
+    var pacedPublishers = 1
+
     @Option(help: "Padding bytes in each payload.")
     var payloadBytes = 64
 
