@@ -88,6 +88,42 @@ import Testing
         try await group.shutdownGracefully()
     }
 
+    /// A channel's list holds one stream inline and many in an array: streams that join
+    /// and leave in any order, through one, many and back, leave exactly the others
+    /// attached, each getting the channel's events once.
+    @Test func streamsLeavingInAnyOrderLeaveExactlyTheOthers() async throws {
+        let (node, group) = try await TestNode.context()
+        let loop = EmbeddedEventLoop()
+        let hub = LocalHub(eventLoop: loop)
+        let clients = try self.clients(Array(repeating: ["t"], count: 5), node: node, loop: loop)
+        for client in clients {
+            hub.add(client.stream)
+            hub.apply([.attach(client.stream.id, client.stream.channels.map { _ in Events.position(0) })])
+            _ = try self.written(client)
+        }
+        var present = Array(clients.indices)
+        var n = 1
+        for leaving in [2, 0, 4, 1] {
+            hub.remove(clients[leaving].stream)
+            present.removeAll { $0 == leaving }
+            hub.apply([self.event(n, "t")])
+            for (index, client) in clients.enumerated() {
+                let writes = try self.written(client)
+                if present.contains(index) {
+                    #expect(writes.count == 1 && writes[0].contains("data: \(n)"), "client \(index): \(writes)")
+                } else {
+                    #expect(writes.isEmpty, "client \(index) left but got \(writes)")
+                }
+            }
+            n += 1
+        }
+        // The last one leaves: nobody is on the channel, and nothing is written.
+        hub.remove(clients[3].stream)
+        hub.apply([self.event(n, "t")])
+        for client in clients { #expect(try self.written(client).isEmpty) }
+        try await group.shutdownGracefully()
+    }
+
     @Test func aBurstOnOneChannelIsOneWritePerStream() async throws {
         let (node, group) = try await TestNode.context()
         let loop = EmbeddedEventLoop()

@@ -10,16 +10,10 @@ internal import NIOCore
 final class LocalHub {
     let eventLoop: any EventLoop
 
-    /// An attached stream on a channel, and the channel's place among the stream's channels.
-    private struct Member {
-        let stream: SSEStreamHandler
-        let index: Int
-    }
-
     /// Attached streams per channel in a dense array (fast to walk); each stream remembers
     /// its slot in every list, so removal is a swap with the last element.
     // Loop-confined and never accessed re-entrantly: no dynamic exclusivity checks.
-    @exclusivity(unchecked) private var members: [String: ContiguousArray<Member>] = [:]
+    @exclusivity(unchecked) private var members: [String: MemberList] = [:]
     /// Every stream of the loop, attached or still waiting.
     private var streams: [StreamID: SSEStreamHandler] = [:]
     @exclusivity(unchecked) private var toFlush: [SSEStreamHandler] = []
@@ -49,7 +43,7 @@ final class LocalHub {
         for (index, channel) in stream.channels.enumerated() {
             guard var list = self.members.removeValue(forKey: channel) else { continue }
             let slot = Int(stream.slots[index])
-            let last = list.removeLast()
+            guard let last = list.removeLast() else { continue }
             if last.stream !== stream {
                 list[slot] = last
                 last.stream.slots[last.index] = Int32(slot)
@@ -93,15 +87,22 @@ final class LocalHub {
             case .attach(let id, let positions):
                 guard let stream = self.streams[id], !stream.isAttached else { continue }
                 for (index, channel) in stream.channels.enumerated() {
-                    stream.slots[index] = Int32(self.members[channel, default: []].count)
-                    self.members[channel, default: []].append(Member(stream: stream, index: index))
+                    let member = Member(stream: stream, index: index)
+                    if var list = self.members.removeValue(forKey: channel) {
+                        stream.slots[index] = Int32(list.count)
+                        list.append(member)
+                        self.members[channel] = list
+                    } else {
+                        stream.slots[index] = 0
+                        self.members[channel] = .one(member)
+                    }
                 }
                 stream.isAttached = true
                 if stream.attached(positions) { self.markForFlush(stream) }
             case .fail(let id):
                 self.streams[id]?.close(.unavailable, retryMilliseconds: nil)
             case .reset(let channel, let status, let position, let from):
-                for member in self.members[channel] ?? []
+                for member in self.members[channel] ?? .empty
                 where member.stream.nodeReset(index: member.index, status: status, position: position, from: from) {
                     self.markForFlush(member.stream)
                 }
@@ -141,3 +142,73 @@ final class LocalHub {
 
 @available(*, unavailable)
 extension LocalHub: Sendable {}
+
+extension LocalHub {
+    /// An attached stream on a channel, and the channel's place among the stream's channels.
+    struct Member {
+        let stream: SSEStreamHandler
+        let index: Int
+    }
+
+    /// A channel's attached streams on one loop: one held inline (a client's own channel has
+    /// one stream, and most channels are clients' own), or a dense array (fast to walk).
+    enum MemberList: RandomAccessCollection {
+        case one(Member)
+        case many(ContiguousArray<Member>)
+
+        /// No stream (for walking a channel that has none).
+        static var empty: MemberList { .many([]) }
+
+        var startIndex: Int { 0 }
+
+        var endIndex: Int {
+            switch self {
+            case .one: 1
+            case .many(let members): members.count
+            }
+        }
+
+        subscript(position: Int) -> Member {
+            get {
+                switch self {
+                case .one(let member): member
+                case .many(let members): members[position]
+                }
+            }
+            set {
+                switch self {
+                case .one: self = .one(newValue)
+                case .many(var members):
+                    self = .empty
+                    members[position] = newValue
+                    self = .many(members)
+                }
+            }
+        }
+
+        mutating func append(_ member: Member) {
+            switch self {
+            case .one(let first): self = .many([first, member])
+            case .many(var members):
+                self = .empty  // so the array is uniquely held and grows in place
+                members.append(member)
+                self = .many(members)
+            }
+        }
+
+        /// Removes the last stream and returns it; `nil` (and no change) when there was none.
+        /// A list left empty is `empty`.
+        mutating func removeLast() -> Member? {
+            switch self {
+            case .one(let member):
+                self = .empty
+                return member
+            case .many(var members):
+                self = .empty
+                let last = members.popLast()
+                self = members.count == 1 ? .one(members[0]) : .many(members)
+                return last
+            }
+        }
+    }
+}
