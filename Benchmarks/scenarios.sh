@@ -5,6 +5,8 @@
 #   Benchmarks/scenarios.sh [scenario ...]                      (default: all but compare, streams)
 #   PEER=nchan Benchmarks/scenarios.sh [scenario ...]           the same against nchan
 #   RUNS=3 Benchmarks/scenarios.sh compare                      both side by side, with ratios
+#   BEFORE_BINARY=/tmp/old/fanfare RUNS=2 Benchmarks/scenarios.sh compare
+#                                                               and an older build of the node beside them
 #   FANFARE_BINARY=../old/.build/release/fanfare Benchmarks/scenarios.sh flat
 #                                                               another build of the node (before/after)
 #   PERF=1 Benchmarks/scenarios.sh bounded                      with the servers' syscalls and context
@@ -199,7 +201,7 @@ run() {
         kill -INT "$perf_pid"; wait "$perf_pid" 2>/dev/null || true
         perf_report "$workdir/perf" "$workdir/last"
     fi
-    sed -n "s/^result: /$peer $label /p" "$workdir/last" >>"$workdir/results"
+    sed -n "s/^result: /${tag:-$peer} $label /p" "$workdir/last" >>"$workdir/results"
     stop_servers
 }
 
@@ -346,15 +348,16 @@ streams() {
 
 # Both peers in turn, RUNS times, then the floor; medians and ratios.
 compare() {
-    local round which
+    local round which current=$fanfare
     : >"$workdir/results"
     for round in $(seq "${RUNS:-3}"); do
-        for which in fanfare nchan; do
-            peer=$which
+        for which in fanfare nchan ${BEFORE_BINARY:+before}; do
+            peer=$which tag=$which fanfare=$current
+            if [[ $which == before ]]; then peer=fanfare fanfare=$BEFORE_BINARY; fi
             for name in idle latency flat bounded fanout spread spread-bounded; do scenario "$name"; done
         done
     done
-    peer=fanfare
+    peer=fanfare tag=fanfare fanfare=$current
     scenario batch
     scenario floor
     python3 - "$workdir/results" "$workdir/last" <<'PY'
@@ -382,6 +385,7 @@ table = [
     ("fanout", "latency_p99_ms", "same: publish→receive p99 (ms)"),
     ("fanout", "missing", "same: deliveries missing"),
     ("spread", "events_per_s", "1,000 subscribers on 1,000 channels, flat out: publishes/s"),
+    ("spread", "servers_us_per_publish", "same: CPU per publish, servers + Redis, user + system (µs)"),
     ("spread", "node_us_per_publish", "same: server CPU per publish (µs)"),
     ("spread", "redis_us_per_publish", "same: Redis CPU per publish (µs)"),
     ("spread", "latency_p99_ms", "same: publish→receive p99 (ms)"),
@@ -398,13 +402,28 @@ def show(value):
     return f"{value:,.0f}" if abs(value) >= 100 else f"{value:.2f}"
 print()
 print(f"== side by side, medians of {max((len(v) for r in rows.values() for v in r.values()), default=0)} runs")
-print(f"| scenario | nchan | Fanfare | Fanfare / nchan |")
-print(f"|---|---|---|---|")
+before_runs = any("before" in peers for peers in rows.values())
+if before_runs:
+    print("| scenario | nchan | Fanfare before | Fanfare | Fanfare / nchan | Fanfare / before |")
+    print("|---|---|---|---|---|---|")
+else:
+    print("| scenario | nchan | Fanfare | Fanfare / nchan |")
+    print("|---|---|---|---|")
 for label, key, text in table:
     values = rows.get((label, key), {})
     fanfare, nchan = median(values.get("fanfare", [])), median(values.get("nchan", []))
     ratio = f"{fanfare / nchan:.2f}" if fanfare is not None and nchan else "–"
-    print(f"| {text} | {show(nchan)} | {show(fanfare)} | {ratio} |")
+    if before_runs:
+        before = median(values.get("before", []))
+        change = f"{fanfare / before:.2f}" if fanfare is not None and before else "–"
+        print(f"| {text} | {show(nchan)} | {show(before)} | {show(fanfare)} | {ratio} | {change} |")
+    else:
+        print(f"| {text} | {show(nchan)} | {show(fanfare)} | {ratio} |")
+print()
+print("every run (scenario key: values per server, in run order):")
+for (label, key), peers in sorted(rows.items()):
+    if any(key == k and label == l for l, k, _ in table):
+        print(f"  {label} {key}: " + "; ".join(f"{p} " + ", ".join(show(v) for v in vs) for p, vs in sorted(peers.items())))
 print()
 print("floor (no server, same sitting):")
 for line in floor.splitlines():
