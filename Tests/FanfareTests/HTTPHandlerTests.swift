@@ -99,6 +99,33 @@ import Testing
         try await group.shutdownGracefully()
     }
 
+    /// Counts the flushes that reach the socket.
+    private final class FlushCounter: ChannelOutboundHandler {
+        typealias OutboundIn = Any
+        var flushes = 0
+
+        func flush(context: ChannelHandlerContext) {
+            self.flushes += 1
+            context.flush()
+        }
+    }
+
+    @Test func pipelinedAnswersOfOneReadGoOutInOneFlush() async throws {
+        let (node, group) = try await Self.context()
+        let connection = try Connection(node)
+        let counter = FlushCounter()
+        try connection.channel.pipeline.syncOperations.addHandler(counter, position: .first)
+        let request = "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
+        let answers = try connection.send(String(repeating: request, count: 3))
+        #expect(answers.map(\.status) == [200, 200, 200])
+        #expect(counter.flushes == 1)
+        // One request per read: one flush each.
+        _ = try connection.send(request)
+        #expect(counter.flushes == 2)
+        _ = try connection.channel.finish()
+        try await group.shutdownGracefully()
+    }
+
     @Test func aStreamLeavesOnlyItsOwnHandlerInThePipeline() async throws {
         let (node, group) = try await Self.context()
         let connection = try Connection(node)

@@ -129,6 +129,32 @@ struct StreamResponseTests {
         await harness.stop()
     }
 
+    /// `--write-delay-ms` holds a turn's events that long before they are written (so that
+    /// more go out in one write); every event arrives, in order.
+    @Test func aWriteDelayHoldsEventsAndLosesNone() async throws {
+        let harness = try await NodeHarness(nodes: 1, embedded: true) { $0.writeDelay = .milliseconds(100) }
+        let stream = try await RawStream(harness.urls[0], "/api/sse/subscribe/held")
+        try await stream.waitUntil("__connected") { $0.contains { $0.contains("event: __connected") } }
+        let published = ContinuousClock.now
+        for index in 1...3 {
+            let answer = try await TestHTTPClient.request(
+                "POST",
+                harness.urls[0] + "/api/sse/notify",
+                body: #"{"clientId":"held","event":"e","payload":{"n":\#(index)}}"#
+            )
+            #expect(answer.status == 200, "\(answer.body)")
+        }
+        try await stream.waitUntil("three events") { $0.filter { $0.contains("event: e") }.count == 3 }
+        // The timer cannot fire early: nothing was written before the delay had passed.
+        #expect(ContinuousClock.now - published >= .milliseconds(100))
+        let order = stream.frames.filter { $0.contains("event: e") }.compactMap { frame in
+            (1...3).first { frame.contains("\"n\":\($0)") }
+        }
+        #expect(order == [1, 2, 3])
+        await stream.close()
+        await harness.stop()
+    }
+
     /// `?lastEventId=` resumes like the header (for clients that cannot set headers), and
     /// the header wins when both are given (EventSource sends it on its own reconnects).
     @Test func aResumeThroughTheQueryReplaysAndTheHeaderWins() async throws {

@@ -35,6 +35,10 @@ final class FanfareHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
     /// Closes a connection that is slow to send its request headers, or idle too long
     /// between requests.
     private var headerTimer: Scheduled<Void>?
+    /// Between a socket read's first request part and its end: answers given meanwhile
+    /// (pipelined requests answered at once) go out in one flush when the read ends.
+    private var inRead = false
+    private var flushPending = false
 
     /// Sets up a new connection's pipeline: the HTTP/1.1 codec (with the node's header
     /// limits) and this handler.
@@ -75,6 +79,7 @@ final class FanfareHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
     func handlerRemoved(context: ChannelHandlerContext) {
         self.headerTimer?.cancel()
         self.headerTimer = nil
+        self.flushIfPending(context: context)
     }
 
     /// Starts (or restarts) the wait for the next request's headers or, once they are in,
@@ -90,7 +95,20 @@ final class FanfareHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        self.inRead = true
         self.perform(self.machine.read(Self.unwrapInboundIn(data)), context: context)
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        self.inRead = false
+        self.flushIfPending(context: context)
+        context.fireChannelReadComplete()
+    }
+
+    private func flushIfPending(context: ChannelHandlerContext) {
+        guard self.flushPending else { return }
+        self.flushPending = false
+        context.flush()
     }
 
     func channelInactive(context: ChannelHandlerContext) {
@@ -161,7 +179,14 @@ final class FanfareHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
         context.write(Self.wrapOutboundOut(.head(head)), promise: nil)
         context.write(Self.wrapOutboundOut(.body(.byteBuffer(body))), promise: nil)
         if keepAlive {
-            context.writeAndFlush(Self.wrapOutboundOut(.end(nil)), promise: nil)
+            context.write(Self.wrapOutboundOut(.end(nil)), promise: nil)
+            // Answered while a read is handled: flushed with the read's other answers at its
+            // end. Answered later (after an await): flushed now.
+            if self.inRead {
+                self.flushPending = true
+            } else {
+                context.flush()
+            }
         } else {
             context.writeAndFlush(Self.wrapOutboundOut(.end(nil))).assumeIsolated().whenComplete { _ in
                 context.close(promise: nil)

@@ -177,9 +177,22 @@ final class BusHub {
         }
         if !self.staged.isEmpty, !self.stagedFlush {
             self.stagedFlush = true
-            self.atEndOfTurn {
-                $0.stagedFlush = false
-                $0.dispatchStaged()
+            if self.writeDelay > .zero {
+                // Write coalescing: what arrives meanwhile goes out in the same writes.
+                self.busLoop.assumeIsolated().scheduleTask(in: self.writeDelay) {
+                    self.stagedFlush = false
+                    self.dispatchStaged()
+                }
+            } else {
+                // Behind the turn's other work too: a publish whose answer was read in this
+                // turn is answered before the fan-out's writes. The publisher waits for its
+                // answer; the streams get their write a moment later either way.
+                self.atEndOfTurn {
+                    $0.atEndOfTurn {
+                        $0.stagedFlush = false
+                        $0.dispatchStaged()
+                    }
+                }
             }
         }
         if !self.commands.isEmpty, !self.commandsFlush {

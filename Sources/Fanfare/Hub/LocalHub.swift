@@ -77,12 +77,13 @@ final class LocalHub {
                 guard let list = self.members[first.channel] else { continue }
                 for link in self.run.links { self.record(link.position, deliveries: list.count, now: now) }
                 let isLast = position > lastEvent
-                for member in list where member.stream.enqueue(self.run, index: member.index, buffers: &self.buffers) {
-                    if isLast {
-                        member.stream.flushPending(recycling: &self.buffers)
-                    } else {
-                        self.markForFlush(member.stream)
-                    }
+                // The array walked directly (not through the list's subscript, which would
+                // look at the case for every stream).
+                switch list {
+                case .one(let member):
+                    self.deliverRun(to: member, isLast: isLast)
+                case .many(let members):
+                    for member in members { self.deliverRun(to: member, isLast: isLast) }
                 }
             case .attach(let id, let positions):
                 guard let stream = self.streams[id], !stream.isAttached else { continue }
@@ -112,6 +113,18 @@ final class LocalHub {
             stream.flushPending(recycling: &self.buffers)
         }
         self.toFlush.removeAll(keepingCapacity: true)
+    }
+
+    /// The current run to one stream: flushed at once after the batch's last run,
+    /// otherwise at the end of the batch.
+    @inline(__always)
+    private func deliverRun(to member: Member, isLast: Bool) {
+        guard member.stream.enqueue(self.run, index: member.index, buffers: &self.buffers) else { return }
+        if isLast {
+            member.stream.flushPending(recycling: &self.buffers)
+        } else {
+            self.markForFlush(member.stream)
+        }
     }
 
     private func markForFlush(_ stream: SSEStreamHandler) {
