@@ -192,14 +192,7 @@ final class NodeHub: Sendable {
     /// An event from the bus. On the bus's loop (the subscriber reads there) it is taken
     /// at once, and everything one loop turn brings goes out together.
     func receive(_ event: BusEvent) {
-        // Every event comes this way: on the bus's loop it is taken without making a
-        // closure for it (the embedded bus calls from the publisher's thread).
-        let core = self.core
-        if core.eventLoop.inEventLoop {
-            core.value.received(event)
-        } else {
-            core.eventLoop.execute { core.value.received(event) }
-        }
+        self.onBusLoop { $0.received(event) }
     }
 
     /// The bus's subscription was lost and came back: every channel catches up, or only
