@@ -62,15 +62,30 @@ redis_pid=
 nginx_pid=
 redis_pids=()
 
-# In order: nginx (no new requests), the nodes (they drain), then Redis.
+# Sends SIGTERM to the processes given and gives them up to $1 seconds to go, then SIGKILL.
+# It polls rather than using `wait PID`: bash 5.2, interrupted by Ctrl-C inside `wait`, can
+# lose a child's exit from its job table, and a later `wait` on that child blocks for ever.
+stop() {
+    local seconds=$1 pid alive tenth
+    shift
+    (($#)) || return 0
+    kill -TERM "$@" 2>/dev/null || true
+    for ((tenth = 0; tenth < seconds * 10; tenth++)); do
+        alive=0
+        for pid; do kill -0 "$pid" 2>/dev/null && alive=1; done
+        ((alive)) || return 0
+        sleep 0.1
+    done
+    kill -KILL "$@" 2>/dev/null || true
+}
+
+# In order: nginx (no new requests), the nodes (they drain, 10 s at most), then Redis.
 cleanup() {
     trap - EXIT INT TERM
-    [[ -n $nginx_pid ]] && kill -TERM "$nginx_pid" 2>/dev/null && wait "$nginx_pid" 2>/dev/null
-    for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-    wait "${pids[@]}" 2>/dev/null || true
-    [[ -n $redis_pid ]] && kill -TERM "$redis_pid" 2>/dev/null && wait "$redis_pid" 2>/dev/null
-    for pid in "${redis_pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-    wait "${redis_pids[@]}" 2>/dev/null || true
+    [[ -n $nginx_pid ]] && stop 5 "$nginx_pid"
+    stop 15 "${pids[@]}"
+    [[ -n $redis_pid ]] && stop 10 "$redis_pid"
+    stop 10 "${redis_pids[@]}"
     rm -rf "$workdir"
 }
 trap cleanup EXIT
