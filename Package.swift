@@ -82,6 +82,8 @@ let package = Package(
                 .embedInCode("Resources/fanfare.css"),
                 .embedInCode("Resources/client.js"),
                 .embedInCode("Resources/admin.js"),
+                // Clients/js/fanfare.js, through a link: the client is kept beside its tests.
+                .embedInCode("Resources/fanfare.js"),
             ],
             swiftSettings: swiftSettings
         ),

@@ -19,6 +19,9 @@ env PATH="$PWD/.venv/bin:/usr/local/bin:/usr/bin:/bin" scripts/check-deploy.sh
 echo "== resources"
 scripts/check-resources.sh
 
+echo "== javascript client (node's own test runner)"
+node --test Clients/js/test/
+
 echo "== build"
 swift build --build-tests -Xswiftc -warnings-as-errors --explicit-target-dependency-import-check error
 

@@ -8,13 +8,14 @@ import UnixSignals
 struct ServeCommand: AsyncParsableCommand, EnvironmentConfigurable {
     static let environment: [EnvironmentOption] = [
         .value("host"), .value("port"), .value("redis", variable: "FANFARE_REDIS_URL"), .value("node-id"),
-        .value("redis-prefix"), .value("heartbeat-seconds"), .value("slow-consumer-bytes"), .value("history-size"),
+        .value("redis-prefix"), .value("heartbeat-seconds"), .flag("heartbeat-event"), .value("slow-consumer-bytes"),
+        .value("history-size"),
         .value("history-seconds"), .value("history-idle-seconds"), .value("idempotency-seconds"),
         .value("replica-acks"), .value("replica-ack-timeout-ms"), .value("delivery-probe-ms"),
         .value("delivery-timeout-ms"), .value("delivery-handover-seconds"),
         .value("replay-cap"), .value("cors-origin", variable: "FANFARE_CORS_ORIGINS"), .value("event-loops"),
         .secret("jwt-secret"), .value("jwt-public-key"), .value("jwt-audience"),
-        .value("jwt-issuer"), .secret("publisher-key"), .secret("admin-key"),
+        .value("jwt-issuer"), .value("jwt-leeway-seconds"), .secret("publisher-key"), .secret("admin-key"),
         .value("token-cookie"), .flag("cors-credentials"), .value("max-connections-per-client"),
         .value("max-connections-per-ip"), .value("max-channels-per-stream"), .value("max-connections"),
         .value("publish-rate"),
@@ -53,6 +54,12 @@ struct ServeCommand: AsyncParsableCommand, EnvironmentConfigurable {
 
     @Option(help: "Heartbeat interval in seconds (at least 1).")
     var heartbeatSeconds = 15
+
+    @Flag(
+        help:
+            "Send heartbeats as an event named heartbeat (data {}), for clients that expect one, instead of a comment."
+    )
+    var heartbeatEvent = false
 
     @Option(help: "Close a stream whose unsent bytes exceed this (at least 4096).")
     var slowConsumerBytes = 1 << 20
@@ -116,6 +123,9 @@ struct ServeCommand: AsyncParsableCommand, EnvironmentConfigurable {
 
     @Option(help: "When set, a token's iss must be this issuer.")
     var jwtIssuer: String?
+
+    @Option(help: "Seconds a token is still accepted past its exp (and before its nbf), for clock skew; 0 to 300.")
+    var jwtLeewaySeconds = 10
 
     @Option(help: "Bearer key that may publish.")
     var publisherKey: String?
@@ -201,6 +211,7 @@ struct ServeCommand: AsyncParsableCommand, EnvironmentConfigurable {
         configuration.nodeID = self.nodeID ?? FanfareConfiguration.generatedNodeID()
         configuration.redisPrefix = self.redisPrefix
         configuration.heartbeatInterval = .seconds(saturating: self.heartbeatSeconds)
+        configuration.heartbeatAsEvent = self.heartbeatEvent
         configuration.slowConsumerBytes = self.slowConsumerBytes
         configuration.historyMaxLength = self.historySize
         configuration.historyMaxAgeSeconds = self.historySeconds
@@ -237,6 +248,7 @@ struct ServeCommand: AsyncParsableCommand, EnvironmentConfigurable {
         security.tokenCookie = self.tokenCookie
         security.audience = self.jwtAudience.flatMap { $0.isEmpty ? nil : $0 }
         security.issuer = self.jwtIssuer.flatMap { $0.isEmpty ? nil : $0 }
+        security.leewaySeconds = self.jwtLeewaySeconds
         security.corsAllowCredentials = self.corsCredentials
         configuration.security = security
 

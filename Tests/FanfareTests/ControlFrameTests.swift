@@ -49,7 +49,7 @@ import Testing
         #expect(String(buffer: ControlFrame.heartbeat(asEvent: false)) == ": heartbeat\n\n")
         #expect(self.parse(ControlFrame.heartbeat(asEvent: false)).events.isEmpty)
         let event = try #require(self.parse(ControlFrame.heartbeat(asEvent: true)).events.first)
-        #expect(event.event == "__heartbeat")
+        #expect(event.event == "heartbeat")
         #expect(event.data == "{}")
     }
 

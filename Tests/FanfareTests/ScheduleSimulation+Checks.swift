@@ -43,6 +43,8 @@ extension ScheduleSimulation {
                 stream.seen = cursor.positions
             case .read(let index, let after):
                 stream.read = (index, after)
+            case .end:
+                throw self.failure("an ordinary stream ended")
             }
         }
     }

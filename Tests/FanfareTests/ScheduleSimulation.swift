@@ -336,6 +336,7 @@ struct ScheduleSimulation {
                 guard let index = stream.channels.firstIndex(of: event.channel) else { continue }
                 switch stream.machine.live(event, index: index) {
                 case .write: try self.saw(event, in: stream, index: index)
+                case .end: throw self.failure("an ordinary stream ended")
                 case .none: break
                 case .read(let index, let after): stream.read = (index, after)
                 }

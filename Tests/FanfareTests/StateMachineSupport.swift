@@ -54,6 +54,7 @@ extension StreamStateMachine.Output {
         case .reset(let channels, let reason, let cursor):
             "reset \(channels) \(reason.rawValue) \(cursor.positions.map(\.milliseconds))"
         case .read(let index, let after): "read \(index) after \(after.milliseconds)"
+        case .end(let channel): "end \(channel)"
         }
     }
 }

@@ -121,10 +121,12 @@ actor TestStream {
     nonisolated let stream: TestHTTPClient.EventStream
     private var iterator: AsyncStream<ServerSentEvent>.AsyncIterator?
 
-    init(_ url: String, headers: [(String, String)] = []) async throws {
+    init(_ url: String, method: String = "GET", body: String? = nil, headers: [(String, String)] = []) async throws {
         let (events, continuation) = AsyncStream.makeStream(of: ServerSentEvent.self)
         self.iterator = events.makeAsyncIterator()
-        let stream = try await TestHTTPClient.stream(url, headers: headers) { continuation.yield($0) }
+        let stream = try await TestHTTPClient.stream(url, method: method, body: body, headers: headers) {
+            continuation.yield($0)
+        }
         self.stream = stream
         Task {
             await stream.waitUntilClosed()
@@ -142,7 +144,7 @@ actor TestStream {
         throw TestFailure("the stream ended")
     }
 
-    /// The next event that is not a node control event (`__connected`, `__heartbeat`).
+    /// The next event that is not a node control event (`__connected`, heartbeats).
     func next(includingControl: Bool = false) async throws -> ServerSentEvent {
         try await withDeadline("the next event") { try await self.take(includingControl: includingControl) }
     }

@@ -148,16 +148,18 @@ final class ResumingClient: Sendable {
     private let state = Mutex(State())
     private let task = Mutex<Task<Void, Never>?>(nil)
 
-    convenience init(clientID: String, baseURL: String, topics: [String] = []) {
-        self.init(clientID: clientID, baseURLs: [baseURL], topics: topics)
+    convenience init(clientID: String, baseURL: String, topics: [String] = [], post: Bool = false) {
+        self.init(clientID: clientID, baseURLs: [baseURL], topics: topics, post: post)
     }
 
-    init(clientID: String, baseURLs: [String], topics: [String] = []) {
+    /// - Parameter post: opens each stream as `fetch` does, with a POST whose JSON body holds
+    ///   the topics and, on a reconnect, the last id (no `Last-Event-ID` header).
+    init(clientID: String, baseURLs: [String], topics: [String] = [], post: Bool = false) {
         self.clientID = clientID
         self.channels = ["broadcast"] + topics
-        let query = topics.isEmpty ? "" : "?channels=" + topics.joined(separator: ",")
+        let query = topics.isEmpty || post ? "" : "?channels=" + topics.joined(separator: ",")
         let urls = baseURLs.map { $0 + "/api/sse/subscribe/\(clientID)" + query }
-        let task = Task { [self] in await self.run(urls: urls) }
+        let task = Task { [self] in await self.run(urls: urls, postTopics: post ? topics : nil) }
         self.task.withLock { $0 = task }
     }
 
@@ -166,15 +168,28 @@ final class ResumingClient: Sendable {
     var retriesAtClose: [Int] { self.state.withLock { $0.retriesAtClose } }
     var resets: Int { self.state.withLock { $0.resets } }
 
-    private func run(urls: [String]) async {
+    private func run(urls: [String], postTopics: [String]?) async {
         var attempt = 0
         while !self.state.withLock({ $0.stopped }) {
             let url = urls[attempt % urls.count]
             attempt += 1
             var headers: [(String, String)] = []
-            if let last = self.state.withLock({ $0.lastID }) { headers.append(("Last-Event-ID", last)) }
+            var body: String?
+            let last = self.state.withLock { $0.lastID }
+            if let topics = postTopics {
+                var fields = [#""channels":[\#(topics.map { "\"\($0)\"" }.joined(separator: ","))]"#]
+                if let last { fields.append(#""lastEventId":"\#(last)""#) }
+                body = "{" + fields.joined(separator: ",") + "}"
+            } else if let last {
+                headers.append(("Last-Event-ID", last))
+            }
             do {
-                let stream = try await TestHTTPClient.stream(url, headers: headers) { [self] event in
+                let stream = try await TestHTTPClient.stream(
+                    url,
+                    method: body == nil ? "GET" : "POST",
+                    body: body,
+                    headers: headers
+                ) { [self] event in
                     self.record(event)
                 }
                 let stopped = self.state.withLock { state in

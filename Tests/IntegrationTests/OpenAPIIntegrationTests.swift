@@ -43,15 +43,21 @@ struct OpenAPIIntegrationTests {
             let parts = route.split(separator: " ")
             let method = String(parts[0])
             let path = parts[1].replacingOccurrences(of: "{clientId}", with: "openapi-probe")
+                .replacingOccurrences(of: "{channel}", with: "openapi-run")
             let operation = try #require(paths[String(parts[1])]?[method.lowercased()] as? [String: Any])
             let responses = try #require(operation["responses"] as? [String: Any])
-            if path.hasPrefix("/api/sse/subscribe") || path == "/api/notifications/stream" || path == "/api/events" {
-                let stream = try await TestStream(url + path)
+            if path.hasPrefix("/api/sse/subscribe") || path.hasPrefix("/api/sse/runs/")
+                || path == "/api/notifications/stream" || path == "/api/events"
+            {
+                let stream = try await TestStream(url + path, method: method, body: method == "POST" ? "{}" : nil)
                 #expect(stream.stream.status == 200, "\(route)")
                 await stream.close()
                 continue
             }
-            let body = method == "POST" ? #"{"clientId":"openapi-probe","event":"probe"}"# : nil
+            let body =
+                path == "/api/sse/disconnect"
+                ? #"{"clientId":"openapi-probe"}"#
+                : method == "POST" ? #"{"clientId":"openapi-probe","event":"probe"}"# : nil
             let response = try await TestHTTPClient.request(method, url + path, body: body)
             #expect(responses["\(response.status)"] != nil, "\(route) answered \(response.status), not documented")
             #expect(response.status != 405, "\(route)")
@@ -87,7 +93,7 @@ struct OpenAPIIntegrationTests {
         let pid = try RedisServerProcess.spawn(
             [
                 schemathesis, "run", url + "/openapi.json", "--checks", "all",
-                "--exclude-path-regex", "^/api/(sse/subscribe/|notifications/stream|events)",
+                "--exclude-path-regex", "^/api/(sse/subscribe/|sse/runs/|notifications/stream|events)",
                 "--phases", "examples,coverage,fuzzing", "--max-examples", "25", "--max-time", "45",
                 "--seed", "20261122", "--request-timeout", "5", "--no-color", "--workers", "1", "--generation-database",
                 "none",

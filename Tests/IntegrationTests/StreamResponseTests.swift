@@ -115,7 +115,7 @@ struct StreamResponseTests {
             $0.heartbeatInterval = .milliseconds(200)
             $0.heartbeatAsEvent = asEvents
         }
-        let frame = asEvents ? "event: __heartbeat\ndata: {}" : ": heartbeat"
+        let frame = asEvents ? "event: heartbeat\ndata: {}" : ": heartbeat"
         // Taken before the stream opens: frames are read in the background, so a test task
         // that gets the CPU late must not start its clock after the first beats arrived.
         let started = ContinuousClock.now
@@ -124,7 +124,7 @@ struct StreamResponseTests {
         // One timer per loop beats every 200 ms: three take two intervals (less the timer's
         // slack), not a burst.
         #expect(ContinuousClock.now - started >= .milliseconds(300))
-        #expect(!stream.text.contains(asEvents ? ": heartbeat" : "__heartbeat"))
+        #expect(!stream.text.contains(asEvents ? "\n: heartbeat" : "event: heartbeat"))
         await stream.close()
         await harness.stop()
     }

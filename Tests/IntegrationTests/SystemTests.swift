@@ -108,6 +108,43 @@ struct SystemTests {
         cluster.stop()
     }
 
+    /// Clients that open their streams as `fetch` does (POST, parameters and last id in the
+    /// JSON body, no EventSource) through nginx: their node is SIGKILLed, they re-POST with
+    /// their last id and get every acknowledged event once, in order.
+    @Test func postOpenedStreamsResumeThroughNginxAfterTheirNodeIsKilled() async throws {
+        let cluster = try await Cluster(nodeArguments: ["--heartbeat-event", "--heartbeat-seconds", "1"])
+        let clients = (0..<12).map {
+            ResumingClient(clientID: "fetch-\($0)", baseURL: cluster.nginx.url, topics: ["feed"], post: true)
+        }
+        try await withDeadline("the POST clients to connect") {
+            for client in clients {
+                while client.nodes.isEmpty { try await Task.sleep(for: .milliseconds(20)) }
+            }
+        }
+        let victim = try #require(self.busiestNode(clients, of: cluster))
+        let victimsClients = clients.filter { $0.nodes.last == victim.id }
+        let publisher = IntervalPublisher(url: cluster.nginx.url, channels: ["feed", "broadcast"])
+        try await publisher.waitForAcknowledged(more: 10)
+        victim.kill(SIGKILL)
+        try await publisher.waitForAcknowledged(more: 30)
+        await publisher.stop()
+        try await self.expectDelivered(
+            publisher.acknowledged,
+            to: clients,
+            movedFrom: victim,
+            victimsClients: victimsClients
+        )
+        for client in clients { await client.stop() }
+        // `--heartbeat-event`: an idle stream gets `event: heartbeat`.
+        let alive = try #require(cluster.nodes.first { $0.id != victim.id })
+        let idle = try await TestStream(alive.url + "/api/sse/subscribe/idle")
+        _ = try await idle.connected()
+        let beat = try await idle.next(includingControl: true)
+        #expect(beat.event == "heartbeat" && beat.data == "{}", "\(beat)")
+        await idle.close()
+        cluster.stop()
+    }
+
     @Test func aTerminatedNodeDrainsTellsClientsToRetryAndExitsZero() async throws {
         // Rows outlive the test unless a node leaves: a row that is gone was removed.
         let cluster = try await Cluster(nodeArguments: [

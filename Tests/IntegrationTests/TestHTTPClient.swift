@@ -79,10 +79,13 @@ enum TestHTTPClient {
         return try await promise.futureResult.get()
     }
 
-    /// Opens an SSE stream; every parsed event goes to `onEvent` (on an event loop).
-    /// Returns once the response head arrived; close the returned channel to stop.
+    /// Opens an SSE stream (a GET, or a POST with a JSON `body`, as `fetch` opens one); every
+    /// parsed event goes to `onEvent` (on an event loop). Returns once the response head
+    /// arrived; close the returned channel to stop.
     static func stream(
         _ url: String,
+        method: String = "GET",
+        body: String? = nil,
         headers: [(String, String)] = [],
         group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
         onEvent: @escaping @Sendable (ServerSentEvent) -> Void
@@ -99,11 +102,16 @@ enum TestHTTPClient {
             channel.close(promise: nil)
         }
         opened.futureResult.whenComplete { _ in timer.cancel() }
-        var head = HTTPRequestHead(version: .http1_1, method: .GET, uri: target.pathAndQuery)
+        var head = HTTPRequestHead(version: .http1_1, method: HTTPMethod(rawValue: method), uri: target.pathAndQuery)
         head.headers.add(name: "Host", value: "\(target.host):\(target.port)")
         head.headers.add(name: "Accept", value: "text/event-stream")
         for (name, value) in headers { head.headers.add(name: name, value: value) }
+        if let body {
+            head.headers.add(name: "Content-Length", value: String(body.utf8.count))
+            head.headers.add(name: "Content-Type", value: "application/json")
+        }
         channel.write(HTTPClientRequestPart.head(head), promise: nil)
+        if let body { channel.write(HTTPClientRequestPart.body(.byteBuffer(ByteBuffer(string: body))), promise: nil) }
         channel.writeAndFlush(HTTPClientRequestPart.end(nil), promise: nil)
         let status = try await opened.futureResult.get()
         return EventStream(channel: channel, status: status, retry: retry)

@@ -12,4 +12,6 @@ struct BusEvent: Sendable {
     var position: StreamPosition
     var predecessor: StreamPosition
     var body: ByteBuffer
+    /// The event ends its channel (a run's last): a run stream ends after it.
+    var isFinal = false
 }

@@ -12,6 +12,8 @@ final class EmbeddedEventBus: EventBus {
         var history = CircularBuffer<BusEvent>()
         var last = StreamPosition.zero
         var lastPublish: Int64 = 0
+        /// Its newest event is final: it refuses publishes.
+        var finished = false
     }
 
     private struct Remembered {
@@ -21,6 +23,9 @@ final class EmbeddedEventBus: EventBus {
 
     private struct State {
         var deliver: (@Sendable (BusEvent) -> Void)?
+        var disconnect: (@Sendable (DisconnectRequest) -> Void)?
+        /// Answers to disconnect requests by id, the newest few.
+        var answers: [(id: String, closed: Int)] = []
         var subscribed = Set<String>()
         var channels: [String: Channel] = [:]
         var idempotency: [String: Remembered] = [:]
@@ -38,10 +43,34 @@ final class EmbeddedEventBus: EventBus {
 
     func start(
         deliver: @escaping @Sendable (BusEvent) -> Void,
-        subscriptions: @escaping @Sendable (SubscriptionChange) -> Void
+        subscriptions: @escaping @Sendable (SubscriptionChange) -> Void,
+        disconnect: @escaping @Sendable (DisconnectRequest) -> Void
     ) async throws {
-        self.state.withLock { $0.deliver = deliver }
+        self.state.withLock {
+            $0.deliver = deliver
+            $0.disconnect = disconnect
+        }
         subscriptions(.ready)
+    }
+
+    /// In process the one node is asked when it has the channel.
+    func sendDisconnect(_ request: DisconnectRequest, on eventLoop: any EventLoop) async throws -> Int {
+        let disconnect = self.state.withLock { $0.subscribed.contains(request.channel) ? $0.disconnect : nil }
+        guard let disconnect else { return 0 }
+        disconnect(request)
+        return 1
+    }
+
+    func answerDisconnect(_ request: DisconnectRequest, closed: Int) async throws {
+        self.state.withLock { state in
+            state.answers.append((request.id, closed))
+            // Each request is read within seconds of its answer: a few are plenty.
+            if state.answers.count > 64 { state.answers.removeFirst(state.answers.count - 64) }
+        }
+    }
+
+    func disconnectAnswers(_ request: DisconnectRequest, on eventLoop: any EventLoop) async throws -> [Int] {
+        self.state.withLock { state in state.answers.filter { $0.id == request.id }.map(\.closed) }
     }
 
     func subscribe(_ channels: [String]) -> EventLoopFuture<Void> {
@@ -70,22 +99,30 @@ final class EmbeddedEventBus: EventBus {
         let policy = self.policy
         // Positions are assigned and events delivered under one lock, so delivery follows
         // position order.
-        return self.state.withLock { state in
+        return try self.state.withLock { state -> Result<PublishResult, FanfareError> in
             let now = WallClock.milliseconds()
             let remembered = request.idempotencyKey.map { "\(request.channel)\u{0}\($0)" }
             if let remembered, let seen = state.idempotency[remembered], seen.expires > now {
-                return PublishResult(position: seen.position, sent: false, duplicate: true)
+                return .success(PublishResult(position: seen.position, sent: false, duplicate: true))
             }
             var channel = Self.live(state.channels[request.channel], now: now, policy: policy) ?? Channel()
+            if channel.finished { return .failure(Self.finished) }
             let milliseconds = max(UInt64(max(0, now)), channel.last.milliseconds)
             let position = StreamPosition(
                 milliseconds: milliseconds,
                 sequence: milliseconds == channel.last.milliseconds && channel.last != .zero
                     ? channel.last.sequence + 1 : 0
             )
-            let event = BusEvent(channel: request.channel, position: position, predecessor: channel.last, body: body)
+            let event = BusEvent(
+                channel: request.channel,
+                position: position,
+                predecessor: channel.last,
+                body: body,
+                isFinal: request.isFinal
+            )
             channel.history.append(event)
             channel.last = position
+            channel.finished = request.isFinal
             channel.lastPublish = now
             if channel.history.count > max(1, policy.maxLength) { channel.history.removeFirst() }
             if policy.maxAgeMilliseconds > 0 {
@@ -105,9 +142,14 @@ final class EmbeddedEventBus: EventBus {
             if state.publishes % 1024 == 0 { Self.sweep(&state, now: now, policy: policy) }
             let sent = state.subscribed.contains(request.channel)
             if sent { state.deliver?(event) }
-            return PublishResult(position: position, sent: sent, duplicate: false)
-        }
+            return .success(PublishResult(position: position, sent: sent, duplicate: false))
+        }.get()
     }
+
+    private static let finished = FanfareError(
+        .conflict,
+        "the channel ended with a final event; publish on another channel"
+    )
 
     func heads(of channels: [String], on eventLoop: any EventLoop) async throws -> [StreamPosition] {
         let policy = self.policy
@@ -129,10 +171,15 @@ final class EmbeddedEventBus: EventBus {
             guard let channel = Self.live(state.channels[name], now: WallClock.milliseconds(), policy: policy) else {
                 return HistoryPage(status: position == .zero ? .ok : .gone, head: .zero, events: [])
             }
-            if position > channel.last { return HistoryPage(status: .unknown, head: channel.last, events: []) }
-            if position == channel.last { return HistoryPage(status: .ok, head: channel.last, events: []) }
+            let final = channel.finished
+            if position > channel.last {
+                return HistoryPage(status: .unknown, head: channel.last, events: [], isFinal: final)
+            }
+            if position == channel.last {
+                return HistoryPage(status: .ok, head: channel.last, events: [], isFinal: final)
+            }
             guard let start = channel.history.firstIndex(where: { $0.position > position }) else {
-                return HistoryPage(status: .trimmed, head: channel.last, events: [])
+                return HistoryPage(status: .trimmed, head: channel.last, events: [], isFinal: final)
             }
             let count = min(max(1, limit), channel.history.distance(from: start, to: channel.history.endIndex))
             var events: [BusEvent] = []
@@ -146,12 +193,15 @@ final class EmbeddedEventBus: EventBus {
             // Events after the position are missing when the first one left does not follow
             // on from it; a history that starts over from nothing was lost, not trimmed.
             let status: HistoryPage.Status = first == position ? .ok : first == .zero ? .gone : .trimmed
-            return HistoryPage(status: status, head: channel.last, events: events)
+            return HistoryPage(status: status, head: channel.last, events: events, isFinal: final)
         }
     }
 
     func shutdown() async {
-        self.state.withLock { $0.deliver = nil }
+        self.state.withLock {
+            $0.deliver = nil
+            $0.disconnect = nil
+        }
     }
 
     /// `channel`, unless it has been idle past the expiry (then its history is gone).

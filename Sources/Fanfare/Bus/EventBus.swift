@@ -20,11 +20,21 @@ protocol EventBus: Sendable {
     /// Starts the bus. `deliver` gets every event published to a channel this node
     /// subscribed to, in order per channel, on any thread; `subscriptions` hears when the
     /// subscriber became ready, and when subscriptions came back after events may have
-    /// been missed.
+    /// been missed; `disconnect` gets every disconnect request for a channel this node
+    /// subscribed to (``sendDisconnect(_:on:)``).
     func start(
         deliver: @escaping @Sendable (BusEvent) -> Void,
-        subscriptions: @escaping @Sendable (SubscriptionChange) -> Void
+        subscriptions: @escaping @Sendable (SubscriptionChange) -> Void,
+        disconnect: @escaping @Sendable (DisconnectRequest) -> Void
     ) async throws
+
+    /// Sends `request` to every node subscribed to its channel, this one included (each
+    /// gets it through its `disconnect` callback); answers how many nodes it reached.
+    func sendDisconnect(_ request: DisconnectRequest, on eventLoop: any EventLoop) async throws -> Int
+    /// This node's answer to `request`: it closed `closed` streams.
+    func answerDisconnect(_ request: DisconnectRequest, closed: Int) async throws
+    /// The answers to `request` so far, one per node that answered.
+    func disconnectAnswers(_ request: DisconnectRequest, on eventLoop: any EventLoop) async throws -> [Int]
 
     /// Subscribes the node to `channels`; the future succeeds once events flow.
     func subscribe(_ channels: [String]) -> EventLoopFuture<Void>

@@ -20,6 +20,8 @@ struct HistoryPage: Sendable {
     /// (`trimmed`, `gone`) the first events that are left, which follow on from the first
     /// one's predecessor.
     var events: [BusEvent]
+    /// The channel's head is a final event: the channel is finished.
+    var isFinal = false
 
     /// The page stops before the channel's head: more history follows its last event.
     var hasMore: Bool {

@@ -57,7 +57,7 @@ extension RedisEventBus {
         } catch {
             throw FanfareError(.unavailable, "Redis is unavailable; history cannot be read", underlying: error)
         }
-        guard let parts = reply.array, parts.count == 3, let status = parts[0].string,
+        guard let parts = reply.array, parts.count == 4, let status = parts[0].string,
             let head = parts[1].string.flatMap({ StreamPosition($0) }), let entries = parts[2].array
         else {
             throw FanfareError(.internalError, "unexpected reply from \(self.names.function("read"))")
@@ -67,7 +67,7 @@ extension RedisEventBus {
         case "ok": pageStatus = .ok
         case "trimmed": pageStatus = .trimmed
         case "gone": pageStatus = .gone
-        default: return HistoryPage(status: .unknown, head: head, events: [])
+        default: return HistoryPage(status: .unknown, head: head, events: [], isFinal: parts[3].int == 1)
         }
         var events: [BusEvent] = []
         events.reserveCapacity(entries.count)
@@ -79,18 +79,22 @@ extension RedisEventBus {
             }
             var predecessor: StreamPosition?
             var body: ByteBuffer?
+            var isFinal = false
             for index in stride(from: 0, to: values.count - 1, by: 2) {
                 switch values[index].string {
                 case "p": predecessor = values[index + 1].string.flatMap { StreamPosition($0) }
                 case "b": body = values[index + 1].bytes
+                case "f": isFinal = true
                 default: break
                 }
             }
             guard let predecessor, let body else {
                 throw FanfareError(.internalError, "a history entry of \(channel) lacks its fields")
             }
-            events.append(BusEvent(channel: channel, position: position, predecessor: predecessor, body: body))
+            events.append(
+                BusEvent(channel: channel, position: position, predecessor: predecessor, body: body, isFinal: isFinal)
+            )
         }
-        return HistoryPage(status: pageStatus, head: head, events: events)
+        return HistoryPage(status: pageStatus, head: head, events: events, isFinal: parts[3].int == 1)
     }
 }

@@ -76,11 +76,13 @@ extension RedisEventBus {
         var start = 0
         while start < requests.count {
             var end = start + 1
-            if requests[start].idempotencyKey == nil {
+            if requests[start].idempotencyKey == nil, !requests[start].isFinal {
+                // A final event ends its call: it is the last of its channel's run.
                 while end < requests.count, requests[end].idempotencyKey == nil,
                     requests[end].channel == requests[start].channel
                 {
                     end += 1
+                    if requests[end - 1].isFinal { break }
                 }
             }
             spans.append(start..<end)
@@ -165,6 +167,7 @@ extension RedisEventBus {
             RESPArgument(self.names.history(requests[requests.startIndex].channel)),
         ]
         for request in requests { call += [RESPArgument(request.event), RESPArgument(request.data)] }
+        if requests.last?.isFinal == true { call.append(RESPArgument("final")) }
         return call
     }
 
@@ -195,6 +198,9 @@ extension RedisEventBus {
 
     /// Why a publish function refused to run (it published nothing).
     private static func refusal(_ message: String) -> FanfareError {
+        if message.hasPrefix("ERR fanfare: finished: ") {
+            return FanfareError(.conflict, String(message.dropFirst("ERR fanfare: finished: ".count)))
+        }
         if message.hasPrefix("ERR fanfare: ") {
             return FanfareError(.invalidInput, String(message.dropFirst("ERR fanfare: ".count)))
         }
@@ -221,6 +227,7 @@ extension RedisEventBus {
             call += [RESPArgument(1), RESPArgument(self.names.history(request.channel))]
         }
         call += [RESPArgument(request.event), RESPArgument(request.data)]
+        if request.isFinal { call.append(RESPArgument("final")) }
         return call
     }
 

@@ -145,7 +145,8 @@ extension RedisEventBus {
 
     func start(
         deliver: @escaping @Sendable (BusEvent) -> Void,
-        subscriptions: @escaping @Sendable (SubscriptionChange) -> Void
+        subscriptions: @escaping @Sendable (SubscriptionChange) -> Void,
+        disconnect: @escaping @Sendable (DisconnectRequest) -> Void
     ) async throws {
         // Every primary is reached (and given the library) before the node serves.
         let client = self.busLane.client
@@ -163,6 +164,10 @@ extension RedisEventBus {
             switch event {
             case .message(let name, let payload):
                 guard let channel = names.channel(fromPubSub: name) else { return }
+                if DisconnectRequest.isRequest(payload) {
+                    if let request = DisconnectRequest(channel: channel, message: payload) { disconnect(request) }
+                    return
+                }
                 guard let event = Self.event(channel: channel, payload: payload) else {
                     logger.warning("redis.message.malformed", metadata: ["channel": "\(channel)"])
                     return
@@ -247,17 +252,24 @@ extension RedisEventBus {
         if case .single(let subscriber) = self.subscriber.withLock({ $0 }) { subscriber.reconnect(to: change.new) }
     }
 
-    /// A pub/sub message `<position> <predecessor>\n<body>` as an event.
+    /// A pub/sub message `<position> <predecessor>\n<body>` as an event; a final event's
+    /// says ` f` after the predecessor.
     static func event(channel: String, payload: ByteBuffer) -> BusEvent? {
         var payload = payload
         let view = payload.readableBytesView
         guard let space = view.firstIndex(of: UInt8(ascii: " ")),
             let newline = view[space...].firstIndex(of: UInt8(ascii: "\n")),
-            let position = StreamPosition(String(decoding: view[view.startIndex..<space], as: UTF8.self)),
-            let predecessor = StreamPosition(String(decoding: view[(space + 1)..<newline], as: UTF8.self))
+            let position = StreamPosition(String(decoding: view[view.startIndex..<space], as: UTF8.self))
         else { return nil }
+        var end = newline
+        let isFinal =
+            newline - space > 2 && view[newline - 1] == UInt8(ascii: "f") && view[newline - 2] == UInt8(ascii: " ")
+        if isFinal { end = newline - 2 }
+        guard let predecessor = StreamPosition(String(decoding: view[(space + 1)..<end], as: UTF8.self)) else {
+            return nil
+        }
         payload.moveReaderIndex(forwardBy: newline - view.startIndex + 1)
-        return BusEvent(channel: channel, position: position, predecessor: predecessor, body: payload)
+        return BusEvent(channel: channel, position: position, predecessor: predecessor, body: payload, isFinal: isFinal)
     }
 
     func subscribe(_ channels: [String]) -> EventLoopFuture<Void> {

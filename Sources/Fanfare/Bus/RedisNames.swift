@@ -13,6 +13,9 @@ struct RedisNames: Sendable {
     /// An idempotency key of `channel`: `<prefix>:i:{<channel>}:<key>`.
     func idempotency(_ channel: String, key: String) -> String { "\(self.prefix):i:{\(channel)}:\(key)" }
 
+    /// The answers to disconnect request `id`, one count per node: `<prefix>:d:{<id>}`.
+    func disconnectAnswers(_ id: String) -> String { "\(self.prefix):d:{\(id)}" }
+
     /// The inverse of ``pubsubChannel(_:)``; `nil` for names that are not ours.
     func channel(fromPubSub name: String) -> String? {
         let head = "\(self.prefix):c:{"

@@ -1,8 +1,8 @@
 internal import NIOCore
 internal import NIOHTTP1
 
-/// The browser pages (`/client`, `/admin`) and their assets: plain HTML, CSS and script in
-/// `Resources/`, embedded in the binary, with no build step and nothing fetched from
+/// The browser pages (`/client`, `/admin`), their assets and the JavaScript client
+/// (`/fanfare.js`): plain HTML, CSS and script in `Resources/`, embedded in the binary, with no build step and nothing fetched from
 /// elsewhere, so they work offline and through nginx. Each answer is built once.
 ///
 /// The pages are public: the data they show and the publishing they do need the
@@ -22,6 +22,8 @@ enum BrowserPages {
         "assets/fanfare.css": Self.page(PackageResources.fanfare_css, type: "text/css; charset=utf-8"),
         "assets/client.js": Self.page(PackageResources.client_js, type: "text/javascript; charset=utf-8"),
         "assets/admin.js": Self.page(PackageResources.admin_js, type: "text/javascript; charset=utf-8"),
+        // The JavaScript client (Clients/js), importable by any page: `import … from "/fanfare.js"`.
+        "fanfare.js": Self.page(PackageResources.fanfare_js, type: "text/javascript; charset=utf-8"),
     ]
 
     private static func page(_ bytes: [UInt8], type: String) -> HTTPResponse {

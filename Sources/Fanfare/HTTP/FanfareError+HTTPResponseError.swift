@@ -9,6 +9,7 @@ extension FanfareError: HTTPResponseError {
         case .forbidden: .forbidden
         case .notFound: .notFound
         case .limitExceeded: .tooManyRequests
+        case .conflict: .conflict
         case .unavailable, .outcomeUnknown: .serviceUnavailable
         default: .internalServerError
         }

@@ -59,9 +59,15 @@ extension FanfareHTTPHandler {
     ) {
         switch route {
         case .subscribe:
-            self.startStream(context: context, request: request, clientID: parameter)
+            self.startStream(context: context, request: request, kind: .ordinary(pathClientID: parameter))
         case .stream:
-            self.startStream(context: context, request: request, clientID: request.query["clientId"])
+            self.startStream(context: context, request: request, kind: .ordinary(pathClientID: nil))
+        case .run:
+            self.startStream(context: context, request: request, kind: .run(channel: parameter ?? ""))
+        case .history:
+            self.history(context: context, request: request, channel: parameter ?? "")
+        case .disconnect:
+            self.disconnect(context: context, request: request)
         case .notify:
             self.notify(context: context, request: request)
         case .clusterMetrics:

@@ -5,13 +5,24 @@ internal import NIOCore
 internal import NIOHTTP1
 
 extension FanfareHTTPHandler {
+    /// What a stream request opens.
+    enum StreamKind {
+        /// An ordinary stream: the client's own channels, its user's, topics and broadcast.
+        /// The client id from the path (`/api/sse/subscribe/{clientId}`), or `nil` when it
+        /// comes from the query or the body.
+        case ordinary(pathClientID: String?)
+        /// A run: one channel, ending after its final event (`/api/sse/runs/{channel}`).
+        case run(channel: String)
+    }
+
     /// Turns this connection into an SSE stream.
     ///
-    /// The response head and a `retry:` go out at once (so `onopen` fires, even through
-    /// proxies); `__connected` follows once the node is subscribed to every channel of the
-    /// stream. The response has no length: it ends when the connection closes, so frames
-    /// are written to the socket as they are, without chunk framing.
-    func startStream(context: ChannelHandlerContext, request: HTTPRequest, clientID requested: String?) {
+    /// A POST carries the parameters in a JSON body (``StreamRequestBody``). The response
+    /// head and a `retry:` go out at once (so `onopen` fires, even through proxies);
+    /// `__connected` follows once the node is subscribed to every channel of the stream.
+    /// The response has no length: it ends when the connection closes, so frames are
+    /// written to the socket as they are, without chunk framing.
+    func startStream(context: ChannelHandlerContext, request: HTTPRequest, kind: StreamKind) {
         if self.node.isDraining {
             self.respond(context: context, request: request, .error(FanfareError(.unavailable, "the node is draining")))
             return
@@ -26,19 +37,35 @@ extension FanfareHTTPHandler {
             self.respond(context: context, request: request, response)
             return
         }
+        var request = request
+        if request.method == .POST {
+            do {
+                let route: StreamRequestBody.Route
+                if case .run = kind { route = .run } else { route = .stream }
+                try StreamRequestBody.merge(into: &request, route: route)
+            } catch {
+                self.refuse(context: context, request: request, error)
+                return
+            }
+        }
+        if case .ordinary(let path?) = kind, let body = request.query["clientId"], body != path {
+            let error = FanfareError(.invalidInput, "the body's clientId differs from the one in the path")
+            self.refuse(context: context, request: request, error)
+            return
+        }
         let authenticator = self.node.authenticator
         if authenticator.streamsAreOpen {
-            self.admitStream(context: context, request: request, requested: requested, grant: nil)
+            self.admitStream(context: context, request: request, kind: kind, grant: nil)
             return
         }
         // Checking a token is async (the key collection is an actor); the connection
         // waits in `.responding` meanwhile.
-        let grant = self.runTask(context: context) { try await authenticator.grant(for: request) }
+        let grant = self.runTask(context: context) { [request] in try await authenticator.grant(for: request) }
         grant.assumeIsolated().whenComplete { result in
             guard self.machine.isResponding else { return }
             switch result {
             case .success(let grant):
-                self.admitStream(context: context, request: request, requested: requested, grant: grant)
+                self.admitStream(context: context, request: request, kind: kind, grant: grant)
             case .failure(let error):
                 self.refuse(context: context, request: request, error)
             }
@@ -46,22 +73,31 @@ extension FanfareHTTPHandler {
     }
 
     /// Works out the stream's channels (checked against the token's grant when there is
-    /// one), takes its place under the connection limits, and opens it.
+    /// one), takes its place under the connection limits, and opens it; a run first finds
+    /// where it starts (or that it is over: 204).
     private func admitStream(
         context: ChannelHandlerContext,
         request: HTTPRequest,
-        requested: String?,
+        kind: StreamKind,
         grant: Grant?
     ) {
         let stream: StreamChannels
+        var run: RunStart?
         do {
-            stream = try StreamChannels(
-                requested: requested,
-                userID: request.query["userId"],
-                topics: request.query["channels"],
-                grant: grant,
-                maximumTopics: self.node.configuration.limits.channelsPerStream
-            )
+            switch kind {
+            case .ordinary(let path):
+                stream = try StreamChannels(
+                    requested: path ?? request.query["clientId"],
+                    userID: request.query["userId"],
+                    topics: request.query["channels"],
+                    grant: grant,
+                    maximumTopics: self.node.configuration.limits.channelsPerStream
+                )
+            case .run(let channel):
+                let start = try RunStart(channel: channel, request: request, grant: grant)
+                stream = try StreamChannels(run: channel, requested: request.query["clientId"], grant: grant)
+                run = start
+            }
         } catch let error as FanfareError where error.code == .limitExceeded {
             self.node.metrics.refused(.channelsPerStream)
             self.refuse(context: context, request: request, error)
@@ -86,21 +122,75 @@ extension FanfareHTTPHandler {
             return
         }
         self.heldPlace = (stream.clientID, address)
-        self.openStream(
-            context: context,
-            request: request,
-            clientID: stream.clientID,
-            channels: stream.channels,
-            expires: grant?.expires
-        )
+        guard let run else {
+            self.openStream(
+                context: context,
+                request: request,
+                stream: stream,
+                resume: Self.resume(request),
+                expires: grant?.expires
+            )
+            return
+        }
+        // Where the run starts needs its channel's head: read on this loop, then open (or 204).
+        let bus = self.node.bus
+        let loop = context.eventLoop
+        let check = self.runTask(context: context) {
+            try await bus.read(run.channel, after: run.cursor ?? .zero, limit: 1, maxBytes: 1, on: loop)
+        }
+        check.assumeIsolated().whenComplete { result in
+            guard self.machine.isResponding else { return }
+            switch result.map(run.decide) {
+            case .success(.open(let position)):
+                self.openStream(
+                    context: context,
+                    request: request,
+                    stream: stream,
+                    resume: .cursor([Cursor.tag(run.channel): position]),
+                    expires: grant?.expires,
+                    endsAtFinal: true
+                )
+            case .success(.over):
+                self.givePlaceBack()
+                var response = HTTPResponse(status: .noContent)
+                response.headers.add(name: "Cache-Control", value: "no-store")
+                self.respond(context: context, request: request, response)
+            case .failure(let error):
+                self.givePlaceBack()
+                self.node.logger.warning("sse.run.head_failed", metadata: ["error": "\(error)"])
+                self.refuse(
+                    context: context,
+                    request: request,
+                    FanfareError(.unavailable, "the run's history cannot be read now; try again")
+                )
+            }
+        }
+    }
+
+    /// The place taken under the connection limits, given back: the stream did not open.
+    private func givePlaceBack() {
+        guard let place = self.heldPlace else { return }
+        self.heldPlace = nil
+        self.node.connectionLimiter.release(clientID: place.clientID, address: place.address)
+    }
+
+    /// Where an ordinary stream resumes: the `Last-Event-ID` header wins over the
+    /// `lastEventId` parameter (EventSource sends the header).
+    private static func resume(_ request: HTTPRequest) -> StreamStateMachine.Resume {
+        let lastEventID = request.headers.first(name: "last-event-id") ?? request.query["lastEventId"]
+        switch lastEventID {
+        case nil, "": return .none
+        case let id?: return Cursor.decode(id).map { .cursor($0) } ?? .unreadable(id)
+        }
     }
 
     private func openStream(
         context: ChannelHandlerContext,
         request: HTTPRequest,
-        clientID: String,
-        channels: [String],
-        expires: Date?
+        stream channels: StreamChannels,
+        resume: StreamStateMachine.Resume,
+        expires: Date?,
+        endsAtFinal: Bool = false
     ) {
         guard let place = self.heldPlace else { return }
         self.heldPlace = nil
@@ -116,21 +206,14 @@ extension FanfareHTTPHandler {
             retryMilliseconds: self.node.configuration.retryMilliseconds
         )
         context.writeAndFlush(NIOAny(head), promise: nil)
-
-        // A resume: the header wins over the query parameter (EventSource sends the header).
-        let lastEventID = request.headers.first(name: "last-event-id") ?? request.query["lastEventId"]
-        let resume: StreamStateMachine.Resume
-        switch lastEventID {
-        case nil, "": resume = .none
-        case let id?: resume = Cursor.decode(id).map { .cursor($0) } ?? .unreadable(id)
-        }
         let stream = SSEStreamHandler(
             node: self.node,
-            clientID: clientID,
-            channels: channels,
+            clientID: channels.clientID,
+            channels: channels.channels,
             resume: resume,
             address: place.address,
             expires: expires.flatMap(Self.deadline(for:)),
+            endsAtFinal: endsAtFinal,
             eventLoop: context.eventLoop
         )
         do {

@@ -1,7 +1,7 @@
 /// A parsed `POST /api/sse/notify` body: exactly one target, an event name, a payload.
 struct NotifyTarget: Sendable {
     static let fields: Set<String> = [
-        "clientId", "userId", "channel", "broadcast", "event", "payload", "idempotencyKey",
+        "clientId", "userId", "channel", "broadcast", "event", "payload", "idempotencyKey", "final",
     ]
 
     var request: PublishRequest
@@ -45,12 +45,12 @@ struct NotifyTarget: Sendable {
         guard !body.isEmpty, let fields else {
             throw FanfareError(.invalidInput, "the body must be a JSON object")
         }
-        // At most seven known fields: scans of the few there are beat a dictionary.
+        // At most eight known fields: scans of the few there are beat a dictionary.
         for (index, field) in fields.enumerated() {
             guard Self.fields.contains(field.key) else {
                 throw FanfareError(
                     .invalidInput,
-                    "unknown field \(field.key): use clientId, userId, channel, broadcast, event, payload, idempotencyKey"
+                    "unknown field \(field.key): use clientId, userId, channel, broadcast, event, payload, idempotencyKey, final"
                 )
             }
             guard !fields[..<index].contains(where: { $0.key == field.key }) else {
@@ -68,16 +68,25 @@ struct NotifyTarget: Sendable {
         let clientID = try text("clientId")
         let userID = try text("userId")
         let channel = try text("channel")
-        var broadcast = false
-        if let field = field("broadcast") {
+        func flag(_ key: String) throws -> Bool {
+            guard let field = field(key) else { return false }
             guard case .bool(let value) = field.kind else {
-                throw FanfareError(.invalidInput, "broadcast must be true or false")
+                throw FanfareError(.invalidInput, "\(key) must be true or false")
             }
-            broadcast = value
+            return value
         }
+        let broadcast = try flag("broadcast")
+        let isFinal = try flag("final")
         let targets = [clientID != nil, userID != nil, channel != nil, broadcast].filter { $0 }.count
         guard targets == 1 else {
             throw FanfareError(.invalidInput, "give exactly one target: clientId, userId, channel or broadcast")
+        }
+        if isFinal, channel == nil {
+            // A client's, a user's or everyone's channel never ends: only a run's does.
+            throw FanfareError(
+                .invalidInput,
+                "final ends a run's channel: publish it with channel, not a client, user or broadcast"
+            )
         }
         let name: String
         if let clientID {
@@ -110,7 +119,13 @@ struct NotifyTarget: Sendable {
         if let idempotencyKey, !ChannelName.isValid(idempotencyKey) {
             throw FanfareError(.invalidInput, "idempotencyKey must be 1-128 of A-Z a-z 0-9 _ . : @ -")
         }
-        self.request = PublishRequest(channel: name, event: event, data: data, idempotencyKey: idempotencyKey)
+        self.request = PublishRequest(
+            channel: name,
+            event: event,
+            data: data,
+            idempotencyKey: idempotencyKey,
+            isFinal: isFinal
+        )
         self.clientID = clientID
     }
 }

@@ -6,7 +6,13 @@ enum Route: Sendable, Equatable {
     case subscribe
     /// `/api/notifications/stream`, `/api/events`: a stream, the client id in the query.
     case stream
+    /// `/api/sse/runs/{channel}`: a stream of one channel that ends after its final event.
+    case run
+    /// `/api/sse/history/{channel}`: a channel's retained events as JSON.
+    case history
     case notify
+    /// `/api/sse/disconnect`: ends matching streams on every node.
+    case disconnect
     case clusterMetrics
     case clients
     case client
@@ -43,9 +49,16 @@ enum RouteTable {
     static let entries: [Entry] =
         [
             Entry(.GET, "/api/sse/subscribe/{clientId}", .subscribe),
+            Entry(.POST, "/api/sse/subscribe/{clientId}", .subscribe),
             Entry(.GET, "/api/notifications/stream", .stream),
+            Entry(.POST, "/api/notifications/stream", .stream),
             Entry(.GET, "/api/events", .stream),
+            Entry(.POST, "/api/events", .stream),
+            Entry(.GET, "/api/sse/runs/{channel}", .run),
+            Entry(.POST, "/api/sse/runs/{channel}", .run),
+            Entry(.GET, "/api/sse/history/{channel}", .history),
             Entry(.POST, "/api/sse/notify", .notify),
+            Entry(.POST, "/api/sse/disconnect", .disconnect),
             Entry(.GET, "/api/sse/metrics", .clusterMetrics),
             Entry(.GET, "/api/sse/clients", .clients),
             Entry(.GET, "/api/sse/clients/{clientId}", .client),

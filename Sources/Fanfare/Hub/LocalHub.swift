@@ -139,6 +139,16 @@ final class LocalHub {
         metrics.recordLatency(publishedAtMilliseconds: position.milliseconds, now: UInt64(clamping: now))
     }
 
+    /// Ends every stream of `channel` (attached or still waiting) after `frame`; answers
+    /// how many it ended.
+    func disconnect(_ channel: String, frame: ByteBuffer) -> Int {
+        var closed = 0
+        for stream in self.streams.values where stream.channels.contains(channel) {
+            if stream.end(after: frame) { closed += 1 }
+        }
+        return closed
+    }
+
     /// Starts the loop's heartbeat: every `interval`, `frame` goes to every stream.
     func startHeartbeat(every interval: TimeAmount, frame: ByteBuffer) {
         self.heartbeat = self.eventLoop.assumeIsolated().scheduleTask(in: interval) {

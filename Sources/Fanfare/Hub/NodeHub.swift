@@ -1,3 +1,4 @@
+internal import FanfareAPI
 internal import Logging
 internal import NIOCore
 import Synchronization
@@ -238,6 +239,19 @@ final class NodeHub: Sendable {
                 stream.close(reason, retryMilliseconds: Int.random(in: 0...max(0, jitter)))
             }
         }
+    }
+
+    /// A disconnect request: every stream of its channel on every loop gets `__disconnect`
+    /// and is closed once that is written. Answers how many were closed.
+    func disconnect(_ request: DisconnectRequest) async -> Int {
+        let frame = ControlFrame.disconnect(DisconnectEvent(reason: request.reason, reconnect: request.reconnect))
+        var closed = 0
+        for loop in self.loops {
+            let hub = loop.hub
+            let channel = request.channel
+            closed += (try? await hub.eventLoop.submit { hub.value.disconnect(channel, frame: frame) }.get()) ?? 0
+        }
+        return closed
     }
 
     /// Runs `body` with every loop's hub, on its loop.

@@ -35,6 +35,22 @@ struct BusService: Service {
                         metrics.redisReconnects.increment()
                         hub.reconnected(channels)
                     }
+                },
+                disconnect: { [bus, logger] request in
+                    // From the subscriber's callback into the hub's loops and an answer to
+                    // Redis: the task is the bridge (see docs/ARCHITECTURE.md).
+                    Task {
+                        let closed = await hub.disconnect(request)
+                        logger.info(
+                            "sse.disconnect",
+                            metadata: ["channel": "\(request.channel)", "closed": "\(closed)"]
+                        )
+                        do {
+                            try await bus.answerDisconnect(request, closed: closed)
+                        } catch {
+                            logger.warning("sse.disconnect.answer_failed", metadata: ["error": "\(error)"])
+                        }
+                    }
                 }
             )
         } catch {

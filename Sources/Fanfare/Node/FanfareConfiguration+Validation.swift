@@ -47,6 +47,7 @@ extension FanfareConfiguration {
         try Self.atLeast("--publish-rate", self.limits.publishesPerSecond, 0)
         try Self.atLeast("--max-header-bytes", self.limits.maxHeaderBytes, 1_024)
         try Self.atLeast("--header-timeout-seconds", Self.seconds(self.limits.headerTimeout), 1)
+        try Self.range("--jwt-leeway-seconds", self.security.leewaySeconds, 0...300)
 
         if self.security.corsAllowCredentials, self.corsOrigins.contains("*") {
             // Every origin is reflected; with credentials the browser then sends the token

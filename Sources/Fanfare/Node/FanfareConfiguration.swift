@@ -14,7 +14,8 @@ public struct FanfareConfiguration: Sendable {
     public var redisPrefix: String
     /// How often heartbeats are written to idle streams.
     public var heartbeatInterval: TimeAmount
-    /// Send heartbeats as `event: __heartbeat` (visible to apps) instead of comments.
+    /// Send heartbeats as `event: heartbeat` with data `{}` (visible to apps, for clients that
+    /// expect an event) instead of comments.
     public var heartbeatAsEvent: Bool
     /// The `retry:` (milliseconds) sent at the start of each stream.
     public var retryMilliseconds: Int

@@ -12,6 +12,7 @@ public struct FanfareError: Error, CustomStringConvertible, CustomDebugStringCon
             case forbidden
             case notFound
             case limitExceeded
+            case conflict
             case unavailable
             case outcomeUnknown
             case invalidConfiguration
@@ -31,6 +32,8 @@ public struct FanfareError: Error, CustomStringConvertible, CustomDebugStringCon
         public static let notFound = Code(.notFound)
         /// Over a connection or rate limit.
         public static let limitExceeded = Code(.limitExceeded)
+        /// The request contradicts what is there: a publish on a channel a final event ended.
+        public static let conflict = Code(.conflict)
         /// Redis is unreachable, or the node is starting or draining.
         public static let unavailable = Code(.unavailable)
         /// Redis did not confirm something it may have done (a publish whose answer was

@@ -7,9 +7,11 @@
 -- Every channel has its own history, a stream keyed __PREFIX__:h:{<channel>}; the channel is
 -- the key's hash tag, so a publish touches one Redis Cluster slot. Entries hold the SSE body
 -- (field b) and the position of the channel's entry before them (field p), which lets
--- readers tell a gap from a quiet channel.
+-- readers tell a gap from a quiet channel. A final event (the end of a run) also holds
+-- field f = 1: while it is the channel's newest entry, the channel is finished and refuses
+-- publishes.
 
-local VERSION = 5
+local VERSION = 6
 local PREFIX = '__PREFIX__'
 local MAXLEN = __MAXLEN__
 local MAX_AGE_MS = __MAX_AGE_MS__
@@ -63,16 +65,35 @@ local function compare(a, b)
   return 0
 end
 
--- The newest position of a history stream, even when trimming emptied it.
-local function last_id(key)
-  local last = redis.call('XREVRANGE', key, '+', '-', 'COUNT', 1)
-  if last[1] then return last[1][1] end
+-- Whether a history entry {id, {field, value, ...}} is a run's final event.
+local function is_final(entry)
+  local fields = entry[2]
+  for i = 1, #fields, 2 do
+    if fields[i] == 'f' then return true end
+  end
+  return false
+end
+
+-- The last position of a history stream that trimming emptied, or 0-0 for none.
+local function last_id_of_empty(key)
   if redis.call('EXISTS', key) == 0 then return '0-0' end
   local info = redis.call('XINFO', 'STREAM', key)
   for i = 1, #info, 2 do
     if info[i] == 'last-generated-id' then return info[i + 1] end
   end
   return '0-0'
+end
+
+-- The newest position of a history stream, even when trimming emptied it, and whether its
+-- newest entry is final (nothing trims it: trimming happens only when a publish comes).
+local function last_entry(key)
+  local last = redis.call('XREVRANGE', key, '+', '-', 'COUNT', 1)
+  if last[1] then return last[1][1], is_final(last[1]) end
+  return last_id_of_empty(key), false
+end
+
+local function last_id(key)
+  return (last_entry(key))
 end
 
 local function encode_body(event, data)
@@ -108,11 +129,36 @@ local function is_node_channel(channel)
   return string.sub(channel, 1, 2) == '__'
 end
 
-local function append(key, pubsub, predecessor, event, data, maxlen)
+-- A final event carries field f and its message ' f' after the predecessor.
+local function append(key, pubsub, predecessor, event, data, maxlen, final)
   local body = encode_body(event, data)
-  local id = redis.call('XADD', key, 'MAXLEN', '~', maxlen, '*', 'p', predecessor, 'b', body)
-  local nodes = redis.call(PUBLISH, pubsub, id .. ' ' .. predecessor .. '\n' .. body)
+  local id, mark
+  if final then
+    id = redis.call('XADD', key, 'MAXLEN', '~', maxlen, '*', 'p', predecessor, 'b', body, 'f', '1')
+    mark = ' f\n'
+  else
+    id = redis.call('XADD', key, 'MAXLEN', '~', maxlen, '*', 'p', predecessor, 'b', body)
+    mark = '\n'
+  end
+  local nodes = redis.call(PUBLISH, pubsub, id .. ' ' .. predecessor .. mark .. body)
   return id, nodes
+end
+
+local FINISHED = 'ERR fanfare: finished: the channel ended with a final event; publish on another channel'
+
+-- A client's, a user's and everyone's channel never end: only other channels take a final event.
+local function may_end(channel)
+  return channel ~= 'broadcast' and string.sub(channel, 1, 7) ~= 'client:' and string.sub(channel, 1, 5) ~= 'user:'
+    and not is_node_channel(channel)
+end
+local NEVER_ENDS = 'ERR fanfare: client:, user:, broadcast and node channels never end; only other channels take final'
+
+-- The optional last argument that makes a publish final: true for 'final', nil for none,
+-- false for anything else.
+local function final_flag(value)
+  if value == nil then return nil end
+  if value == 'final' then return true end
+  return false
 end
 
 -- Trims by age and renews the idle expiry once the events are in, `id` being the last.
@@ -163,18 +209,26 @@ local function clamped(value, default, low, high)
   return n
 end
 
--- FCALL <prefix>_publish 1 <prefix>:h:{<channel>} <event> <data>
--- FCALL <prefix>_publish 2 <prefix>:h:{<channel>} <prefix>:i:{<channel>}:<key> <event> <data>
+-- FCALL <prefix>_publish 1 <prefix>:h:{<channel>} <event> <data> [final]
+-- FCALL <prefix>_publish 2 <prefix>:h:{<channel>} <prefix>:i:{<channel>}:<key> <event> <data> [final]
 -- Appends the event to the channel's history (its position is the entry id), publishes
 -- '<position> <predecessor>\n<body>' on <prefix>:c:{<channel>}, and answers
 -- {position, subscribed nodes, 0}; with an idempotency key seen within the window it
--- publishes nothing and answers {the first publish's position, 0, 1}.
+-- publishes nothing and answers {the first publish's position, 0, 1}. With `final` the
+-- event ends the channel (a run): it is stored and published like any other, its message
+-- says ' f' after the predecessor, and a later publish on the channel is refused
+-- ('ERR fanfare: finished: ...') while its history lasts.
 local function publish(keys, args)
   local channel = channel_of(keys[1])
   if not channel then return bad_key_reply() end
   local event, data = args[1] or '', args[2] or ''
   local bad = check_event(event)
   if bad then return redis.error_reply(bad) end
+  local final = final_flag(args[3])
+  if final == false or #args > 3 then
+    return redis.error_reply('ERR fanfare: after the event and its data only the word final may follow')
+  end
+  if final and not may_end(channel) then return redis.error_reply(NEVER_ENDS) end
   if keys[2] then
     local head = PREFIX .. ':i:{' .. channel .. '}:'
     if string.sub(keys[2], 1, #head) ~= head or #keys[2] == #head or #keys[2] > #head + 128 then
@@ -189,32 +243,43 @@ local function publish(keys, args)
     end
   end
   local maxlen, idle_ms = limits_of(channel)
-  local id, nodes = append(keys[1], PREFIX .. ':c:{' .. channel .. '}', last_id(keys[1]), event, data, maxlen)
+  local last, finished = last_entry(keys[1])
+  if finished then return redis.error_reply(FINISHED) end
+  local id, nodes = append(keys[1], PREFIX .. ':c:{' .. channel .. '}', last, event, data, maxlen, final)
   settle(keys[1], id, idle_ms)
   if keys[2] then redis.call('SET', keys[2], id, 'PX', IDEMPOTENCY_MS) end
   return {id, nodes, 0}
 end
 
--- FCALL <prefix>_publish_batch 1 <prefix>:h:{<channel>} <event> <data> [<event> <data> ...]
+-- FCALL <prefix>_publish_batch 1 <prefix>:h:{<channel>} <event> <data> [<event> <data> ...] [final]
 -- Several events of one channel in one call, in order, each as <prefix>_publish would
 -- (without idempotency keys): answers {nodes reached, position, position, ...}. Every
--- event name is checked first: a bad one publishes none of them.
+-- event name is checked first: a bad one publishes none of them. A trailing `final`
+-- makes the last event final; a finished channel refuses them all.
 local function publish_batch(keys, args)
   local channel = channel_of(keys[1])
   if not channel then return bad_key_reply() end
-  if #args == 0 or #args % 2 ~= 0 then
-    return redis.error_reply('ERR fanfare: give one or more pairs of event and data')
+  local count = #args
+  local final = nil
+  if count % 2 == 1 then
+    final = final_flag(args[count])
+    count = count - 1
   end
-  for i = 1, #args, 2 do
+  if count == 0 or final == false then
+    return redis.error_reply('ERR fanfare: give one or more pairs of event and data, then final if the last ends the channel')
+  end
+  if final and not may_end(channel) then return redis.error_reply(NEVER_ENDS) end
+  for i = 1, count, 2 do
     local bad = check_event(args[i])
     if bad then return redis.error_reply(bad) end
   end
   local pubsub = PREFIX .. ':c:{' .. channel .. '}'
-  local predecessor = last_id(keys[1])
+  local predecessor, finished = last_entry(keys[1])
+  if finished then return redis.error_reply(FINISHED) end
   local maxlen, idle_ms = limits_of(channel)
   local reply = {0}
-  for i = 1, #args, 2 do
-    local id, nodes = append(keys[1], pubsub, predecessor, args[i], args[i + 1], maxlen)
+  for i = 1, count, 2 do
+    local id, nodes = append(keys[1], pubsub, predecessor, args[i], args[i + 1], maxlen, final and i == count - 1)
     reply[#reply + 1] = id
     reply[1] = nodes
     predecessor = id
@@ -239,26 +304,28 @@ local function entry_bytes(entry)
 end
 
 -- FCALL <prefix>_read 1 <prefix>:h:{<channel>} <after> <count> [<max bytes>]
--- {status, head, entries}: status ok (entries follow <after> without a gap), trimmed
+-- {status, head, entries, final}: status ok (entries follow <after> without a gap), trimmed
 -- (entries after <after> left the history; entries are the first ones left), gone (the
 -- history was lost or expired, and may have started over: entries are its first ones),
 -- unknown (<after> is newer than the history or not a position). At most <count> entries
 -- (1 to 1000), stopping before one that would take the bodies past <max bytes> (the first
--- always comes); the reader reads on while the last entry is older than the head.
+-- always comes); the reader reads on while the last entry is older than the head. final is
+-- 1 when the head is a final event (the channel is finished), else 0.
 local function read(keys, args)
   if not channel_of(keys[1]) then return bad_key_reply() end
   local after = args[1]
   local count = clamped(args[2], 100, 1, READ_MAX_COUNT)
   local max_bytes = clamped(args[3], READ_MAX_BYTES, 1, READ_MAX_BYTES)
-  if not parse_id(after) then return {'unknown', '0-0', {}} end
+  if not parse_id(after) then return {'unknown', '0-0', {}, 0} end
   if redis.call('EXISTS', keys[1]) == 0 then
-    if after == '0-0' then return {'ok', '0-0', {}} end
-    return {'gone', '0-0', {}}
+    if after == '0-0' then return {'ok', '0-0', {}, 0} end
+    return {'gone', '0-0', {}, 0}
   end
-  local newest = last_id(keys[1])
+  local newest, finished = last_entry(keys[1])
+  local final = finished and 1 or 0
   local order = compare(after, newest)
-  if order > 0 then return {'unknown', newest, {}} end
-  if order == 0 then return {'ok', newest, {}} end
+  if order > 0 then return {'unknown', newest, {}, final} end
+  if order == 0 then return {'ok', newest, {}, final} end
   local entries = redis.call('XRANGE', keys[1], '(' .. after, '+', 'COUNT', count)
   local bytes = 0
   for i = 1, #entries do
@@ -278,10 +345,53 @@ local function read(keys, args)
   if predecessor ~= after then
     -- Events after <after> are missing; what is left follows the first one's predecessor.
     -- A history that starts over from nothing after the position was lost, not trimmed.
-    if predecessor == '0-0' then return {'gone', newest, entries} end
-    return {'trimmed', newest, entries}
+    if predecessor == '0-0' then return {'gone', newest, entries, final} end
+    return {'trimmed', newest, entries, final}
   end
-  return {'ok', newest, entries}
+  return {'ok', newest, entries, final}
+end
+
+-- FCALL <prefix>_disconnect 1 <prefix>:h:{<channel>} <request id> <reconnect 0|1> <reason>
+-- Asks every node subscribed to the channel to end its streams there: publishes
+-- '! <request id> <reconnect>\n<reason>' on <prefix>:c:{<channel>} (stored nowhere) and
+-- answers how many nodes it reached. Each answers with <prefix>_disconnected.
+local function disconnect(keys, args)
+  local channel = channel_of(keys[1])
+  if not channel then return bad_key_reply() end
+  local id, reconnect, reason = args[1] or '', args[2] or '', args[3] or ''
+  if not string.match(id, '^[%w]+$') or #id > 64 or (reconnect ~= '0' and reconnect ~= '1') then
+    return redis.error_reply('ERR fanfare: give a request id (letters and digits), 0 or 1, and a reason')
+  end
+  return redis.call(PUBLISH, PREFIX .. ':c:{' .. channel .. '}', '! ' .. id .. ' ' .. reconnect .. '\n' .. reason)
+end
+
+-- The key of a disconnect request's answers, or nil when the key is not one.
+local function answers_key(key)
+  local head = PREFIX .. ':d:{'
+  if string.sub(key or '', 1, #head) ~= head or string.sub(key, -1) ~= '}' then return nil end
+  local id = string.sub(key, #head + 1, -2)
+  if not string.match(id, '^[%w]+$') or #id > 64 then return nil end
+  return key
+end
+
+-- FCALL <prefix>_disconnected 1 <prefix>:d:{<request id>} <streams closed>
+-- A node's answer to a disconnect request; the answers expire after a minute.
+local function disconnected(keys, args)
+  if not answers_key(keys[1]) then
+    return redis.error_reply('ERR fanfare: the key must be ' .. PREFIX .. ':d:{<request id>}')
+  end
+  local closed = clamped(args[1], 0, 0, 1000000000)
+  redis.call('RPUSH', keys[1], closed)
+  redis.call('PEXPIRE', keys[1], 60000)
+  return closed
+end
+
+-- FCALL <prefix>_disconnects 1 <prefix>:d:{<request id>}: the answers so far, one count per node.
+local function disconnects(keys, args)
+  if not answers_key(keys[1]) then
+    return redis.error_reply('ERR fanfare: the key must be ' .. PREFIX .. ':d:{<request id>}')
+  end
+  return redis.call('LRANGE', keys[1], 0, -1)
 end
 
 -- FCALL <prefix>_policy 0: {library version, history policy}.
@@ -393,6 +503,9 @@ redis.register_function(PREFIX .. '_publish', publish)
 redis.register_function(PREFIX .. '_publish_batch', publish_batch)
 redis.register_function{function_name = PREFIX .. '_head', callback = head, flags = {'no-writes'}}
 redis.register_function{function_name = PREFIX .. '_read', callback = read, flags = {'no-writes'}}
+redis.register_function(PREFIX .. '_disconnect', disconnect)
+redis.register_function(PREFIX .. '_disconnected', disconnected)
+redis.register_function{function_name = PREFIX .. '_disconnects', callback = disconnects, flags = {'no-writes'}}
 redis.register_function{function_name = PREFIX .. '_policy', callback = policy, flags = {'no-writes'}}
 redis.register_function(PREFIX .. '_heartbeat', heartbeat)
 redis.register_function(PREFIX .. '_leave', leave)

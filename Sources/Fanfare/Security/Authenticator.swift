@@ -122,6 +122,29 @@ final class Authenticator: Sendable {
         return Grant(userID: subject, patterns: claims.channels ?? [], expires: expires)
     }
 
+    /// Who may read a channel's history: anyone when streams are open (any stream could
+    /// replay it); else the publisher or admin credential, or a publish or admin token
+    /// (`nil`: every channel), or a subscriber token, whose grant says which channels.
+    func historyGrant(_ request: HTTPRequest) async throws -> Grant? {
+        if self.streamsAreOpen { return nil }
+        if let bearer = Self.bearer(request.headers) {
+            if let key = self.security.publisherKey, Self.equal(bearer, key) { return nil }
+            if let key = self.security.adminKey, Self.equal(bearer, key) { return nil }
+        }
+        guard let token = self.subscriberToken(request) else {
+            throw FanfareError(
+                .unauthenticated,
+                "reading history needs the publisher or admin credential, or a token that grants the channel"
+            )
+        }
+        let claims = try await self.verify(token)
+        if claims.admin == true || claims.publish == true { return nil }
+        guard let subject = claims.sub?.value, ChannelName.isValidID(subject) else {
+            throw FanfareError(.unauthenticated, "the token's sub must be a valid user id")
+        }
+        return Grant(userID: subject, patterns: claims.channels ?? [], expires: claims.exp.value)
+    }
+
     /// Checks a publisher; returns the identity publish rates are counted by.
     func authorizePublish(_ request: HTTPRequest, address: String) async throws -> String {
         if self.publishIsOpen { return "address:\(address)" }

@@ -10,8 +10,10 @@ internal import ServerSentEvents
 /// | `retry: <ms>` | first thing on every stream, right after the response head |
 /// | `id:` cursor, `event: __connected` + ``ConnectedEvent`` | the node is subscribed to every channel of the stream; the id is where the stream starts |
 /// | `id:` cursor, `event: __reset` + ``ResetEvent`` | events of the named channels may be missing; the id is past the gap |
-/// | `: heartbeat`, or `event: __heartbeat` + `{}` | every heartbeat interval, from one timer per loop |
+/// | `: heartbeat`, or `event: heartbeat` + `{}` (`--heartbeat-event`) | every heartbeat interval, from one timer per loop |
 /// | `: draining`, `: unavailable` or `: token-expired` + `retry: <ms>` | the node closes the stream; come back after that long (with a fresh token) |
+/// | `event: __end` + ``EndEvent`` | a run stream wrote its channel's final event and ends |
+/// | `event: __disconnect` + ``DisconnectEvent`` | a service ended the stream (`POST /api/sse/disconnect`) |
 enum ControlFrame {
     /// Why the node closes a stream and asks the client to come back.
     enum CloseReason: String {
@@ -38,9 +40,17 @@ enum ControlFrame {
         Self.encode(ServerSentEvent(id: id, event: "__reset", data: Self.json(reset)))
     }
 
+    static func end(_ end: EndEvent) -> ByteBuffer {
+        Self.encode(ServerSentEvent(event: "__end", data: Self.json(end)))
+    }
+
+    static func disconnect(_ disconnect: DisconnectEvent) -> ByteBuffer {
+        Self.encode(ServerSentEvent(event: "__disconnect", data: Self.json(disconnect)))
+    }
+
     static func heartbeat(asEvent: Bool) -> ByteBuffer {
         if asEvent {
-            return Self.encode(ServerSentEvent(event: "__heartbeat", data: "{}"))
+            return Self.encode(ServerSentEvent(event: "heartbeat", data: "{}"))
         }
         return Self.encode(ServerSentEvent(comment: "heartbeat"))
     }

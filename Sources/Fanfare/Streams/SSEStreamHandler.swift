@@ -39,6 +39,12 @@ final class SSEStreamHandler: ChannelInboundHandler {
     /// A history read to start once the pending bytes are written.
     @exclusivity(unchecked) private var readAfterFlush: (index: Int, after: StreamPosition)?
     @exclusivity(unchecked) private var closed = false
+    /// A run stream put its final event and `__end` in the pending bytes: it closes once
+    /// they are written, and writes nothing after them (`ended`).
+    private var endsAfterFlush = false
+    private var ended = false
+    /// A run stream: it ends after its channel's final event.
+    private let endsAtFinal: Bool
     /// When the stream's token stops being accepted, and the timer that ends it then.
     private let expires: NIODeadline?
     private var expiryTimer: Scheduled<Void>?
@@ -50,9 +56,11 @@ final class SSEStreamHandler: ChannelInboundHandler {
         resume: StreamStateMachine.Resume,
         address: String,
         expires: NIODeadline? = nil,
+        endsAtFinal: Bool = false,
         eventLoop: any EventLoop
     ) {
         self.node = node
+        self.endsAtFinal = endsAtFinal
         self.clientID = clientID
         self.eventLoop = eventLoop
         self.id = node.hub.makeStreamID(on: eventLoop)
@@ -64,7 +72,8 @@ final class SSEStreamHandler: ChannelInboundHandler {
             resume: resume,
             replayCap: configuration.replayCap,
             bufferLimit: configuration.liveBufferEvents,
-            bufferBytes: configuration.slowConsumerBytes
+            bufferBytes: configuration.slowConsumerBytes,
+            endsAtFinal: endsAtFinal
         )
     }
 
@@ -163,29 +172,34 @@ final class SSEStreamHandler: ChannelInboundHandler {
     /// The hot path: while the stream is live on the channel and each event follows on,
     /// its id line and body go into the pending buffer in one pass over the run's plain
     /// memory. The first event that does not (a gap, a duplicate, a catch-up) and those
-    /// after it go through the state machine one by one.
+    /// after it go through the state machine one by one, and so do all of a run stream's
+    /// (any may be its final one).
     @inline(__always)
     func enqueue(_ run: EventRun, index: Int, buffers: inout WriteBufferPool) -> Bool {
         let idLine = Cursor.maximumLength(channels: self.machine.lanes.count, line: true)
         var buffer = self.pending.take() ?? buffers.take(capacity: run.bodyBytes + run.count * idLine)
         var delivered = 0
-        run.bodies.withUnsafeReadableBytes { bodies in
-            let base = bodies.baseAddress
-            buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: run.bodyBytes + run.count * idLine) { out in
-                guard let out = out.baseAddress, let base else { return 0 }
-                var written = 0
-                for link in run.links {
-                    guard self.machine.advance(index: index, to: link.position, after: link.predecessor) else { break }
-                    written += self.machine.lanes.withUnsafeBufferPointer { lanes in
-                        Cursor.write(count: lanes.count, to: out + written, line: true) {
-                            (lanes[$0].tag, lanes[$0].position)
+        if !self.endsAtFinal {
+            run.bodies.withUnsafeReadableBytes { bodies in
+                let base = bodies.baseAddress
+                buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: run.bodyBytes + run.count * idLine) { out in
+                    guard let out = out.baseAddress, let base else { return 0 }
+                    var written = 0
+                    for link in run.links {
+                        guard self.machine.advance(index: index, to: link.position, after: link.predecessor) else {
+                            break
                         }
+                        written += self.machine.lanes.withUnsafeBufferPointer { lanes in
+                            Cursor.write(count: lanes.count, to: out + written, line: true) {
+                                (lanes[$0].tag, lanes[$0].position)
+                            }
+                        }
+                        (out + written).copyMemory(from: base + Int(link.start), byteCount: Int(link.length))
+                        written += Int(link.length)
+                        delivered += 1
                     }
-                    (out + written).copyMemory(from: base + Int(link.start), byteCount: Int(link.length))
-                    written += Int(link.length)
-                    delivered += 1
+                    return written
                 }
-                return written
             }
         }
         self.pending = consume buffer
@@ -195,6 +209,10 @@ final class SSEStreamHandler: ChannelInboundHandler {
                 switch self.machine.live(event, index: index) {
                 case .write:
                     self.appendEvent(event)
+                    waiting = true
+                case .end:
+                    self.appendEvent(event)
+                    self.appendEnd(channel: event.channel)
                     waiting = true
                 case .none:
                     continue
@@ -221,9 +239,18 @@ final class SSEStreamHandler: ChannelInboundHandler {
     /// The buffer goes back to `buffers` when the socket took all of it at once.
     func flushPending(recycling buffers: inout WriteBufferPool) {
         self.needsFlush = false
-        guard let context = self.context, !self.closed else { return }
+        guard let context = self.context, !self.closed, !self.ended else { return }
         let read = self.readAfterFlush
         self.readAfterFlush = nil
+        if self.endsAfterFlush {
+            // A run's final event and `__end`: the response ends once they are written.
+            self.endsAfterFlush = false
+            self.ended = true
+            let bytes = self.pending ?? ByteBuffer()
+            self.pending = nil
+            context.writeAndFlush(NIOAny(bytes)).assumeIsolated().whenComplete { _ in context.close(promise: nil) }
+            return
+        }
         guard var pending = self.pending else {
             if let read { self.startRead(read) }
             return
@@ -259,13 +286,27 @@ final class SSEStreamHandler: ChannelInboundHandler {
 
     /// A heartbeat (or any frame of its own) now.
     func write(_ frame: ByteBuffer) {
-        guard let context = self.context, !self.closed else { return }
+        guard let context = self.context, !self.closed, !self.ended else { return }
         context.writeAndFlush(NIOAny(frame), promise: nil)
+    }
+
+    /// Writes what is pending and `frame` (a `__disconnect`), then closes the stream; writes
+    /// nothing after. Returns whether the stream was open.
+    func end(after frame: ByteBuffer) -> Bool {
+        guard let context = self.context, !self.closed, !self.ended else { return false }
+        self.ended = true
+        self.endsAfterFlush = false
+        self.readAfterFlush = nil
+        var bytes = self.pending ?? ByteBufferAllocator().buffer(capacity: frame.readableBytes)
+        self.pending = nil
+        bytes.writeImmutableBuffer(frame)
+        context.writeAndFlush(NIOAny(bytes)).assumeIsolated().whenComplete { _ in context.close(promise: nil) }
+        return true
     }
 
     /// Tells the client when to come back (`retry:`) and why, and closes the stream.
     func close(_ reason: ControlFrame.CloseReason, retryMilliseconds: Int?) {
-        guard let context = self.context, !self.closed else { return }
+        guard let context = self.context, !self.closed, !self.ended else { return }
         let retry = retryMilliseconds ?? self.node.configuration.retryMilliseconds
         context.writeAndFlush(NIOAny(ControlFrame.close(reason, retryMilliseconds: retry))).assumeIsolated()
             .whenComplete { _ in context.close(promise: nil) }
@@ -296,6 +337,8 @@ final class SSEStreamHandler: ChannelInboundHandler {
                 self.appendFrame(ControlFrame.reset(reset, id: self.text(cursor)))
             case .read(let index, let after):
                 self.readAfterFlush = (index, after)
+            case .end(let channel):
+                self.appendEnd(channel: channel)
             }
             waiting = true
         }
@@ -364,6 +407,12 @@ final class SSEStreamHandler: ChannelInboundHandler {
         buffer.writeInteger(UInt8(ascii: "\n"))
         buffer.writeImmutableBuffer(event.body)
         self.pending = consume buffer
+    }
+
+    /// `__end` after a run's final event; the stream closes once it is written.
+    private func appendEnd(channel: String) {
+        self.appendFrame(ControlFrame.end(EndEvent(channel: channel)))
+        self.endsAfterFlush = true
     }
 
     private func appendFrame(_ frame: ByteBuffer) {

@@ -66,3 +66,18 @@ struct StreamChannels: Sendable, Equatable {
         self.channels = channels
     }
 }
+
+extension StreamChannels {
+    /// A run stream: the run's one channel (checked as a topic is, ``RunStart`` did), under
+    /// the requested client id or a random `anon-<n>`.
+    init(run channel: String, requested: String?, grant: Grant?) throws {
+        if let requested {
+            guard ChannelName.isValidID(requested) else { throw FanfareError(.invalidInput, "invalid client id") }
+            if let grant, !grant.allows(ChannelName.client(requested)) {
+                throw FanfareError(.forbidden, "the token does not grant client:\(requested)")
+            }
+        }
+        self.clientID = requested ?? "anon-\(UInt64.random(in: 0...UInt64.max) % 1_000_000_000_000)"
+        self.channels = [channel]
+    }
+}

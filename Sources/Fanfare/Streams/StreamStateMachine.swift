@@ -11,6 +11,10 @@ internal import FanfareAPI
 /// live events wait in a bounded buffer (``ChannelCatchUp``). A channel history cannot
 /// cover gets `__reset` naming it, and so does one whose catching up would pass the replay
 /// cap; the other channels resume exactly.
+///
+/// A run stream (``endsAtFinal``) ends after its channel's final event, however it came
+/// (live or from history): ``Output/end(channel:)`` follows that event, and the stream writes
+/// nothing more.
 struct StreamStateMachine: Sendable {
     /// Where the client said it was.
     enum Resume: Sendable, Equatable {
@@ -37,12 +41,16 @@ struct StreamStateMachine: Sendable {
         /// Read up to `limit` events of channel `index` after `after`, once everything
         /// before this was written to the socket.
         case read(index: Int, after: StreamPosition)
+        /// The run's final event was the one before: end the stream once it is written.
+        case end(channel: String)
     }
 
     /// The outcome of one live event, on the hot path.
     enum LiveOutcome: Sendable {
         /// Write it, with ``cursor`` as its id.
         case write
+        /// Write it, then end the stream: it is the run's final event.
+        case end
         /// Nothing to write now.
         case none
         /// Read history for channel `index` after `after` (a gap).
@@ -73,6 +81,8 @@ struct StreamStateMachine: Sendable {
     private var replayed = 0
     private var capped = Set<Int>()
     private let limits: (replayCap: Int32, bufferLimit: Int32, bufferBytes: Int32)
+    /// A run stream: it ends after a final event.
+    let endsAtFinal: Bool
 
     var replayCap: Int { Int(self.limits.replayCap) }
     var bufferLimit: Int { Int(self.limits.bufferLimit) }
@@ -85,10 +95,12 @@ struct StreamStateMachine: Sendable {
         resume: Resume,
         replayCap: Int,
         bufferLimit: Int,
-        bufferBytes: Int = 1 << 20
+        bufferBytes: Int = 1 << 20,
+        endsAtFinal: Bool = false
     ) {
         self.channels = channels
         self.resume = resume
+        self.endsAtFinal = endsAtFinal
         self.limits = (
             Int32(clamping: replayCap), Int32(clamping: bufferLimit), Int32(clamping: bufferBytes)
         )
@@ -165,7 +177,9 @@ struct StreamStateMachine: Sendable {
 
     /// A live event of channel `index`.
     mutating func live(_ event: BusEvent, index: Int) -> LiveOutcome {
-        if self.advance(index: index, to: event.position, after: event.predecessor) { return .write }
+        if self.advance(index: index, to: event.position, after: event.predecessor) {
+            return self.ends(after: event) ? .end : .write
+        }
         guard self.phase == .active else { return .none }
         // Not simply live: the channel's catch-up decides (a live channel that meets a gap
         // starts one, from where it is).
@@ -181,7 +195,7 @@ struct StreamStateMachine: Sendable {
         self.store(catchUp, at: index)
         switch outcome {
         case .deliver:
-            return .write
+            return self.ends(after: event) ? .end : .write
         case .drop, .buffered:
             return .none
         case .read(let after):
@@ -223,6 +237,10 @@ struct StreamStateMachine: Sendable {
             positions[index] = event.position
             self.replayed += 1
             outputs.append(.event(event, Cursor(positions: positions)))
+            if self.ends(after: event) {
+                outputs.append(.end(channel: self.channels[index]))
+                return outputs
+            }
         }
         if let after = step.read {
             outputs.append(.read(index: index, after: after))
@@ -278,6 +296,14 @@ struct StreamStateMachine: Sendable {
 
     mutating func close() {
         self.phase = .closed
+    }
+
+    /// Whether `event`, just written, ends the stream (a run's final event); if so, the
+    /// stream is closed to anything after it.
+    private mutating func ends(after event: BusEvent) -> Bool {
+        guard self.endsAtFinal, event.isFinal else { return false }
+        self.phase = .closed
+        return true
     }
 
     private mutating func startNext(_ outputs: inout [Output]) {

@@ -1,0 +1,1 @@
+../../../Clients/js/fanfare.js
