@@ -44,6 +44,9 @@ struct PublishCommand: AsyncParsableCommand, EnvironmentConfigurable {
     @Option(help: "A key that makes a retry of this publish a no-op within the cluster's idempotency window.")
     var idempotencyKey: String?
 
+    @Flag(help: "The event ends its channel (a run): run streams end after it, and later publishes get 409.")
+    var final = false
+
     @Option(help: "Publisher key or publish token, sent as a bearer credential.")
     var key: String?
 
@@ -73,6 +76,7 @@ struct PublishCommand: AsyncParsableCommand, EnvironmentConfigurable {
         var broadcast: Bool?
         var event: String
         var idempotencyKey: String?
+        var final: Bool?
     }
 
     func run() async throws {
@@ -94,7 +98,8 @@ struct PublishCommand: AsyncParsableCommand, EnvironmentConfigurable {
             channel: self.channel,
             broadcast: self.broadcast ? true : nil,
             event: self.event,
-            idempotencyKey: self.idempotencyKey
+            idempotencyKey: self.idempotencyKey,
+            final: self.final ? true : nil
         )
         // The payload is spliced in as written, so it reaches subscribers byte for byte.
         var body = try APIJSON.encode(target)
@@ -180,7 +185,7 @@ struct PublishCommand: AsyncParsableCommand, EnvironmentConfigurable {
                 "FCALL",
                 arguments: [RESPArgument("\(self.prefix)_publish"), RESPArgument(keys.count)] + keys + [
                     RESPArgument(self.event), RESPArgument(self.payload),
-                ],
+                ] + (self.final ? [RESPArgument("final")] : []),
                 slot: RedisClusterSlot.of(history)
             )
         } catch {

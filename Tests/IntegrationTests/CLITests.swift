@@ -232,6 +232,27 @@ struct CLITests {
         await harness.stop()
     }
 
+    /// `--final` ends a run, through a node and straight through Redis: a later publish on
+    /// the channel fails (409 through a node) and the run's history says it is final.
+    @Test(.enabled(if: RedisServerProcess.enabled))
+    func publishFinalEndsARunThroughANodeAndThroughRedis() async throws {
+        let harness = try await NodeHarness(nodes: 1)
+        let redis = try #require(harness.redis)
+        for (index, via) in [["--node", harness.urls[0]], ["--redis", redis.url]].enumerated() {
+            let channel = "cli-run-\(index)"
+            let ended = try await self.fanfare(
+                ["publish"] + via + ["--channel", channel, "--event", "done", "--final"]
+            )
+            #expect(ended.code == 0, "\(ended.output)")
+            let late = try await self.fanfare(["publish"] + via + ["--channel", channel, "--event", "late"])
+            #expect(late.code != 0, "\(late.output)")
+            #expect(late.output.contains("final event"), "\(late.output)")
+            let history = try await TestHTTPClient.request("GET", harness.urls[0] + "/api/sse/history/\(channel)")
+            #expect(history.body.contains(#""final":true"#), "\(history.body)")
+        }
+        await harness.stop()
+    }
+
     @Test func aSettingThatCannotWorkIsRefusedWithASentence() async throws {
         let short = try await self.fanfare(["serve", "--host", "127.0.0.1", "--port", "0", "--jwt-secret", "too-short"])
         #expect(short.code != 0)
