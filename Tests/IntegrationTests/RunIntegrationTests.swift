@@ -168,6 +168,12 @@ struct RunIntegrationTests {
             headers: [("Content-Type", "text/plain")]
         )
         #expect(text.status == 415)
+        let large = try await TestHTTPClient.request(
+            "POST",
+            url + "/api/sse/subscribe/alice",
+            body: #"{"token":"\#(String(repeating: "x", count: 70_000))"}"#
+        )
+        #expect(large.status == 413)
         #expect(try await harness.metrics(0)["totalConnections"] as? Int == 0)
         await harness.stop()
     }
