@@ -84,4 +84,50 @@ struct BrowserTests {
         secure.stop()
         redis.stop()
     }
+
+    /// fanfare.js as a page imports it (`import("/fanfare.js")` on a node's own origin),
+    /// driven by Tests/Browser/fanfare_js_test.py in two Chromiums at once: runs followed
+    /// from the start over EventSource and over fetch + POST (every token in order, `done`
+    /// with the final event, then no request for 30 s; a finished run ends with 204), and a
+    /// stream whose getToken() mints tokens good for 2-3 s on a node without leeway (1,000
+    /// events in order across at least 20 expiries, one getToken() per connection).
+    @Test func fanfareJSFollowsRunsAndRefreshesTokensInABrowser() async throws {
+        guard let chromium = BrowserTools.chromium, let chromedriver = BrowserTools.chromedriver else {
+            throw TestFailure("chromium and chromedriver are not installed; run scripts/install-dependencies.sh")
+        }
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().path
+        let redis = try await RedisServerProcess()
+        let runs = try await NodeProcess(id: "fanfare-js-runs", redis: redis.url)
+        // A cluster of its own (another key prefix) whose streams need tokens, with no leeway:
+        // the node closes each stream the moment its token expires.
+        let secret = "fanfare-js-secret-0123456789abcdef0123456789"
+        let publisherKey = "fanfare-js-publisher"
+        let tokens = try await NodeProcess(
+            id: "fanfare-js-tokens",
+            redis: redis.url,
+            arguments: [
+                "--redis-prefix", "tokens", "--jwt-secret", secret, "--jwt-leeway-seconds", "0",
+                "--publisher-key", publisherKey,
+            ]
+        )
+        let log = FileManager.default.temporaryDirectory.appendingPathComponent("fanfare-js-\(UUID()).log").path
+        defer { try? FileManager.default.removeItem(atPath: log) }
+        let arguments = [
+            "/usr/bin/env", "python3", root + "/Tests/Browser/fanfare_js_test.py", "--run-url", runs.url,
+            "--token-url", tokens.url, "--jwt-secret", secret, "--publisher-key", publisherKey,
+            "--chromium", chromium, "--chromedriver", chromedriver,
+        ]
+        let pid = try RedisServerProcess.spawn(arguments, output: log)
+        let code = try await RedisServerProcess.waitForExit(pid, "the fanfare.js browser test", within: .seconds(170))
+        let output = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
+        #expect(code == 0, "the fanfare.js browser test failed:\n\(output.suffix(6000))")
+        #expect(output.contains("fanfare.js checks passed"), "\(output.suffix(2000))")
+        // What was measured: connections, expiries, events, requests after the runs.
+        let measured = output.split(separator: "\n").filter { $0.hasPrefix("[") || $0.hasPrefix("fanfare.js") }
+        print(measured.joined(separator: "\n"))
+        tokens.stop()
+        runs.stop()
+        redis.stop()
+    }
 }
