@@ -11,9 +11,11 @@
 #                                                               another build of the node (before/after)
 #   PERF=1 Benchmarks/scenarios.sh bounded                      with the servers' syscalls and context
 #                                                               switches per delivery (perf stat)
+#   RUNS=10 TOKENS=100 RATE=50 Benchmarks/scenarios.sh runs     fewer, shorter runs (RUNS here counts the
+#                                                               runs, not compare's rounds)
 #
-# Scenarios: idle flat bounded fanout latency spread spread-bounded batch resume resume-busy
-# replay catchup floor streams compare acks shards.
+# Scenarios: idle flat bounded paced fanout latency spread spread-bounded batch resume
+# resume-busy replay catchup floor streams compare acks shards runs.
 #
 # `flat` and `spread` let 1,000 and 2,000 events be outstanding: events pile up per stream
 # and go out many to a write. `bounded` and `spread-bounded` are the same loads with at
@@ -24,6 +26,16 @@
 # does not wait for deliveries), the load where holding each turn's events a few
 # milliseconds (`NODE_OPTIONS="--event-loops 1 --write-delay-ms 5"`) puts several events
 # in one write; compare it with the default.
+#
+# `runs` streams RUNS runs at once (default 200), each of TOKENS token events (default
+# 1,000) at RATE tokens/s (default 50: 20 s a run), one publish per token (TOKENS_PER_PUBLISH
+# for small batches at high rates), then a final `complete` event; run starts are spread
+# over 2 s. Each run has 2 followers, one on each node, opened with `?from=start` before it
+# starts. It reports tokens delivered/s, publish→receive p50/p99, server and Redis CPU per
+# delivered token, and how many runs every follower had whole (every event once and in
+# order, then `__end`, then the end of the response), with lost, duplicate and out-of-order
+# counts; the generator exits non-zero, and so does the script, when a run is incomplete.
+# Fanfare only.
 #
 # `shards` runs `spread` (each publish reaches one stream of 1,000 channels) twice: the two
 # nodes on the one Redis, then on a Redis Cluster of three primaries (no replicas), with
@@ -81,6 +93,7 @@ replica_port=$(( redis_port + 20 ))
 cluster_ports=($(( redis_port + 30 )) $(( redis_port + 31 )) $(( redis_port + 32 )))
 peer=${PEER:-fanfare}
 pids=()
+failed=()
 cleanup() {
     nchan_stop
     for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
@@ -195,8 +208,11 @@ run() {
             -e syscalls:sys_enter_epoll_wait,syscalls:sys_enter_sendmsg,syscalls:sys_enter_recvfrom 2>/dev/null &
         perf_pid=$!
     fi
+    # A generator that fails (e.g. `runs` with an incomplete run) fails the script, after the
+    # other scenarios.
     "$load" --peer "$peer" --nodes "$(urls "${ports[@]}")" \
-        --pids "$(IFS=,; echo "${pids[*]}")" --redis-pid "$measured_redis_pids" "$@" | tee "$workdir/last"
+        --pids "$(IFS=,; echo "${pids[*]}")" --redis-pid "$measured_redis_pids" "$@" | tee "$workdir/last" ||
+        failed+=("$label")
     if [[ -n $perf_pid ]]; then
         kill -INT "$perf_pid"; wait "$perf_pid" 2>/dev/null || true
         perf_report "$workdir/perf" "$workdir/last"
@@ -289,6 +305,13 @@ scenario() {
         NODE_OPTIONS="$options --replica-acks 1" run acks-replica \
             "1,000 subscribers at 10 events/s, acknowledged once a replica has it (--replica-acks 1)" \
             --connections 1000 --events 100 --rate 10 --settle-seconds 1
+        ;;
+    runs)
+        [[ $peer == fanfare ]] || { echo "== runs: Fanfare only (nchan has no runs)"; return; }
+        local count=${RUNS:-200} tokens=${TOKENS:-1000} rate=${RATE:-50}
+        run runs "$count runs of $tokens tokens at $rate tokens/s each, 2 followers a run (one on each node)" \
+            --runs --run-count "$count" --tokens "$tokens" --token-rate "$rate" --followers 2 \
+            --tokens-per-publish "${TOKENS_PER_PUBLISH:-1}" --stagger-seconds 2
         ;;
     shards)
         [[ $peer == fanfare ]] || { echo "== shards: Fanfare only"; return; }
@@ -435,3 +458,4 @@ PY
 scenarios=("$@")
 ((${#scenarios[@]})) || scenarios=(idle flat fanout latency spread batch resume resume-busy replay catchup floor)
 for name in "${scenarios[@]}"; do scenario "$name"; done
+((${#failed[@]} == 0)) || { echo "failed: ${failed[*]}" >&2; exit 1; }

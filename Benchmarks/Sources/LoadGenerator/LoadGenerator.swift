@@ -109,6 +109,40 @@ struct LoadGenerator: AsyncParsableCommand {
     @Option(help: "With --listen-events: the most seconds to wait, from the moment every stream is open.")
     var listenSeconds = 120.0
 
+    @Flag(
+        help: """
+            Runs mode: --run-count runs (channels) at once, each publishing --tokens token events at \
+            --token-rate a second then a final `complete` event, each followed from its start by \
+            --followers run streams spread over the nodes; reports deliveries, latency, CPU per token \
+            and whether every follower had every run whole (see LoadGenerator+Runs.swift).
+            """
+    )
+    var runs = false
+
+    @Option(help: "With --runs: runs at once.")
+    var runCount = 200
+
+    @Option(help: "With --runs: token events per run (then one final event).")
+    var tokens = 1_000
+
+    @Option(help: "With --runs: tokens a second per run.")
+    var tokenRate = 50.0
+
+    @Option(help: "With --runs: tokens per publish request (more than 1: a JSON array), for high rates.")
+    var tokensPerPublish = 1
+
+    @Option(help: "With --runs: followers per run, spread over the nodes (run r's follower f on node r + f).")
+    var followers = 2
+
+    @Option(help: "With --runs: run starts spread evenly over this many seconds.")
+    var staggerSeconds = 2.0
+
+    @Option(help: "With --runs: seconds to wait for the followers after the last run should have ended.")
+    var runGraceSeconds = 30.0
+
+    @Option(help: "With --runs: channel names are <prefix>-<n> (default: run-<time>, fresh each time).")
+    var runPrefix = ""
+
     func run() async throws {
         let urls = self.nodes.split(separator: ",").map(String.init)
         let targets = try urls.map { try Target(url: $0) }
@@ -120,6 +154,12 @@ struct LoadGenerator: AsyncParsableCommand {
         if self.floor {
             try await self.runFloor(loops: loops, stats: stats)
             try await group.shutdownGracefully()
+            return
+        }
+        if self.runs {
+            let whole = try await self.measureRuns(targets: targets, loops: loops, pids: pids)
+            try await group.shutdownGracefully()
+            if !whole { throw ExitCode.failure }
             return
         }
 

@@ -82,6 +82,29 @@ final class SubscriberHandler: ChannelInboundHandler {
         var partial: [UInt8] = []
         swap(&partial, &self.partial)
         let stats = self.stats
+        LineCutter.lines(of: buffer, partial: &partial) { scanner.line($0, now: now, stats: stats) }
+        swap(&partial, &self.partial)
+        if scanner.connectedNow {
+            scanner.connectedNow = false
+            stats.connected += 1
+            self.onConnected()
+        }
+        self.scanner = scanner
+        stats.progress.store(stats.delivered, ordering: .relaxed)
+    }
+}
+
+/// Cuts reads into lines with `memchr`, without copying a line that one read holds whole;
+/// the start of a line that a read cuts off waits in `partial` for the rest.
+enum LineCutter {
+    /// Calls `line` with each complete line of `buffer` (without its `\n`), the first one
+    /// joined to what `partial` held; leaves an unfinished last line in `partial`.
+    @inline(__always)
+    static func lines(
+        of buffer: ByteBuffer,
+        partial: inout [UInt8],
+        _ line: (UnsafeRawBufferPointer) -> Void
+    ) {
         buffer.withUnsafeReadableBytes { bytes in
             guard let base = bytes.baseAddress else { return }
             var start = 0
@@ -92,23 +115,15 @@ final class SubscriberHandler: ChannelInboundHandler {
                 }
                 let end = base.distance(to: UnsafeRawPointer(found))
                 if partial.isEmpty {
-                    scanner.line(UnsafeRawBufferPointer(rebasing: bytes[start..<end]), now: now, stats: stats)
+                    line(UnsafeRawBufferPointer(rebasing: bytes[start..<end]))
                 } else {
                     partial.append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes[start..<end]))
-                    partial.withUnsafeBytes { scanner.line($0, now: now, stats: stats) }
+                    partial.withUnsafeBytes { line($0) }
                     partial.removeAll(keepingCapacity: true)
                 }
                 start = end + 1
             }
         }
-        swap(&partial, &self.partial)
-        if scanner.connectedNow {
-            scanner.connectedNow = false
-            stats.connected += 1
-            self.onConnected()
-        }
-        self.scanner = scanner
-        stats.progress.store(stats.delivered, ordering: .relaxed)
     }
 }
 
@@ -180,12 +195,12 @@ struct LineScanner {
         }
     }
 
-    private static func has(_ line: UnsafeRawBufferPointer, prefix: StaticString) -> Bool {
+    static func has(_ line: UnsafeRawBufferPointer, prefix: StaticString) -> Bool {
         guard line.count >= prefix.utf8CodeUnitCount, let base = line.baseAddress else { return false }
         return memcmp(base, prefix.utf8Start, prefix.utf8CodeUnitCount) == 0
     }
 
-    private static func number(_ line: UnsafeRawBufferPointer, _ index: inout Int) -> Int {
+    static func number(_ line: UnsafeRawBufferPointer, _ index: inout Int) -> Int {
         var value = 0
         while index < line.count, line[index] >= 48, line[index] <= 57 {
             value = value * 10 + Int(line[index] - 48)
@@ -195,7 +210,7 @@ struct LineScanner {
     }
 
     /// The index just past the first `needle` at or after `start`.
-    private static func find(_ line: UnsafeRawBufferPointer, _ needle: StaticString, from start: Int) -> Int? {
+    static func find(_ line: UnsafeRawBufferPointer, _ needle: StaticString, from start: Int) -> Int? {
         guard let base = line.baseAddress else { return nil }
         let length = needle.utf8CodeUnitCount
         var index = start
