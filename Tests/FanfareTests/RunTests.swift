@@ -35,6 +35,12 @@ import Testing
         let live = RunStart(channel: "c", cursor: nil, fromStart: false)
         #expect(live.decide(Self.page(head: 9, final: false)) == .open(Events.position(9)))
         #expect(live.decide(Self.page(head: 9, final: true)) == .over)
+
+        // A resume into a run whose whole history expired: nothing it had will come. One whose
+        // history started over after it is followed (and told of the gap).
+        #expect(cursor.decide(Self.page(head: 0, final: false, .gone)) == .over)
+        #expect(cursor.decide(Self.page(head: 9, final: false, .gone)) == .open(Events.position(4)))
+        #expect(start.decide(Self.page(head: 0, final: false, .gone)) == .open(.zero))
     }
 
     @Test func aRunRequestIsCheckedBeforeAnythingIsRead() throws {
@@ -50,7 +56,8 @@ import Testing
         let other = Cursor(positions: [Events.position(7)]).text(tags: [Cursor.tag("other")])
         #expect(try RunStart(channel: "run-1", request: request("/?lastEventId=\(other)"), grant: nil).cursor == nil)
         for (channel, uri) in [
-            ("run-1", "/?from=end"), ("__probe", "/"), ("client:a", "/"), ("run 1", "/"), ("run-1", "/?lastEventId=x"),
+            ("run-1", "/?from=end"), ("__probe", "/"), ("client:a", "/"), ("user:a", "/"), ("broadcast", "/"),
+            ("run 1", "/"), ("run-1", "/?lastEventId=x"),
         ] {
             #expect(throws: FanfareError.self, "\(channel) \(uri)") {
                 try RunStart(channel: channel, request: request(uri), grant: nil)
@@ -115,6 +122,55 @@ import Testing
             return
         }
         #expect(ordinary.isLive)
+    }
+
+    /// A run replays its whole retained history, past the replay cap: jumping to the head
+    /// as an ordinary stream does would pass over the final event and never end.
+    @Test func aRunStreamReplaysPastTheReplayCapToItsFinalEvent() {
+        var run = StreamStateMachine(
+            channels: ["c"],
+            resume: .cursor([Cursor.tag("c"): .zero]),
+            replayCap: 2,
+            bufferLimit: 8,
+            endsAtFinal: true
+        )
+        #expect(run.attached([Events.position(5)]).map(\.summary) == ["connected [0]", "read 0 after 0"])
+        var first = Events.page(1...3, head: 5)
+        first.isFinal = true
+        #expect(
+            run.read(first, index: 0).map(\.summary) == ["event 1 [1]", "event 2 [2]", "event 3 [3]", "read 0 after 3"]
+        )
+        let last = HistoryPage(
+            status: .ok,
+            head: Events.position(5),
+            events: [Events.event(4), Self.final(5)],
+            isFinal: true
+        )
+        #expect(run.read(last, index: 0).map(\.summary) == ["event 4 [4]", "event 5 [5]", "end c"])
+
+        // The same history on an ordinary stream is capped: a reset, then the head.
+        var ordinary = StreamStateMachine(
+            channels: ["c"],
+            resume: .cursor([Cursor.tag("c"): .zero]),
+            replayCap: 2,
+            bufferLimit: 8
+        )
+        _ = ordinary.attached([Events.position(5)])
+        #expect(ordinary.read(first, index: 0).map(\.summary) == [#"reset ["c"] capped [5]"#])
+    }
+
+    @Test func onlyARunsChannelTakesAFinalEvent() throws {
+        for target in [
+            #""clientId":"a""#, #""userId":"a""#, #""broadcast":true"#, #""channel":"user:a""#,
+            #""channel":"client:a""#, #""channel":"broadcast""#,
+        ] {
+            let error = #expect(throws: FanfareError.self, "\(target)") {
+                try NotifyTarget(body: Array("{\(target),\"final\":true}".utf8))
+            }
+            #expect(error?.code == .invalidInput)
+        }
+        let run = try NotifyTarget(body: Array(#"{"channel":"runs.1","final":true,"event":"complete"}"#.utf8))
+        #expect(run.request.isFinal && run.request.channel == "runs.1")
     }
 
     @Test func aPOSTBodyFillsTheQueryAndBadOnesAreRefused() throws {

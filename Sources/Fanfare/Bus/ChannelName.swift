@@ -32,6 +32,12 @@ enum ChannelName {
         name.utf8.starts(with: "__".utf8)
     }
 
+    /// Whether `name` can be a run's channel, which a final event ends: a client's, a user's
+    /// and everyone's channel never end.
+    static func canEnd(_ name: String) -> Bool {
+        name != Self.broadcast && !name.hasPrefix("client:") && !name.hasPrefix("user:")
+    }
+
     /// Whether `id` can be a client or user id: the same alphabet, without `:`, 1–100 long.
     static func isValidID(_ id: String) -> Bool {
         id.utf8.count <= 100 && !id.contains(":") && self.isValid(id)

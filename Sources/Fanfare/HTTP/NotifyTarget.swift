@@ -81,11 +81,11 @@ struct NotifyTarget: Sendable {
         guard targets == 1 else {
             throw FanfareError(.invalidInput, "give exactly one target: clientId, userId, channel or broadcast")
         }
-        if isFinal, channel == nil {
+        if isFinal, channel.map(ChannelName.canEnd) != true {
             // A client's, a user's or everyone's channel never ends: only a run's does.
             throw FanfareError(
                 .invalidInput,
-                "final ends a run's channel: publish it with channel, not a client, user or broadcast"
+                "final ends a run's channel: client:, user: and broadcast channels never end"
             )
         }
         let name: String

@@ -9,7 +9,8 @@ internal import NIOHTTP1
 /// published between the read and the subscription is caught up, not missed.
 ///
 /// A run is over for this client when the channel is finished and the client has its
-/// final event, or asks for neither a resume nor the start: the answer is 204, which
+/// final event, or asks for neither a resume nor the start, or resumes a run whose history
+/// has expired as a whole: the answer is 204, which
 /// tells `EventSource` to stop reconnecting.
 struct RunStart: Sendable, Equatable {
     enum Decision: Sendable, Equatable {
@@ -40,8 +41,11 @@ struct RunStart: Sendable, Equatable {
         guard !ChannelName.isReserved(channel) else {
             throw FanfareError(.invalidInput, "channel names starting with __ are reserved for the nodes")
         }
-        guard !channel.hasPrefix("client:"), !channel.hasPrefix("user:") else {
-            throw FanfareError(.forbidden, "client: and user: channels are not runs; follow them on a stream")
+        guard ChannelName.canEnd(channel) else {
+            throw FanfareError(
+                .forbidden,
+                "client:, user: and broadcast channels are not runs; follow them on a stream"
+            )
         }
         if let grant, !grant.allows(channel) {
             throw FanfareError(.forbidden, "the token does not grant the channel \(channel)")
@@ -67,6 +71,8 @@ struct RunStart: Sendable, Equatable {
     func decide(_ page: HistoryPage) -> Decision {
         if let cursor {
             if page.isFinal, cursor >= page.head { return .over }
+            // The run's whole history is gone (expired while idle): nothing it had will come.
+            if page.status == .gone, page.head == .zero { return .over }
             return .open(cursor)
         }
         if self.fromStart { return .open(.zero) }

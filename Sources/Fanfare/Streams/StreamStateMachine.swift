@@ -14,7 +14,9 @@ internal import FanfareAPI
 ///
 /// A run stream (``endsAtFinal``) ends after its channel's final event, however it came
 /// (live or from history): ``Output/end(channel:)`` follows that event, and the stream writes
-/// nothing more.
+/// nothing more. A run replays its whole retained history (bounded by the history size), not
+/// up to the replay cap: jumping to the head could pass over the final event, and the stream
+/// would never end.
 struct StreamStateMachine: Sendable {
     /// Where the client said it was.
     enum Resume: Sendable, Equatable {
@@ -216,7 +218,9 @@ struct StreamStateMachine: Sendable {
         // The cursor of each output, as it is when that output is written.
         var positions = self.positions
         let step: ChannelCatchUp.Step
-        if page.status == .ok, !self.capped.contains(index), self.replayed + page.events.count > self.replayCap {
+        if page.status == .ok, !self.endsAtFinal, !self.capped.contains(index),
+            self.replayed + page.events.count > self.replayCap
+        {
             // Longer than the replay cap: the client is told, and the channel goes on from
             // the newest position instead of an unbounded read.
             self.capped.insert(index)
