@@ -355,6 +355,8 @@ struct ScheduleSimulation {
                     stream
                 )
             }
+        case .disconnect:
+            throw self.failure("the simulation sends no disconnects")
         }
     }
 }

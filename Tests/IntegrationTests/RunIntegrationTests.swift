@@ -309,6 +309,14 @@ struct RunIntegrationTests {
         let second = try await TestStream(harness.urls[0] + "/api/sse/subscribe/dana-laptop?userId=dana")
         let bystander = try await TestStream(harness.urls[other] + "/api/sse/subscribe/eric?userId=eric")
         for stream in [first, second, bystander] { _ = try await stream.connected() }
+        // Events published just before the disconnect reach the streams before it does.
+        let items = (0..<200).map { #"{"userId":"dana","event":"before","payload":\#($0)}"# }
+        let batch = try await TestHTTPClient.request(
+            "POST",
+            harness.urls[0] + "/api/sse/notify",
+            body: "[" + items.joined(separator: ",") + "]"
+        )
+        #expect(batch.status == 200, "\(batch.body)")
         let started = ContinuousClock.now
         let response = try await TestHTTPClient.request(
             "POST",
@@ -321,7 +329,13 @@ struct RunIntegrationTests {
         #expect(answer["nodes"] as? Int == (embedded ? 1 : 2))
         #expect(answer["answered"] as? Int == answer["nodes"] as? Int)
         for stream in [first, second] {
-            let event = try await stream.next(includingControl: true)
+            var before: [String] = []
+            var event = try await stream.next(includingControl: true)
+            while event.event == "before" {
+                before.append(event.data ?? "")
+                event = try await stream.next(includingControl: true)
+            }
+            #expect(before == (0..<200).map { "\($0)" })
             #expect(event.event == "__disconnect")
             #expect(event.data == #"{"reason":"logged out","reconnect":false}"#)
             await stream.stream.waitUntilClosed()

@@ -44,11 +44,14 @@ extension FanfareHTTPHandler {
             }
             let disconnect = try DisconnectTarget(body: request.body).request
             let nodes = try await node.bus.sendDisconnect(disconnect, on: loop)
-            // Each node answers once its streams are closed; the wait is bounded.
+            // Each node answers once its streams are closed; the wait is bounded, and the
+            // answers are read at growing intervals (2, 4, 8 … 64 ms).
             var answers: [Int] = []
+            var interval = 2
             let deadline = ContinuousClock.now + .seconds(2)
             while answers.count < nodes, ContinuousClock.now < deadline {
-                try await Task.sleep(for: .milliseconds(5))
+                try await Task.sleep(for: .milliseconds(interval))
+                interval = min(interval * 2, 64)
                 answers = try await node.bus.disconnectAnswers(disconnect, on: loop)
             }
             node.logger.info(

@@ -149,6 +149,13 @@ final class BusHub {
         self.pendingCheck = nil
     }
 
+    /// A disconnect of `channel`'s streams, in order behind the events staged before it;
+    /// every loop answers to `tally`.
+    func disconnect(_ channel: String, frame: ByteBuffer, tally: DisconnectTally) {
+        self.staged.append(.disconnect(channel, frame, tally))
+        self.scheduleFlushes()
+    }
+
     // MARK: Performing the machine's actions
 
     /// Performs the machine's actions in their order: what goes to the loops and to Redis
@@ -175,6 +182,12 @@ final class BusHub {
                 self.readHistory(channel, after: after, generation: generation)
             }
         }
+        self.scheduleFlushes()
+    }
+
+    /// Sends what is staged for the loops and for Redis at the end of the turn (the
+    /// loops' items after the write delay, when there is one).
+    private func scheduleFlushes() {
         if !self.staged.isEmpty, !self.stagedFlush {
             self.stagedFlush = true
             if self.writeDelay > .zero {
@@ -242,6 +255,9 @@ final class BusHub {
                 mask = self.machine.loops(of: channel)
             case .attach(let stream, _), .fail(let stream):
                 mask = stream.loopBit
+            case .disconnect:
+                // Every loop answers, with none if it has no stream of the channel.
+                mask = .max
             }
             for index in batches.indices where Self.contains(mask, index) {
                 batches[index].append(item)

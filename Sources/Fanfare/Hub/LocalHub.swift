@@ -107,6 +107,9 @@ final class LocalHub {
                 where member.stream.nodeReset(index: member.index, status: status, position: position, from: from) {
                     self.markForFlush(member.stream)
                 }
+            case .disconnect(let channel, let frame, let tally):
+                // What the batch queued before it goes out first, with the frame.
+                tally.add(self.disconnect(channel, frame: frame))
             }
         }
         for stream in self.toFlush {

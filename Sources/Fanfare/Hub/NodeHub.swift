@@ -19,6 +19,9 @@ final class NodeHub: Sendable {
         case attach(StreamID, [StreamPosition])
         case fail(StreamID)
         case reset(String, HistoryPage.Status, position: StreamPosition, from: StreamPosition)
+        /// Every stream of the channel on the loop ends after `frame` (a `__disconnect`),
+        /// the channel's events before it included; the loop adds how many to the tally.
+        case disconnect(String, ByteBuffer, DisconnectTally)
     }
 
     struct Counts: Sendable {
@@ -243,15 +246,18 @@ final class NodeHub: Sendable {
 
     /// A disconnect request: every stream of its channel on every loop gets `__disconnect`
     /// and is closed once that is written. Answers how many were closed.
+    ///
+    /// The request goes the way the channel's events go (the bus's loop, then each loop's
+    /// batch), so the events published before it reach the streams before it does. A loop
+    /// that has not answered within five seconds (it is shutting down) counts none.
     func disconnect(_ request: DisconnectRequest) async -> Int {
         let frame = ControlFrame.disconnect(DisconnectEvent(reason: request.reason, reconnect: request.reconnect))
-        var closed = 0
-        for loop in self.loops {
-            let hub = loop.hub
-            let channel = request.channel
-            closed += (try? await hub.eventLoop.submit { hub.value.disconnect(channel, frame: frame) }.get()) ?? 0
-        }
-        return closed
+        let tally = DisconnectTally(loops: self.loops.count)
+        let channel = request.channel
+        self.onBusLoop { $0.disconnect(channel, frame: frame, tally: tally) }
+        let timeout = self.busLoop.scheduleTask(in: .seconds(5)) { tally.finish() }
+        defer { timeout.cancel() }
+        return await tally.total()
     }
 
     /// Runs `body` with every loop's hub, on its loop.
@@ -303,5 +309,41 @@ final class HubTotals: Sendable {
         }
         if empty { return }
         try await signal.wait()
+    }
+}
+
+/// How many streams a disconnect ended, added up as each loop answers.
+final class DisconnectTally: Sendable {
+    private struct State {
+        var waiting: Int
+        var closed = 0
+    }
+
+    private let state: Mutex<State>
+    private let done = AsyncSignal<Int>()
+
+    init(loops: Int) {
+        self.state = Mutex(State(waiting: loops))
+        if loops == 0 { self.done.succeed(0) }
+    }
+
+    /// One loop ended `closed` streams.
+    func add(_ closed: Int) {
+        let total = self.state.withLock { state -> Int? in
+            state.closed += closed
+            state.waiting -= 1
+            return state.waiting == 0 ? state.closed : nil
+        }
+        if let total { self.done.succeed(total) }
+    }
+
+    /// Stops waiting for the loops that have not answered.
+    func finish() {
+        self.done.succeed(self.state.withLock { $0.closed })
+    }
+
+    /// The streams ended, once every loop answered (or ``finish()`` was called).
+    func total() async -> Int {
+        (try? await self.done.wait()) ?? self.state.withLock { $0.closed }
     }
 }

@@ -42,7 +42,11 @@ final class SSEStreamHandler: ChannelInboundHandler {
     /// A run stream put its final event and `__end` in the pending bytes: it closes once
     /// they are written, and writes nothing after them (`ended`).
     private var endsAfterFlush = false
+    /// The stream's last bytes are written (a run's end, a disconnect, a close): it writes
+    /// nothing more, takes no events, and closes once they are on the socket.
     private var ended = false
+    /// Closes an ended stream whose client does not read its last bytes.
+    private var endTimer: Scheduled<Void>?
     /// A run stream: it ends after its channel's final event.
     private let endsAtFinal: Bool
     /// When the stream's token stops being accepted, and the timer that ends it then.
@@ -154,6 +158,8 @@ final class SSEStreamHandler: ChannelInboundHandler {
         self.closed = true
         self.expiryTimer?.cancel()
         self.expiryTimer = nil
+        self.endTimer?.cancel()
+        self.endTimer = nil
         self.machine.close()
         self.node.hub.unregister(self)
         self.node.connectionLimiter.release(clientID: self.clientID, address: self.address)
@@ -245,10 +251,9 @@ final class SSEStreamHandler: ChannelInboundHandler {
         if self.endsAfterFlush {
             // A run's final event and `__end`: the response ends once they are written.
             self.endsAfterFlush = false
-            self.ended = true
             let bytes = self.pending ?? ByteBuffer()
             self.pending = nil
-            context.writeAndFlush(NIOAny(bytes)).assumeIsolated().whenComplete { _ in context.close(promise: nil) }
+            self.end(writing: bytes, context: context)
             return
         }
         guard var pending = self.pending else {
@@ -294,13 +299,12 @@ final class SSEStreamHandler: ChannelInboundHandler {
     /// nothing after. Returns whether the stream was open.
     func end(after frame: ByteBuffer) -> Bool {
         guard let context = self.context, !self.closed, !self.ended else { return false }
-        self.ended = true
         self.endsAfterFlush = false
         self.readAfterFlush = nil
         var bytes = self.pending ?? ByteBufferAllocator().buffer(capacity: frame.readableBytes)
         self.pending = nil
         bytes.writeImmutableBuffer(frame)
-        context.writeAndFlush(NIOAny(bytes)).assumeIsolated().whenComplete { _ in context.close(promise: nil) }
+        self.end(writing: bytes, context: context)
         return true
     }
 
@@ -308,8 +312,23 @@ final class SSEStreamHandler: ChannelInboundHandler {
     func close(_ reason: ControlFrame.CloseReason, retryMilliseconds: Int?) {
         guard let context = self.context, !self.closed, !self.ended else { return }
         let retry = retryMilliseconds ?? self.node.configuration.retryMilliseconds
-        context.writeAndFlush(NIOAny(ControlFrame.close(reason, retryMilliseconds: retry))).assumeIsolated()
-            .whenComplete { _ in context.close(promise: nil) }
+        self.end(writing: ControlFrame.close(reason, retryMilliseconds: retry), context: context)
+    }
+
+    /// How long an ended stream waits for its client to read its last bytes.
+    static let endTimeout = TimeAmount.seconds(5)
+
+    /// Writes the stream's last bytes and closes it once they are on the socket, or after
+    /// ``endTimeout`` when the client does not read them; from now on it takes no events
+    /// and writes nothing more (events still on their way are dropped, not queued).
+    private func end(writing bytes: ByteBuffer, context: ChannelHandlerContext) {
+        self.ended = true
+        self.machine.close()
+        self.pending = nil
+        context.writeAndFlush(NIOAny(bytes)).assumeIsolated().whenComplete { _ in context.close(promise: nil) }
+        self.endTimer = context.eventLoop.assumeIsolated().scheduleTask(in: Self.endTimeout) {
+            context.close(promise: nil)
+        }
     }
 
     // MARK: Outputs
