@@ -137,9 +137,12 @@ function follow(o, path, params) {
 
   const handle = (type, data, id) => {
     if (closed) return;
+    // A server's heartbeat has no id of its own (the last one is repeated); an event of the
+    // application's, whatever its name, always moves the cursor.
+    const moved = !!id && id !== cursor;
     if (id) cursor = id;
     failures = 0;
-    if (type === "__heartbeat" || type === "heartbeat") return;
+    if (type === "__heartbeat" || (type === "heartbeat" && !moved)) return;
     if (type.startsWith("__")) {
       const info = parseJSON(data);
       if (type === "__connected") call(o.onOpen, info);

@@ -69,6 +69,8 @@ test("a GET stream delivers user events only and resumes with Last-Event-ID", { 
       res.write(frame("__heartbeat", "{}"));
       res.write(": heartbeat\n\n");
       res.write(frame("heartbeat", "{}"));
+      // An application's own event named heartbeat has an id of its own: it is delivered.
+      res.write(frame("heartbeat", '{"mine":true}', "c1b"));
       res.write(frame("__reset", JSON.stringify({ channels: ["news", "sport"], reason: "trimmed" }), "c2"));
       res.write(frame("__reset", "not json", "c3"));
       res.write(frame(null, "plain", "c4"));
@@ -104,7 +106,8 @@ test("a GET stream delivers user events only and resumes with Last-Event-ID", { 
     assert.equal(second.headers["last-event-id"], "c4");
     assert.equal(second.headers.authorization, "Bearer t0");
     assert.deepEqual(events.map((e) => [e.type, e.data, e.id]),
-      [["token", '{"t":"a"}', "c1"], ["message", "plain", "c4"], ["message", "a\nb", "c4"]]);
+      [["token", '{"t":"a"}', "c1"], ["heartbeat", '{"mine":true}', "c1b"], ["message", "plain", "c4"],
+        ["message", "a\nb", "c4"]]);
     assert.deepEqual(tokens, [{ t: "a" }]);
     assert.deepEqual(opens[0], { clientId: "alice", nodeId: "n1", channels: ["news"] });
     assert.deepEqual(resets, [[["news", "sport"], "trimmed"], [[], undefined]]);
@@ -114,7 +117,7 @@ test("a GET stream delivers user events only and resumes with Last-Event-ID", { 
     assert.deepEqual(opens, [opens[0], {}]);
     stream.close();
     assert.equal(stream.state, "closed");
-    assert.deepEqual(await within(stream.done, "done"), { final: events[2], events: 3, complete: false, reason: "closed" });
+    assert.deepEqual(await within(stream.done, "done"), { final: events[3], events: 4, complete: false, reason: "closed" });
   });
 });
 
