@@ -8,6 +8,8 @@ import UnixSignals
 struct ServeCommand: AsyncParsableCommand, EnvironmentConfigurable {
     static let environment: [EnvironmentOption] = [
         .value("host"), .value("port"), .value("redis", variable: "FANFARE_REDIS_URL"), .value("node-id"),
+        .flag("redis-tls"), .value("redis-tls-ca-file"), .value("redis-tls-cert-file"), .value("redis-tls-key-file"),
+        .value("redis-tls-server-name"), .flag("redis-tls-insecure"),
         .value("redis-prefix"), .value("heartbeat-seconds"), .flag("heartbeat-event"), .value("slow-consumer-bytes"),
         .value("history-size"),
         .value("history-seconds"), .value("history-idle-seconds"), .value("idempotency-seconds"),
@@ -41,10 +43,30 @@ struct ServeCommand: AsyncParsableCommand, EnvironmentConfigurable {
         help: """
             Redis URL redis://[user:password@]host:port/db, or redis-sentinel://[user:password@]host:port,host:port/<master>[/db]\
             [?sentinelPassword=…] to follow the master Sentinel watches, or redis-cluster://[user:password@]host:port,host:port\
-             for a Redis Cluster; without one the node runs embedded.
+             for a Redis Cluster; rediss://, rediss-sentinel://, rediss-cluster:// for TLS. Without one the node runs embedded.
             """
     )
     var redis: String?
+
+    @Flag(help: "TLS to Redis whatever the URL's scheme (a rediss… URL turns it on by itself).")
+    var redisTls = false
+
+    @Option(help: "PEM file of the CAs that sign Redis's certificate (default: the system's).")
+    var redisTlsCaFile: String?
+
+    @Option(
+        help: "PEM file of a client certificate, for a Redis that asks for one (mutual TLS); with --redis-tls-key-file."
+    )
+    var redisTlsCertFile: String?
+
+    @Option(help: "PEM file of the client certificate's key.")
+    var redisTlsKeyFile: String?
+
+    @Option(help: "The name Redis's certificate must carry (default: the host in the URL).")
+    var redisTlsServerName: String?
+
+    @Flag(help: "Do not check Redis's certificate at all (anyone on the path can read and change the traffic).")
+    var redisTlsInsecure = false
 
     @Option(name: .customLong("node-id"), help: "This node's id (default: generated, node-<6 hex>).")
     var nodeID: String?
@@ -208,6 +230,14 @@ struct ServeCommand: AsyncParsableCommand, EnvironmentConfigurable {
         configuration.host = self.host
         configuration.port = self.port
         configuration.redisURL = self.redis
+        configuration.redisTLS = RedisTLSSettings(
+            enabled: self.redisTls,
+            caFile: self.redisTlsCaFile,
+            certificateFile: self.redisTlsCertFile,
+            keyFile: self.redisTlsKeyFile,
+            serverName: self.redisTlsServerName,
+            insecure: self.redisTlsInsecure
+        )
         configuration.nodeID = self.nodeID ?? FanfareConfiguration.generatedNodeID()
         configuration.redisPrefix = self.redisPrefix
         configuration.heartbeatInterval = .seconds(saturating: self.heartbeatSeconds)

@@ -20,6 +20,10 @@ public struct RedisConfiguration: Sendable, Hashable {
     /// slot map (any of them will do); `host` and `port` are the first. Only a
     /// ``RedisClient`` routes by slot: a lone ``RedisConnection`` talks to `host` only.
     public var clusterSeeds: [RedisAddress]?
+    /// TLS for every connection (to the servers, the sentinels and the cluster's nodes);
+    /// `nil`: plain TCP. `rediss://`, `rediss-sentinel://` and `rediss-cluster://` turn it
+    /// on with certificates checked against the system's roots.
+    public var tls: RedisTLS?
 
     public init(
         host: String = "127.0.0.1",
@@ -44,18 +48,18 @@ public struct RedisConfiguration: Sendable, Hashable {
     /// with `?sentinelUsername=` and `?sentinelPassword=` for the sentinels' own
     /// credentials (the ones before the hosts are the master's); see ``RedisSentinel``.
     ///
-    /// User and password may be percent-encoded; an IPv6 host goes in brackets.
-    /// `rediss://` (TLS) is recognised and refused with ``RedisClientError/Code/unsupported``.
+    /// User and password may be percent-encoded; an IPv6 host goes in brackets. Each
+    /// scheme has a TLS form with a second `s`: `rediss://`, `rediss-sentinel://`,
+    /// `rediss-cluster://` (``tls``).
     public init(url: String) throws {
         self.init()
+        var url = url
+        for scheme in ["rediss://", "rediss-sentinel://", "rediss-cluster://"] where url.hasPrefix(scheme) {
+            self.tls = RedisTLS()
+            url = "redis" + url.dropFirst("rediss".count)
+        }
         try Self.checkRawDelimiters(url)
         var rest = Substring(url)
-        if rest.hasPrefix("rediss://") {
-            throw RedisClientError(
-                .unsupported,
-                "rediss:// (TLS) is not supported yet; use redis:// on a trusted network"
-            )
-        }
         if rest.hasPrefix("redis-sentinel://") {
             try self.readSentinelURL(url)
             return
@@ -67,7 +71,7 @@ public struct RedisConfiguration: Sendable, Hashable {
         guard rest.hasPrefix("redis://") else {
             throw RedisClientError(
                 .invalidURL,
-                "a Redis URL starts with redis://, redis-sentinel:// or redis-cluster://, got '\(Self.redacted(url))'"
+                "a Redis URL starts with redis://, redis-sentinel:// or redis-cluster:// (or rediss… for TLS), got '\(Self.redacted(url))'"
             )
         }
         rest = rest.dropFirst("redis://".count)
@@ -266,14 +270,15 @@ extension RedisConfiguration: CustomStringConvertible {
     /// The URL without the password, safe for logs.
     public var description: String {
         let credentials = self.password == nil ? "" : "\(self.username ?? ""):***@"
+        let scheme = self.tls == nil ? "redis" : "rediss"
         if let seeds = self.clusterSeeds {
-            return "redis-cluster://\(credentials)\(seeds.map(\.description).joined(separator: ","))"
+            return "\(scheme)-cluster://\(credentials)\(seeds.map(\.description).joined(separator: ","))"
         }
         if let sentinel = self.sentinel {
             let hosts = sentinel.sentinels.map(\.description).joined(separator: ",")
-            return "redis-sentinel://\(credentials)\(hosts)/\(sentinel.masterName)/\(self.database)"
+            return "\(scheme)-sentinel://\(credentials)\(hosts)/\(sentinel.masterName)/\(self.database)"
         }
         let host = self.host.contains(":") ? "[\(self.host)]" : self.host
-        return "redis://\(credentials)\(host):\(self.port)/\(self.database)"
+        return "\(scheme)://\(credentials)\(host):\(self.port)/\(self.database)"
     }
 }

@@ -156,6 +156,13 @@ public final class RedisConnection: Sendable {
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
+                    if let tls = configuration.tls {
+                        try tls.addHandlers(
+                            to: channel,
+                            host: configuration.host,
+                            timeout: configuration.connectTimeout
+                        )
+                    }
                     try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(RESPReplyDecoder()))
                     try channel.pipeline.syncOperations.addHandler(
                         RedisCommandHandler(commandTimeout: configuration.commandTimeout),
@@ -169,6 +176,22 @@ public final class RedisConnection: Sendable {
                     throw RedisClientError(.connectTimeout, "could not connect to \(configuration) within \(amount)")
                 }
                 throw RedisClientError(.connectionClosed, "could not connect to \(configuration)", underlying: error)
+            }
+            .flatMap { channel in
+                // With TLS, nothing is sent before the handshake is done: its failure (an
+                // untrusted certificate, most often) is the error, not a closed connection.
+                guard configuration.tls != nil else { return channel.eventLoop.makeSucceededFuture(channel) }
+                return RedisTLS.handshake(on: channel).map { channel }.flatMapError { error in
+                    channel.close(promise: nil)
+                    let reason = (error as? RedisClientError)?.message ?? "the TLS handshake failed"
+                    return channel.eventLoop.makeFailedFuture(
+                        RedisClientError(
+                            .connectionClosed,
+                            "TLS to \(configuration) failed: \(reason)",
+                            underlying: (error as? RedisClientError)?.underlying ?? error
+                        )
+                    )
+                }
             }
             .flatMap { channel in
                 var commands: [(String, [RESPArgument])] = []

@@ -60,7 +60,7 @@ public struct RedisSentinel: Sendable, Hashable {
     /// sentinel has no SELECT), a short connect timeout (a dead sentinel must not hold up
     /// asking the next one).
     func configuration(of address: Address, from master: RedisConfiguration) -> RedisConfiguration {
-        RedisConfiguration(
+        var configuration = RedisConfiguration(
             host: address.host,
             port: address.port,
             username: self.username,
@@ -69,6 +69,9 @@ public struct RedisSentinel: Sendable, Hashable {
             connectTimeout: min(master.connectTimeout, .seconds(1)),
             commandTimeout: master.commandTimeout.map { min($0, .seconds(2)) } ?? .seconds(2)
         )
+        // With TLS, the sentinels speak it too, with the same settings.
+        configuration.tls = master.tls
+        return configuration
     }
 }
 

@@ -60,6 +60,42 @@ import Testing
         #expect(badID?.hasPrefix("the node id must be") == true)
     }
 
+    @Test func redisTLSOptionsNeedTLSAndEachOther() {
+        // Options without TLS on would be quietly ignored: refused instead.
+        let plain = self.refusal {
+            $0.redisURL = "redis://127.0.0.1:6379"
+            $0.redisTLS.caFile = "/etc/ca.pem"
+        }
+        #expect(plain?.hasPrefix("the --redis-tls-… options need TLS to Redis") == true)
+        #expect(self.refusal { $0.redisTLS.enabled = true }?.hasPrefix("--redis-tls needs a Redis URL") == true)
+        let half = self.refusal {
+            $0.redisURL = "rediss://h"
+            $0.redisTLS.certificateFile = "/etc/client.pem"
+        }
+        #expect(half?.hasPrefix("--redis-tls-cert-file and --redis-tls-key-file go together") == true)
+        let insecure = self.refusal {
+            $0.redisURL = "rediss://h"
+            $0.redisTLS.insecure = true
+            $0.redisTLS.caFile = "/etc/ca.pem"
+        }
+        #expect(insecure?.hasPrefix("--redis-tls-insecure checks no certificate") == true)
+        // On by the URL's scheme or by the flag, with any topology.
+        for url in ["rediss://h", "rediss-sentinel://s/m", "rediss-cluster://a,b"] {
+            #expect(
+                self.refusal {
+                    $0.redisURL = url
+                    $0.redisTLS.caFile = "/etc/ca.pem"
+                } == nil
+            )
+        }
+        #expect(
+            self.refusal {
+                $0.redisURL = "redis-sentinel://s/m"
+                $0.redisTLS.enabled = true
+            } == nil
+        )
+    }
+
     @Test func durationsSaturate() {
         #expect(TimeAmount.seconds(saturating: 3) == .seconds(3))
         #expect(TimeAmount.seconds(saturating: .max) == .nanoseconds(.max))

@@ -45,12 +45,31 @@ import Testing
         }
     }
 
-    @Test func refusesTLSClearly() {
-        #expect {
-            try RedisConfiguration(url: "rediss://h:6380")
-        } throws: { error in
-            (error as? RedisClientError)?.code == .unsupported
+    @Test func readsTheTLSFormOfEachScheme() throws {
+        let single = try RedisConfiguration(url: "rediss://:pw@h:6380/2")
+        #expect(single.tls == RedisTLS())
+        #expect(single.tls?.verifyCertificates == true)
+        #expect(single.host == "h" && single.port == 6380 && single.database == 2 && single.password == "pw")
+        #expect(single.description == "rediss://:***@h:6380/2")
+        let sentinel = try RedisConfiguration(url: "rediss-sentinel://s1:26379,s2/mymaster")
+        #expect(sentinel.tls != nil && sentinel.sentinel?.masterName == "mymaster")
+        #expect(sentinel.description.hasPrefix("rediss-sentinel://"))
+        let cluster = try RedisConfiguration(url: "rediss-cluster://a:7000,b:7001")
+        #expect(cluster.tls != nil && cluster.clusterSeeds?.count == 2)
+        #expect(cluster.description == "rediss-cluster://a:7000,b:7001")
+        #expect(try RedisConfiguration(url: "redis://h").tls == nil)
+        #expect(throws: RedisClientError.self) { try RedisConfiguration(url: "redisss://h") }
+    }
+
+    @Test func aTLSFileThatCannotBeReadIsAClearError() {
+        let error = #expect(throws: RedisClientError.self) {
+            try RedisTLS(caFile: "/nonexistent/ca.pem").check()
         }
+        #expect(error?.message.contains("/nonexistent/ca.pem") == true)
+        let half = #expect(throws: RedisClientError.self) {
+            try RedisTLS(certificateFile: "/nonexistent/client.pem").check()
+        }
+        #expect(half?.message.contains("needs its key") == true)
     }
 
     @Test func hidesThePasswordInDescriptions() throws {

@@ -18,11 +18,15 @@ final class SentinelProcess: Sendable {
     /// - Parameters:
     ///   - password: the sentinel's own `requirepass`.
     ///   - masterPassword: what the sentinel authenticates to the master and replicas with.
+    ///   - masterPort: the master's port to name (its TLS port, say); `master.port` without one.
+    ///   - extraConfiguration: more lines for the sentinel's configuration file.
     init(
         monitoring master: RedisServerProcess,
         name: String = "fanfare",
         password: String? = nil,
-        masterPassword: String? = nil
+        masterPassword: String? = nil,
+        masterPort: Int? = nil,
+        extraConfiguration: String = ""
     ) async throws {
         guard let executable = RedisServerProcess.executable else {
             throw TestFailure("redis-server is not installed; run scripts/install-dependencies.sh")
@@ -41,11 +45,12 @@ final class SentinelProcess: Sendable {
             dir \(directory)
             logfile \(directory)/sentinel-\(port).log
             sentinel resolve-hostnames no
-            sentinel monitor \(name) 127.0.0.1 \(master.port) 2
+            sentinel monitor \(name) 127.0.0.1 \(masterPort ?? master.port) 2
             sentinel down-after-milliseconds \(name) 1000
             sentinel failover-timeout \(name) 5000
             \(password.map { "requirepass \($0)" } ?? "")
             \(masterPassword.map { "sentinel auth-pass \(name) \($0)" } ?? "")
+            \(extraConfiguration)
 
             """.write(toFile: path, atomically: true, encoding: .utf8)
             let pid = try RedisServerProcess.spawn([executable, path, "--sentinel"])

@@ -1,3 +1,4 @@
+internal import HiredisNIO
 internal import Logging
 internal import ServiceLifecycle
 
@@ -58,6 +59,13 @@ struct BusService: Service {
             if let error = error as? FanfareError, error.code == .invalidConfiguration {
                 // A Redis that cannot work (too old): its own sentence.
                 failure = FanfareError(.invalidConfiguration, "the node cannot start: \(error.message)")
+            } else if let tls = Self.tlsFailure(error) {
+                // A certificate not trusted, a client certificate refused: the sentence says which.
+                failure = FanfareError(
+                    .unavailable,
+                    "the node cannot start: \(tls.message)",
+                    underlying: tls.underlying
+                )
             } else {
                 failure = FanfareError(
                     .unavailable,
@@ -75,5 +83,22 @@ struct BusService: Service {
         try? await gracefulShutdown()
         self.hub.stopPendingCheck()
         await self.bus.shutdown()
+    }
+
+    /// The TLS failure behind `error`, if it is one (however deeply wrapped).
+    private static func tlsFailure(_ error: any Error) -> RedisClientError? {
+        var current: (any Error)? = error
+        for _ in 0..<8 {
+            switch current {
+            case let redis as RedisClientError:
+                if redis.message.hasPrefix("TLS to ") { return redis }
+                current = redis.underlying
+            case let fanfare as FanfareError:
+                current = fanfare.underlying
+            default:
+                return nil
+            }
+        }
+        return nil
     }
 }

@@ -69,9 +69,37 @@ extension FanfareConfiguration {
                     + "within the Redis command timeout (\(Self.milliseconds(commandTimeout)) ms)"
             )
         }
+        try self.validateRedisTLS()
         if self.deliveryProbeInterval > .zero, self.deliveryTimeout <= self.deliveryProbeInterval {
             throw Self.invalid(
                 "the delivery timeout must be longer than the probe interval, or every probe would be late"
+            )
+        }
+    }
+
+    /// Whether the node speaks TLS to Redis: a `rediss…` URL, or `--redis-tls`.
+    var usesRedisTLS: Bool {
+        guard let url = self.redisURL else { return false }
+        return self.redisTLS.enabled || url.hasPrefix("rediss")
+    }
+
+    private func validateRedisTLS() throws {
+        let tls = self.redisTLS
+        if tls.enabled, self.redisURL == nil {
+            throw Self.invalid("--redis-tls needs a Redis URL (--redis): an embedded node talks to no Redis")
+        }
+        if tls.hasOptions, !self.usesRedisTLS {
+            throw Self.invalid(
+                "the --redis-tls-… options need TLS to Redis: use a rediss:// (rediss-sentinel://, rediss-cluster://) "
+                    + "URL or --redis-tls"
+            )
+        }
+        if (tls.certificateFile == nil) != (tls.keyFile == nil) {
+            throw Self.invalid("--redis-tls-cert-file and --redis-tls-key-file go together (mutual TLS needs both)")
+        }
+        if tls.insecure, tls.caFile != nil || tls.serverName != nil {
+            throw Self.invalid(
+                "--redis-tls-insecure checks no certificate, so --redis-tls-ca-file and --redis-tls-server-name would do nothing"
             )
         }
     }

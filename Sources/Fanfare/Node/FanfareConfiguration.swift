@@ -8,6 +8,8 @@ public struct FanfareConfiguration: Sendable {
     public var port: Int
     /// Redis URL; `nil` runs the node embedded (one node, in-memory bus).
     public var redisURL: String?
+    /// TLS to Redis: on for a `rediss…` URL or ``RedisTLSSettings/enabled``.
+    public var redisTLS = RedisTLSSettings()
     /// This node's id in the registry and in `__connected` events.
     public var nodeID: String
     /// Prefix of every Redis key and channel the cluster uses.

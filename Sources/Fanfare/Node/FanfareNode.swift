@@ -63,12 +63,39 @@ public final class FanfareNode: Sendable {
         let bus: any EventBus
         var redisBus: RedisEventBus?
         if let url = configuration.redisURL {
-            let redis: RedisConfiguration
+            var redis: RedisConfiguration
             do {
                 redis = try RedisConfiguration(url: url)
             } catch {
                 try await group.shutdownGracefully()
                 throw FanfareError(.invalidConfiguration, "the Redis URL cannot be used", underlying: error)
+            }
+            if configuration.usesRedisTLS {
+                let settings = configuration.redisTLS
+                let tls = RedisTLS(
+                    caFile: settings.caFile,
+                    certificateFile: settings.certificateFile,
+                    keyFile: settings.keyFile,
+                    serverName: settings.serverName,
+                    verifyCertificates: !settings.insecure
+                )
+                do {
+                    try tls.check()
+                } catch {
+                    try await group.shutdownGracefully()
+                    let reason = (error as? RedisClientError)?.message ?? "\(error)"
+                    throw FanfareError(.invalidConfiguration, reason, underlying: error)
+                }
+                redis.tls = tls
+                if settings.insecure {
+                    logger.warning(
+                        "redis.tls.insecure",
+                        metadata: [
+                            "effect":
+                                "Redis's certificate is not checked: anyone on the path to Redis can read and change what the node sends and gets"
+                        ]
+                    )
+                }
             }
             let made = RedisEventBus(
                 configuration: redis,

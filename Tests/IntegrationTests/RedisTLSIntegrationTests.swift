@@ -1,0 +1,222 @@
+import Fanfare
+import Foundation
+import Logging
+import NIOCore
+import ServerSentEvents
+import Testing
+
+/// TLS to Redis: a redis-server with TLS on a loopback port of its own, and certificates
+/// this test makes with openssl (a CA, a server certificate for 127.0.0.1 it signs, a
+/// client certificate it signs, and another CA that signs nothing here).
+@Suite(.enabled(if: RedisServerProcess.enabled), .timeLimit(.minutes(3)))
+struct RedisTLSIntegrationTests {
+    /// The certificates, in a temporary directory of their own.
+    struct Certificates {
+        let directory: String
+        var ca: String { self.directory + "/ca.pem" }
+        var otherCA: String { self.directory + "/other-ca.pem" }
+        var serverCertificate: String { self.directory + "/server.pem" }
+        var serverKey: String { self.directory + "/server.key" }
+        var clientCertificate: String { self.directory + "/client.pem" }
+        var clientKey: String { self.directory + "/client.key" }
+
+        static func make() async throws -> Certificates {
+            let directory = FileManager.default.temporaryDirectory.appendingPathComponent("fanfare-rtls-\(UUID())").path
+            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+            let certificates = Certificates(directory: directory)
+            let key = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+            for name in ["ca", "other-ca"] {
+                try await Self.openssl(
+                    ["req", "-x509"] + key + [
+                        "-days", "1", "-subj", "/CN=fanfare-test-\(name)", "-keyout", "\(directory)/\(name).key",
+                        "-out", "\(directory)/\(name).pem",
+                    ]
+                )
+            }
+            for (name, subject, extensions) in [
+                ("server", "/CN=localhost", "subjectAltName=IP:127.0.0.1,DNS:localhost"),
+                ("client", "/CN=fanfare-node", "extendedKeyUsage=clientAuth"),
+            ] {
+                try await Self.openssl(
+                    ["req"] + key + [
+                        "-subj", subject, "-keyout", "\(directory)/\(name).key", "-out", "\(directory)/\(name).csr",
+                    ]
+                )
+                try Data((extensions + "\n").utf8).write(to: URL(fileURLWithPath: "\(directory)/\(name).ext"))
+                try await Self.openssl([
+                    "x509", "-req", "-in", "\(directory)/\(name).csr", "-CA", certificates.ca, "-CAkey",
+                    "\(directory)/ca.key", "-CAcreateserial", "-days", "1", "-extfile", "\(directory)/\(name).ext",
+                    "-out", "\(directory)/\(name).pem",
+                ])
+            }
+            return certificates
+        }
+
+        private static func openssl(_ arguments: [String]) async throws {
+            let pid = try RedisServerProcess.spawn(["/usr/bin/env", "openssl"] + arguments)
+            let status = try await RedisServerProcess.waitForExit(pid, "openssl", within: .seconds(30))
+            guard status == 0 else { throw TestFailure("openssl \(arguments.prefix(2)) exited with \(status)") }
+        }
+
+        func remove() {
+            try? FileManager.default.removeItem(atPath: self.directory)
+        }
+    }
+
+    /// A redis-server with TLS on `tlsPort` (its plain port is only for the readiness check);
+    /// with `clientCertificates`, it refuses clients without a certificate the CA signed.
+    static func server(
+        _ certificates: Certificates,
+        clientCertificates: Bool
+    ) async throws -> (
+        RedisServerProcess, tlsPort: Int
+    ) {
+        let tlsPort = try RedisServerProcess.freePort()
+        let server = try await RedisServerProcess(arguments: [
+            "--tls-port", "\(tlsPort)", "--tls-cert-file", certificates.serverCertificate, "--tls-key-file",
+            certificates.serverKey, "--tls-ca-cert-file", certificates.ca, "--tls-auth-clients",
+            clientCertificates ? "yes" : "no",
+        ])
+        return (server, tlsPort)
+    }
+
+    private static func configuration(port tlsPort: Int, tls: RedisTLSSettings) throws -> FanfareConfiguration {
+        var configuration = FanfareConfiguration(
+            host: "127.0.0.1",
+            port: try RedisServerProcess.freePort(),
+            redisURL: "rediss://127.0.0.1:\(tlsPort)",
+            nodeID: "tls-node",
+            registryInterval: .milliseconds(200),
+            registryTTL: .seconds(2),
+            eventLoops: 2
+        )
+        configuration.redisTLS = tls
+        return configuration
+    }
+
+    /// With the CA and a client certificate, over TLS only: publish, stream, resume.
+    @Test func aNodeOnATLSRedisPublishesStreamsAndResumes() async throws {
+        let certificates = try await Certificates.make()
+        defer { certificates.remove() }
+        let (server, tlsPort) = try await Self.server(certificates, clientCertificates: true)
+        defer { server.stop() }
+        let node = try await RunningNode(
+            configuration: try Self.configuration(
+                port: tlsPort,
+                tls: RedisTLSSettings(
+                    caFile: certificates.ca,
+                    certificateFile: certificates.clientCertificate,
+                    keyFile: certificates.clientKey
+                )
+            )
+        )
+        let url = "http://127.0.0.1:\(node.address.port ?? 0)"
+        let stream = try await TestStream(url + "/api/sse/subscribe/tls-reader?channels=secure")
+        _ = try await stream.connected()
+        func publish(_ index: Int) async throws {
+            let response = try await TestHTTPClient.request(
+                "POST",
+                url + "/api/sse/notify",
+                body: #"{"channel":"secure","event":"e","payload":\#(index)}"#
+            )
+            #expect(response.status == 200, "\(response.body)")
+        }
+        for index in 0..<5 { try await publish(index) }
+        var lastID = ""
+        for index in 0..<5 {
+            let event = try await stream.next()
+            #expect(event.data == "\(index)")
+            lastID = event.id ?? ""
+        }
+        await stream.close()
+        for index in 5..<10 { try await publish(index) }
+        let resumed = try await TestStream(
+            url + "/api/sse/subscribe/tls-reader?channels=secure",
+            headers: [("Last-Event-ID", lastID)]
+        )
+        for index in 5..<10 { #expect(try await resumed.next().data == "\(index)") }
+        await resumed.close()
+        await node.shutdown()
+    }
+
+    /// Redis's certificate signed by a CA the node does not trust: the node does not start,
+    /// and says why.
+    @Test func aCertificateFromAnotherCAStopsTheNodeWithASentence() async throws {
+        let certificates = try await Certificates.make()
+        defer { certificates.remove() }
+        let (server, tlsPort) = try await Self.server(certificates, clientCertificates: false)
+        defer { server.stop() }
+        let configuration = try Self.configuration(port: tlsPort, tls: RedisTLSSettings(caFile: certificates.otherCA))
+        let node = try await FanfareNode(configuration: configuration, logger: RunningNode.logger)
+        let error = try await withDeadline("the node to give up") { () -> FanfareError in
+            do {
+                try await node.run()
+            } catch let error as FanfareError {
+                return error
+            }
+            throw TestFailure("the node ran and stopped without an error")
+        }
+        #expect(
+            error.message
+                == "the node cannot start: TLS to rediss://127.0.0.1:\(tlsPort)/0 failed: "
+                + "the server's certificate is not signed by a trusted CA (check the CA file)",
+            "\(error)"
+        )
+    }
+
+    /// `--redis-tls-insecure` connects without checking anything (and the node logs that).
+    @Test func anInsecureConnectionWorksWithoutTheCA() async throws {
+        let certificates = try await Certificates.make()
+        defer { certificates.remove() }
+        let (server, tlsPort) = try await Self.server(certificates, clientCertificates: false)
+        defer { server.stop() }
+        let node = try await RunningNode(
+            configuration: try Self.configuration(port: tlsPort, tls: RedisTLSSettings(insecure: true))
+        )
+        let response = try await TestHTTPClient.request(
+            "POST",
+            "http://127.0.0.1:\(node.address.port ?? 0)/api/sse/notify",
+            body: #"{"channel":"any","event":"e"}"#
+        )
+        #expect(response.status == 200, "\(response.body)")
+        await node.shutdown()
+    }
+
+    /// `rediss-sentinel://`: the node asks a sentinel over TLS where the master is, and
+    /// talks to the master over TLS; events flow.
+    @Test func aNodeFindsItsMasterThroughASentinelOverTLS() async throws {
+        let certificates = try await Certificates.make()
+        defer { certificates.remove() }
+        let (master, masterTLSPort) = try await Self.server(certificates, clientCertificates: false)
+        defer { master.stop() }
+        let sentinelTLSPort = try RedisServerProcess.freePort()
+        let sentinel = try await SentinelProcess(
+            monitoring: master,
+            masterPort: masterTLSPort,
+            extraConfiguration: """
+                tls-port \(sentinelTLSPort)
+                tls-cert-file \(certificates.serverCertificate)
+                tls-key-file \(certificates.serverKey)
+                tls-ca-cert-file \(certificates.ca)
+                tls-auth-clients no
+                tls-replication yes
+                """
+        )
+        defer { sentinel.stop() }
+        var configuration = try Self.configuration(port: masterTLSPort, tls: RedisTLSSettings(caFile: certificates.ca))
+        configuration.redisURL = "rediss-sentinel://127.0.0.1:\(sentinelTLSPort)/fanfare"
+        let node = try await RunningNode(configuration: configuration)
+        let url = "http://127.0.0.1:\(node.address.port ?? 0)"
+        let stream = try await TestStream(url + "/api/sse/subscribe/sentinel-reader?channels=secure")
+        _ = try await stream.connected()
+        let response = try await TestHTTPClient.request(
+            "POST",
+            url + "/api/sse/notify",
+            body: #"{"channel":"secure","event":"e","payload":"through the sentinel"}"#
+        )
+        #expect(response.status == 200, "\(response.body)")
+        #expect(try await stream.next().data == #""through the sentinel""#)
+        await stream.close()
+        await node.shutdown()
+    }
+}
