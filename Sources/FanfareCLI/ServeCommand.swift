@@ -24,7 +24,7 @@ struct ServeCommand: AsyncParsableCommand, EnvironmentConfigurable {
         .value("max-body-bytes"), .value("max-header-bytes"), .value("header-timeout-seconds"),
         .flag("trust-forwarded-for"), .value("ops-address"), .value("drain-seconds"), .value("write-delay-ms"),
         .value("drain-grace-seconds"), .value("drain-retry-jitter-ms"), .value("registry-ttl-seconds"),
-        .value("log-level"),
+        .value("log-level"), .value("log-format"),
     ]
 
     static let configuration = CommandConfiguration(
@@ -225,6 +225,9 @@ struct ServeCommand: AsyncParsableCommand, EnvironmentConfigurable {
     @Option(help: "Log level: trace, debug, info, notice, warning, error.")
     var logLevel = "info"
 
+    @Option(help: "Log format: text (one line per event) or json (one JSON object per line, for log collectors).")
+    var logFormat = "text"
+
     func run() async throws {
         var configuration = FanfareConfiguration()
         configuration.host = self.host
@@ -304,10 +307,21 @@ struct ServeCommand: AsyncParsableCommand, EnvironmentConfigurable {
         guard let level = Logger.Level(rawValue: self.logLevel) else {
             throw ValidationError("unknown log level '\(self.logLevel)'")
         }
-        LoggingSystem.bootstrap { label in
-            var handler = StreamLogHandler.standardError(label: label)
-            handler.logLevel = level
-            return handler
+        switch self.logFormat {
+        case "text":
+            LoggingSystem.bootstrap { label in
+                var handler = StreamLogHandler.standardError(label: label)
+                handler.logLevel = level
+                return handler
+            }
+        case "json":
+            LoggingSystem.bootstrap { label in
+                var handler = JSONLogHandler(label: label)
+                handler.logLevel = level
+                return handler
+            }
+        default:
+            throw ValidationError("unknown log format '\(self.logFormat)': use text or json")
         }
         let logger = Logger(label: "fanfare")
         let node = try await FanfareNode(

@@ -277,4 +277,48 @@ struct CLITests {
         #expect(number.code != 0)
         #expect(number.output.contains("FANFARE_MAX_BODY_BYTES"), "\(number.output)")
     }
+
+    /// `--log-format json`: every line the node logs from start to a SIGTERM is one JSON
+    /// object with the time, level, logger and message, and the metadata as fields.
+    @Test func jsonLogsAreOneObjectPerLine() async throws {
+        guard let executable = NodeProcess.executable else { throw TestFailure("fanfare is not built") }
+        let log = FileManager.default.temporaryDirectory.appendingPathComponent("fanfare-json-\(UUID()).log").path
+        defer { try? FileManager.default.removeItem(atPath: log) }
+        let port = try RedisServerProcess.freePort()
+        let pid = try RedisServerProcess.spawn(
+            [
+                executable, "serve", "--host", "127.0.0.1", "--port", "\(port)", "--log-format", "json", "--node-id",
+                "json-1",
+            ],
+            output: log
+        )
+        try await withDeadline("the node to listen") {
+            while (try? await TestHTTPClient.request("GET", "http://127.0.0.1:\(port)/healthz"))?.status != 200 {
+                try await Task.sleep(for: .milliseconds(50))
+            }
+        }
+        RedisServerProcess.signalAndReap(pid, SIGTERM)
+        let lines = ((try? String(contentsOfFile: log, encoding: .utf8)) ?? "").split(separator: "\n")
+        var messages: [String] = []
+        for line in lines {
+            let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any]
+            guard let object else {
+                Issue.record("not a JSON object: \(line)")
+                continue
+            }
+            #expect((object["time"] as? String)?.hasSuffix("Z") == true, "\(line)")
+            #expect(object["level"] is String && object["logger"] is String, "\(line)")
+            let message = object["message"] as? String ?? ""
+            if message == "fanfare.started" {
+                // The node's own metadata, as fields.
+                #expect(object["node.id"] as? String == "json-1", "\(line)")
+                #expect((object["address"] as? String)?.contains("\(port)") == true, "\(line)")
+            }
+            messages.append(message)
+        }
+        #expect(messages.contains("fanfare.started"), "\(messages)")
+        #expect(messages.contains("fanfare.stopped"), "\(messages)")
+        let bad = try await self.fanfare(["serve", "--port", "0", "--log-format", "xml"])
+        #expect(bad.code != 0 && bad.output.contains("unknown log format 'xml': use text or json"), "\(bad.output)")
+    }
 }

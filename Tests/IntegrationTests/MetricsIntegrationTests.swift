@@ -37,6 +37,12 @@ struct MetricsIntegrationTests {
             _ = try await second.next()
         }
 
+        // Ready once the delivery check's first probe came back (a moment after start).
+        try await withDeadline("the node to be ready") {
+            while try await TestHTTPClient.request("GET", url + "/readyz").status != 200 {
+                try await Task.sleep(for: .milliseconds(20))
+            }
+        }
         let (contentType, text) = try await self.scrape(url)
         #expect(contentType?.hasPrefix("text/plain") == true)
         let node = #"{node="node-0"}"#
@@ -50,6 +56,20 @@ struct MetricsIntegrationTests {
         let samples = self.value(text, "fanfare_delivery_latency_seconds_count" + node) ?? 0
         #expect(samples >= 3)
         #expect(text.contains(#"fanfare_delivery_latency_seconds_bucket{node="node-0",le="+Inf"}"#))
+
+        // The process's own figures (this test process runs the node), plausible ones.
+        #expect(text.contains("# TYPE process_cpu_seconds_total counter"))
+        #expect((self.value(text, "process_cpu_seconds_total") ?? 0) > 0)
+        #expect((self.value(text, "process_resident_memory_bytes") ?? 0) > 4_000_000)
+        let virtual = self.value(text, "process_virtual_memory_bytes") ?? 0
+        #expect(virtual > (self.value(text, "process_resident_memory_bytes") ?? .infinity))
+        let open = self.value(text, "process_open_fds") ?? 0
+        // At least the two streams' sockets, the listener and Redis's connections.
+        #expect(open >= 5)
+        #expect(open < (self.value(text, "process_max_fds") ?? 0))
+        let started = self.value(text, "process_start_time_seconds") ?? 0
+        let now = Date().timeIntervalSince1970
+        #expect(started <= now + 1 && started > now - 3 * 3600, "started \(started), now \(now)")
 
         // A dropped subscription counts as a Redis reconnect once it is back.
         let admin = try await RedisConnection.connect(

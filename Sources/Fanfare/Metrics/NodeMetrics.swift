@@ -130,13 +130,17 @@ final class NodeMetrics: Sendable {
         self.latency.recordNanoseconds(Int64(clamping: elapsed &* 1_000_000))
     }
 
-    /// The Prometheus text, with the gauges set from the node's current state.
+    /// The Prometheus text, with the gauges set from the node's current state, and the
+    /// process's `process_*` figures.
     func render(connections: Int, clients: Int, channels: Int, ready: Bool, deliveryStalled: Bool) -> [UInt8] {
         self.connections.record(connections)
         self.clients.record(clients)
         self.channels.record(channels)
         self.ready.record(ready ? 1 : 0)
         self.deliveryStalled.record(deliveryStalled ? 1 : 0)
-        return self.registry.emitToBuffer()
+        var text = self.registry.emitToBuffer()
+        // The process's own figures, under the names dashboards expect.
+        if let process = ProcessMetrics.current() { text.append(contentsOf: process.text.utf8) }
+        return text
     }
 }
