@@ -16,6 +16,23 @@ public struct ReadinessAnswer: Codable, Sendable, Hashable {
         }
     }
 
+    /// The replicas publishes wait for, and what the node found: with fewer, its publishes
+    /// are stored but not confirmed (503 after the ack timeout).
+    public struct Replicas: Codable, Sendable, Hashable {
+        /// `--replica-acks`.
+        public var wanted: Int
+        /// The fewest replicas any primary has; absent before the first check.
+        public var found: Int?
+        /// What that means for the node's publishes, in a sentence.
+        public var effect: String
+
+        public init(wanted: Int, found: Int?, effect: String) {
+            self.wanted = wanted
+            self.found = found
+            self.effect = effect
+        }
+    }
+
     /// Not draining, and (in a cluster) Redis reachable and delivery proven.
     public var ready: Bool
     /// Why the node is not ready, when it is not.
@@ -32,6 +49,8 @@ public struct ReadinessAnswer: Codable, Sendable, Hashable {
     /// `anonymous` (nothing configured, every route open) or `on`.
     public var auth: String
     public var access: Access
+    /// With `--replica-acks` above 0.
+    public var replicas: Replicas?
 
     public init(
         ready: Bool,
@@ -41,7 +60,8 @@ public struct ReadinessAnswer: Codable, Sendable, Hashable {
         mode: String,
         draining: Bool,
         auth: String,
-        access: Access
+        access: Access,
+        replicas: Replicas? = nil
     ) {
         self.ready = ready
         self.reason = reason
@@ -51,5 +71,6 @@ public struct ReadinessAnswer: Codable, Sendable, Hashable {
         self.draining = draining
         self.auth = auth
         self.access = access
+        self.replicas = replicas
     }
 }

@@ -98,8 +98,11 @@ struct ServeCommand: AsyncParsableCommand, EnvironmentConfigurable {
     @Option(help: "Seconds a publish's idempotencyKey is remembered.")
     var idempotencySeconds = 300
 
-    @Option(help: "Replicas that must have a publish before it is acknowledged (WAIT); 0: the master alone.")
-    var replicaAcks = 0
+    @Option(
+        help:
+            "Replicas that must have a publish before it is acknowledged (WAIT); 0: the master alone. Default: 1 with Sentinel or Redis Cluster, 0 with one Redis."
+    )
+    var replicaAcks: Int?
 
     @Option(help: "How long a publish waits for --replica-acks before it gets a 503 that invites a retry.")
     var replicaAckTimeoutMs = 500

@@ -96,6 +96,50 @@ import Testing
         )
     }
 
+    @Test func publishesWaitForAReplicaByDefaultWhereRedisFailsOver() {
+        func acks(_ url: String?, _ set: Int? = nil) -> Int {
+            var configuration = FanfareConfiguration(redisURL: url, nodeID: "node-1")
+            configuration.replicaAcks = set
+            return configuration.effectiveReplicaAcks
+        }
+        #expect(acks(nil) == 0)
+        #expect(acks("redis://h") == 0)
+        #expect(acks("rediss://h") == 0)
+        for url in ["redis-sentinel://s/m", "rediss-sentinel://s/m", "redis-cluster://a,b", "rediss-cluster://a"] {
+            #expect(acks(url) == 1, "\(url)")
+            #expect(acks(url, 0) == 0, "\(url)")
+        }
+        #expect(acks("redis://h", 2) == 2)
+        // The default's ack timeout is checked as a set value is.
+        #expect(
+            self.refusal {
+                $0.redisURL = "redis-sentinel://s/m"
+                $0.replicaAckTimeout = .seconds(10)
+            }?.hasPrefix("--replica-ack-timeout-ms 10000 must be at most 4000") == true
+        )
+    }
+
+    @Test func theReplicaCheckSaysWhatAShortageMeansOnceAChange() {
+        let health = NodeHealth(checked: true, replicasWanted: 2)
+        #expect(health.replicasFound == nil)
+        #expect(health.updateReplicas(found: 1))
+        #expect(!health.updateReplicas(found: 0))
+        #expect(health.updateReplicas(found: 2))
+        #expect(!health.updateReplicas(found: 3))
+        #expect(
+            ReplicaCheck.effect(wanted: 2, found: nil, timeoutMilliseconds: 500) == "the replicas are not checked yet"
+        )
+        #expect(
+            ReplicaCheck.effect(wanted: 2, found: 2, timeoutMilliseconds: 500)
+                == "every publish is acknowledged once 2 replicas have it, so a failover keeps it"
+        )
+        #expect(
+            ReplicaCheck.effect(wanted: 2, found: 1, timeoutMilliseconds: 700).hasPrefix(
+                "a primary has 1 of the 2 replicas a publish waits for: publishes are stored but not confirmed, each answering 503 after 700 ms"
+            )
+        )
+    }
+
     @Test func durationsSaturate() {
         #expect(TimeAmount.seconds(saturating: 3) == .seconds(3))
         #expect(TimeAmount.seconds(saturating: .max) == .nanoseconds(.max))

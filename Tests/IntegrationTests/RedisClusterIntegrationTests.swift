@@ -203,7 +203,12 @@ struct RedisClusterIntegrationTests {
     @Test func aShardReconnectCatchesUpThatShardsChannelsOnly() async throws {
         let cluster = try await ClusterTopology(replicasPerPrimary: 0)
         defer { cluster.stop() }
-        let node = try await NodeProcess(id: "shards", redis: cluster.url, arguments: ["--delivery-probe-ms", "0"])
+        // No replicas here: publishes wait for none (the default with a cluster is 1).
+        let node = try await NodeProcess(
+            id: "shards",
+            redis: cluster.url,
+            arguments: ["--delivery-probe-ms", "0", "--replica-acks", "0"]
+        )
         defer { node.stop() }
         let map = try await cluster.slotMap()
         let registry = try #require(map.primary(forSlot: RedisClusterSlot.of("fanfare:{registry}:nodes")))

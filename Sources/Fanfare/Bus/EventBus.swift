@@ -73,10 +73,15 @@ protocol EventBus: Sendable {
     /// Publishes probe `sequence` on `channel` through the publish function, as any
     /// publish goes, without waiting for replicas.
     func publishProbe(_ channel: String, sequence: UInt64) async throws
+    /// How many replicas each primary the node reaches has (empty when there is none to
+    /// ask, as in process).
+    func replicaCounts() async throws -> [Int]
     func shutdown() async
 }
 
 extension EventBus {
+    func replicaCounts() async throws -> [Int] { [] }
+
     /// One publish after the other.
     func publish(
         batch requests: [PublishRequest],

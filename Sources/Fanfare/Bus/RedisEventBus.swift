@@ -327,6 +327,18 @@ extension RedisEventBus {
         )
     }
 
+    /// `connected_slaves` of `INFO replication` on every primary the bus loop's client
+    /// reaches (the master behind Sentinel, each primary of a cluster).
+    func replicaCounts() async throws -> [Int] {
+        var counts: [Int] = []
+        for connection in self.busLane.client.connections {
+            let info = try await connection.send("INFO", arguments: [RESPArgument("replication")]).string ?? ""
+            let line = info.split(whereSeparator: \.isNewline).first { $0.hasPrefix("connected_slaves:") }
+            counts.append(line.flatMap { Int($0.dropFirst("connected_slaves:".count)) } ?? 0)
+        }
+        return counts
+    }
+
     func shutdown() async {
         switch self.subscriber.withLock({ subscriber in
             defer { subscriber = nil }

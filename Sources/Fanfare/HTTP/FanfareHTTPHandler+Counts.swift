@@ -16,7 +16,24 @@ extension FanfareHTTPHandler {
             mode: self.node.isEmbedded ? "embedded" : "cluster",
             draining: self.node.isDraining,
             auth: authenticator.security.isAnonymous ? "anonymous" : "on",
-            access: authenticator.access
+            access: authenticator.access,
+            replicas: self.replicas()
+        )
+    }
+
+    private func replicas() -> ReadinessAnswer.Replicas? {
+        let health = self.node.health
+        let wanted = health.replicasWanted
+        guard wanted > 0 else { return nil }
+        let found = health.replicasFound
+        return ReadinessAnswer.Replicas(
+            wanted: wanted,
+            found: found,
+            effect: ReplicaCheck.effect(
+                wanted: wanted,
+                found: found,
+                timeoutMilliseconds: Int(self.node.configuration.replicaAckTimeout.nanoseconds / 1_000_000)
+            )
         )
     }
 

@@ -16,12 +16,31 @@ final class NodeHealth: Sendable {
         var delivery: Delivery
         var reason: String?
         var refusesStreams = false
+        /// The fewest replicas any primary has, once checked.
+        var replicasFound: Int?
     }
+
+    /// Replicas a publish waits for (`--replica-acks`); 0 when publishes wait for none.
+    let replicasWanted: Int
 
     private let state: Mutex<State>
 
-    init(checked: Bool) {
+    init(checked: Bool, replicasWanted: Int = 0) {
         self.state = Mutex(State(delivery: checked ? .unproven : .off))
+        self.replicasWanted = replicasWanted
+    }
+
+    /// The fewest replicas a primary has, as last checked (`nil` before the first check).
+    var replicasFound: Int? { self.state.withLock { $0.replicasFound } }
+
+    /// Records a check of the replicas; returns whether the node went short of them (or
+    /// back), so that the change is logged once.
+    func updateReplicas(found: Int) -> Bool {
+        self.state.withLock { state in
+            let wasShort = state.replicasFound.map { $0 < self.replicasWanted }
+            state.replicasFound = found
+            return wasShort != (found < self.replicasWanted)
+        }
     }
 
     var delivery: Delivery { self.state.withLock { $0.delivery } }

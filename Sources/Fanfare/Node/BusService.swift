@@ -14,6 +14,8 @@ struct BusService: Service {
     let logger: Logger
     /// Set once the bus is connected; the HTTP server waits for it before it listens.
     let started: AsyncSignal<Void>
+    /// With `--replica-acks`: checks that the replicas are there while the node runs.
+    var replicaCheck: ReplicaCheck? = nil
 
     func run() async throws {
         let hub = self.hub
@@ -79,8 +81,13 @@ struct BusService: Service {
         }
         self.hub.startPendingCheck()
         self.started.succeed(())
-        // Until the other services are done (or the group is cancelled).
-        try? await gracefulShutdown()
+        // Until the other services are done (or the group is cancelled), checking the
+        // replicas meanwhile.
+        await withTaskGroup(of: Void.self) { group in
+            if let check = self.replicaCheck { group.addTask { await check.run() } }
+            try? await gracefulShutdown()
+            group.cancelAll()
+        }
         self.hub.stopPendingCheck()
         await self.bus.shutdown()
     }

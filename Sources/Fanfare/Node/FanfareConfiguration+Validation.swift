@@ -30,7 +30,7 @@ extension FanfareConfiguration {
         try Self.range("--history-idle-seconds", self.historyIdleSeconds, 1...tenYears)
         try Self.range("--idempotency-seconds", self.idempotencyWindowSeconds, 1...tenYears)
         try Self.atLeast("--replay-cap", self.replayCap, 1)
-        try Self.atLeast("--replica-acks", self.replicaAcks, 0)
+        try Self.atLeast("--replica-acks", self.effectiveReplicaAcks, 0)
         try Self.atLeast("--delivery-probe-ms", Self.milliseconds(self.deliveryProbeInterval), 0)
         try Self.atLeast("--delivery-timeout-ms", Self.milliseconds(self.deliveryTimeout), 1)
         try Self.atLeast("--delivery-handover-seconds", Self.seconds(self.deliveryHandOverGrace), 0)
@@ -58,11 +58,11 @@ extension FanfareConfiguration {
             )
         }
         let commandTimeout = RedisConfiguration().commandTimeout ?? .seconds(5)
-        if self.replicaAcks > 0, self.replicaAckTimeout < .milliseconds(1) {
+        if self.effectiveReplicaAcks > 0, self.replicaAckTimeout < .milliseconds(1) {
             // WAIT with 0 ms waits for ever.
             throw Self.invalid("--replica-ack-timeout-ms must be at least 1")
         }
-        if self.replicaAcks > 0, self.replicaAckTimeout + .seconds(1) > commandTimeout {
+        if self.effectiveReplicaAcks > 0, self.replicaAckTimeout + .seconds(1) > commandTimeout {
             throw Self.invalid(
                 "--replica-ack-timeout-ms \(Self.milliseconds(self.replicaAckTimeout)) must be at most "
                     + "\(Self.milliseconds(commandTimeout - .seconds(1))): a publish waits for its replicas "
@@ -75,6 +75,21 @@ extension FanfareConfiguration {
                 "the delivery timeout must be longer than the probe interval, or every probe would be late"
             )
         }
+    }
+
+    /// Whether the Redis URL names a topology built to fail over (Sentinel or Redis Cluster).
+    var failsOver: Bool {
+        guard let url = self.redisURL else { return false }
+        return ["redis-sentinel://", "rediss-sentinel://", "redis-cluster://", "rediss-cluster://"].contains {
+            url.hasPrefix($0)
+        }
+    }
+
+    /// The replicas a publish waits for: as set, or by default 1 with Sentinel or Redis
+    /// Cluster (a failover must not lose an acknowledged publish) and 0 with one Redis
+    /// (there is nothing to fail over to).
+    public var effectiveReplicaAcks: Int {
+        self.replicaAcks ?? (self.failsOver ? 1 : 0)
     }
 
     /// Whether the node speaks TLS to Redis: a `rediss…` URL, or `--redis-tls`.

@@ -39,8 +39,8 @@ public struct FanfareConfiguration: Sendable {
     /// channels past it.
     public var replayCap: Int
     /// Replicas that must have a publish before it is acknowledged (`WAIT`); 0 answers
-    /// once the master has it.
-    public var replicaAcks: Int = 0
+    /// once the master has it; `nil` takes the topology's default (``effectiveReplicaAcks``).
+    public var replicaAcks: Int?
     /// How long a publish waits for ``replicaAcks``; past it the answer is a 503 that
     /// invites a retry with the idempotency key. Must stay a second below the Redis
     /// command timeout (5 s), which the wait counts against.

@@ -52,7 +52,10 @@ public final class FanfareNode: Sendable {
         let busLoop = group.next()
         let metrics = NodeMetrics(nodeID: configuration.nodeID)
         let checksDelivery = configuration.redisURL != nil && configuration.deliveryProbeInterval > .zero
-        let health = NodeHealth(checked: checksDelivery)
+        let health = NodeHealth(
+            checked: checksDelivery,
+            replicasWanted: configuration.redisURL == nil ? 0 : configuration.effectiveReplicaAcks
+        )
         let identity = NodeIdentity(
             id: configuration.nodeID,
             version: Self.version,
@@ -103,7 +106,7 @@ public final class FanfareNode: Sendable {
                 policy: configuration.historyPolicy,
                 eventLoop: busLoop,
                 commandLoops: Array(group.makeIterator()),
-                replicaAcks: (configuration.replicaAcks, configuration.replicaAckTimeout),
+                replicaAcks: (configuration.effectiveReplicaAcks, configuration.replicaAckTimeout),
                 logger: logger
             )
             redisBus = made
@@ -178,7 +181,14 @@ public final class FanfareNode: Sendable {
                 deliveryCheck: deliveryCheck,
                 metrics: metrics,
                 logger: logger,
-                started: busStarted
+                started: busStarted,
+                replicaCheck: health.replicasWanted > 0
+                    ? ReplicaCheck(
+                        bus: bus,
+                        health: health,
+                        timeoutMilliseconds: Int(configuration.replicaAckTimeout.nanoseconds / 1_000_000),
+                        logger: logger
+                    ) : nil
             )
         ]
         // Stopped just before the bus: after the drain, which makes the node not ready anyway.
