@@ -309,7 +309,8 @@ struct RedisClusterIntegrationTests {
     @Test func aDivergedShardResetsItsStreamAndSkipsNothingAfter() async throws {
         let cluster = try await ClusterTopology(primaries: 3, replicasPerPrimary: 1)
         defer { cluster.stop() }
-        let node = try await NodeProcess(id: "shard-diverge", redis: cluster.url)
+        // The loss is the point: publishes wait for no replica (with a cluster the default is 1).
+        let node = try await NodeProcess(id: "shard-diverge", redis: cluster.url, arguments: ["--replica-acks", "0"])
         defer { node.stop() }
         let probe = try await DivergenceProbe(node: node, clientID: "shard-diverger")
         let kept = try #require(try await probe.publish("kept"))

@@ -205,6 +205,8 @@ struct RedisTLSIntegrationTests {
         defer { sentinel.stop() }
         var configuration = try Self.configuration(port: masterTLSPort, tls: RedisTLSSettings(caFile: certificates.ca))
         configuration.redisURL = "rediss-sentinel://127.0.0.1:\(sentinelTLSPort)/fanfare"
+        // The master has no replica here: publishes wait for none (with Sentinel the default is 1).
+        configuration.replicaAcks = 0
         let node = try await RunningNode(configuration: configuration)
         let url = "http://127.0.0.1:\(node.address.port ?? 0)"
         let stream = try await TestStream(url + "/api/sse/subscribe/sentinel-reader?channels=secure")

@@ -340,7 +340,8 @@ struct SentinelIntegrationTests {
     @Test func aPositionTheNewMasterNeverHadIsResetNeitherReusedNorSkipped() async throws {
         let topology = try await SentinelTopology(replicas: 1)
         defer { topology.stop() }
-        let node = try await NodeProcess(id: "diverge", redis: topology.url())
+        // The loss is the point: publishes wait for no replica (with Sentinel the default is 1).
+        let node = try await NodeProcess(id: "diverge", redis: topology.url(), arguments: ["--replica-acks", "0"])
         defer { node.stop() }
         let probe = try await DivergenceProbe(node: node, clientID: "diverger")
         let kept = try #require(try await probe.publish("kept"))
