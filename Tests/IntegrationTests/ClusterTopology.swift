@@ -12,26 +12,43 @@ import Glibc
 
 /// A Redis Cluster on loopback, as `redis-cli --cluster create` makes it: `primaries`
 /// servers serving the slots, each with `replicasPerPrimary` replicas. Stopped (every
-/// server) by ``stop()``.
+/// server) by ``stop()``. With `tls`, every server also speaks TLS on a port of its own
+/// (``tlsPorts``), the cluster bus and replication too, and answers a TLS client's
+/// `CLUSTER SLOTS` with those ports.
 struct ClusterTopology {
     let servers: [RedisServerProcess]
+    let tlsPorts: [Int]
 
-    init(primaries: Int = 3, replicasPerPrimary: Int = 1) async throws {
+    init(
+        primaries: Int = 3,
+        replicasPerPrimary: Int = 1,
+        tls: RedisTLSIntegrationTests.Certificates? = nil
+    ) async throws {
         var servers: [RedisServerProcess] = []
+        var tlsPorts: [Int] = []
         do {
             for _ in 0..<(primaries * (1 + replicasPerPrimary)) {
                 // The cluster bus on a port of its own from the tests' range (by default it
                 // would be the port plus 10,000, which nothing reserved).
                 let busPort = try RedisServerProcess.freePort()
-                servers.append(
-                    try await RedisServerProcess(arguments: [
-                        "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf", "--cluster-port",
-                        "\(busPort)",
-                        "--cluster-node-timeout", "2000",
-                    ])
-                )
+                var arguments = [
+                    "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf", "--cluster-port",
+                    "\(busPort)",
+                    "--cluster-node-timeout", "2000",
+                ]
+                if let tls {
+                    let tlsPort = try RedisServerProcess.freePort()
+                    tlsPorts.append(tlsPort)
+                    arguments += [
+                        "--tls-port", "\(tlsPort)", "--tls-cluster", "yes", "--tls-replication", "yes",
+                        "--tls-cert-file", tls.serverCertificate, "--tls-key-file", tls.serverKey,
+                        "--tls-ca-cert-file", tls.ca, "--tls-auth-clients", "no",
+                    ]
+                }
+                servers.append(try await RedisServerProcess(arguments: arguments))
             }
             self.servers = servers
+            self.tlsPorts = tlsPorts
             try await self.create(replicasPerPrimary: replicasPerPrimary)
             try await self.waitUntilFormed(primaries: primaries)
         } catch {
@@ -97,6 +114,9 @@ struct ClusterTopology {
 
     /// A `redis-cluster://` URL with two of the servers as seeds.
     var url: String { "redis-cluster://127.0.0.1:\(self.servers[0].port),127.0.0.1:\(self.servers[1].port)" }
+
+    /// A `rediss-cluster://` URL with two of the servers' TLS ports as seeds.
+    var tlsURL: String { "rediss-cluster://127.0.0.1:\(self.tlsPorts[0]),127.0.0.1:\(self.tlsPorts[1])" }
 
     /// A URL whose seeds leave out the server on `port` (one that was killed).
     func url(excluding port: Int) -> String {

@@ -221,4 +221,37 @@ struct RedisTLSIntegrationTests {
         await stream.close()
         await node.shutdown()
     }
+
+    /// `rediss-cluster://`: the node learns the slots over TLS (Redis answers a TLS client
+    /// with the TLS ports), talks TLS to every primary and subscribes on each; an event on
+    /// a channel of every primary reaches its stream.
+    @Test func aNodeOnATLSRedisClusterReachesEveryPrimary() async throws {
+        let certificates = try await Certificates.make()
+        defer { certificates.remove() }
+        let cluster = try await ClusterTopology(primaries: 3, replicasPerPrimary: 0, tls: certificates)
+        defer { cluster.stop() }
+        var configuration = try Self.configuration(port: 0, tls: RedisTLSSettings(caFile: certificates.ca))
+        configuration.redisURL = cluster.tlsURL
+        // No replicas here: publishes wait for none (with a cluster the default is 1).
+        configuration.replicaAcks = 0
+        let node = try await RunningNode(configuration: configuration)
+        let url = "http://127.0.0.1:\(node.address.port ?? 0)"
+        let map = try await cluster.slotMap()
+        let channels = try ClusterTopology.channels(onDistinctPrimariesOf: map, count: 3, prefix: "tls-shard-")
+        let stream = try await TestStream(
+            url + "/api/sse/subscribe/cluster-reader?channels=\(channels.joined(separator: ","))"
+        )
+        _ = try await stream.connected()
+        for channel in channels {
+            let response = try await TestHTTPClient.request(
+                "POST",
+                url + "/api/sse/notify",
+                body: #"{"channel":"\#(channel)","event":"e","payload":"\#(channel)"}"#
+            )
+            #expect(response.status == 200, "\(response.body)")
+            #expect(try await stream.next().data == "\"\(channel)\"")
+        }
+        await stream.close()
+        await node.shutdown()
+    }
 }
