@@ -35,6 +35,8 @@ extension RedisClient {
             var candidates = known
             for seed in seeds where !candidates.contains(seed) { candidates.append(seed) }
             var failures: [String] = []
+            // A TLS failure is kept whole: its sentence is what the operator needs.
+            var tlsFailure: RedisClientError?
             var found: RedisClusterSlotMap?
             for address in candidates {
                 do {
@@ -47,6 +49,9 @@ extension RedisClient {
                     break
                 } catch {
                     failures.append("\(address): \(error)")
+                    if tlsFailure == nil, let error = error as? RedisClientError, error.isTLSFailure {
+                        tlsFailure = error
+                    }
                 }
             }
             if let found {
@@ -79,7 +84,8 @@ extension RedisClient {
                 promise.fail(
                     RedisClientError(
                         .connectionClosed,
-                        "no cluster node gave its slot map: \(failures.joined(separator: "; "))"
+                        "no cluster node gave its slot map: \(failures.joined(separator: "; "))",
+                        underlying: tlsFailure
                     )
                 )
             }

@@ -63,6 +63,10 @@ public struct RedisClientError: Error, CustomStringConvertible, Sendable {
         self.line = line
     }
 
+    /// A TLS connection that could not be made (``message`` says why: an untrusted
+    /// certificate, a client certificate refused, …).
+    public var isTLSFailure: Bool { self.message.hasPrefix("TLS to ") }
+
     public var description: String {
         if let underlying {
             return "RedisClientError(\(self.code)): \(self.message) (\(underlying))"

@@ -87,13 +87,16 @@ public final class RedisConnection: Sendable {
         configuration: RedisConfiguration,
         index: Int,
         eventLoop: any EventLoop,
-        failures: [String]
+        failures: [String],
+        tlsFailure: RedisClientError? = nil
     ) -> EventLoopFuture<RedisSentinel.Address> {
         guard index < sentinel.sentinels.count else {
             return eventLoop.makeFailedFuture(
                 RedisClientError(
                     .connectionClosed,
-                    "no sentinel told where the master '\(sentinel.masterName)' is: \(failures.joined(separator: "; "))"
+                    "no sentinel told where the master '\(sentinel.masterName)' is: \(failures.joined(separator: "; "))",
+                    // A TLS failure is kept whole: its sentence is what the operator needs.
+                    underlying: tlsFailure
                 )
             )
         }
@@ -122,7 +125,8 @@ public final class RedisConnection: Sendable {
                     configuration: configuration,
                     index: index + 1,
                     eventLoop: eventLoop,
-                    failures: failures + ["\(address): \(error)"]
+                    failures: failures + ["\(address): \(error)"],
+                    tlsFailure: tlsFailure ?? (error as? RedisClientError).flatMap { $0.isTLSFailure ? $0 : nil }
                 )
             }
     }
@@ -208,6 +212,11 @@ public final class RedisConnection: Sendable {
                 if selectDatabase && configuration.database != 0 {
                     commands.append(("SELECT", [RESPArgument(configuration.database)]))
                 }
+                if configuration.tls != nil, commands.isEmpty, !requireMaster {
+                    // Under TLS 1.3 a server checks the client's certificate after the client
+                    // saw the handshake done: one round trip proves it was accepted.
+                    commands.append(("PING", []))
+                }
                 var replies = commands.map { command, arguments in
                     Self.command(command, arguments, on: channel).map { _ in }
                 }
@@ -227,6 +236,21 @@ public final class RedisConnection: Sendable {
                     .map { channel }
                     .flatMapError { error in
                         channel.close(promise: nil)
+                        if configuration.tls != nil, (error as? RedisClientError)?.code != .serverError,
+                            !channel.isActive
+                        {
+                            // Closed right after the handshake: most often a client certificate
+                            // the server wants and did not get (or does not trust).
+                            return channel.eventLoop.makeFailedFuture(
+                                RedisClientError(
+                                    .connectionClosed,
+                                    "TLS to \(configuration) failed: the server closed the connection after the "
+                                        + "handshake (one that asks for a client certificate does so without an "
+                                        + "accepted one)",
+                                    underlying: error
+                                )
+                            )
+                        }
                         return channel.eventLoop.makeFailedFuture(error)
                     }
             }

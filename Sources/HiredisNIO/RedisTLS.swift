@@ -40,12 +40,14 @@ public struct RedisTLS: Sendable, Hashable {
     /// Loads the files and makes the context now, so a missing or unreadable file is an
     /// error at start rather than at the first connection.
     public func check() throws {
+        try self.checkServerName()
         _ = try self.context()
     }
 
     private static let contexts = Mutex<[RedisTLS: NIOSSLContext]>([:])
 
-    /// The context for these settings, made once (it reads the files) and shared.
+    /// The context for these settings, made once (it reads the files) and shared for the
+    /// life of the process: a rotated certificate or CA is read at the next start.
     func context() throws -> NIOSSLContext {
         if let context = Self.contexts.withLock({ $0[self] }) { return context }
         guard (self.certificateFile == nil) == (self.keyFile == nil) else {
@@ -102,6 +104,18 @@ public struct RedisTLS: Sendable, Hashable {
         }
     }
 
+    /// Refuses a server name no certificate check can use (an IP address is checked by
+    /// connecting to it, against the certificate's IP entries).
+    func checkServerName() throws {
+        guard let name = self.serverName else { return }
+        guard !name.isEmpty, !Self.isIPAddress(name) else {
+            throw RedisClientError(
+                .invalidURL,
+                "TLS to Redis: the server name must be a host name, not '\(name)' (an IP address in the URL is checked as it is)"
+            )
+        }
+    }
+
     static func isIPAddress(_ host: String) -> Bool {
         (try? SocketAddress(ipAddress: host, port: 0)) != nil
     }
@@ -124,6 +138,22 @@ final class TLSHandshakeWaiter: ChannelInboundHandler, RemovableChannelHandler {
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
+        if context.channel.isActive { self.startTimer(context: context) }
+    }
+
+    /// The connect has its own timeout: the handshake's starts once the socket is connected.
+    func channelActive(context: ChannelHandlerContext) {
+        self.startTimer(context: context)
+        context.fireChannelActive()
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        // Never connected, or taken out: the promise is not left for ever.
+        self.finish(.failure(RedisClientError(.connectionClosed, "the connection closed before the TLS handshake")))
+    }
+
+    private func startTimer(context: ChannelHandlerContext) {
+        guard self.timer == nil, !self.done else { return }
         self.timer = context.eventLoop.assumeIsolated().scheduleTask(in: self.timeout) {
             self.finish(
                 .failure(RedisClientError(.connectTimeout, "the TLS handshake took longer than \(self.timeout)"))
@@ -165,7 +195,7 @@ final class TLSHandshakeWaiter: ChannelInboundHandler, RemovableChannelHandler {
         let reason: String
         if text.contains("CERTIFICATE_VERIFY_FAILED") || text.contains("certificate verify failed") {
             reason = "the server's certificate is not signed by a trusted CA (check the CA file)"
-        } else if error is NIOSSLExtraError || text.contains("unableToValidateCertificate") {
+        } else if let extra = error as? NIOSSLExtraError, extra == .failedToValidateHostname {
             reason = "the server's certificate does not name the host (set the server name)"
         } else {
             reason = "the TLS handshake failed"

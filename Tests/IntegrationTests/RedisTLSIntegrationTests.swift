@@ -254,4 +254,61 @@ struct RedisTLSIntegrationTests {
         await stream.close()
         await node.shutdown()
     }
+
+    /// Runs `configuration`'s node to its end; the error it stopped with.
+    private static func failure(_ configuration: FanfareConfiguration) async throws -> FanfareError {
+        let node = try await FanfareNode(configuration: configuration, logger: RunningNode.logger)
+        return try await withDeadline("the node to give up") { () -> FanfareError in
+            do {
+                try await node.run()
+            } catch let error as FanfareError {
+                return error
+            }
+            throw TestFailure("the node ran and stopped without an error")
+        }
+    }
+
+    /// A Redis that asks for a client certificate and gets none: the node says so, not
+    /// just that the connection closed (under TLS 1.3 the refusal comes after the handshake).
+    @Test func aMissingClientCertificateIsNamed() async throws {
+        let certificates = try await Certificates.make()
+        defer { certificates.remove() }
+        let (server, tlsPort) = try await Self.server(certificates, clientCertificates: true)
+        defer { server.stop() }
+        let error = try await Self.failure(
+            try Self.configuration(port: tlsPort, tls: RedisTLSSettings(caFile: certificates.ca))
+        )
+        #expect(
+            error.message
+                == "the node cannot start: TLS to rediss://127.0.0.1:\(tlsPort)/0 failed: the server closed the "
+                + "connection after the handshake (one that asks for a client certificate does so without an "
+                + "accepted one)",
+            "\(error)"
+        )
+    }
+
+    /// The same sentence through a cluster's seeds as through one server, and an IP
+    /// address as the server name is refused at start.
+    @Test func aClusterOnAnotherCAIsNamedAndAnIPServerNameRefused() async throws {
+        let certificates = try await Certificates.make()
+        defer { certificates.remove() }
+        let cluster = try await ClusterTopology(primaries: 3, replicasPerPrimary: 0, tls: certificates)
+        defer { cluster.stop() }
+        var configuration = try Self.configuration(port: 0, tls: RedisTLSSettings(caFile: certificates.otherCA))
+        configuration.redisURL = cluster.tlsURL
+        let error = try await Self.failure(configuration)
+        #expect(error.message.hasPrefix("the node cannot start: TLS to rediss://127.0.0.1:"), "\(error)")
+        #expect(
+            error.message.hasSuffix("the server's certificate is not signed by a trusted CA (check the CA file)"),
+            "\(error)"
+        )
+        configuration.redisTLS = RedisTLSSettings(caFile: certificates.ca, serverName: "127.0.0.1")
+        let named = await #expect(throws: FanfareError.self) {
+            _ = try await FanfareNode(configuration: configuration, logger: RunningNode.logger)
+        }
+        #expect(
+            named?.message.hasPrefix("TLS to Redis: the server name must be a host name") == true,
+            "\(String(describing: named))"
+        )
+    }
 }

@@ -34,7 +34,10 @@ struct ReplicaDefaultsIntegrationTests {
                 + "each answering 503 after 500 ms; add replicas, or set --replica-acks 0 to accept losing "
                 + "acknowledged publishes in a failover"
         )
-        #expect(node.logText().contains("redis.replicas.missing"))
+        // Logged once, just after /readyz says it.
+        try await withDeadline("the log line") {
+            while !node.logText().contains("redis.replicas.missing") { try await Task.sleep(for: .milliseconds(20)) }
+        }
         let unconfirmed = try await TestHTTPClient.request(
             "POST",
             node.url + "/api/sse/notify",

@@ -33,6 +33,11 @@ final class NodeHealth: Sendable {
     /// The fewest replicas a primary has, as last checked (`nil` before the first check).
     var replicasFound: Int? { self.state.withLock { $0.replicasFound } }
 
+    /// The replicas could not be counted: `/readyz` says unknown rather than an old count.
+    func forgetReplicas() {
+        self.state.withLock { $0.replicasFound = nil }
+    }
+
     /// Records a check of the replicas; returns whether the node went short of them (or
     /// back), so that the change is logged once.
     func updateReplicas(found: Int) -> Bool {

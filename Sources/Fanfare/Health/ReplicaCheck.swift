@@ -25,9 +25,13 @@ struct ReplicaCheck: Sendable {
             counts = try await self.bus.replicaCounts()
         } catch {
             self.logger.debug("redis.replicas.unknown", metadata: ["error": "\(error)"])
+            self.health.forgetReplicas()
             return
         }
-        guard let fewest = counts.min() else { return }
+        guard let fewest = counts.min() else {
+            self.health.forgetReplicas()
+            return
+        }
         let wanted = self.health.replicasWanted
         guard self.health.updateReplicas(found: fewest) else { return }
         let effect = Self.effect(wanted: wanted, found: fewest, timeoutMilliseconds: self.timeoutMilliseconds)

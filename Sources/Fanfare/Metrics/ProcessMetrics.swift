@@ -21,9 +21,7 @@ struct ProcessMetrics: Sendable, Equatable {
 
     /// The figures now; `nil` without `/proc`.
     static func current() -> ProcessMetrics? {
-        guard let stat = Self.contents(of: "/proc/self/stat"), let system = Self.contents(of: "/proc/stat"),
-            let bootTime = Self.bootTime(system)
-        else { return nil }
+        guard let stat = Self.contents(of: "/proc/self/stat"), let bootTime = Self.bootTimeSeconds else { return nil }
         var limit = rlimit()
         let maxFDs = getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0 ? Int(clamping: limit.rlim_cur) : 0
         return Self(
@@ -91,6 +89,9 @@ struct ProcessMetrics: Sendable, Equatable {
                 "\(self.startTimeSeconds)"
             )
     }
+
+    /// The boot time, read once (it does not change while the process runs).
+    private static let bootTimeSeconds: Int? = Self.contents(of: "/proc/stat").flatMap(Self.bootTime)
 
     /// `btime` of `/proc/stat`: the boot time, in seconds since the epoch.
     static func bootTime(_ system: String) -> Int? {

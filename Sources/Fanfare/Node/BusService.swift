@@ -98,7 +98,7 @@ struct BusService: Service {
         for _ in 0..<8 {
             switch current {
             case let redis as RedisClientError:
-                if redis.message.hasPrefix("TLS to ") { return redis }
+                if redis.isTLSFailure { return redis }
                 current = redis.underlying
             case let fanfare as FanfareError:
                 current = fanfare.underlying
