@@ -1,4 +1,5 @@
 import ArgumentParser
+import Fanfare
 import FanfareAPI
 import FanfareClient
 import Foundation
@@ -8,7 +9,7 @@ import NIOPosix
 
 struct PublishCommand: AsyncParsableCommand, EnvironmentConfigurable {
     static let environment: [EnvironmentOption] =
-        NodeOptions.environment + [.secret("key", variable: "FANFARE_PUBLISHER_KEY")]
+        NodeOptions.environment + RedisTLSOptions.environment + [.secret("key", variable: "FANFARE_PUBLISHER_KEY")]
 
     static let configuration = CommandConfiguration(
         commandName: "publish",
@@ -17,6 +18,8 @@ struct PublishCommand: AsyncParsableCommand, EnvironmentConfigurable {
     )
 
     @OptionGroup var nodeOptions: NodeOptions
+
+    @OptionGroup var redisTLS: RedisTLSOptions
 
     @Option(
         help: "Publish through Redis instead of a node: redis://host:port, redis-sentinel://… or redis-cluster://…."
@@ -87,6 +90,9 @@ struct PublishCommand: AsyncParsableCommand, EnvironmentConfigurable {
         if let batch = self.batch {
             try await self.publishBatches(batch)
             return
+        }
+        if self.redis == nil, self.redisTLS.settings != RedisTLSSettings() {
+            throw ValidationError("the --redis-tls… options are for publishing through Redis (--redis)")
         }
         if let redis = self.redis {
             try await self.publishThroughRedis(redis)
@@ -169,8 +175,10 @@ struct PublishCommand: AsyncParsableCommand, EnvironmentConfigurable {
         default: throw ValidationError("give exactly one of --client, --user, --channel, --broadcast")
         }
         // Routed by slot, so a redis-cluster:// URL reaches the channel's primary.
+        var configuration = try RedisConfiguration(url: url)
+        configuration.tls = try self.redisTLS.tls(for: url)
         let client = RedisClient(
-            configuration: try RedisConfiguration(url: url),
+            configuration: configuration,
             eventLoop: MultiThreadedEventLoopGroup.singleton.next(),
             logger: Logger(label: "fanfare.publish")
         )

@@ -6,26 +6,26 @@ import NIOCore
 import UnixSignals
 
 struct ServeCommand: AsyncParsableCommand, EnvironmentConfigurable {
-    static let environment: [EnvironmentOption] = [
-        .value("host"), .value("port"), .value("redis", variable: "FANFARE_REDIS_URL"), .value("node-id"),
-        .flag("redis-tls"), .value("redis-tls-ca-file"), .value("redis-tls-cert-file"), .value("redis-tls-key-file"),
-        .value("redis-tls-server-name"), .flag("redis-tls-insecure"),
-        .value("redis-prefix"), .value("heartbeat-seconds"), .flag("heartbeat-event"), .value("slow-consumer-bytes"),
-        .value("history-size"),
-        .value("history-seconds"), .value("history-idle-seconds"), .value("idempotency-seconds"),
-        .value("replica-acks"), .value("replica-ack-timeout-ms"), .value("delivery-probe-ms"),
-        .value("delivery-timeout-ms"), .value("delivery-handover-seconds"),
-        .value("replay-cap"), .value("cors-origin", variable: "FANFARE_CORS_ORIGINS"), .value("event-loops"),
-        .secret("jwt-secret"), .value("jwt-public-key"), .value("jwt-audience"),
-        .value("jwt-issuer"), .value("jwt-leeway-seconds"), .secret("publisher-key"), .secret("admin-key"),
-        .value("token-cookie"), .flag("cors-credentials"), .value("max-connections-per-client"),
-        .value("max-connections-per-ip"), .value("max-channels-per-stream"), .value("max-connections"),
-        .value("publish-rate"),
-        .value("max-body-bytes"), .value("max-header-bytes"), .value("header-timeout-seconds"),
-        .flag("trust-forwarded-for"), .value("ops-address"), .value("drain-seconds"), .value("write-delay-ms"),
-        .value("drain-grace-seconds"), .value("drain-retry-jitter-ms"), .value("registry-ttl-seconds"),
-        .value("log-level"), .value("log-format"),
-    ]
+    static let environment: [EnvironmentOption] =
+        RedisTLSOptions.environment + [
+            .value("host"), .value("port"), .value("redis", variable: "FANFARE_REDIS_URL"), .value("node-id"),
+            .value("redis-prefix"), .value("heartbeat-seconds"), .flag("heartbeat-event"),
+            .value("slow-consumer-bytes"),
+            .value("history-size"),
+            .value("history-seconds"), .value("history-idle-seconds"), .value("idempotency-seconds"),
+            .value("replica-acks"), .value("replica-ack-timeout-ms"), .value("delivery-probe-ms"),
+            .value("delivery-timeout-ms"), .value("delivery-handover-seconds"),
+            .value("replay-cap"), .value("cors-origin", variable: "FANFARE_CORS_ORIGINS"), .value("event-loops"),
+            .secret("jwt-secret"), .value("jwt-public-key"), .value("jwt-audience"),
+            .value("jwt-issuer"), .value("jwt-leeway-seconds"), .secret("publisher-key"), .secret("admin-key"),
+            .value("token-cookie"), .flag("cors-credentials"), .value("max-connections-per-client"),
+            .value("max-connections-per-ip"), .value("max-channels-per-stream"), .value("max-connections"),
+            .value("publish-rate"),
+            .value("max-body-bytes"), .value("max-header-bytes"), .value("header-timeout-seconds"),
+            .flag("trust-forwarded-for"), .value("ops-address"), .value("drain-seconds"), .value("write-delay-ms"),
+            .value("drain-grace-seconds"), .value("drain-retry-jitter-ms"), .value("registry-ttl-seconds"),
+            .value("log-level"), .value("log-format"),
+        ]
 
     static let configuration = CommandConfiguration(
         commandName: "serve",
@@ -48,25 +48,7 @@ struct ServeCommand: AsyncParsableCommand, EnvironmentConfigurable {
     )
     var redis: String?
 
-    @Flag(help: "TLS to Redis whatever the URL's scheme (a rediss… URL turns it on by itself).")
-    var redisTls = false
-
-    @Option(help: "PEM file of the CAs that sign Redis's certificate (default: the system's).")
-    var redisTlsCaFile: String?
-
-    @Option(
-        help: "PEM file of a client certificate, for a Redis that asks for one (mutual TLS); with --redis-tls-key-file."
-    )
-    var redisTlsCertFile: String?
-
-    @Option(help: "PEM file of the client certificate's key.")
-    var redisTlsKeyFile: String?
-
-    @Option(help: "The name Redis's certificate must carry (default: the host in the URL).")
-    var redisTlsServerName: String?
-
-    @Flag(help: "Do not check Redis's certificate at all (anyone on the path can read and change the traffic).")
-    var redisTlsInsecure = false
+    @OptionGroup var redisTLS: RedisTLSOptions
 
     @Option(name: .customLong("node-id"), help: "This node's id (default: generated, node-<6 hex>).")
     var nodeID: String?
@@ -236,14 +218,7 @@ struct ServeCommand: AsyncParsableCommand, EnvironmentConfigurable {
         configuration.host = self.host
         configuration.port = self.port
         configuration.redisURL = self.redis
-        configuration.redisTLS = RedisTLSSettings(
-            enabled: self.redisTls,
-            caFile: self.redisTlsCaFile,
-            certificateFile: self.redisTlsCertFile,
-            keyFile: self.redisTlsKeyFile,
-            serverName: self.redisTlsServerName,
-            insecure: self.redisTlsInsecure
-        )
+        configuration.redisTLS = self.redisTLS.settings
         configuration.nodeID = self.nodeID ?? FanfareConfiguration.generatedNodeID()
         configuration.redisPrefix = self.redisPrefix
         configuration.heartbeatInterval = .seconds(saturating: self.heartbeatSeconds)

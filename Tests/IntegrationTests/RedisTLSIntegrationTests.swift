@@ -1,7 +1,9 @@
 import Fanfare
 import Foundation
+import HiredisNIO
 import Logging
 import NIOCore
+import NIOPosix
 import ServerSentEvents
 import Testing
 
@@ -310,5 +312,45 @@ struct RedisTLSIntegrationTests {
             named?.message.hasPrefix("TLS to Redis: the server name must be a host name") == true,
             "\(String(describing: named))"
         )
+    }
+
+    /// `fanfare publish --redis rediss://…` takes the same TLS options as a node: with the
+    /// CA the event is stored; with the other CA it fails with the sentence.
+    @Test func publishThroughATLSRedisFromTheCLI() async throws {
+        guard let executable = NodeProcess.executable else { throw TestFailure("fanfare is not built") }
+        let certificates = try await Certificates.make()
+        defer { certificates.remove() }
+        let (server, tlsPort) = try await Self.server(certificates, clientCertificates: false)
+        defer { server.stop() }
+        // A node loads the publish function into Redis, as in any cluster.
+        let node = try await RunningNode(
+            configuration: try Self.configuration(port: tlsPort, tls: RedisTLSSettings(caFile: certificates.ca))
+        )
+        func publish(ca: String) async throws -> (code: Int32, output: String) {
+            let log = certificates.directory + "/publish-\(UUID()).log"
+            let pid = try RedisServerProcess.spawn(
+                [
+                    executable, "publish", "--redis", "rediss://127.0.0.1:\(tlsPort)", "--redis-tls-ca-file", ca,
+                    "--channel", "cli-tls", "--event", "e", "--payload", "1",
+                ],
+                output: log
+            )
+            let code = try await RedisServerProcess.waitForExit(pid, "fanfare publish", within: .seconds(30))
+            return (code, (try? String(contentsOfFile: log, encoding: .utf8)) ?? "")
+        }
+        let stored = try await publish(ca: certificates.ca)
+        #expect(stored.code == 0, "\(stored.output)")
+        let refused = try await publish(ca: certificates.otherCA)
+        #expect(refused.code != 0)
+        #expect(refused.output.contains("the server's certificate is not signed by a trusted CA"), "\(refused.output)")
+        // Over the plain port: the one event is in the channel's history.
+        let connection = try await RedisConnection.connect(
+            configuration: server.configuration,
+            eventLoop: MultiThreadedEventLoopGroup.singleton.next(),
+            logger: Logger(label: "test")
+        )
+        #expect(try await connection.send("XLEN", "fanfare:h:{cli-tls}") == .integer(1))
+        await connection.close()
+        await node.shutdown()
     }
 }

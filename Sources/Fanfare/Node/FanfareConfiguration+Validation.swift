@@ -93,30 +93,10 @@ extension FanfareConfiguration {
     }
 
     /// Whether the node speaks TLS to Redis: a `rediss…` URL, or `--redis-tls`.
-    var usesRedisTLS: Bool {
-        guard let url = self.redisURL else { return false }
-        return self.redisTLS.enabled || url.hasPrefix("rediss")
-    }
+    var usesRedisTLS: Bool { self.redisTLS.isOn(redisURL: self.redisURL) }
 
     private func validateRedisTLS() throws {
-        let tls = self.redisTLS
-        if tls.enabled, self.redisURL == nil {
-            throw Self.invalid("--redis-tls needs a Redis URL (--redis): an embedded node talks to no Redis")
-        }
-        if tls.hasOptions, !self.usesRedisTLS {
-            throw Self.invalid(
-                "the --redis-tls-… options need TLS to Redis: use a rediss:// (rediss-sentinel://, rediss-cluster://) "
-                    + "URL or --redis-tls"
-            )
-        }
-        if (tls.certificateFile == nil) != (tls.keyFile == nil) {
-            throw Self.invalid("--redis-tls-cert-file and --redis-tls-key-file go together (mutual TLS needs both)")
-        }
-        if tls.insecure, tls.caFile != nil || tls.serverName != nil {
-            throw Self.invalid(
-                "--redis-tls-insecure checks no certificate, so --redis-tls-ca-file and --redis-tls-server-name would do nothing"
-            )
-        }
+        try self.redisTLS.check(redisURL: self.redisURL)
     }
 
     private static func invalid(_ sentence: String) -> FanfareError {

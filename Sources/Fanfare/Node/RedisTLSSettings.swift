@@ -35,4 +35,33 @@ public struct RedisTLSSettings: Sendable, Equatable {
         self.caFile != nil || self.certificateFile != nil || self.keyFile != nil || self.serverName != nil
             || self.insecure
     }
+
+    /// Whether a client of `redisURL` speaks TLS: a `rediss…` URL, or ``enabled``.
+    public func isOn(redisURL: String?) -> Bool {
+        guard let url = redisURL else { return false }
+        return self.enabled || url.hasPrefix("rediss")
+    }
+
+    /// Refuses settings that would be ignored or cannot work, with a sentence naming the
+    /// options (``FanfareError/Code/invalidConfiguration``).
+    public func check(redisURL: String?) throws {
+        func invalid(_ sentence: String) -> FanfareError { FanfareError(.invalidConfiguration, sentence) }
+        if self.enabled, redisURL == nil {
+            throw invalid("--redis-tls needs a Redis URL (--redis): an embedded node talks to no Redis")
+        }
+        if self.hasOptions, !self.isOn(redisURL: redisURL) {
+            throw invalid(
+                "the --redis-tls-… options need TLS to Redis: use a rediss:// (rediss-sentinel://, rediss-cluster://) "
+                    + "URL or --redis-tls"
+            )
+        }
+        if (self.certificateFile == nil) != (self.keyFile == nil) {
+            throw invalid("--redis-tls-cert-file and --redis-tls-key-file go together (mutual TLS needs both)")
+        }
+        if self.insecure, self.caFile != nil || self.serverName != nil {
+            throw invalid(
+                "--redis-tls-insecure checks no certificate, so --redis-tls-ca-file and --redis-tls-server-name would do nothing"
+            )
+        }
+    }
 }
