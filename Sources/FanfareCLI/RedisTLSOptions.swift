@@ -44,17 +44,6 @@ struct RedisTLSOptions: ParsableArguments {
 
     /// The TLS a client of `url` uses (checked as a node checks it), or `nil` for none.
     func tls(for url: String) throws -> RedisTLS? {
-        let settings = self.settings
-        try settings.check(redisURL: url)
-        guard settings.isOn(redisURL: url) else { return nil }
-        let tls = RedisTLS(
-            caFile: settings.caFile,
-            certificateFile: settings.certificateFile,
-            keyFile: settings.keyFile,
-            serverName: settings.serverName,
-            verifyCertificates: !settings.insecure
-        )
-        try tls.check()
-        return tls
+        try self.settings.redisTLS(for: url)
     }
 }

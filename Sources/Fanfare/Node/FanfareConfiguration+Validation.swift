@@ -69,7 +69,7 @@ extension FanfareConfiguration {
                     + "within the Redis command timeout (\(Self.milliseconds(commandTimeout)) ms)"
             )
         }
-        try self.validateRedisTLS()
+        try self.redisTLS.check(redisURL: self.redisURL)
         if self.deliveryProbeInterval > .zero, self.deliveryTimeout <= self.deliveryProbeInterval {
             throw Self.invalid(
                 "the delivery timeout must be longer than the probe interval, or every probe would be late"
@@ -90,13 +90,6 @@ extension FanfareConfiguration {
     /// (there is nothing to fail over to).
     public var effectiveReplicaAcks: Int {
         self.replicaAcks ?? (self.failsOver ? 1 : 0)
-    }
-
-    /// Whether the node speaks TLS to Redis: a `rediss…` URL, or `--redis-tls`.
-    var usesRedisTLS: Bool { self.redisTLS.isOn(redisURL: self.redisURL) }
-
-    private func validateRedisTLS() throws {
-        try self.redisTLS.check(redisURL: self.redisURL)
     }
 
     private static func invalid(_ sentence: String) -> FanfareError {

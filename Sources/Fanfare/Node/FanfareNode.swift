@@ -73,24 +73,14 @@ public final class FanfareNode: Sendable {
                 try await group.shutdownGracefully()
                 throw FanfareError(.invalidConfiguration, "the Redis URL cannot be used", underlying: error)
             }
-            if configuration.usesRedisTLS {
-                let settings = configuration.redisTLS
-                let tls = RedisTLS(
-                    caFile: settings.caFile,
-                    certificateFile: settings.certificateFile,
-                    keyFile: settings.keyFile,
-                    serverName: settings.serverName,
-                    verifyCertificates: !settings.insecure
-                )
-                do {
-                    try tls.check()
-                } catch {
-                    try await group.shutdownGracefully()
-                    let reason = (error as? RedisClientError)?.message ?? "\(error)"
-                    throw FanfareError(.invalidConfiguration, reason, underlying: error)
-                }
-                redis.tls = tls
-                if settings.insecure {
+            do {
+                redis.tls = try configuration.redisTLS.redisTLS(for: url)
+            } catch {
+                try await group.shutdownGracefully()
+                throw error
+            }
+            if redis.tls != nil {
+                if configuration.redisTLS.insecure {
                     logger.warning(
                         "redis.tls.insecure",
                         metadata: [

@@ -1,3 +1,5 @@
+package import HiredisNIO
+
 /// TLS to Redis as the operator asked for it: on for a `rediss…` URL or `--redis-tls`,
 /// with the files and names that go with it. Certificates are checked unless ``insecure``
 /// says otherwise, which the node then logs at start.
@@ -63,5 +65,27 @@ public struct RedisTLSSettings: Sendable, Equatable {
                 "--redis-tls-insecure checks no certificate, so --redis-tls-ca-file and --redis-tls-server-name would do nothing"
             )
         }
+    }
+}
+
+extension RedisTLSSettings {
+    /// The TLS a client of `redisURL` speaks, checked and with its files read; `nil` for
+    /// none. The node and `fanfare publish --redis` both make theirs here.
+    package func redisTLS(for redisURL: String) throws -> RedisTLS? {
+        try self.check(redisURL: redisURL)
+        guard self.isOn(redisURL: redisURL) else { return nil }
+        let tls = RedisTLS(
+            caFile: self.caFile,
+            certificateFile: self.certificateFile,
+            keyFile: self.keyFile,
+            serverName: self.serverName,
+            verifyCertificates: !self.insecure
+        )
+        do {
+            try tls.check()
+        } catch let error as RedisClientError {
+            throw FanfareError(.invalidConfiguration, error.message, underlying: error)
+        }
+        return tls
     }
 }
