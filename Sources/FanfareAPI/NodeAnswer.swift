@@ -13,6 +13,10 @@ public struct NodeAnswer: Codable, Sendable, Hashable {
     public var lastSeen: Int64
     /// Whether the node's delivery check passes (absent for nodes that do not say).
     public var delivering: Bool?
+    /// Events published through the node, and written to its streams, since it started
+    /// (absent for nodes that do not say): rates come from two readings.
+    public var published: Int?
+    public var delivered: Int?
 
     public init(
         nodeId: String,
@@ -23,8 +27,12 @@ public struct NodeAnswer: Codable, Sendable, Hashable {
         connections: Int,
         clients: Int,
         lastSeen: Int64,
-        delivering: Bool? = nil
+        delivering: Bool? = nil,
+        published: Int? = nil,
+        delivered: Int? = nil
     ) {
+        self.published = published
+        self.delivered = delivered
         self.nodeId = nodeId
         self.address = address
         self.version = version

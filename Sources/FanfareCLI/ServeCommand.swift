@@ -19,6 +19,7 @@ struct ServeCommand: AsyncParsableCommand, EnvironmentConfigurable {
             .secret("jwt-secret"), .value("jwt-public-key"), .value("jwt-audience"),
             .value("jwt-issuer"), .value("jwt-leeway-seconds"), .secret("publisher-key"), .secret("admin-key"),
             .value("token-cookie"), .flag("cors-credentials"), .value("max-connections-per-client"),
+            .value("max-connections-per-user"), .value("over-user-limit"), .flag("presence"),
             .value("max-connections-per-ip"), .value("max-channels-per-stream"), .value("max-connections"),
             .value("publish-rate"),
             .value("max-body-bytes"), .value("max-header-bytes"), .value("header-timeout-seconds"),
@@ -155,6 +156,24 @@ struct ServeCommand: AsyncParsableCommand, EnvironmentConfigurable {
     @Option(help: "Streams per client id per node, 0 = no bound.")
     var maxConnectionsPerClient = 32
 
+    @Option(
+        help:
+            "Streams per user id across the whole cluster, counted in Redis, 0 = no bound (streams without a userId are not counted)."
+    )
+    var maxConnectionsPerUser = 0
+
+    @Option(
+        help:
+            "What a stream over --max-connections-per-user gets: refuse (429) or close-oldest (the user's oldest stream gets __disconnect)."
+    )
+    var overUserLimit = "refuse"
+
+    @Flag(
+        help:
+            "Keep presence: presence:<channel> carries join and leave as users' first stream on a channel opens and last one closes, cluster-wide."
+    )
+    var presence = false
+
     @Option(help: "Streams per client address per node, 0 = no bound.")
     var maxConnectionsPerIp = 0
 
@@ -223,6 +242,7 @@ struct ServeCommand: AsyncParsableCommand, EnvironmentConfigurable {
         configuration.redisPrefix = self.redisPrefix
         configuration.heartbeatInterval = .seconds(saturating: self.heartbeatSeconds)
         configuration.heartbeatAsEvent = self.heartbeatEvent
+        configuration.presence = self.presence
         configuration.slowConsumerBytes = self.slowConsumerBytes
         configuration.historyMaxLength = self.historySize
         configuration.historyMaxAgeSeconds = self.historySeconds
@@ -265,6 +285,11 @@ struct ServeCommand: AsyncParsableCommand, EnvironmentConfigurable {
 
         var limits = LimitsConfiguration()
         limits.connectionsPerClient = self.maxConnectionsPerClient
+        limits.connectionsPerUser = self.maxConnectionsPerUser
+        guard let policy = UserLimitPolicy(rawValue: self.overUserLimit) else {
+            throw ValidationError("unknown --over-user-limit '\(self.overUserLimit)': use refuse or close-oldest")
+        }
+        limits.userLimitPolicy = policy
         limits.connectionsPerIP = self.maxConnectionsPerIp
         limits.channelsPerStream = self.maxChannelsPerStream
         limits.connectionsPerNode = self.maxConnections

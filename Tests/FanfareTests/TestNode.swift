@@ -27,6 +27,7 @@ enum TestNode {
             identity: identity,
             hub: hub,
             registry: EmbeddedRegistry(identity: identity, hub: hub),
+            leases: EmbeddedLeases(bus: bus, hub: hub),
             isEmbedded: true,
             metrics: metrics,
             authenticator: try await Authenticator(security: configuration.security),

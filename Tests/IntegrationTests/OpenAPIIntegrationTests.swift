@@ -28,7 +28,7 @@ struct OpenAPIIntegrationTests {
     }
 
     @Test func theDescriptionListsEveryRouteAndEveryListedRouteAnswers() async throws {
-        let harness = try await NodeHarness(nodes: 1, embedded: true)
+        let harness = try await NodeHarness(nodes: 1, embedded: true) { $0.presence = true }
         let url = harness.urls[0]
         let document = try await self.document(url)
         #expect(document["openapi"] as? String == "3.0.3")

@@ -73,7 +73,9 @@ struct RedisFunctionsIntegrationTests {
                 == Set(
                     [
                         "publish", "publish_batch", "head", "read", "policy", "heartbeat", "leave", "cluster", "client",
-                        "connections", "disconnect", "disconnected", "disconnects",
+                        "connections", "disconnect", "disconnected", "disconnects", "user_acquire", "user_renew",
+                        "user_release", "user_places", "presence_renew", "presence_leave", "presence_sweep",
+                        "presence_users", "presence_index", "presence_unindex",
                     ]
                     .map(self.names.function)
                 )

@@ -32,6 +32,22 @@ enum ChannelName {
         name.utf8.starts(with: "__".utf8)
     }
 
+    /// The channel of `channel`'s joins and leaves: `presence:<channel>`.
+    static func presence(_ channel: String) -> String { "presence:\(channel)" }
+
+    /// The channel whose presence `name` carries, when it is a presence channel.
+    static func presenceOf(_ name: String) -> String? {
+        guard name.hasPrefix("presence:"), name.utf8.count > 9 else { return nil }
+        return String(name.dropFirst(9))
+    }
+
+    /// Whether a stream's place on `name` counts for its presence: a topic, not the
+    /// client's, the user's or everyone's channel, nor a presence channel itself.
+    static func hasPresence(_ name: String) -> Bool {
+        name != Self.broadcast && !name.hasPrefix("client:") && !name.hasPrefix("user:")
+            && !name.hasPrefix("presence:") && !Self.isReserved(name)
+    }
+
     /// Whether `name` can be a run's channel, which a final event ends: a client's, a user's
     /// and everyone's channel never end.
     static func canEnd(_ name: String) -> Bool {

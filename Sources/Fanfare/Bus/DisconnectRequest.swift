@@ -12,6 +12,9 @@ struct DisconnectRequest: Sendable, Equatable {
     var channel: String
     var reason: String
     var reconnect: Bool
+    /// Only the stream holding this lease under a per-user limit ends (a newer stream of
+    /// its user took its place); nobody answers such a request.
+    var lease: String?
 
     /// A request with a fresh random id.
     init(channel: String, reason: String, reconnect: Bool) {
@@ -19,11 +22,12 @@ struct DisconnectRequest: Sendable, Equatable {
         self.init(id: id, channel: channel, reason: reason, reconnect: reconnect)
     }
 
-    init(id: String, channel: String, reason: String, reconnect: Bool) {
+    init(id: String, channel: String, reason: String, reconnect: Bool, lease: String? = nil) {
         self.id = id
         self.channel = channel
         self.reason = reason
         self.reconnect = reconnect
+        self.lease = lease
     }
 
     /// Whether a pub/sub message is a disconnect request rather than an event (events start
@@ -32,17 +36,20 @@ struct DisconnectRequest: Sendable, Equatable {
         payload.readableBytesView.first == UInt8(ascii: "!")
     }
 
-    /// The pub/sub message `! <id> <0|1>\n<reason>` of channel `channel`; `nil` for another.
+    /// The pub/sub message `! <id> <0|1>\n<reason>` of channel `channel`, or
+    /// `! <id> <0|1> <lease>\n<reason>` for one stream; `nil` for another.
     init?(channel: String, message payload: ByteBuffer) {
         let view = payload.readableBytesView
         guard let newline = view.firstIndex(of: UInt8(ascii: "\n")) else { return nil }
         let head = String(decoding: view[view.startIndex..<newline], as: UTF8.self).split(separator: " ")
-        guard head.count == 3, head[0] == "!", !head[1].isEmpty, head[2] == "0" || head[2] == "1" else { return nil }
+        guard head.count == 3 || head.count == 4, head[0] == "!", !head[1].isEmpty, head[2] == "0" || head[2] == "1"
+        else { return nil }
         self.init(
             id: String(head[1]),
             channel: channel,
             reason: String(decoding: view[(newline + 1)...], as: UTF8.self),
-            reconnect: head[2] == "1"
+            reconnect: head[2] == "1",
+            lease: head.count == 4 ? String(head[3]) : nil
         )
     }
 }

@@ -13,7 +13,7 @@
 /// the registry's functions.
 enum RedisFunctions {
     /// Bumped whenever the functions change in a way older nodes could not use.
-    static let version = 6
+    static let version = 7
 
     /// The library's Lua source for `prefix` and `policy`; `sharded` publishes with
     /// SPUBLISH, as a Redis Cluster's nodes need.

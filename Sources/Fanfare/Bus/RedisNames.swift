@@ -13,6 +13,20 @@ struct RedisNames: Sendable {
     /// An idempotency key of `channel`: `<prefix>:i:{<channel>}:<key>`.
     func idempotency(_ channel: String, key: String) -> String { "\(self.prefix):i:{\(channel)}:\(key)" }
 
+    /// The places of `user`'s streams under its connection limit, a sorted set:
+    /// `<prefix>:u:{user:<id>}` (the user channel's hash tag, so its function can end a
+    /// stream with a disconnect request on that channel).
+    func userPlaces(_ user: String) -> String { "\(self.prefix):u:{\(ChannelName.user(user))}" }
+    /// The keys of `channel`'s presence, all in the slot of `presence:<channel>`: its
+    /// leases (a sorted set), its users' stream counts (a hash) and its history.
+    func presence(_ channel: String) -> [String] {
+        let name = ChannelName.presence(channel)
+        return ["\(self.prefix):p:{\(name)}", "\(self.prefix):q:{\(name)}", self.history(name)]
+    }
+    /// The presence channels any node has streams on, and the lock of their sweep.
+    var presenceIndex: String { "\(self.prefix):{registry}:presence" }
+    var presenceSweepLock: String { "\(self.prefix):{registry}:presence-sweep" }
+
     /// The answers to disconnect request `id`, one count per node: `<prefix>:d:{<id>}`.
     func disconnectAnswers(_ id: String) -> String { "\(self.prefix):d:{\(id)}" }
 

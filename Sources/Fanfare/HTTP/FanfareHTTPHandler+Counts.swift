@@ -68,7 +68,9 @@ extension FanfareHTTPHandler {
                 connections: row.connections,
                 clients: row.clients,
                 lastSeen: row.lastSeen,
-                delivering: row.delivering
+                delivering: row.delivering,
+                published: row.published,
+                delivered: row.delivered
             )
         }
         let metrics = node.metrics
@@ -101,6 +103,24 @@ extension FanfareHTTPHandler {
     }
 
     /// `/api/sse/clients/{id}`: one client's connections per node.
+    static func presence(_ node: NodeContext, channel: String, on loop: any EventLoop) async throws -> HTTPResponse {
+        guard node.configuration.presence else {
+            throw FanfareError(.notFound, "this node keeps no presence (start it with --presence)")
+        }
+        guard ChannelName.isValid(channel), ChannelName.hasPresence(channel) else {
+            throw FanfareError(
+                .invalidInput,
+                "invalid channel: a topic has presence (not client:, user:, presence:, broadcast or __ channels)"
+            )
+        }
+        let users = try await node.leases.users(on: channel, on: loop)
+        let answer = PresenceAnswer(
+            channel: channel,
+            users: users.map { PresenceAnswer.User(userId: $0.user, streams: $0.streams) }
+        )
+        return .answer(.ok, answer)
+    }
+
     static func client(_ node: NodeContext, id: String) async throws -> HTTPResponse {
         guard ChannelName.isValidID(id) else { throw FanfareError(.invalidInput, "invalid client id") }
         let rows = try await node.registry.client(id)

@@ -86,6 +86,13 @@ extension FanfareHTTPHandler {
                 try await node.authenticator.authorizeAdmin(request)
                 return try await Self.client(node, id: id)
             }
+        case .presence:
+            let channel = parameter ?? ""
+            let loop = context.eventLoop
+            self.respondAsync(context: context, request: request) { [node] in
+                try await node.authenticator.authorizeAdmin(request)
+                return try await Self.presence(node, channel: channel, on: loop)
+            }
         case .openAPI:
             self.respond(context: context, request: request, OpenAPIDocument.response)
         case .metrics:

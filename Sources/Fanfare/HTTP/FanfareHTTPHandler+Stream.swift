@@ -91,7 +91,8 @@ extension FanfareHTTPHandler {
                     userID: request.query["userId"],
                     topics: request.query["channels"],
                     grant: grant,
-                    maximumTopics: self.node.configuration.limits.channelsPerStream
+                    maximumTopics: self.node.configuration.limits.channelsPerStream,
+                    presence: self.node.configuration.presence
                 )
             case .run(let channel):
                 let start = try RunStart(channel: channel, request: request, grant: grant)
@@ -121,7 +122,74 @@ extension FanfareHTTPHandler {
             self.respond(context: context, request: request, response)
             return
         }
-        self.heldPlace = (stream.clientID, address)
+        self.heldPlace = (stream.clientID, address, nil)
+        let presence = self.node.configuration.presence ? stream.presenceChannels : []
+        let limit = self.node.configuration.limits.connectionsPerUser
+        guard let user = stream.userID, limit > 0 || !presence.isEmpty else {
+            self.open(context: context, request: request, stream: stream, run: run, grant: grant)
+            return
+        }
+        var leases = StreamLeases(user: user, presence: presence)
+        guard limit > 0 else {
+            self.heldPlace?.leases = leases
+            self.open(context: context, request: request, stream: stream, run: run, grant: grant)
+            return
+        }
+        // The user's place across the cluster: one atomic step in Redis, on this loop.
+        let cluster = self.node.leases
+        let policy = self.node.configuration.limits.userLimitPolicy
+        let loop = context.eventLoop
+        let lease = leases.lease
+        let answer = self.runTask(context: context) {
+            try await cluster.acquire(user: user, lease: lease, limit: limit, policy: policy, on: loop)
+        }
+        answer.assumeIsolated().whenComplete { result in
+            guard self.machine.isResponding else {
+                // The connection went meanwhile: a place it got goes back.
+                if case .success(.granted(let place, _)) = result {
+                    leases.place = place
+                    cluster.release(leases)
+                }
+                return
+            }
+            switch result {
+            case .success(.granted(let place, let ended)):
+                leases.place = place
+                self.heldPlace?.leases = leases
+                if !ended.isEmpty {
+                    self.node.logger.info(
+                        "sse.user_limit.replaced",
+                        metadata: ["user.id": "\(user)", "ended": "\(ended.count)"]
+                    )
+                }
+                self.open(context: context, request: request, stream: stream, run: run, grant: grant)
+            case .success(.refused):
+                self.givePlaceBack()
+                self.node.metrics.refused(.connectionsPerUser)
+                var response = HTTPResponse.error(
+                    FanfareError(
+                        .limitExceeded,
+                        "user \(user) has \(limit) streams open across the cluster (--max-connections-per-user)"
+                    )
+                )
+                response.headers.replaceOrAdd(name: "Retry-After", value: "5")
+                self.respond(context: context, request: request, response)
+            case .failure(let error):
+                self.givePlaceBack()
+                self.refuse(context: context, request: request, error)
+            }
+        }
+    }
+
+    /// Opens the admitted stream; a run first finds where it starts (or that it is over:
+    /// 204).
+    private func open(
+        context: ChannelHandlerContext,
+        request: HTTPRequest,
+        stream: StreamChannels,
+        run: RunStart?,
+        grant: Grant?
+    ) {
         guard let run else {
             self.openStream(
                 context: context,
@@ -172,6 +240,7 @@ extension FanfareHTTPHandler {
         guard let place = self.heldPlace else { return }
         self.heldPlace = nil
         self.node.connectionLimiter.release(clientID: place.clientID, address: place.address)
+        if let leases = place.leases { self.node.leases.release(leases) }
     }
 
     /// Where an ordinary stream resumes: the `Last-Event-ID` header wins over the
@@ -212,6 +281,7 @@ extension FanfareHTTPHandler {
             channels: channels.channels,
             resume: resume,
             address: place.address,
+            leases: place.leases,
             expires: expires.flatMap(Self.deadline(for:)),
             endsAtFinal: endsAtFinal,
             eventLoop: context.eventLoop
@@ -220,6 +290,7 @@ extension FanfareHTTPHandler {
             try pipeline.addHandler(stream, position: .first)
         } catch {
             self.node.connectionLimiter.release(clientID: place.clientID, address: place.address)
+            if let leases = place.leases { self.node.leases.release(leases) }
             context.close(promise: nil)
             return
         }

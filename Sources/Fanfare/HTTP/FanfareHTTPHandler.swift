@@ -29,9 +29,10 @@ final class FanfareHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
     let role: Role
     /// The connection's requests and answers (``HTTPConnectionStateMachine``).
     var machine: HTTPConnectionStateMachine
-    /// A stream's place under the connection limits, taken before its handler exists;
-    /// given back here if the connection closes before that handler takes it over.
-    var heldPlace: (clientID: String, address: String)?
+    /// A stream's place under the connection limits (and its user's, cluster-wide), taken
+    /// before its handler exists; given back here if the connection closes before that
+    /// handler takes it over.
+    var heldPlace: (clientID: String, address: String, leases: StreamLeases?)?
     /// Closes a connection that is slow to send its request headers, or idle too long
     /// between requests.
     private var headerTimer: Scheduled<Void>?
@@ -115,6 +116,7 @@ final class FanfareHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
         if let place = self.heldPlace {
             self.heldPlace = nil
             self.node.connectionLimiter.release(clientID: place.clientID, address: place.address)
+            if let leases = place.leases { self.node.leases.release(leases) }
         }
         self.perform(self.machine.closed(), context: context)
         context.fireChannelInactive()

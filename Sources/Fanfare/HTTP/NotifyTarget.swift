@@ -102,6 +102,12 @@ struct NotifyTarget: Sendable {
             guard !ChannelName.isReserved(channel) else {
                 throw FanfareError(.invalidInput, "channel names starting with __ are reserved for the nodes")
             }
+            guard ChannelName.presenceOf(channel) == nil else {
+                throw FanfareError(
+                    .invalidInput,
+                    "presence: channels carry the nodes' joins and leaves; publish on another channel"
+                )
+            }
             name = channel
         } else {
             name = ChannelName.broadcast

@@ -16,6 +16,8 @@ enum Route: Sendable, Equatable {
     case clusterMetrics
     case clients
     case client
+    /// `/api/sse/presence/{channel}`: who is on a channel, cluster-wide (`--presence`).
+    case presence
     case openAPI
     case metrics
     case healthz
@@ -62,6 +64,7 @@ enum RouteTable {
             Entry(.GET, "/api/sse/metrics", .clusterMetrics),
             Entry(.GET, "/api/sse/clients", .clients),
             Entry(.GET, "/api/sse/clients/{clientId}", .client),
+            Entry(.GET, "/api/sse/presence/{channel}", .presence),
             Entry(.GET, "/openapi.json", .openAPI),
             Entry(.GET, "/metrics", .metrics, operations: true),
             Entry(.GET, "/healthz", .healthz, operations: true),

@@ -151,8 +151,8 @@ final class BusHub {
 
     /// A disconnect of `channel`'s streams, in order behind the events staged before it;
     /// every loop answers to `tally`.
-    func disconnect(_ channel: String, frame: ByteBuffer, tally: DisconnectTally) {
-        self.staged.append(.disconnect(channel, frame, tally))
+    func disconnect(_ channel: String, lease: String?, frame: ByteBuffer, tally: DisconnectTally) {
+        self.staged.append(.disconnect(channel, lease: lease, frame, tally))
         self.scheduleFlushes()
     }
 

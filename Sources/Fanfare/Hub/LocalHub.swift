@@ -107,9 +107,9 @@ final class LocalHub {
                 where member.stream.nodeReset(index: member.index, status: status, position: position, from: from) {
                     self.markForFlush(member.stream)
                 }
-            case .disconnect(let channel, let frame, let tally):
+            case .disconnect(let channel, let lease, let frame, let tally):
                 // What the batch queued before it goes out first, with the frame.
-                tally.add(self.disconnect(channel, frame: frame))
+                tally.add(self.disconnect(channel, lease: lease, frame: frame))
             }
         }
         for stream in self.toFlush {
@@ -144,9 +144,10 @@ final class LocalHub {
 
     /// Ends every stream of `channel` (attached or still waiting) after `frame`; answers
     /// how many it ended.
-    func disconnect(_ channel: String, frame: ByteBuffer) -> Int {
+    func disconnect(_ channel: String, lease: String? = nil, frame: ByteBuffer) -> Int {
         var closed = 0
         for stream in self.streams.values where stream.channels.contains(channel) {
+            if let lease, stream.leases?.lease != lease { continue }
             if stream.end(after: frame) { closed += 1 }
         }
         return closed

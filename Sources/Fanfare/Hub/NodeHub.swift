@@ -19,9 +19,10 @@ final class NodeHub: Sendable {
         case attach(StreamID, [StreamPosition])
         case fail(StreamID)
         case reset(String, HistoryPage.Status, position: StreamPosition, from: StreamPosition)
-        /// Every stream of the channel on the loop ends after `frame` (a `__disconnect`),
-        /// the channel's events before it included; the loop adds how many to the tally.
-        case disconnect(String, ByteBuffer, DisconnectTally)
+        /// Every stream of the channel on the loop (or only the one holding the lease) ends
+        /// after `frame` (a `__disconnect`), the channel's events before it included; the
+        /// loop adds how many to the tally.
+        case disconnect(String, lease: String?, ByteBuffer, DisconnectTally)
     }
 
     struct Counts: Sendable {
@@ -254,10 +255,21 @@ final class NodeHub: Sendable {
         let frame = ControlFrame.disconnect(DisconnectEvent(reason: request.reason, reconnect: request.reconnect))
         let tally = DisconnectTally(loops: self.loops.count)
         let channel = request.channel
-        self.onBusLoop { $0.disconnect(channel, frame: frame, tally: tally) }
+        let lease = request.lease
+        self.onBusLoop { $0.disconnect(channel, lease: lease, frame: frame, tally: tally) }
         let timeout = self.busLoop.scheduleTask(in: .seconds(5)) { tally.finish() }
         defer { timeout.cancel() }
         return await tally.total()
+    }
+
+    /// Ends the one stream that holds `request`'s lease, if it is on this node, the way
+    /// ``disconnect(_:)`` ends a channel's streams; nobody waits for the count.
+    func endStream(_ request: DisconnectRequest) {
+        let frame = ControlFrame.disconnect(DisconnectEvent(reason: request.reason, reconnect: request.reconnect))
+        let tally = DisconnectTally(loops: self.loops.count)
+        let channel = request.channel
+        let lease = request.lease
+        self.onBusLoop { $0.disconnect(channel, lease: lease, frame: frame, tally: tally) }
     }
 
     /// Runs `body` with every loop's hub, on its loop.

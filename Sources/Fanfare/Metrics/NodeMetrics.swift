@@ -53,6 +53,7 @@ final class NodeMetrics: Sendable {
         case unauthorized
         case forbidden
         case connectionsPerClient = "connections_per_client"
+        case connectionsPerUser = "connections_per_user"
         case connectionsPerIP = "connections_per_ip"
         case connectionsPerNode = "connections_per_node"
         case publishRate = "publish_rate"

@@ -40,6 +40,12 @@ struct BusService: Service {
                     }
                 },
                 disconnect: { [bus, logger] request in
+                    // One stream whose place under its user's limit a newer one took:
+                    // ended if it is here, with no answer.
+                    if request.lease != nil {
+                        hub.endStream(request)
+                        return
+                    }
                     // From the subscriber's callback into the hub's loops and an answer to
                     // Redis: the task is the bridge (see docs/ARCHITECTURE.md).
                     Task {

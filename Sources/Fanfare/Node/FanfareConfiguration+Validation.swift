@@ -41,6 +41,7 @@ extension FanfareConfiguration {
         try Self.range("--write-delay-ms", Self.milliseconds(self.writeDelay), 0...100)
         try Self.atLeast("--max-body-bytes", self.maxBodyBytes, 1_024)
         try Self.atLeast("--max-connections-per-client", self.limits.connectionsPerClient, 0)
+        try Self.atLeast("--max-connections-per-user", self.limits.connectionsPerUser, 0)
         try Self.atLeast("--max-connections-per-ip", self.limits.connectionsPerIP, 0)
         try Self.atLeast("--max-channels-per-stream", self.limits.channelsPerStream, 1)
         try Self.atLeast("--max-connections", self.limits.connectionsPerNode, 0)

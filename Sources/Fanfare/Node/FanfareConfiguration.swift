@@ -16,6 +16,10 @@ public struct FanfareConfiguration: Sendable {
     public var redisPrefix: String
     /// How often heartbeats are written to idle streams.
     public var heartbeatInterval: TimeAmount
+    /// Keep presence: a user's streams on a topic make it present there, and
+    /// `presence:<topic>` carries a `join` and a `leave` each time that starts and ends,
+    /// across the cluster.
+    public var presence = false
     /// Send heartbeats as `event: heartbeat` with data `{}` (visible to apps, for clients that
     /// expect an event) instead of comments.
     public var heartbeatAsEvent: Bool

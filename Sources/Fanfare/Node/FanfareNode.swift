@@ -60,7 +60,8 @@ public final class FanfareNode: Sendable {
             id: configuration.nodeID,
             version: Self.version,
             startedAt: WallClock.milliseconds(),
-            health: health
+            health: health,
+            metrics: metrics
         )
 
         let bus: any EventBus
@@ -130,11 +131,18 @@ public final class FanfareNode: Sendable {
         } else {
             registry = EmbeddedRegistry(identity: identity, hub: hub)
         }
+        let leases: any ClusterLeases =
+            if let redisBus {
+                RedisLeases(bus: redisBus, names: names, hub: hub, nodeID: configuration.nodeID, logger: logger)
+            } else {
+                EmbeddedLeases(bus: bus, hub: hub)
+            }
         let node = NodeContext(
             configuration: configuration,
             identity: identity,
             hub: hub,
             registry: registry,
+            leases: leases,
             isEmbedded: redisBus == nil,
             metrics: metrics,
             authenticator: authenticator,
@@ -183,6 +191,10 @@ public final class FanfareNode: Sendable {
         ]
         // Stopped just before the bus: after the drain, which makes the node not ready anyway.
         if let deliveryCheck { services.append(deliveryCheck) }
+        // After the drain too, so the places of the streams it closed go back at once.
+        if configuration.limits.connectionsPerUser > 0 || configuration.presence {
+            services.append(LeaseService(leases: leases))
+        }
         services +=
             [
                 HTTPServer(

@@ -11,6 +11,8 @@ final class NodeContext: Sendable {
     /// What the delivery check found.
     var health: NodeHealth { self.identity.health }
     let registry: any ClusterRegistry
+    /// Per-user places and presence across the cluster.
+    let leases: any ClusterLeases
     let isEmbedded: Bool
     let logger: Logger
     let metrics: NodeMetrics
@@ -27,6 +29,7 @@ final class NodeContext: Sendable {
         identity: NodeIdentity,
         hub: NodeHub,
         registry: any ClusterRegistry,
+        leases: any ClusterLeases,
         isEmbedded: Bool,
         metrics: NodeMetrics,
         authenticator: Authenticator,
@@ -46,6 +49,7 @@ final class NodeContext: Sendable {
         self.identity = identity
         self.hub = hub
         self.registry = registry
+        self.leases = leases
         self.isEmbedded = isEmbedded
         self.logger = logger
     }

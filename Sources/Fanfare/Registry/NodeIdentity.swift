@@ -9,9 +9,12 @@ final class NodeIdentity: Sendable {
     let startedAt: Int64
     /// What the delivery check found, for the row.
     let health: NodeHealth
+    /// The node's counters, for the row's totals.
+    let metrics: NodeMetrics?
     private let boundAddress = Mutex("")
 
-    init(id: String, version: String, startedAt: Int64, health: NodeHealth) {
+    init(id: String, version: String, startedAt: Int64, health: NodeHealth, metrics: NodeMetrics? = nil) {
+        self.metrics = metrics
         self.id = id
         self.version = version
         self.startedAt = startedAt
@@ -35,7 +38,9 @@ final class NodeIdentity: Sendable {
             connections: counts.connections,
             clients: counts.clients,
             lastSeen: WallClock.milliseconds(),
-            delivering: self.health.isDelivering
+            delivering: self.health.isDelivering,
+            published: self.metrics?.eventsPublished.current,
+            delivered: self.metrics?.deliveries.current
         )
     }
 }

@@ -11,4 +11,8 @@ struct NodeRow: Codable, Sendable, Hashable {
     var lastSeen: Int64
     /// Whether the node's delivery check passes (absent from older nodes' rows).
     var delivering: Bool?
+    /// Events the node has published and written to streams since it started (absent from
+    /// older nodes' rows): the admin page charts their rates.
+    var published: Int?
+    var delivered: Int?
 }

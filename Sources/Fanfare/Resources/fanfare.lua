@@ -11,7 +11,7 @@
 -- field f = 1: while it is the channel's newest entry, the channel is finished and refuses
 -- publishes.
 
-local VERSION = 6
+local VERSION = 7
 local PREFIX = '__PREFIX__'
 local MAXLEN = __MAXLEN__
 local MAX_AGE_MS = __MAX_AGE_MS__
@@ -151,6 +151,11 @@ local function may_end(channel)
   return channel ~= 'broadcast' and string.sub(channel, 1, 7) ~= 'client:' and string.sub(channel, 1, 5) ~= 'user:'
     and not is_node_channel(channel)
 end
+-- Presence channels are the nodes' to publish on (joins and leaves), not a service's.
+local function is_presence_channel(channel)
+  return string.sub(channel, 1, 9) == 'presence:'
+end
+local PRESENCE_IS_NODES = 'ERR fanfare: presence: channels carry the nodes\' joins and leaves; publish elsewhere'
 local NEVER_ENDS = 'ERR fanfare: client:, user:, broadcast and node channels never end; only other channels take final'
 
 -- The optional last argument that makes a publish final: true for 'final', nil for none,
@@ -229,6 +234,7 @@ local function publish(keys, args)
     return redis.error_reply('ERR fanfare: after the event and its data only the word final may follow')
   end
   if final and not may_end(channel) then return redis.error_reply(NEVER_ENDS) end
+  if is_presence_channel(channel) then return redis.error_reply(PRESENCE_IS_NODES) end
   if keys[2] then
     local head = PREFIX .. ':i:{' .. channel .. '}:'
     if string.sub(keys[2], 1, #head) ~= head or #keys[2] == #head or #keys[2] > #head + 128 then
@@ -269,6 +275,7 @@ local function publish_batch(keys, args)
     return redis.error_reply('ERR fanfare: give one or more pairs of event and data, then final if the last ends the channel')
   end
   if final and not may_end(channel) then return redis.error_reply(NEVER_ENDS) end
+  if is_presence_channel(channel) then return redis.error_reply(PRESENCE_IS_NODES) end
   for i = 1, count, 2 do
     local bad = check_event(args[i])
     if bad then return redis.error_reply(bad) end
@@ -499,6 +506,250 @@ local function connections(keys, args)
   return total
 end
 
+-- Leases: a node's stream holds a place under a user's limit, or on a channel's presence,
+-- by a lease it renews every few seconds; a node that dies stops renewing, and its leases
+-- lapse. Scores are when a lease lapses (the server's clock, in milliseconds).
+
+-- The user of a limit key __PREFIX__:u:{user:<id>}, or nil when the key is not one.
+local function limit_user(key)
+  local head = PREFIX .. ':u:{user:'
+  if string.sub(key or '', 1, #head) ~= head or string.sub(key, -1) ~= '}' then return nil end
+  local user = string.sub(key, #head + 1, -2)
+  if not valid_channel('user:' .. user) then return nil end
+  return user
+end
+
+local function valid_lease(lease)
+  return lease ~= nil and #lease >= 1 and #lease <= 64 and string.match(lease, '^[%w]+$') ~= nil
+end
+
+-- A member of a limit set: '<opened, 15 digits> <lease>', so the oldest sorts first.
+local function lease_of(member)
+  return string.match(member, '^%d+ (%w+)$')
+end
+
+local LIMIT_USAGE = 'ERR fanfare: give the limit key ' .. PREFIX .. ':u:{user:<id>}, then a limit (1 or more), '
+  .. 'refuse or oldest, a lease (letters and digits) and its lifetime in milliseconds'
+
+-- FCALL <prefix>_user_acquire 1 <prefix>:u:{user:<id>} <limit> <refuse|oldest> <lease> <lease ms>
+-- Takes a place for a stream of the user under `limit`, across the cluster: lapsed places
+-- are dropped first. Over the limit, `refuse` answers {0}; `oldest` ends the user's oldest
+-- streams (a disconnect request naming their lease, on the user's channel, so only the node
+-- that holds each ends it) and answers {1, member, ended lease, ...}. Within the limit it
+-- answers {1, member}: the member names the place for renewing and releasing it.
+local function user_acquire(keys, args)
+  local user = limit_user(keys[1])
+  local limit, policy, lease, lifetime = tonumber(args[1]), args[2], args[3], tonumber(args[4])
+  if not user or not limit or limit < 1 or (policy ~= 'refuse' and policy ~= 'oldest') or not valid_lease(lease)
+    or not lifetime or lifetime < 1000 or lifetime > 3600000 then
+    return redis.error_reply(LIMIT_USAGE)
+  end
+  local now = now_ms()
+  redis.call('ZREMRANGEBYSCORE', keys[1], '-inf', now)
+  local members = redis.call('ZRANGE', keys[1], 0, -1)
+  local result = {1, ''}
+  if #members >= limit then
+    if policy == 'refuse' then return {0} end
+    table.sort(members)
+    local channel = PREFIX .. ':c:{user:' .. user .. '}'
+    for i = 1, #members - limit + 1 do
+      local old = lease_of(members[i])
+      redis.call('ZREM', keys[1], members[i])
+      if old then
+        redis.call(PUBLISH, channel, '! ' .. old .. ' 0 ' .. old .. '\nconnection limit per user: a newer stream opened')
+        result[#result + 1] = old
+      end
+    end
+  end
+  local member = string.format('%015d', now) .. ' ' .. lease
+  redis.call('ZADD', keys[1], now + lifetime, member)
+  redis.call('PEXPIRE', keys[1], lifetime * 2)
+  result[2] = member
+  return result
+end
+
+-- FCALL <prefix>_user_renew 1 <prefix>:u:{user:<id>} <lease ms> <member> ...
+-- Renews this node's places of the user; answers the members that are gone (ended by a
+-- newer stream, or lapsed): their streams must end.
+local function user_renew(keys, args)
+  local lifetime = tonumber(args[1])
+  if not limit_user(keys[1]) or not lifetime or lifetime < 1000 or lifetime > 3600000 then
+    return redis.error_reply(LIMIT_USAGE)
+  end
+  local now = now_ms()
+  redis.call('ZREMRANGEBYSCORE', keys[1], '-inf', now)
+  local gone = {}
+  for i = 2, #args do
+    if redis.call('ZSCORE', keys[1], args[i]) then
+      redis.call('ZADD', keys[1], 'XX', now + lifetime, args[i])
+    else
+      gone[#gone + 1] = args[i]
+    end
+  end
+  if redis.call('EXISTS', keys[1]) == 1 then redis.call('PEXPIRE', keys[1], lifetime * 2) end
+  return gone
+end
+
+-- FCALL <prefix>_user_release 1 <prefix>:u:{user:<id>} <member>: the stream closed.
+local function user_release(keys, args)
+  if not limit_user(keys[1]) then return redis.error_reply(LIMIT_USAGE) end
+  return redis.call('ZREM', keys[1], args[1] or '')
+end
+
+-- FCALL <prefix>_user_places 1 <prefix>:u:{user:<id>}: the user's live places, oldest first.
+local function user_places(keys, args)
+  if not limit_user(keys[1]) then return redis.error_reply(LIMIT_USAGE) end
+  local members = redis.call('ZRANGEBYSCORE', keys[1], now_ms(), '+inf')
+  table.sort(members)
+  return members
+end
+
+-- Presence of channel <c>: who has a stream on it, as leases '<user> <lease>' in
+-- __PREFIX__:p:{presence:<c>} (scored by when they lapse) and streams per user in
+-- __PREFIX__:q:{presence:<c>}; joins and leaves are events of the channel presence:<c>,
+-- kept in its history __PREFIX__:h:{presence:<c>} like any other channel's.
+local PRESENCE_USAGE = 'ERR fanfare: the keys must be ' .. PREFIX .. ':p:{presence:<channel>}, '
+  .. PREFIX .. ':q:{presence:<channel>} and ' .. PREFIX .. ':h:{presence:<channel>}'
+
+local function presence_channel(keys)
+  local history = keys[3] or ''
+  local channel = channel_of(history)
+  if not channel or string.sub(channel, 1, 9) ~= 'presence:' or #channel == 9 then return nil end
+  local tag = '{' .. channel .. '}'
+  if keys[1] ~= PREFIX .. ':p:' .. tag or keys[2] ~= PREFIX .. ':q:' .. tag then return nil end
+  return channel
+end
+
+-- A join or leave of `user`, stored and published on the presence channel.
+local function presence_event(keys, channel, kind, user)
+  local maxlen, idle_ms = limits_of(channel)
+  local last = last_entry(keys[3])
+  local data = '{"user":"' .. user .. '","channel":"' .. string.sub(channel, 10) .. '"}'
+  local id = append(keys[3], PREFIX .. ':c:{' .. channel .. '}', last, kind, data, maxlen, false)
+  settle(keys[3], id, idle_ms)
+end
+
+local function presence_add(keys, channel, member, user, expires)
+  if redis.call('ZADD', keys[1], expires, member) == 1 then
+    if redis.call('HINCRBY', keys[2], user, 1) == 1 then presence_event(keys, channel, 'join', user) end
+  end
+end
+
+local function presence_remove(keys, channel, member)
+  local user = string.match(member, '^(%S+) ')
+  if not user or redis.call('ZREM', keys[1], member) == 0 then return end
+  if redis.call('HINCRBY', keys[2], user, -1) <= 0 then
+    redis.call('HDEL', keys[2], user)
+    presence_event(keys, channel, 'leave', user)
+  end
+end
+
+-- Lapsed leases leave (their node stopped renewing them: it died, or lost Redis).
+local function presence_prune(keys, channel, now)
+  for _, member in ipairs(redis.call('ZRANGEBYSCORE', keys[1], '-inf', now)) do
+    presence_remove(keys, channel, member)
+  end
+end
+
+local function presence_keep(keys, lifetime)
+  if redis.call('EXISTS', keys[1]) == 1 then
+    redis.call('PEXPIRE', keys[1], lifetime * 4)
+    redis.call('PEXPIRE', keys[2], lifetime * 4)
+  else
+    redis.call('DEL', keys[2])
+  end
+end
+
+-- FCALL <prefix>_presence_renew 3 <p key> <q key> <h key> <lease ms> <user> <lease> [<user> <lease> ...]
+-- Enters or renews the leases of this node's streams on the channel: a user's first lease
+-- anywhere publishes `join`. Answers the channel's users.
+local function presence_renew(keys, args)
+  local channel = presence_channel(keys)
+  local lifetime = tonumber(args[1])
+  if not channel or not lifetime or lifetime < 1000 or lifetime > 3600000 or #args % 2 ~= 1 then
+    return redis.error_reply(PRESENCE_USAGE .. ', then a lease lifetime and user-lease pairs')
+  end
+  local now = now_ms()
+  presence_prune(keys, channel, now)
+  for i = 2, #args - 1, 2 do
+    local user, lease = args[i], args[i + 1]
+    if not valid_channel('user:' .. user) or not valid_lease(lease) then
+      return redis.error_reply('ERR fanfare: a user id and a lease (letters and digits) in each pair')
+    end
+    presence_add(keys, channel, user .. ' ' .. lease, user, now + lifetime)
+  end
+  presence_keep(keys, lifetime)
+  return redis.call('HLEN', keys[2])
+end
+
+-- FCALL <prefix>_presence_leave 3 <p key> <q key> <h key> <user> <lease> [...]: streams closed;
+-- a user's last lease publishes `leave`.
+local function presence_leave(keys, args)
+  local channel = presence_channel(keys)
+  if not channel or #args % 2 ~= 0 then return redis.error_reply(PRESENCE_USAGE .. ', then user-lease pairs') end
+  for i = 1, #args - 1, 2 do presence_remove(keys, channel, args[i] .. ' ' .. args[i + 1]) end
+  presence_prune(keys, channel, now_ms())
+  return redis.call('HLEN', keys[2])
+end
+
+-- FCALL <prefix>_presence_sweep 3 <p key> <q key> <h key>: lapsed leases leave; answers the
+-- leases left (0: the channel's presence is gone).
+local function presence_sweep(keys, args)
+  local channel = presence_channel(keys)
+  if not channel then return redis.error_reply(PRESENCE_USAGE) end
+  presence_prune(keys, channel, now_ms())
+  if redis.call('ZCARD', keys[1]) == 0 then redis.call('DEL', keys[2]) end
+  return redis.call('ZCARD', keys[1])
+end
+
+-- FCALL <prefix>_presence_users 3 <p key> <q key> <h key>: {user, streams, ...} now online.
+local function presence_users(keys, args)
+  if not presence_channel(keys) then return redis.error_reply(PRESENCE_USAGE) end
+  local now = now_ms()
+  local counts = {}
+  for _, member in ipairs(redis.call('ZRANGEBYSCORE', keys[1], now, '+inf')) do
+    local user = string.match(member, '^(%S+) ')
+    if user then counts[user] = (counts[user] or 0) + 1 end
+  end
+  local users = {}
+  for user in pairs(counts) do users[#users + 1] = user end
+  table.sort(users)
+  local flat = {}
+  for _, user in ipairs(users) do
+    flat[#flat + 1] = user
+    flat[#flat + 1] = counts[user]
+  end
+  return flat
+end
+
+-- The presence channels some node has streams on, in the registry's slot, and a lock that
+-- lets one node at a time sweep them (a channel whose only node died has nobody renewing).
+local PRESENCE_INDEX = PREFIX .. ':{registry}:presence'
+local SWEEP_LOCK = PREFIX .. ':{registry}:presence-sweep'
+
+-- FCALL <prefix>_presence_index 2 <index> <lock> <node> <interval ms> [<channel> ...]
+-- Notes the node's presence channels; answers every indexed channel when this node may
+-- sweep now (at most one node per interval), else {}.
+local function presence_index(keys, args)
+  local node, interval = args[1], tonumber(args[2])
+  if keys[1] ~= PRESENCE_INDEX or keys[2] ~= SWEEP_LOCK or not node or #node < 1 or not interval
+    or interval < 100 or interval > 3600000 then
+    return redis.error_reply('ERR fanfare: the keys must be ' .. PRESENCE_INDEX .. ' and ' .. SWEEP_LOCK
+      .. ', then a node id and an interval')
+  end
+  for i = 3, #args, 1000 do redis.call('SADD', keys[1], unpack(args, i, math.min(i + 999, #args))) end
+  if not redis.call('SET', keys[2], node, 'NX', 'PX', interval) then return {} end
+  return redis.call('SMEMBERS', keys[1])
+end
+
+-- FCALL <prefix>_presence_unindex 1 <index> <channel> ...: channels whose presence is gone.
+local function presence_unindex(keys, args)
+  if keys[1] ~= PRESENCE_INDEX or #args == 0 then
+    return redis.error_reply('ERR fanfare: the key must be ' .. PRESENCE_INDEX .. ', then channels')
+  end
+  return redis.call('SREM', keys[1], unpack(args, 1, math.min(#args, 1000)))
+end
+
 redis.register_function(PREFIX .. '_publish', publish)
 redis.register_function(PREFIX .. '_publish_batch', publish_batch)
 redis.register_function{function_name = PREFIX .. '_head', callback = head, flags = {'no-writes'}}
@@ -512,3 +763,13 @@ redis.register_function(PREFIX .. '_leave', leave)
 redis.register_function{function_name = PREFIX .. '_cluster', callback = cluster, flags = {'no-writes'}}
 redis.register_function{function_name = PREFIX .. '_client', callback = client, flags = {'no-writes'}}
 redis.register_function{function_name = PREFIX .. '_connections', callback = connections, flags = {'no-writes'}}
+redis.register_function(PREFIX .. '_user_acquire', user_acquire)
+redis.register_function(PREFIX .. '_user_renew', user_renew)
+redis.register_function(PREFIX .. '_user_release', user_release)
+redis.register_function{function_name = PREFIX .. '_user_places', callback = user_places, flags = {'no-writes'}}
+redis.register_function(PREFIX .. '_presence_renew', presence_renew)
+redis.register_function(PREFIX .. '_presence_leave', presence_leave)
+redis.register_function(PREFIX .. '_presence_sweep', presence_sweep)
+redis.register_function{function_name = PREFIX .. '_presence_users', callback = presence_users, flags = {'no-writes'}}
+redis.register_function(PREFIX .. '_presence_index', presence_index)
+redis.register_function(PREFIX .. '_presence_unindex', presence_unindex)

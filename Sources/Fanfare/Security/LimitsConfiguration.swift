@@ -4,6 +4,11 @@ public import NIOCore
 public struct LimitsConfiguration: Sendable {
     /// Open streams per client id on one node.
     public var connectionsPerClient: Int
+    /// Open streams per user id across the whole cluster, counted atomically in Redis
+    /// (in memory when embedded); a stream without a user is not counted.
+    public var connectionsPerUser: Int
+    /// What a stream over ``connectionsPerUser`` gets: refused, or the user's oldest ends.
+    public var userLimitPolicy: UserLimitPolicy
     /// Open streams per client address on one node (behind a proxy see
     /// ``trustForwardedFor``).
     public var connectionsPerIP: Int
@@ -28,6 +33,8 @@ public struct LimitsConfiguration: Sendable {
 
     public init(
         connectionsPerClient: Int = 32,
+        connectionsPerUser: Int = 0,
+        userLimitPolicy: UserLimitPolicy = .refuse,
         connectionsPerIP: Int = 0,
         connectionsPerNode: Int = 0,
         publishesPerSecond: Int = 0,
@@ -38,6 +45,8 @@ public struct LimitsConfiguration: Sendable {
         trustForwardedFor: Bool = false
     ) {
         self.connectionsPerClient = connectionsPerClient
+        self.connectionsPerUser = connectionsPerUser
+        self.userLimitPolicy = userLimitPolicy
         self.connectionsPerIP = connectionsPerIP
         self.connectionsPerNode = connectionsPerNode
         self.publishesPerSecond = publishesPerSecond

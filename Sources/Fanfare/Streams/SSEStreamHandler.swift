@@ -26,6 +26,8 @@ final class SSEStreamHandler: ChannelInboundHandler {
     /// The address the stream counts against under the connection limits (with its
     /// client id), given back when it closes.
     private let address: String
+    /// Its place under its user's limit and on its topics' presence, if it has them.
+    let leases: StreamLeases?
     @exclusivity(unchecked) var isAttached = false
     /// Set while the stream is on its hub's list of streams to flush after a batch.
     @exclusivity(unchecked) var needsFlush = false
@@ -59,6 +61,7 @@ final class SSEStreamHandler: ChannelInboundHandler {
         channels: [String],
         resume: StreamStateMachine.Resume,
         address: String,
+        leases: StreamLeases? = nil,
         expires: NIODeadline? = nil,
         endsAtFinal: Bool = false,
         eventLoop: any EventLoop
@@ -69,6 +72,7 @@ final class SSEStreamHandler: ChannelInboundHandler {
         self.eventLoop = eventLoop
         self.id = node.hub.makeStreamID(on: eventLoop)
         self.address = address
+        self.leases = leases
         self.expires = expires
         let configuration = node.configuration
         self.machine = StreamStateMachine(
@@ -101,6 +105,7 @@ final class SSEStreamHandler: ChannelInboundHandler {
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
         self.node.hub.register(self)
+        if let leases = self.leases { self.node.leases.opened(leases) }
         if let expires = self.expires {
             self.expiryTimer = context.eventLoop.assumeIsolated().scheduleTask(deadline: expires) {
                 self.expiryTimer = nil
@@ -163,6 +168,7 @@ final class SSEStreamHandler: ChannelInboundHandler {
         self.machine.close()
         self.node.hub.unregister(self)
         self.node.connectionLimiter.release(clientID: self.clientID, address: self.address)
+        if let leases = self.leases { self.node.leases.closed(leases) }
     }
 
     // MARK: From the hub (on this loop)

@@ -6,6 +6,8 @@
 struct StreamChannels: Sendable, Equatable {
     var clientID: String
     var channels: [String]
+    /// The stream's user (the token's subject when there is a grant), if it has one.
+    var userID: String? = nil
 
     /// - Parameters:
     ///   - requested: the client id from the path or `?clientId=`; a random `anon-<n>`
@@ -14,12 +16,15 @@ struct StreamChannels: Sendable, Equatable {
     ///     subject is the user then).
     ///   - topics: the `channels` parameter, comma-separated.
     ///   - maximumTopics: the most topics a stream may ask for (a grant does not widen it).
+    ///   - presence: whether the node keeps presence (`--presence`): without it a
+    ///     `presence:<channel>` topic is refused, since nothing would ever come on it.
     init(
         requested: String?,
         userID: String?,
         topics requestedTopics: String?,
         grant: Grant?,
-        maximumTopics: Int = 64
+        maximumTopics: Int = 64,
+        presence: Bool = true
     ) throws {
         if let requested {
             guard ChannelName.isValidID(requested) else { throw FanfareError(.invalidInput, "invalid client id") }
@@ -47,6 +52,9 @@ struct StreamChannels: Sendable, Equatable {
             guard !name.hasPrefix("client:"), !name.hasPrefix("user:") else {
                 throw FanfareError(.forbidden, "client: and user: channels are joined through ids, not topics")
             }
+            if ChannelName.presenceOf(name) != nil, !presence {
+                throw FanfareError(.invalidInput, "\(name): this node keeps no presence (start it with --presence)")
+            }
             if let grant, !grant.allows(name) {
                 throw FanfareError(.forbidden, "the token does not grant the channel \(name)")
             }
@@ -64,6 +72,13 @@ struct StreamChannels: Sendable, Equatable {
         if !channels.contains(ChannelName.broadcast) { channels.append(ChannelName.broadcast) }
         self.clientID = clientID
         self.channels = channels
+        self.userID = user.flatMap { $0.isEmpty ? nil : $0 }
+    }
+
+    /// The channels whose presence the stream counts on: its topics, when it has a user.
+    var presenceChannels: [String] {
+        guard self.userID != nil else { return [] }
+        return self.channels.filter(ChannelName.hasPresence)
     }
 }
 
