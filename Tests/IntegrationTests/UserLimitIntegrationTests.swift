@@ -46,22 +46,23 @@ struct UserLimitIntegrationTests {
         for (_, stream) in open { _ = try await stream.connected() }
         print("per-user race: 10 simultaneous opens over 3 nodes, limit 2: \(open.count) opened, statuses \(statuses)")
 
-        // A stream that closes gives its place back at once: another opens.
-        let (firstIndex, first) = try #require(open.first)
-        await first.close()
-        let again = try await self.openWhenAllowed(urls[(firstIndex + 1) % 3], client: "tab-again", within: 5)
-        print("per-user limit: a place given back by a closed stream was taken again after \(again.elapsed)")
-
-        // The node of the other stream dies: its place lapses.
+        // A stream that closes gives its place back at once: another opens, on a node
+        // other than the one the test kills next.
+        let (_, first) = try #require(open.first)
         let (secondIndex, second) = try #require(open.last)
         let doomed = nodes[secondIndex % 3]
-        // Full again: one more is refused.
-        let refused = try await TestStream(urls[(secondIndex + 1) % 3] + "/api/sse/subscribe/tab-over?userId=ursula")
+        let survivor = (secondIndex + 1) % 3
+        await first.close()
+        let again = try await self.openWhenAllowed(urls[survivor], client: "tab-again", within: 5)
+        print("per-user limit: a place given back by a closed stream was taken again after \(again.elapsed)")
+
+        // Full again: one more is refused. Then the node of the other stream dies, and its
+        // place lapses.
+        let refused = try await TestStream(urls[survivor] + "/api/sse/subscribe/tab-over?userId=ursula")
         #expect(refused.stream.status == 429)
         doomed.kill(SIGKILL)
         _ = try await doomed.waitForExit(within: .seconds(10))
         await second.stream.waitUntilClosed()
-        let survivor = urls.indices.first { nodes[$0] !== doomed && $0 != (firstIndex + 1) % 3 } ?? 0
         let replaced = try await self.openWhenAllowed(urls[survivor], client: "tab-after-kill", within: 15)
         print("per-user limit: the SIGKILLed node's place was free again after \(replaced.elapsed)")
         #expect(replaced.elapsed < .seconds(10), "the dead node's place came back after \(replaced.elapsed)")

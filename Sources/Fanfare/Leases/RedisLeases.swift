@@ -93,16 +93,8 @@ final class RedisLeases: ClusterLeases {
         }
     }
 
-    /// This node's leases, as ``run()`` last applied them.
-    private struct Book {
-        /// Places per user.
-        var places: [String: Set<String>] = [:]
-        /// Per presence channel: lease → user.
-        var presence: [String: [String: String]] = [:]
-    }
-
     func run() async {
-        var book = Book()
+        var book = LeaseBook()
         var nextRenewal = ContinuousClock.now
         await withTaskGroup(of: Void.self) { group in
             group.addTask { [changes] in
@@ -126,42 +118,18 @@ final class RedisLeases: ClusterLeases {
 
     /// Applies `changes` in order: places go back, and per channel the leases that opened
     /// enter before those that closed leave (a lease does each at most once).
-    private func apply(_ changes: [LeaseChanges.Change], to book: inout Book) async {
-        guard !changes.isEmpty else { return }
-        var releases: [(user: String, place: String)] = []
-        var enters: [String: [String]] = [:]
-        var leaves: [String: [String]] = [:]
-        for change in changes {
-            switch change {
-            case .opened(let leases):
-                if let place = leases.place { book.places[leases.user, default: []].insert(place) }
-                for channel in leases.presence {
-                    book.presence[channel, default: [:]][leases.lease] = leases.user
-                    enters[channel, default: []] += [leases.user, leases.lease]
-                }
-            case .closed(let leases), .released(let leases):
-                if let place = leases.place {
-                    book.places[leases.user]?.remove(place)
-                    if book.places[leases.user]?.isEmpty == true { book.places[leases.user] = nil }
-                    releases.append((leases.user, place))
-                }
-                guard case .closed = change else { continue }
-                for channel in leases.presence {
-                    book.presence[channel]?[leases.lease] = nil
-                    if book.presence[channel]?.isEmpty == true { book.presence[channel] = nil }
-                    leaves[channel, default: []] += [leases.user, leases.lease]
-                }
-            }
-        }
+    private func apply(_ changes: [LeaseChanges.Change], to book: inout LeaseBook) async {
+        let actions = book.apply(changes)
+        guard !actions.isEmpty else { return }
         await withTaskGroup(of: Void.self) { group in
-            for (user, place) in releases {
-                let key = self.names.userPlaces(user)
-                group.addTask { _ = await self.call("user_release", [key], [RESPArgument(place)]) }
+            for release in actions.releases {
+                let key = self.names.userPlaces(release.user)
+                group.addTask { _ = await self.call("user_release", [key], [RESPArgument(release.place)]) }
             }
-            for channel in Set(enters.keys).union(leaves.keys) {
+            for channel in Set(actions.enters.keys).union(actions.leaves.keys) {
                 let keys = self.names.presence(channel)
-                let entering = enters[channel] ?? []
-                let leaving = leaves[channel] ?? []
+                let entering = (actions.enters[channel] ?? []).flatMap { [$0.user, $0.lease] }
+                let leaving = (actions.leaves[channel] ?? []).flatMap { [$0.user, $0.lease] }
                 group.addTask {
                     if !entering.isEmpty {
                         let arguments = [RESPArgument(Self.lifetimeMilliseconds)] + entering.map { RESPArgument($0) }
@@ -178,7 +146,7 @@ final class RedisLeases: ClusterLeases {
     /// Renews every place and presence lease of the node, ends the streams whose place is
     /// gone, notes the node's presence channels, and sweeps them all when it is this node's
     /// turn.
-    private func renew(_ book: inout Book) async {
+    private func renew(_ book: inout LeaseBook) async {
         let gone = await withTaskGroup(of: [(user: String, place: String)].self) { group in
             for (user, places) in book.places {
                 let key = self.names.userPlaces(user)
@@ -202,9 +170,8 @@ final class RedisLeases: ClusterLeases {
         for (user, place) in gone {
             // Ended by a newer stream whose disconnect did not reach it, or lapsed while
             // Redis was away: the stream no longer counts, so it ends.
-            book.places[user]?.remove(place)
-            if book.places[user]?.isEmpty == true { book.places[user] = nil }
-            guard let lease = place.split(separator: " ").last.map(String.init) else { continue }
+            book.forget(LeaseBook.Place(user: user, place: place))
+            guard let lease = LeaseBook.lease(of: place) else { continue }
             self.hub.endStream(
                 DisconnectRequest(
                     id: lease,
