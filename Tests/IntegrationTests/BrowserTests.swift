@@ -85,6 +85,67 @@ struct BrowserTests {
         redis.stop()
     }
 
+    /// The admin page over a three-node cluster under a light load (Tests/Browser/admin_test.py):
+    /// charts per node fill as it polls, the presence view lists who is on `lobby` and logs
+    /// joins and leaves as they come, and the End button ends a client's streams. Leaves
+    /// `test-artifacts/browser/admin-cluster.png`.
+    @Test func theAdminPageChartsAThreeNodeClusterAndShowsWhoIsOnline() async throws {
+        guard let chromium = BrowserTools.chromium, let chromedriver = BrowserTools.chromedriver else {
+            throw TestFailure("chromium and chromedriver are not installed; run scripts/install-dependencies.sh")
+        }
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().path
+        let redis = try await RedisServerProcess()
+        defer { redis.stop() }
+        var nodes: [NodeProcess] = []
+        defer { for node in nodes { node.stop() } }
+        for index in 0..<3 {
+            nodes.append(try await NodeProcess(id: "node-\(index + 1)", redis: redis.url, arguments: ["--presence"]))
+        }
+        // A few users on lobby, spread over the nodes, and a light load: about ten publishes a
+        // second on lobby, each to a node in turn.
+        let users = ["amara", "bruno", "chen", "dalia", "emeka", "farah"]
+        var streams: [TestStream] = []
+        for (index, user) in users.enumerated() {
+            let stream = try await TestStream(
+                nodes[index % 3].url + "/api/sse/subscribe/\(user)-tab?userId=\(user)&channels=lobby"
+            )
+            _ = try await stream.connected()
+            streams.append(stream)
+        }
+        let urls = nodes.map(\.url)
+        let load = Task {
+            var count = 0
+            while !Task.isCancelled, count < 3_000 {
+                _ = try? await TestHTTPClient.request(
+                    "POST",
+                    urls[count % 3] + "/api/sse/notify",
+                    body: #"{"channel":"lobby","event":"tick","payload":\#(count)}"#
+                )
+                count += 1
+                try? await Task.sleep(for: .milliseconds(100))
+            }
+        }
+        defer { load.cancel() }
+        let screenshots = root + "/test-artifacts/browser"
+        try FileManager.default.createDirectory(atPath: screenshots, withIntermediateDirectories: true)
+        let log = FileManager.default.temporaryDirectory.appendingPathComponent("admin-\(UUID()).log").path
+        defer { try? FileManager.default.removeItem(atPath: log) }
+        var arguments = [
+            "/usr/bin/env", "python3", root + "/Tests/Browser/admin_test.py", "--screenshots", screenshots,
+            "--chromium", chromium, "--chromedriver", chromedriver, "--users", users.joined(separator: ","),
+        ]
+        for node in nodes { arguments += ["--node-url", node.url, "--node-id", node.id] }
+        let pid = try RedisServerProcess.spawn(arguments, output: log)
+        let code = try await RedisServerProcess.waitForExit(pid, "the admin page test", within: .seconds(120))
+        let output = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
+        #expect(code == 0, "the admin page test failed:\n\(output.suffix(6000))")
+        #expect(output.contains("admin checks passed"), "\(output.suffix(2000))")
+        load.cancel()
+        _ = await load.value
+        for stream in streams { await stream.close() }
+    }
+
     /// fanfare.js as a page imports it (`import("/fanfare.js")` on a node's own origin),
     /// driven by Tests/Browser/fanfare_js_test.py in two Chromiums at once: runs followed
     /// from the start over EventSource and over fetch + POST (every token in order, `done`
