@@ -82,7 +82,7 @@ struct RedisTLSIntegrationTests {
         return (server, tlsPort)
     }
 
-    private static func configuration(port tlsPort: Int, tls: RedisTLSSettings) throws -> FanfareConfiguration {
+    static func configuration(port tlsPort: Int, tls: RedisTLSSettings) throws -> FanfareConfiguration {
         var configuration = FanfareConfiguration(
             host: "127.0.0.1",
             port: try RedisServerProcess.freePort(),
