@@ -114,6 +114,70 @@ struct PresenceIntegrationTests {
         await watcher.close()
     }
 
+    /// With credentials: following `presence:<channel>` needs a token that grants it, an
+    /// admin token or the admin key; the route needs the admin credential.
+    @Test func followingPresenceNeedsItsGrantOrTheAdminCredential() async throws {
+        let secret = "presence-secret-0123456789abcdef0123456789"
+        let harness = try await NodeHarness(nodes: 1, embedded: true) { configuration in
+            configuration.presence = true
+            configuration.security = SecurityConfiguration(
+                jwtSecret: secret,
+                publisherKey: "presence-publisher",
+                adminKey: "presence-admin"
+            )
+        }
+        let url = harness.urls[0]
+        func token(_ channels: [String], admin: Bool = false) async throws -> String {
+            try await TokenMinter.mint(
+                secret: secret,
+                subject: "sam",
+                channels: channels,
+                expiresIn: 600,
+                admin: admin
+            )
+        }
+        let topicOnly = try await token(["client:sam", "room"])
+        let refused = try await TestHTTPClient.request(
+            "GET",
+            url + "/api/sse/subscribe/sam?channels=presence:room&token=\(topicOnly)"
+        )
+        #expect(refused.status == 403, "\(refused.body)")
+        let granted = try await TestStream(
+            url
+                + "/api/sse/subscribe/sam?channels=presence:room&token=\(try await token(["client:sam", "presence:room"]))"
+        )
+        #expect(granted.stream.status == 200)
+        let adminToken = try await TestStream(
+            url + "/api/sse/subscribe/dash-1?channels=presence:room&token=\(try await token([], admin: true))"
+        )
+        #expect(adminToken.stream.status == 200)
+        let adminKey = try await TestStream(
+            url + "/api/sse/subscribe/dash-2?channels=presence:room",
+            headers: [("Authorization", "Bearer presence-admin")]
+        )
+        #expect(adminKey.stream.status == 200)
+        // A user with a token joins; every follower hears it.
+        let member = try await TestStream(
+            url + "/api/sse/subscribe/sam-tab?channels=room&token=\(try await token(["client:sam-tab", "room"]))"
+        )
+        _ = try await member.connected()
+        for follower in [granted, adminToken, adminKey] {
+            _ = try await follower.connected()
+            #expect(try await Self.next(follower).text == "join sam")
+        }
+        let anonymous = try await TestHTTPClient.request("GET", url + "/api/sse/presence/room")
+        #expect(anonymous.status == 401)
+        let listed = try await TestHTTPClient.request(
+            "GET",
+            url + "/api/sse/presence/room",
+            headers: [("Authorization", "Bearer presence-admin")]
+        )
+        #expect(listed.status == 200)
+        #expect(listed.body.contains(#""userId":"sam""#), "\(listed.body)")
+        for stream in [granted, adminToken, adminKey, member] { await stream.close() }
+        await harness.stop()
+    }
+
     /// Without `--presence`, a presence channel is refused with a sentence, as is the route.
     @Test func aNodeWithoutPresenceSaysSo() async throws {
         let harness = try await NodeHarness(nodes: 1, embedded: true)
