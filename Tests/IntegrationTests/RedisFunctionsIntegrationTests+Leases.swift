@@ -24,13 +24,13 @@ extension RedisFunctionsIntegrationTests {
         let second = try await acquire("lease2", "refuse")
         #expect(second[0].int == 1)
         #expect(try await acquire("lease3", "refuse").map(\.int) == [0])
-        // Renewing keeps both; a member that is not there is answered as gone.
+        // Renewing keeps both; a member that is not there and has no room is answered as gone.
         let places = [try #require(first[1].string), try #require(second[1].string)]
         let gone = try await self.call(
             connection,
             "user_renew",
             keys: [key],
-            ["6000"] + places + ["000000000000001 ghost"]
+            ["6000", "2"] + places + ["000000000000001 ghost"]
         )
         #expect(gone.array?.compactMap(\.string) == ["000000000000001 ghost"])
         // close-oldest: the first place goes, and its stream is asked to end.
@@ -59,6 +59,11 @@ extension RedisFunctionsIntegrationTests {
         #expect(live.array?.compactMap(\.string).contains(places[0]) == false)
         #expect(try await self.call(connection, "user_release", keys: [key], [places[1]]).int == 1)
         #expect(try await self.call(connection, "user_places", keys: [key]).array?.count == 1)
+        // A place that lapsed (here: given back behind its stream's back) is taken again while
+        // there is room.
+        let again = try await self.call(connection, "user_renew", keys: [key], ["6000", "2", places[1]])
+        #expect(again.array?.isEmpty == true)
+        #expect(try await self.call(connection, "user_places", keys: [key]).array?.count == 2)
         await subscriber.close()
         // Bad keys and arguments are refused with the usage.
         for (keys, arguments) in [
@@ -91,20 +96,23 @@ extension RedisFunctionsIntegrationTests {
                 return fields[index + 1].string
             }
         }
+        // Ann's two streams: one join, one leave. Then Ben's short lease lapses and a sweep
+        // makes him leave (nothing else can lapse meanwhile, however slow the machine).
         #expect(
-            try await self.call(connection, "presence_renew", keys: keys, ["6000", "ann", "l1", "ann", "l2"]).int == 1
+            try await self.call(connection, "presence_renew", keys: keys, ["60000", "ann", "l1", "ann", "l2"]).int == 1
         )
-        #expect(try await self.call(connection, "presence_renew", keys: keys, ["1000", "ben", "l3"]).int == 2)
-        #expect(try await self.call(connection, "presence_leave", keys: keys, ["ann", "l1"]).int == 2)
-        #expect(try await self.call(connection, "presence_leave", keys: keys, ["ann", "l2"]).int == 1)
+        #expect(try await self.call(connection, "presence_leave", keys: keys, ["ann", "l1"]).int == 1)
+        #expect(try await self.call(connection, "presence_leave", keys: keys, ["ann", "l2"]).int == 0)
+        #expect(try await self.call(connection, "presence_renew", keys: keys, ["1000", "ben", "l3"]).int == 1)
+        #expect(try await self.call(connection, "presence_users", keys: keys).array?.count == 2)
         try await Task.sleep(for: .milliseconds(1_100))
         #expect(try await self.call(connection, "presence_sweep", keys: keys).int == 0)
         #expect(try await self.call(connection, "presence_users", keys: keys).array?.isEmpty == true)
         #expect(
             try await events() == [
                 "event: join\ndata: {\"user\":\"ann\",\"channel\":\"hall\"}\n\n",
-                "event: join\ndata: {\"user\":\"ben\",\"channel\":\"hall\"}\n\n",
                 "event: leave\ndata: {\"user\":\"ann\",\"channel\":\"hall\"}\n\n",
+                "event: join\ndata: {\"user\":\"ben\",\"channel\":\"hall\"}\n\n",
                 "event: leave\ndata: {\"user\":\"ben\",\"channel\":\"hall\"}\n\n",
             ]
         )

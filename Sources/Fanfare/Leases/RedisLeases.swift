@@ -22,9 +22,12 @@ final class RedisLeases: ClusterLeases {
     private let hub: NodeHub
     private let nodeID: String
     private let logger: Logger
+    /// `--max-connections-per-user`: a place that lapsed is taken again while there is room.
+    private let limit: Int
     private let changes = LeaseChanges()
 
-    init(bus: RedisEventBus, names: RedisNames, hub: NodeHub, nodeID: String, logger: Logger) {
+    init(bus: RedisEventBus, names: RedisNames, hub: NodeHub, nodeID: String, limit: Int, logger: Logger) {
+        self.limit = limit
         self.bus = bus
         self.names = names
         self.hub = hub
@@ -147,11 +150,13 @@ final class RedisLeases: ClusterLeases {
     /// gone, notes the node's presence channels, and sweeps them all when it is this node's
     /// turn.
     private func renew(_ book: inout LeaseBook) async {
+        let limit = max(1, self.limit)
         let gone = await withTaskGroup(of: [(user: String, place: String)].self) { group in
             for (user, places) in book.places {
                 let key = self.names.userPlaces(user)
                 group.addTask {
-                    let arguments = [RESPArgument(Self.lifetimeMilliseconds)] + places.map { RESPArgument($0) }
+                    let arguments =
+                        [RESPArgument(Self.lifetimeMilliseconds), RESPArgument(limit)] + places.map { RESPArgument($0) }
                     let reply = await self.call("user_renew", [key], arguments)
                     return (reply?.array ?? []).compactMap { $0.string.map { (user, $0) } }
                 }
@@ -168,8 +173,8 @@ final class RedisLeases: ClusterLeases {
             return await group.reduce(into: []) { $0 += $1 }
         }
         for (user, place) in gone {
-            // Ended by a newer stream whose disconnect did not reach it, or lapsed while
-            // Redis was away: the stream no longer counts, so it ends.
+            // Taken by a newer stream whose disconnect did not reach it, or lapsed while Redis
+            // was away and taken since: the stream no longer counts, so it ends.
             book.forget(LeaseBook.Place(user: user, place: place))
             guard let lease = LeaseBook.lease(of: place) else { continue }
             self.hub.endStream(

@@ -133,7 +133,14 @@ public final class FanfareNode: Sendable {
         }
         let leases: any ClusterLeases =
             if let redisBus {
-                RedisLeases(bus: redisBus, names: names, hub: hub, nodeID: configuration.nodeID, logger: logger)
+                RedisLeases(
+                    bus: redisBus,
+                    names: names,
+                    hub: hub,
+                    nodeID: configuration.nodeID,
+                    limit: configuration.limits.connectionsPerUser,
+                    logger: logger
+                )
             } else {
                 EmbeddedLeases(bus: bus, hub: hub)
             }

@@ -568,20 +568,24 @@ local function user_acquire(keys, args)
   return result
 end
 
--- FCALL <prefix>_user_renew 1 <prefix>:u:{user:<id>} <lease ms> <member> ...
--- Renews this node's places of the user; answers the members that are gone (ended by a
--- newer stream, or lapsed): their streams must end.
+-- FCALL <prefix>_user_renew 1 <prefix>:u:{user:<id>} <lease ms> <limit> <member> ...
+-- Renews this node's places of the user. A place that is gone (it lapsed while Redis was
+-- away, or a newer stream took it) is taken again while the user is under `limit`; the
+-- answer is the members that could not be: their streams must end.
 local function user_renew(keys, args)
-  local lifetime = tonumber(args[1])
-  if not limit_user(keys[1]) or not lifetime or lifetime < 1000 or lifetime > 3600000 then
+  local lifetime, limit = tonumber(args[1]), tonumber(args[2])
+  if not limit_user(keys[1]) or not lifetime or lifetime < 1000 or lifetime > 3600000 or not limit
+    or limit < 1 then
     return redis.error_reply(LIMIT_USAGE)
   end
   local now = now_ms()
   redis.call('ZREMRANGEBYSCORE', keys[1], '-inf', now)
   local gone = {}
-  for i = 2, #args do
+  for i = 3, #args do
     if redis.call('ZSCORE', keys[1], args[i]) then
       redis.call('ZADD', keys[1], 'XX', now + lifetime, args[i])
+    elseif redis.call('ZCARD', keys[1]) < limit and lease_of(args[i]) then
+      redis.call('ZADD', keys[1], now + lifetime, args[i])
     else
       gone[#gone + 1] = args[i]
     end
