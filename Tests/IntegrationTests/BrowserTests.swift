@@ -30,7 +30,9 @@ enum BrowserTools {
         (Self.chromium != nil && RedisServerProcess.enabled && NginxProcess.enabled) || RedisServerProcess.isRequired
 }
 
-@Suite(.enabled(if: BrowserTools.enabled), .timeLimit(.minutes(3)))
+// One at a time: each runs Chromium, and several at once starve the rest of the suite on a
+// small machine.
+@Suite(.enabled(if: BrowserTools.enabled), .serialized, .timeLimit(.minutes(3)))
 struct BrowserTests {
     @Test func theClientAndAdminPagesWorkInABrowser() async throws {
         guard let chromium = BrowserTools.chromium, let chromedriver = BrowserTools.chromedriver else {

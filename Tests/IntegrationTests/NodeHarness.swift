@@ -32,7 +32,8 @@ final class NodeHarness: Sendable {
                 redisURL: self.redis?.url,
                 nodeID: "node-\(index)",
                 registryInterval: .milliseconds(200),
-                registryTTL: .seconds(2),
+                // The default: a loaded machine can hold a node's refresh up for a second or two.
+                registryTTL: .seconds(5),
                 eventLoops: 2
             )
             configure(&configuration)

@@ -70,11 +70,14 @@ struct PresenceIntegrationTests {
             headers: [("Last-Event-ID", try #require(leave.id))]
         )
         _ = try await resumed.connected()
-        #expect(try await Self.next(resumed).text == "leave bob")
-        #expect(try await Self.next(resumed).text == "join carol")
+        // Bob's leave and Carol's join, in the order the node saw them (it may see Bob's
+        // connection close after Carol's stream opened).
+        let missed = [try await Self.next(resumed).text, try await Self.next(resumed).text]
+        #expect(Set(missed) == ["leave bob", "join carol"], "\(missed)")
         // Nothing else came: the next event is the one this test makes now.
         await carol.close()
-        #expect(try await Self.next(resumed).text == "leave carol")
+        let last = try await Self.next(resumed).text
+        #expect(last == "leave carol")
         // Services cannot publish on a presence channel; without --presence nobody follows one.
         let refused = try await harness.notify(0, #"{"channel":"presence:room","event":"join","payload":{}}"#)
         #expect(refused.status == 400)

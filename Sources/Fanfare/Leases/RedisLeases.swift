@@ -14,7 +14,9 @@ internal import ServiceLifecycle
 /// ``renewInterval``; a node that dies stops, its places lapse after ``lifetime``, and
 /// whichever node sweeps next makes its users leave.
 final class RedisLeases: ClusterLeases {
-    static let lifetime = Duration.seconds(6)
+    /// Long enough to miss three renewals (a node held up on a loaded machine), short
+    /// enough that a dead node's places come back within ten seconds.
+    static let lifetime = Duration.seconds(8)
     static let renewInterval = Duration.seconds(2)
 
     private let bus: RedisEventBus
