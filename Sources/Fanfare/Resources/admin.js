@@ -22,6 +22,18 @@
     return td;
   }
 
+  function buttonCell(row, text, className, label, onClick) {
+    const td = document.createElement("td");
+    const button = document.createElement("button");
+    button.type = "button";
+    button.className = className;
+    button.textContent = text;
+    button.setAttribute("aria-label", label);
+    button.addEventListener("click", onClick);
+    td.append(button);
+    row.append(td);
+  }
+
   function uptime(seconds) {
     if (seconds < 60) return seconds + "s";
     if (seconds < 3600) return Math.floor(seconds / 60) + "m" + (seconds % 60) + "s";
@@ -249,29 +261,13 @@
         row.dataset.client = client.clientId;
         cell(row, client.clientId);
         cell(row, client.connections);
-        const action = document.createElement("td");
-        const button = document.createElement("button");
-        button.type = "button";
-        button.className = "secondary";
-        button.textContent = "Select";
-        button.setAttribute("aria-label", "Send to " + client.clientId);
-        button.addEventListener("click", () => {
+        buttonCell(row, "Select", "secondary", "Send to " + client.clientId, () => {
           $("target-kind").value = "clientId";
           $("target").value = client.clientId;
           targetChanged();
           $("event-name").focus();
         });
-        action.append(button);
-        row.append(action);
-        const end = document.createElement("td");
-        const ender = document.createElement("button");
-        ender.type = "button";
-        ender.className = "danger";
-        ender.textContent = "End";
-        ender.setAttribute("aria-label", "End the streams of " + client.clientId);
-        ender.addEventListener("click", () => endClient(client.clientId));
-        end.append(ender);
-        row.append(end);
+        buttonCell(row, "End", "danger", "End the streams of " + client.clientId, () => endClient(client.clientId));
         return row;
       }));
       $("updated").textContent = new Date().toLocaleTimeString();
