@@ -30,6 +30,12 @@ struct DisconnectRequest: Sendable, Equatable {
         self.lease = lease
     }
 
+    /// The request that ends the one stream of `user` holding `lease` (its place under the
+    /// per-user limit went to a newer stream), without a reconnect.
+    static func endingPlace(of user: String, lease: String, reason: String) -> DisconnectRequest {
+        DisconnectRequest(id: lease, channel: ChannelName.user(user), reason: reason, reconnect: false, lease: lease)
+    }
+
     /// Whether a pub/sub message is a disconnect request rather than an event (events start
     /// with their position, a digit).
     static func isRequest(_ payload: ByteBuffer) -> Bool {

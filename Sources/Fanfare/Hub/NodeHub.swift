@@ -252,11 +252,7 @@ final class NodeHub: Sendable {
     /// batch), so the events published before it reach the streams before it does. A loop
     /// that has not answered within five seconds (it is shutting down) counts none.
     func disconnect(_ request: DisconnectRequest) async -> Int {
-        let frame = ControlFrame.disconnect(DisconnectEvent(reason: request.reason, reconnect: request.reconnect))
-        let tally = DisconnectTally(loops: self.loops.count)
-        let channel = request.channel
-        let lease = request.lease
-        self.onBusLoop { $0.disconnect(channel, lease: lease, frame: frame, tally: tally) }
+        let tally = self.stage(request)
         let timeout = self.busLoop.scheduleTask(in: .seconds(5)) { tally.finish() }
         defer { timeout.cancel() }
         return await tally.total()
@@ -265,11 +261,18 @@ final class NodeHub: Sendable {
     /// Ends the one stream that holds `request`'s lease, if it is on this node, the way
     /// ``disconnect(_:)`` ends a channel's streams; nobody waits for the count.
     func endStream(_ request: DisconnectRequest) {
+        _ = self.stage(request)
+    }
+
+    /// Puts `request` on the bus loop, behind the events staged before it; every loop adds
+    /// what it ended to the tally.
+    private func stage(_ request: DisconnectRequest) -> DisconnectTally {
         let frame = ControlFrame.disconnect(DisconnectEvent(reason: request.reason, reconnect: request.reconnect))
         let tally = DisconnectTally(loops: self.loops.count)
         let channel = request.channel
         let lease = request.lease
         self.onBusLoop { $0.disconnect(channel, lease: lease, frame: frame, tally: tally) }
+        return tally
     }
 
     /// Runs `body` with every loop's hub, on its loop.

@@ -45,13 +45,7 @@ final class EmbeddedLeases: ClusterLeases {
         guard let ended else { return .refused }
         for old in ended {
             self.hub.endStream(
-                DisconnectRequest(
-                    id: old,
-                    channel: ChannelName.user(user),
-                    reason: "connection limit per user: a newer stream opened",
-                    reconnect: false,
-                    lease: old
-                )
+                .endingPlace(of: user, lease: old, reason: "connection limit per user: a newer stream opened")
             )
         }
         return .granted(place: lease, ended: ended)

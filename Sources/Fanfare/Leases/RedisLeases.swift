@@ -180,12 +180,10 @@ final class RedisLeases: ClusterLeases {
             book.forget(LeaseBook.Place(user: user, place: place))
             guard let lease = LeaseBook.lease(of: place) else { continue }
             self.hub.endStream(
-                DisconnectRequest(
-                    id: lease,
-                    channel: ChannelName.user(user),
-                    reason: "connection limit per user: this stream's place was taken or lapsed",
-                    reconnect: false,
-                    lease: lease
+                .endingPlace(
+                    of: user,
+                    lease: lease,
+                    reason: "connection limit per user: this stream's place was taken or lapsed"
                 )
             )
         }
