@@ -129,7 +129,7 @@ extension FanfareHTTPHandler {
             self.open(context: context, request: request, stream: stream, run: run, grant: grant)
             return
         }
-        var leases = StreamLeases(user: user, presence: presence)
+        let leases = StreamLeases(user: user, presence: presence)
         guard limit > 0 else {
             self.heldPlace?.leases = leases
             self.open(context: context, request: request, stream: stream, run: run, grant: grant)
@@ -146,16 +146,12 @@ extension FanfareHTTPHandler {
         answer.assumeIsolated().whenComplete { result in
             guard self.machine.isResponding else {
                 // The connection went meanwhile: a place it got goes back.
-                if case .success(.granted(let place, _)) = result {
-                    leases.place = place
-                    cluster.release(leases)
-                }
+                if case .success(.granted(let place, _)) = result { cluster.release(leases.placed(place)) }
                 return
             }
             switch result {
             case .success(.granted(let place, let ended)):
-                leases.place = place
-                self.heldPlace?.leases = leases
+                self.heldPlace?.leases = leases.placed(place)
                 if !ended.isEmpty {
                     self.node.logger.info(
                         "sse.user_limit.replaced",

@@ -1,6 +1,6 @@
 /// This node's leases, as its lease loop applied the streams' changes, and what each batch
 /// of changes asks of Redis. Pure: ``RedisLeases`` performs the actions.
-struct LeaseBook: Sendable, Equatable {
+struct LeaseBook: Sendable {
     /// A stream's place under its user's limit.
     struct Place: Sendable, Hashable {
         var user: String

@@ -12,20 +12,28 @@ public enum UserLimitPolicy: String, Sendable, CaseIterable {
 
 /// What a stream holds beyond its node: a place under its user's cluster-wide limit, and
 /// its user's presence on its topics.
-struct StreamLeases: Sendable, Equatable {
+///
+/// A class, and immutable: a stream keeps one reference (8 bytes of every stream, the many
+/// without a user included), and the lease loop's queue shares it.
+final class StreamLeases: Sendable {
     let user: String
     /// Names the stream's places in Redis: letters and digits, unique to the stream.
     let lease: String
     /// Its place under the user's limit, once it has one.
-    var place: String?
+    let place: String?
     /// The channels whose presence the stream counts on.
-    var presence: [String]
+    let presence: [String]
 
-    init(user: String, lease: String = Self.newLease(), place: String? = nil, presence: [String] = []) {
+    init(user: String, lease: String = StreamLeases.newLease(), place: String? = nil, presence: [String] = []) {
         self.user = user
         self.lease = lease
         self.place = place
         self.presence = presence
+    }
+
+    /// The same leases with the place the cluster gave them.
+    func placed(_ place: String) -> StreamLeases {
+        StreamLeases(user: self.user, lease: self.lease, place: place, presence: self.presence)
     }
 
     /// A fresh lease name: 26 random letters and digits.
@@ -83,7 +91,7 @@ protocol ClusterLeases: Sendable {
 /// Each stream adds at most two (opened, closed), so the list is bounded by the node's
 /// streams.
 final class LeaseChanges: Sendable {
-    enum Change: Sendable, Equatable {
+    enum Change: Sendable {
         case opened(StreamLeases)
         case closed(StreamLeases)
         /// A place taken for a stream that did not open.
