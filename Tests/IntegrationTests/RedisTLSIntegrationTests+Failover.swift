@@ -44,18 +44,10 @@ extension RedisTLSIntegrationTests {
             }
         }
         await onReplica.close()
-        let sentinelTLSPort = try RedisServerProcess.freePort()
-        let sentinel = try await SentinelProcess(
+        let (sentinel, sentinelTLSPort) = try await Self.sentinel(
+            certificates,
             monitoring: master,
-            masterPort: masterTLSPort,
-            extraConfiguration: """
-                tls-port \(sentinelTLSPort)
-                tls-cert-file \(certificates.serverCertificate)
-                tls-key-file \(certificates.serverKey)
-                tls-ca-cert-file \(certificates.ca)
-                tls-auth-clients no
-                tls-replication yes
-                """
+            masterPort: masterTLSPort
         )
         defer { sentinel.stop() }
         var configuration = try Self.configuration(port: masterTLSPort, tls: RedisTLSSettings(caFile: certificates.ca))

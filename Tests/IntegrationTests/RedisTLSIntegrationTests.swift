@@ -82,6 +82,29 @@ struct RedisTLSIntegrationTests {
         return (server, tlsPort)
     }
 
+    /// A sentinel watching `master` (at its TLS port) that speaks TLS on a port of its own and
+    /// to the servers it watches.
+    static func sentinel(
+        _ certificates: Certificates,
+        monitoring master: RedisServerProcess,
+        masterPort: Int
+    ) async throws -> (SentinelProcess, tlsPort: Int) {
+        let tlsPort = try RedisServerProcess.freePort()
+        let sentinel = try await SentinelProcess(
+            monitoring: master,
+            masterPort: masterPort,
+            extraConfiguration: """
+                tls-port \(tlsPort)
+                tls-cert-file \(certificates.serverCertificate)
+                tls-key-file \(certificates.serverKey)
+                tls-ca-cert-file \(certificates.ca)
+                tls-auth-clients no
+                tls-replication yes
+                """
+        )
+        return (sentinel, tlsPort)
+    }
+
     static func configuration(port tlsPort: Int, tls: RedisTLSSettings) throws -> FanfareConfiguration {
         var configuration = FanfareConfiguration(
             host: "127.0.0.1",
@@ -191,18 +214,10 @@ struct RedisTLSIntegrationTests {
         defer { certificates.remove() }
         let (master, masterTLSPort) = try await Self.server(certificates, clientCertificates: false)
         defer { master.stop() }
-        let sentinelTLSPort = try RedisServerProcess.freePort()
-        let sentinel = try await SentinelProcess(
+        let (sentinel, sentinelTLSPort) = try await Self.sentinel(
+            certificates,
             monitoring: master,
-            masterPort: masterTLSPort,
-            extraConfiguration: """
-                tls-port \(sentinelTLSPort)
-                tls-cert-file \(certificates.serverCertificate)
-                tls-key-file \(certificates.serverKey)
-                tls-ca-cert-file \(certificates.ca)
-                tls-auth-clients no
-                tls-replication yes
-                """
+            masterPort: masterTLSPort
         )
         defer { sentinel.stop() }
         var configuration = try Self.configuration(port: masterTLSPort, tls: RedisTLSSettings(caFile: certificates.ca))
